@@ -1,0 +1,326 @@
+//! The checks of the runbook, one file each (SQL as named constants + a pure `evaluate`), and the
+//! runner that queries every replica and Keeper node concurrently, each check under its own deadline.
+
+pub mod backups;
+pub mod blockers;
+pub mod keeper;
+pub mod lag;
+pub mod replicas;
+pub mod settings;
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ::clickhouse::{RowOwned, RowRead};
+use futures_util::future::join_all;
+
+use crate::clickhouse::ReplicaClient;
+use crate::config::ClusterTarget;
+use crate::domain::diagnose::{self, CheckResult, Context, ReplicaRef};
+use crate::domain::thresholds::Thresholds;
+use crate::domain::{Card, CheckKind, Finding, ProbeError, Severity, Subject};
+
+/// A cluster ready to be checked: its replicas resolved to clients.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    /// Name in the servers' remote_servers.
+    pub remote_cluster: String,
+    pub replicas: Vec<ReplicaClient>,
+    pub keeper: Vec<String>,
+    pub deadline: Duration,
+    pub thresholds: Thresholds,
+    pub backup_disk: String,
+}
+
+/// Why a cluster could not even be set up for checking.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot discover cluster '{cluster}': seed {seed} gave no answer ({error})")]
+    SeedUnreachable {
+        cluster: String,
+        seed: String,
+        error: ProbeError,
+    },
+    #[error("cluster '{cluster}' is not in system.clusters on seed {seed}")]
+    NotOnSeed { cluster: String, seed: String },
+}
+
+impl Cluster {
+    /// Resolve the target's replicas: as listed, or discovered from the seed's system.clusters.
+    pub async fn connect(t: &ClusterTarget) -> Result<Cluster, SetupError> {
+        let client = |name: &str, url: &str, shard: Option<u32>| {
+            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline)
+        };
+        let replicas = if !t.replicas.is_empty() {
+            t.replicas
+                .iter()
+                .map(|r| client(&r.name, &r.url, r.shard))
+                .collect()
+        } else {
+            let d = t
+                .discover
+                .as_ref()
+                .expect("config validation: replicas or discover");
+            let seed = client("seed", &d.seed, None);
+            let rows: Vec<replicas::ClusterRow> = seed
+                .fetch(replicas::CLUSTER_SQL, &[&t.remote_cluster])
+                .await
+                .map_err(|error| SetupError::SeedUnreachable {
+                    cluster: t.name.clone(),
+                    seed: d.seed.clone(),
+                    error,
+                })?;
+            if rows.is_empty() {
+                return Err(SetupError::NotOnSeed {
+                    cluster: t.remote_cluster.clone(),
+                    seed: d.seed.clone(),
+                });
+            }
+            let same_host = |h: &str| rows.iter().filter(|r| r.host_name == h).count() > 1;
+            rows.iter()
+                .map(|row| {
+                    let key = format!("{}:{}", row.host_name, row.port);
+                    let url = d
+                        .hosts
+                        .get(&key)
+                        .or_else(|| d.hosts.get(&row.host_name))
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            let host = if row.host_name.contains(':') {
+                                format!("[{}]", row.host_name)
+                            } else {
+                                row.host_name.clone()
+                            };
+                            format!("http://{host}:{}", d.http_port)
+                        });
+                    let name = if same_host(&row.host_name) {
+                        key
+                    } else {
+                        row.host_name.clone()
+                    };
+                    client(&name, &url, Some(row.shard_num))
+                })
+                .collect()
+        };
+        Ok(Cluster {
+            name: t.name.clone(),
+            remote_cluster: t.remote_cluster.clone(),
+            replicas,
+            keeper: t.keeper.clone(),
+            deadline: t.deadline,
+            thresholds: t.thresholds,
+            backup_disk: t.backup_disk.clone(),
+        })
+    }
+
+    /// Run `kinds` concurrently and build the card. `scope` is `backup` or the single check's name.
+    pub async fn check(&self, scope: &str, kinds: &[CheckKind]) -> Card {
+        let start = Instant::now();
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut facts = settings::SettingsFacts::default();
+        let runs = kinds.iter().map(|&k| self.run_one(k));
+        let mut results = Vec::new();
+        for (result, f) in join_all(runs).await {
+            if let Some(f) = f {
+                facts = f;
+            }
+            results.push(result);
+        }
+        let ctx = Context {
+            cluster: self.name.clone(),
+            replicas: self
+                .replicas
+                .iter()
+                .map(|r| ReplicaRef {
+                    name: r.name.clone(),
+                    shard: r.shard,
+                })
+                .collect(),
+            keeper_nodes: self.keeper.clone(),
+            databases: facts.databases,
+            backup_disk: self.backup_disk.clone(),
+            settings: facts.settings,
+            now_unix,
+            elapsed_ms: start.elapsed().as_millis() as u64,
+        };
+        diagnose::diagnose(&ctx, scope, results)
+    }
+
+    /// One check under its deadline (plus a little slack for the answers already in flight).
+    async fn run_one(&self, kind: CheckKind) -> (CheckResult, Option<settings::SettingsFacts>) {
+        let start = Instant::now();
+        let backstop = self.deadline + Duration::from_millis(250);
+        let work = async {
+            match kind {
+                CheckKind::Keeper => (self.keeper().await, None),
+                CheckKind::Replicas => (self.replicas().await, None),
+                CheckKind::Lag => (self.lag().await, None),
+                CheckKind::Blockers => (self.blockers().await, None),
+                CheckKind::Backups => (self.backups().await, None),
+                CheckKind::Settings => {
+                    let (f, facts) = self.settings().await;
+                    (f, Some(facts))
+                }
+            }
+        };
+        let (findings, facts) = tokio::time::timeout(backstop, work)
+            .await
+            .unwrap_or_else(|_| {
+                let f = Finding::new(
+                    kind,
+                    Severity::Unknown,
+                    Subject::Cluster,
+                    format!(
+                        "{} check: no answer within {} ms",
+                        kind.name(),
+                        backstop.as_millis()
+                    ),
+                );
+                (vec![f], None)
+            });
+        (
+            CheckResult {
+                check: kind,
+                elapsed_ms: start.elapsed().as_millis() as u64,
+                findings,
+            },
+            facts,
+        )
+    }
+
+    async fn per_replica<T, F, Fut>(&self, f: F) -> Vec<T>
+    where
+        F: Fn(ReplicaClient) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        join_all(self.replicas.iter().cloned().map(f)).await
+    }
+
+    async fn keeper(&self) -> Vec<Finding> {
+        let deadline = self.deadline;
+        let nodes = join_all(self.keeper.iter().map(|node| async move {
+            let answers =
+                join_all(keeper::WORDS.iter().map(|w| async move {
+                    (*w, crate::keeper::four_letter(node, w, deadline).await)
+                }))
+                .await;
+            keeper::NodeAnswers {
+                node: node.clone(),
+                answers,
+            }
+        }));
+        let views = self.per_replica(|c| async move {
+            let r: Result<Vec<keeper::ZkRow>, ProbeError> =
+                c.fetch(keeper::ZOOKEEPER_ROOT_SQL, &[]).await;
+            (c.name.clone(), r)
+        });
+        let (nodes, views) = tokio::join!(nodes, views);
+        keeper::evaluate(&nodes, &views)
+    }
+
+    async fn replicas(&self) -> Vec<Finding> {
+        let cluster = self.remote_cluster.clone();
+        let probes = self
+            .per_replica(|c| {
+                let cluster = cluster.clone();
+                async move {
+                    let binds = [cluster.as_str()];
+                    let (ping, version, view) = tokio::join!(
+                        c.ping(),
+                        c.fetch::<replicas::VersionRow>(replicas::VERSION_SQL, &[]),
+                        c.fetch::<replicas::ClusterRow>(replicas::CLUSTER_SQL, &binds)
+                    );
+                    replicas::ReplicaProbe {
+                        replica: c.name.clone(),
+                        ping,
+                        version,
+                        cluster: view,
+                    }
+                }
+            })
+            .await;
+        replicas::evaluate(&probes, &self.remote_cluster, self.deadline)
+    }
+
+    async fn lag(&self) -> Vec<Finding> {
+        let probes = self
+            .per_replica(|c| async move {
+                let (replicas, queue) = tokio::join!(
+                    fetch::<lag::ReplicaRow>(&c, lag::REPLICAS_SQL),
+                    fetch::<lag::QueueRow>(&c, lag::QUEUE_SQL)
+                );
+                lag::LagProbe {
+                    replica: c.name.clone(),
+                    replicas,
+                    queue,
+                }
+            })
+            .await;
+        lag::evaluate(&probes, &self.thresholds)
+    }
+
+    async fn blockers(&self) -> Vec<Finding> {
+        let probes = self
+            .per_replica(|c| async move {
+                let (mutations, merges, backups, ddl) = tokio::join!(
+                    fetch(&c, blockers::MUTATIONS_SQL),
+                    fetch(&c, blockers::MERGES_SQL),
+                    fetch(&c, blockers::RUNNING_BACKUPS_SQL),
+                    fetch(&c, blockers::DDL_QUEUE_SQL)
+                );
+                blockers::BlockersProbe {
+                    replica: c.name.clone(),
+                    mutations,
+                    merges,
+                    backups,
+                    ddl,
+                }
+            })
+            .await;
+        blockers::evaluate(&probes)
+    }
+
+    async fn backups(&self) -> Vec<Finding> {
+        let probes = self
+            .per_replica(|c| async move {
+                backups::BackupsProbe {
+                    replica: c.name.clone(),
+                    rows: fetch(&c, backups::RECENT_SQL).await,
+                }
+            })
+            .await;
+        backups::evaluate(&probes)
+    }
+
+    async fn settings(&self) -> (Vec<Finding>, settings::SettingsFacts) {
+        let disk = self.backup_disk.clone();
+        let probes = self
+            .per_replica(|c| {
+                let disk = disk.clone();
+                async move {
+                    let binds = [disk.as_str()];
+                    let (s, d, k) = tokio::join!(
+                        fetch(&c, settings::SETTINGS_SQL),
+                        fetch(&c, settings::DATABASES_SQL),
+                        c.fetch(settings::DISK_SQL, &binds)
+                    );
+                    settings::SettingsProbe {
+                        replica: c.name.clone(),
+                        settings: s,
+                        databases: d,
+                        disk: k,
+                    }
+                }
+            })
+            .await;
+        settings::evaluate(&probes, &self.backup_disk)
+    }
+}
+
+async fn fetch<T: RowOwned + RowRead>(c: &ReplicaClient, sql: &str) -> Result<Vec<T>, ProbeError> {
+    c.fetch(sql, &[]).await
+}

@@ -1,0 +1,294 @@
+//! Replicas online: `/ping` and `SELECT version(), uptime()` on every replica, plus each replica's
+//! view of the cluster in `system.clusters` (connection errors to its peers).
+
+use std::time::Duration;
+
+use ::clickhouse::Row;
+use serde::Deserialize;
+
+use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
+
+pub const VERSION_SQL: &str = "SELECT version() AS version, toUInt64(uptime()) AS uptime";
+
+/// `is_active` is NULL except for Replicated-database clusters, so it is not read.
+pub const CLUSTER_SQL: &str =
+    "SELECT toUInt32(shard_num) AS shard_num, toUInt32(replica_num) AS replica_num, host_name, \
+     toUInt16(port) AS port, toUInt8(is_local) AS is_local, toUInt64(errors_count) AS errors_count \
+     FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num";
+
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct VersionRow {
+    pub version: String,
+    pub uptime: u64,
+}
+
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct ClusterRow {
+    pub shard_num: u32,
+    pub replica_num: u32,
+    pub host_name: String,
+    pub port: u16,
+    pub is_local: u8,
+    pub errors_count: u64,
+}
+
+/// What one replica answered.
+#[derive(Debug, Clone)]
+pub struct ReplicaProbe {
+    pub replica: String,
+    pub ping: Result<Duration, ProbeError>,
+    pub version: Result<Vec<VersionRow>, ProbeError>,
+    pub cluster: Result<Vec<ClusterRow>, ProbeError>,
+}
+
+pub fn uptime_text(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+fn unreachable(check: CheckKind, replica: &str, e: &ProbeError) -> Finding {
+    let subject = Subject::replica(replica);
+    match e {
+        ProbeError::Refused => Finding::new(
+            check,
+            Severity::Crit,
+            subject,
+            format!("{replica}: unreachable (connection refused)"),
+        )
+        .cause(Cause::ReplicaOffline),
+        ProbeError::Timeout { .. } => Finding::new(
+            check,
+            Severity::Crit,
+            subject,
+            format!("{replica}: no answer ({e})"),
+        )
+        .cause(Cause::ReplicaOffline)
+        .cause(Cause::Network),
+        ProbeError::Auth { .. } => Finding::new(
+            check,
+            Severity::Unknown,
+            subject,
+            format!("{replica}: {e}: check `user` and the password in `password_env`"),
+        ),
+        ProbeError::Network(_) => Finding::new(
+            check,
+            Severity::Crit,
+            subject,
+            format!("{replica}: unreachable ({e})"),
+        )
+        .cause(Cause::ReplicaOffline)
+        .cause(Cause::Network),
+        _ => Finding::new(
+            check,
+            Severity::Warn,
+            subject,
+            format!("{replica}: answers, but {e}"),
+        ),
+    }
+}
+
+/// Judge every replica; `deadline` marks pings slower than half of it as slow.
+pub fn evaluate(probes: &[ReplicaProbe], cluster: &str, deadline: Duration) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut versions: Vec<(String, String)> = Vec::new();
+    for p in probes {
+        let r = &p.replica;
+        let subject = Subject::replica(r);
+        // A failed query says more than a failed ping (auth, server errors), unless the ping was refused.
+        let failure = match (&p.ping, &p.version) {
+            (_, Err(e @ ProbeError::Auth { .. })) => Some(e),
+            (Err(e), _) => Some(e),
+            (Ok(_), Err(e)) => Some(e),
+            _ => None,
+        };
+        if let Some(e) = failure {
+            let mut f = unreachable(CheckKind::Replicas, r, e);
+            if p.ping.is_ok() {
+                f = f.evidence("/ping answered Ok.");
+            }
+            out.push(f);
+            continue;
+        }
+        let ping = *p.ping.as_ref().expect("checked above");
+        let Some(v) = p.version.as_ref().ok().and_then(|rows| rows.first()) else {
+            out.push(Finding::new(
+                CheckKind::Replicas,
+                Severity::Warn,
+                subject,
+                format!("{r}: SELECT version() returned no row"),
+            ));
+            continue;
+        };
+        versions.push((r.clone(), v.version.clone()));
+        let ms = ping.as_secs_f64() * 1000.0;
+        let mut f = if ping > deadline / 2 {
+            Finding::new(
+                CheckKind::Replicas,
+                Severity::Warn,
+                subject.clone(),
+                format!("{r}: slow: ping {ms:.0} ms"),
+            )
+            .cause(Cause::Network)
+        } else {
+            Finding::new(
+                CheckKind::Replicas,
+                Severity::Ok,
+                subject.clone(),
+                format!(
+                    "{r}: up, {}, uptime {}, ping {ms:.0} ms",
+                    v.version,
+                    uptime_text(v.uptime)
+                ),
+            )
+        };
+        if v.uptime < 300 {
+            f = f.evidence(format!(
+                "restarted {} ago: in-memory system.backups history was lost",
+                uptime_text(v.uptime)
+            ));
+        }
+        out.push(f);
+        match &p.cluster {
+            Ok(rows) if rows.is_empty() => out.push(Finding::new(
+                CheckKind::Replicas,
+                Severity::Warn,
+                subject,
+                format!("{r}: cluster '{cluster}' is not in its system.clusters, ON CLUSTER from it would fail"),
+            )),
+            Ok(rows) => {
+                for row in rows.iter().filter(|row| row.errors_count > 0) {
+                    out.push(
+                        Finding::new(
+                            CheckKind::Replicas,
+                            Severity::Warn,
+                            subject.clone(),
+                            format!("{r} counts {} connection errors to {}:{}", row.errors_count, row.host_name, row.port),
+                        )
+                        .cause(Cause::Network)
+                        .evidence("system.clusters.errors_count is this host's own view"),
+                    );
+                }
+            }
+            Err(e) => out.push(Finding::new(CheckKind::Replicas, Severity::Unknown, subject, format!("{r}: system.clusters: {e}"))),
+        }
+    }
+    let mut distinct: Vec<&str> = versions.iter().map(|(_, v)| v.as_str()).collect();
+    distinct.sort();
+    distinct.dedup();
+    if distinct.len() > 1 {
+        let list = versions
+            .iter()
+            .map(|(r, v)| format!("{r}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(Finding::new(
+            CheckKind::Replicas,
+            Severity::Warn,
+            Subject::Cluster,
+            format!("Mixed server versions ({list}): backup coordination may refuse them"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(
+        r: &str,
+        ping: Result<u64, ProbeError>,
+        version: Result<&str, ProbeError>,
+    ) -> ReplicaProbe {
+        ReplicaProbe {
+            replica: r.into(),
+            ping: ping.map(Duration::from_millis),
+            version: version.map(|v| {
+                vec![VersionRow {
+                    version: v.into(),
+                    uptime: 4000,
+                }]
+            }),
+            cluster: Ok(vec![ClusterRow {
+                shard_num: 1,
+                replica_num: 1,
+                host_name: "h".into(),
+                port: 9000,
+                is_local: 1,
+                errors_count: 0,
+            }]),
+        }
+    }
+
+    #[test]
+    fn replica_table() {
+        let d = Duration::from_secs(2);
+        let cases: Vec<(ReplicaProbe, Severity, &str, &[Cause])> = vec![
+            (probe("r1", Ok(1), Ok("26.9.2.1")), Severity::Ok, "r1: up, 26.9.2.1, uptime 1h 6m, ping 1 ms", &[]),
+            (probe("r2", Err(ProbeError::Refused), Err(ProbeError::Refused)), Severity::Crit, "r2: unreachable (connection refused)", &[Cause::ReplicaOffline]),
+            (
+                probe("r3", Err(ProbeError::Timeout { after_ms: 2000 }), Err(ProbeError::Timeout { after_ms: 2000 })),
+                Severity::Crit,
+                "r3: no answer (timed out after 2000 ms)",
+                &[Cause::ReplicaOffline, Cause::Network],
+            ),
+            (probe("r4", Ok(1), Err(ProbeError::Auth { code: 516 })), Severity::Unknown, "r4: authentication failed (code 516): check `user` and the password in `password_env`", &[]),
+            (probe("r5", Ok(1500), Ok("26.9.2.1")), Severity::Warn, "r5: slow: ping 1500 ms", &[Cause::Network]),
+        ];
+        for (p, sev, text, causes) in cases {
+            let f = &evaluate(&[p], "c", d)[0];
+            assert_eq!(f.severity, sev, "{text}");
+            assert_eq!(f.summary, text);
+            assert_eq!(f.causes, causes, "{text}");
+        }
+    }
+
+    #[test]
+    fn refused_timeout_and_auth_are_distinct() {
+        let d = Duration::from_secs(2);
+        let s = |p| evaluate(&[p], "c", d)[0].summary.clone();
+        let a = s(probe(
+            "r",
+            Err(ProbeError::Refused),
+            Err(ProbeError::Refused),
+        ));
+        let b = s(probe(
+            "r",
+            Err(ProbeError::Timeout { after_ms: 2000 }),
+            Err(ProbeError::Timeout { after_ms: 2000 }),
+        ));
+        let c = s(probe("r", Ok(1), Err(ProbeError::Auth { code: 516 })));
+        assert!(a != b && b != c && a != c);
+    }
+
+    #[test]
+    fn cluster_view_and_versions() {
+        let mut p = probe("r1", Ok(1), Ok("26.9.2.1"));
+        p.cluster = Ok(vec![ClusterRow {
+            shard_num: 1,
+            replica_num: 2,
+            host_name: "ch2".into(),
+            port: 9000,
+            is_local: 0,
+            errors_count: 7,
+        }]);
+        let q = probe("r2", Ok(1), Ok("25.3.1.1"));
+        let f = evaluate(&[p, q], "c", Duration::from_secs(2));
+        assert!(f
+            .iter()
+            .any(|f| f.summary == "r1 counts 7 connection errors to ch2:9000"
+                && f.causes == [Cause::Network]));
+        assert!(f.iter().any(|f| f
+            .summary
+            .starts_with("Mixed server versions (r1=26.9.2.1, r2=25.3.1.1)")));
+        let mut p = probe("r1", Ok(1), Ok("26.9.2.1"));
+        p.cluster = Ok(vec![]);
+        assert!(evaluate(&[p], "c", Duration::from_secs(2))[1]
+            .summary
+            .contains("cluster 'c' is not in its system.clusters"));
+    }
+}

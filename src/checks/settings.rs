@@ -1,0 +1,253 @@
+//! Sync settings: effective `backup_restore_*` settings per replica, plus what a per-replica backup
+//! needs (the user databases, the backup disk).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ::clickhouse::Row;
+use serde::Deserialize;
+
+use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
+
+/// The settings that govern ON CLUSTER backup/restore sync, with their current defaults.
+pub const SYNC_SETTINGS: [(&str, u64); 5] = [
+    ("backup_restore_keeper_max_retries", 1000),
+    ("backup_restore_keeper_retry_initial_backoff_ms", 100),
+    ("backup_restore_keeper_retry_max_backoff_ms", 5000),
+    ("backup_restore_finish_timeout_after_error_sec", 180),
+    (
+        "backup_restore_failure_after_host_disconnected_for_seconds",
+        3600,
+    ),
+];
+
+pub const SETTINGS_SQL: &str = "SELECT name, value FROM system.settings WHERE name IN (\
+     'backup_restore_keeper_max_retries', 'backup_restore_keeper_retry_initial_backoff_ms', \
+     'backup_restore_keeper_retry_max_backoff_ms', 'backup_restore_finish_timeout_after_error_sec', \
+     'backup_restore_failure_after_host_disconnected_for_seconds') ORDER BY name";
+
+/// Databases holding at least one table, system ones excluded: what a per-replica backup covers.
+pub const DATABASES_SQL: &str = "SELECT database AS name FROM system.tables \
+     WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') AND NOT is_temporary \
+     GROUP BY database ORDER BY database LIMIT 500";
+
+pub const DISK_SQL: &str = "SELECT name FROM system.disks WHERE name = ?";
+
+/// Fewer Keeper retries than this cannot ride out a Keeper hiccup (the pre-24.10 default was 20).
+pub const MIN_RETRIES: u64 = 100;
+
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct SettingRow {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct NameRow {
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SettingsProbe {
+    pub replica: String,
+    pub settings: Result<Vec<SettingRow>, ProbeError>,
+    pub databases: Result<Vec<NameRow>, ProbeError>,
+    pub disk: Result<Vec<NameRow>, ProbeError>,
+}
+
+/// What the diagnosis needs besides the findings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsFacts {
+    /// Effective values of the first replica that answered.
+    pub settings: BTreeMap<String, u64>,
+    /// Union of the replicas' user databases.
+    pub databases: Vec<String>,
+}
+
+fn values(rows: &[SettingRow]) -> BTreeMap<String, u64> {
+    rows.iter()
+        .filter_map(|r| r.value.parse::<u64>().ok().map(|v| (r.name.clone(), v)))
+        .collect()
+}
+
+pub fn evaluate(probes: &[SettingsProbe], disk: &str) -> (Vec<Finding>, SettingsFacts) {
+    let mut out = Vec::new();
+    let mut facts = SettingsFacts::default();
+    let mut dbs = BTreeSet::new();
+    let mut seen: Vec<(String, BTreeMap<String, u64>)> = Vec::new();
+    for p in probes {
+        let r = &p.replica;
+        let rows = match &p.settings {
+            Ok(rows) => rows,
+            Err(e) => {
+                out.push(Finding::probe_failed(CheckKind::Settings, r, e));
+                continue;
+            }
+        };
+        let v = values(rows);
+        let get = |k: &str| v.get(k).copied();
+        let retries = get("backup_restore_keeper_max_retries");
+        let mut f = Finding::new(
+            CheckKind::Settings,
+            Severity::Ok,
+            Subject::replica(r),
+            format!(
+                "{r}: keeper retries {}, backoff {}–{} ms, finish timeout after error {} s, host disconnect limit {} s",
+                show(get("backup_restore_keeper_max_retries")),
+                show(get("backup_restore_keeper_retry_initial_backoff_ms")),
+                show(get("backup_restore_keeper_retry_max_backoff_ms")),
+                show(get("backup_restore_finish_timeout_after_error_sec")),
+                show(get("backup_restore_failure_after_host_disconnected_for_seconds")),
+            ),
+        );
+        if let Some(n) = retries.filter(|n| *n < MIN_RETRIES) {
+            f.severity = Severity::Warn;
+            f.summary = format!(
+                "{r}: only {n} Keeper retries for backup/restore (default 1000 since 24.10)"
+            );
+            f = f.cause(Cause::Timeout);
+        }
+        for (name, default) in SYNC_SETTINGS {
+            if let Some(val) = get(name).filter(|val| *val != default) {
+                f = f.evidence(format!("{name} = {val} (default {default})"));
+            }
+        }
+        out.push(f);
+        match &p.disk {
+            Ok(rows) if rows.is_empty() => out.push(Finding::new(
+                CheckKind::Settings,
+                Severity::Warn,
+                Subject::replica(r),
+                format!("{r}: no disk '{disk}': BACKUP … TO Disk('{disk}', …) would fail there"),
+            )),
+            Ok(_) => {}
+            Err(e) => out.push(Finding::new(
+                CheckKind::Settings,
+                Severity::Unknown,
+                Subject::replica(r),
+                format!("{r}: system.disks: {e}"),
+            )),
+        }
+        if let Ok(rows) = &p.databases {
+            dbs.extend(rows.iter().map(|n| n.name.clone()));
+        }
+        if facts.settings.is_empty() {
+            facts.settings = v.clone();
+        }
+        seen.push((r.clone(), v));
+    }
+    if let Some((first_r, first)) = seen.first() {
+        for (r, v) in &seen[1..] {
+            let differing: Vec<String> = SYNC_SETTINGS
+                .iter()
+                .filter(|(name, _)| first.get(*name) != v.get(*name))
+                .map(|(name, _)| {
+                    format!(
+                        "{name}: {first_r}={} {r}={}",
+                        show(first.get(*name).copied()),
+                        show(v.get(*name).copied())
+                    )
+                })
+                .collect();
+            if !differing.is_empty() {
+                let mut f = Finding::new(
+                    CheckKind::Settings,
+                    Severity::Warn,
+                    Subject::replica(r),
+                    format!("{r}: sync settings differ from {first_r}"),
+                );
+                for d in differing {
+                    f = f.evidence(d);
+                }
+                out.push(f);
+            }
+        }
+    }
+    facts.databases = dbs.into_iter().collect();
+    (out, facts)
+}
+
+fn show(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(retries: &str) -> Vec<SettingRow> {
+        let mut r: Vec<SettingRow> = SYNC_SETTINGS
+            .iter()
+            .map(|(n, d)| SettingRow {
+                name: n.to_string(),
+                value: d.to_string(),
+            })
+            .collect();
+        r[0].value = retries.into();
+        r
+    }
+
+    fn probe(r: &str, retries: &str, dbs: &[&str]) -> SettingsProbe {
+        SettingsProbe {
+            replica: r.into(),
+            settings: Ok(rows(retries)),
+            databases: Ok(dbs
+                .iter()
+                .map(|d| NameRow {
+                    name: d.to_string(),
+                })
+                .collect()),
+            disk: Ok(vec![NameRow {
+                name: "backups".into(),
+            }]),
+        }
+    }
+
+    #[test]
+    fn settings_table() {
+        let cases: Vec<(SettingsProbe, Severity, &str)> = vec![
+            (probe("r1", "1000", &[]), Severity::Ok, "r1: keeper retries 1000, backoff 100–5000 ms, finish timeout after error 180 s, host disconnect limit 3600 s"),
+            (probe("r1", "20", &[]), Severity::Warn, "r1: only 20 Keeper retries for backup/restore (default 1000 since 24.10)"),
+            (SettingsProbe { disk: Ok(vec![]), ..probe("r1", "1000", &[]) }, Severity::Ok, "r1: keeper retries 1000"),
+        ];
+        for (p, sev, text) in cases {
+            let (f, _) = evaluate(&[p], "backups");
+            assert_eq!(f[0].severity, sev, "{text}");
+            assert!(f[0].summary.starts_with(text), "{}", f[0].summary);
+        }
+        let (f, _) = evaluate(
+            &[SettingsProbe {
+                disk: Ok(vec![]),
+                ..probe("r1", "1000", &[])
+            }],
+            "backups",
+        );
+        assert_eq!(
+            f[1].summary,
+            "r1: no disk 'backups': BACKUP … TO Disk('backups', …) would fail there"
+        );
+    }
+
+    #[test]
+    fn facts_and_differences() {
+        let (f, facts) = evaluate(
+            &[
+                probe("r1", "1000", &["a", "b"]),
+                probe("r2", "20", &["b", "c"]),
+            ],
+            "backups",
+        );
+        assert_eq!(facts.databases, vec!["a", "b", "c"]);
+        assert_eq!(
+            facts.settings.get("backup_restore_keeper_max_retries"),
+            Some(&1000)
+        );
+        let diff = f
+            .iter()
+            .find(|f| f.summary == "r2: sync settings differ from r1")
+            .expect("difference");
+        assert_eq!(
+            diff.evidence,
+            vec!["backup_restore_keeper_max_retries: r1=1000 r2=20"]
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The command line: `chops check …` and `chops config check`. Parses, runs, prints, and maps the
+//! outcome to an exit code (0 healthy, 1 degraded, 2 failing, 3 usage/config error).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::checks::{Cluster, SetupError};
+use crate::config::{self, ConfigError, Loaded};
+use crate::domain::CheckKind;
+use crate::render;
+
+pub const EXIT_USAGE: i32 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chops",
+    version,
+    about = "Diagnose ClickHouse backup/restore sync failures (code 655) and guide the fix"
+)]
+pub struct Cli {
+    /// Config file [default: $CHOPS_CONFIG, else config/chops.toml]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the checks against a cluster and print the diagnosis card.
+    Check {
+        /// `backup` runs every check and ranks the causes; the others print one section.
+        #[arg(value_enum, default_value_t = What::Backup)]
+        what: What,
+        /// Cluster name from the config (default: the only one configured).
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Print the card as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Colour: auto (only on a terminal), always, never.
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config (unknown keys, values, password env vars) and report the exact key that is wrong.
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    Backup,
+    Keeper,
+    Replicas,
+    Lag,
+    Blockers,
+    Backups,
+    Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Errors shown to the user as one line, exit code 3.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+impl What {
+    fn kinds(self) -> (&'static str, Vec<CheckKind>) {
+        let one = |k: CheckKind| (k.name(), vec![k]);
+        match self {
+            What::Backup => ("backup", CheckKind::ALL.to_vec()),
+            What::Keeper => one(CheckKind::Keeper),
+            What::Replicas => one(CheckKind::Replicas),
+            What::Lag => one(CheckKind::Lag),
+            What::Blockers => one(CheckKind::Blockers),
+            What::Backups => one(CheckKind::Backups),
+            What::Settings => one(CheckKind::Settings),
+        }
+    }
+}
+
+/// Run a parsed command; returns the exit code. Output goes to stdout, errors to stderr.
+pub async fn run(cli: Cli) -> i32 {
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chops: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<i32, UserError> {
+    let path = config::resolve_path(cli.config);
+    let loaded = Loaded::load(&path)?;
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            for name in loaded.cluster_names() {
+                loaded.target(Some(&name), &config::process_env)?;
+            }
+            println!(
+                "{}: ok (clusters: {})",
+                loaded.path,
+                loaded.cluster_names().join(", ")
+            );
+            Ok(0)
+        }
+        Command::Check {
+            what,
+            cluster,
+            json,
+            color,
+        } => {
+            let target = loaded.target(cluster.as_deref(), &config::process_env)?;
+            let cluster = Cluster::connect(&target).await?;
+            let (scope, kinds) = what.kinds();
+            let card = cluster.check(scope, &kinds).await;
+            if json {
+                println!("{}", render::json(&card));
+            } else {
+                let color = match color {
+                    Color::Always => true,
+                    Color::Never => false,
+                    Color::Auto => {
+                        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                    }
+                };
+                print!("{}", render::terminal::render(&card, color));
+            }
+            Ok(card.verdict.exit_code())
+        }
+    }
+}

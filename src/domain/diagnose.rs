@@ -1,0 +1,673 @@
+//! The diagnosis: check results → ranked causes with evidence → next steps → verdict → [`Card`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::card::{Card, NextStep, RankedCause, Section, Verdict};
+use super::cause::Cause;
+use super::finding::{CheckKind, Finding, Flag, Severity, Subject};
+use super::{sql, time};
+
+/// What one check produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    pub check: CheckKind,
+    pub elapsed_ms: u64,
+    pub findings: Vec<Finding>,
+}
+
+/// A replica as configured or discovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRef {
+    pub name: String,
+    pub shard: Option<u32>,
+}
+
+/// Everything besides the findings that the next steps are filled with.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Context {
+    pub cluster: String,
+    pub replicas: Vec<ReplicaRef>,
+    /// Keeper nodes as `host:port`.
+    pub keeper_nodes: Vec<String>,
+    /// User databases (from the settings check); empty if unknown.
+    pub databases: Vec<String>,
+    /// Disk that backups go to.
+    pub backup_disk: String,
+    /// Effective backup_restore_* settings (from the settings check), by name.
+    pub settings: BTreeMap<String, u64>,
+    /// Unix seconds at which the snapshot was taken.
+    pub now_unix: u64,
+    pub elapsed_ms: u64,
+}
+
+const MAX_EVIDENCE: usize = 6;
+
+fn weight(f: &Finding) -> u32 {
+    match f.severity {
+        Severity::Crit => 3,
+        Severity::Warn | Severity::Unknown => 1,
+        Severity::Ok => 0,
+    }
+}
+
+/// Rank the runbook's causes by the findings that support them: crit counts 3, warn and
+/// unknown 1. Ties keep the runbook's order. Causes without support are left out.
+pub fn rank_causes(findings: &[&Finding]) -> Vec<RankedCause> {
+    let mut ranked: Vec<RankedCause> = Cause::ALL
+        .iter()
+        .filter_map(|&cause| {
+            let mut support: Vec<&&Finding> = findings
+                .iter()
+                .filter(|f| weight(f) > 0 && f.causes.contains(&cause))
+                .collect();
+            let score: u32 = support.iter().map(|f| weight(f)).sum();
+            if score == 0 {
+                return None;
+            }
+            support.sort_by(|a, b| b.severity.cmp(&a.severity));
+            let mut evidence: Vec<String> = Vec::new();
+            for f in support {
+                if !evidence.contains(&f.summary) && evidence.len() < MAX_EVIDENCE {
+                    evidence.push(f.summary.clone());
+                }
+            }
+            Some(RankedCause {
+                cause,
+                title: cause.title().to_string(),
+                score,
+                evidence,
+            })
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.score.cmp(&a.score).then(a.cause.cmp(&b.cause)));
+    ranked
+}
+
+/// Build the card for `scope` (`backup` or a check name) from the check results.
+pub fn diagnose(ctx: &Context, scope: &str, mut results: Vec<CheckResult>) -> Card {
+    results.sort_by_key(|r| r.check);
+    let sections: Vec<Section> = results
+        .into_iter()
+        .map(|r| {
+            let mut findings = r.findings;
+            findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+            Section {
+                check: r.check,
+                title: r.check.title().to_string(),
+                status: findings
+                    .iter()
+                    .map(|f| f.severity)
+                    .max()
+                    .unwrap_or(Severity::Ok),
+                elapsed_ms: r.elapsed_ms,
+                findings,
+            }
+        })
+        .collect();
+    let all: Vec<&Finding> = sections.iter().flat_map(|s| s.findings.iter()).collect();
+    let worst = all.iter().map(|f| f.severity).max().unwrap_or(Severity::Ok);
+    let verdict = Verdict::from_worst(worst);
+    let causes = rank_causes(&all);
+    let headline = match (causes.first(), verdict) {
+        (_, Verdict::Healthy) => "All checks passed".to_string(),
+        (Some(top), _) => format!("Most likely: {}", top.title),
+        (None, _) => all
+            .iter()
+            .find(|f| f.severity == worst)
+            .map(|f| f.summary.clone())
+            .unwrap_or_else(|| "Some checks did not pass".to_string()),
+    };
+    let next_steps = next_steps(ctx, &causes, &all, verdict, scope);
+    Card {
+        cluster: ctx.cluster.clone(),
+        scope: scope.to_string(),
+        verdict,
+        headline,
+        causes,
+        sections,
+        next_steps,
+        generated_at: time::rfc3339(ctx.now_unix),
+        elapsed_ms: ctx.elapsed_ms,
+    }
+}
+
+/// Replicas that some finding says are unreachable (refused, timed out, network error).
+fn unreachable(findings: &[&Finding]) -> BTreeSet<String> {
+    findings
+        .iter()
+        .filter(|f| f.severity != Severity::Ok && f.causes.contains(&Cause::ReplicaOffline))
+        .filter_map(|f| match &f.subject {
+            Subject::Replica { replica } => Some(replica.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn keeper_down(findings: &[&Finding]) -> bool {
+    findings
+        .iter()
+        .any(|f| f.check == CheckKind::Keeper && f.severity == Severity::Crit)
+}
+
+fn database_list(ctx: &Context, on_cluster: bool) -> Option<String> {
+    if ctx.databases.is_empty() {
+        return None;
+    }
+    let list = ctx
+        .databases
+        .iter()
+        .map(|d| format!("DATABASE {}", sql::ident(d)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(if on_cluster {
+        format!("{list} ON CLUSTER {}", sql::string(&ctx.cluster))
+    } else {
+        list
+    })
+}
+
+fn disk_target(ctx: &Context, name: &str) -> String {
+    format!(
+        "Disk({}, {})",
+        sql::string(&ctx.backup_disk),
+        sql::string(name)
+    )
+}
+
+/// The per-replica backup of the runbook's step 6, for every reachable replica.
+fn per_replica_backups(ctx: &Context, down: &BTreeSet<String>) -> Vec<NextStep> {
+    let Some(list) = database_list(ctx, false) else {
+        return vec![NextStep::text(
+            "Per-replica backup: no user databases were found on the reachable replicas",
+        )];
+    };
+    let stamp = time::compact(ctx.now_unix);
+    ctx.replicas
+        .iter()
+        .filter(|r| !down.contains(&r.name))
+        .map(|r| {
+            let name = sql::backup_name(&ctx.cluster, &r.name, &stamp);
+            NextStep::sql(
+                format!("Back up {} on its own (no ON CLUSTER coordination)", r.name),
+                Some(&r.name),
+                format!("BACKUP {list} TO {} ASYNC", disk_target(ctx, &name)),
+            )
+            .note(format!(
+                "Returns (id, status); follow it with SELECT status, error FROM system.backups WHERE id = '<id>' until BACKUP_CREATED or BACKUP_FAILED"
+            ))
+        })
+        .collect()
+}
+
+fn tuned_on_cluster(ctx: &Context) -> NextStep {
+    let get = |k: &str, d: u64| ctx.settings.get(k).copied().unwrap_or(d);
+    let retries = (get("backup_restore_keeper_max_retries", 1000) * 2).max(1000);
+    let initial = get("backup_restore_keeper_retry_initial_backoff_ms", 100).max(500);
+    let max_backoff = (get("backup_restore_keeper_retry_max_backoff_ms", 5000) * 2).max(10000);
+    let stamp = time::compact(ctx.now_unix);
+    let name = sql::backup_name(&ctx.cluster, "cluster", &stamp);
+    let what = database_list(ctx, true)
+        .unwrap_or_else(|| format!("ALL ON CLUSTER {}", sql::string(&ctx.cluster)));
+    NextStep::sql(
+        "Retry ON CLUSTER with more Keeper retries and longer backoff",
+        None,
+        format!(
+            "BACKUP {what} TO {}\nSETTINGS backup_restore_keeper_max_retries = {retries},\n         backup_restore_keeper_retry_initial_backoff_ms = {initial},\n         backup_restore_keeper_retry_max_backoff_ms = {max_backoff}",
+            disk_target(ctx, &name)
+        ),
+    )
+    .note("Only once every replica answers and Keeper is healthy")
+}
+
+fn next_steps(
+    ctx: &Context,
+    causes: &[RankedCause],
+    findings: &[&Finding],
+    verdict: Verdict,
+    scope: &str,
+) -> Vec<NextStep> {
+    let mut steps = Vec::new();
+    let down = unreachable(findings);
+    let keeper_is_down = keeper_down(findings);
+    let mut backups_listed = false;
+    let mut add_backups = |steps: &mut Vec<NextStep>| {
+        if !backups_listed {
+            steps.extend(per_replica_backups(ctx, &down));
+            backups_listed = true;
+        }
+    };
+    for ranked in causes {
+        match ranked.cause {
+            Cause::Keeper => {
+                if !ctx.keeper_nodes.is_empty() {
+                    let cmd = ctx
+                        .keeper_nodes
+                        .iter()
+                        .map(|n| {
+                            let (h, p) = n.rsplit_once(':').unwrap_or((n, "2181"));
+                            format!("echo mntr | nc {h} {p}")
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    steps.push(NextStep::command(
+                        "Check every Keeper node (state, latency, outstanding requests)",
+                        cmd,
+                    ));
+                }
+                steps.push(
+                    NextStep::text("Restore Keeper before retrying: ON CLUSTER backups coordinate every host through it")
+                        .note("Do not run SYSTEM RESTART REPLICA while Keeper is down"),
+                );
+                if scope == "backup" {
+                    add_backups(&mut steps);
+                }
+            }
+            Cause::ReplicaOffline => {
+                for r in &down {
+                    steps.push(NextStep::text(format!(
+                        "Bring {r} back, or leave it out: an ON CLUSTER backup needs every host"
+                    )));
+                }
+                if scope == "backup" {
+                    add_backups(&mut steps);
+                }
+            }
+            Cause::Timeout => steps.push(tuned_on_cluster(ctx)),
+            Cause::Network => {
+                steps.push(NextStep::text(
+                    "Check the network between replicas and to Keeper (interserver and Keeper ports, packet loss, DNS)",
+                ));
+                if scope == "backup" {
+                    add_backups(&mut steps);
+                }
+            }
+            Cause::ConflictingOperation => {
+                for f in findings
+                    .iter()
+                    .filter(|f| f.check == CheckKind::Blockers && f.severity > Severity::Ok)
+                {
+                    match &f.subject {
+                        Subject::Backup { replica, id, name } => steps.push(
+                            NextStep::sql(
+                                format!("Wait for {name} to finish before starting another backup"),
+                                Some(replica),
+                                format!(
+                                    "SELECT id, name, status, num_files, total_size, error FROM system.backups WHERE id = {}",
+                                    sql::string(id)
+                                ),
+                            )
+                            .note("Concurrent backups fail with code 587 or break the sync"),
+                        ),
+                        Subject::Mutation { replica, database, table, mutation_id } if f.has(Flag::Failing) => steps.push(
+                            NextStep::sql(
+                                format!("Mutation {mutation_id} on {database}.{table} keeps failing: fix its cause or kill it"),
+                                Some(replica),
+                                format!(
+                                    "KILL MUTATION WHERE database = {} AND table = {} AND mutation_id = {}",
+                                    sql::string(database),
+                                    sql::string(table),
+                                    sql::string(mutation_id)
+                                ),
+                            )
+                            .note("Only if the mutation is not needed; it will never finish as it is"),
+                        ),
+                        Subject::Mutation { replica, database, table, mutation_id } => steps.push(NextStep::sql(
+                            format!("Wait for mutation {mutation_id} on {database}.{table}"),
+                            Some(replica),
+                            format!(
+                                "SELECT mutation_id, parts_to_do, latest_fail_reason FROM system.mutations WHERE database = {} AND table = {} AND mutation_id = {}",
+                                sql::string(database),
+                                sql::string(table),
+                                sql::string(mutation_id)
+                            ),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            Cause::ReplicaLag => {
+                for f in findings
+                    .iter()
+                    .filter(|f| f.check == CheckKind::Lag && f.severity > Severity::Ok)
+                {
+                    let Subject::Table {
+                        replica,
+                        database,
+                        table,
+                    } = &f.subject
+                    else {
+                        continue;
+                    };
+                    if f.has(Flag::ReadOnly) || f.has(Flag::SessionExpired) {
+                        let mut step = NextStep::sql(
+                            format!("Re-initialise {database}.{table} on {replica}"),
+                            Some(replica),
+                            format!("SYSTEM RESTART REPLICA {}", sql::table(database, table)),
+                        );
+                        step = if keeper_is_down {
+                            step.note("Not now: Keeper is down, the replica cannot re-initialise without it")
+                        } else if f.has(Flag::LastActiveReplica) {
+                            step.note("Not now: it is the last active replica of its shard; the table would be unavailable")
+                        } else {
+                            step.note("The table is briefly unavailable on that replica")
+                        };
+                        steps.push(step);
+                    } else if f.has(Flag::Lagging) {
+                        steps.push(NextStep::sql(
+                            format!("Let {database}.{table} on {replica} catch up; look at what blocks its queue"),
+                            Some(replica),
+                            format!(
+                                "SELECT type, create_time, num_tries, last_exception, postpone_reason FROM system.replication_queue WHERE database = {} AND table = {} ORDER BY create_time LIMIT 10",
+                                sql::string(database),
+                                sql::string(table)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if verdict == Verdict::Healthy && scope == "backup" {
+        let stamp = time::compact(ctx.now_unix);
+        let name = sql::backup_name(&ctx.cluster, "cluster", &stamp);
+        if let Some(what) = database_list(ctx, true) {
+            steps.push(NextStep::sql(
+                "Cluster is ready: retry the backup",
+                None,
+                format!("BACKUP {what} TO {} ASYNC", disk_target(ctx, &name)),
+            ));
+        } else {
+            steps.push(NextStep::text(
+                "Cluster is ready for a backup (no user databases found)",
+            ));
+        }
+    }
+    if steps.is_empty() && verdict != Verdict::Healthy {
+        steps.push(NextStep::text("Look at the findings marked crit/warn above; run `chops check backup` for the full diagnosis"));
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            cluster: "prod".into(),
+            replicas: ["r1", "r2", "r3"]
+                .iter()
+                .map(|n| ReplicaRef {
+                    name: n.to_string(),
+                    shard: Some(1),
+                })
+                .collect(),
+            keeper_nodes: vec!["zk1:2181".into()],
+            databases: vec!["events".into()],
+            backup_disk: "backups".into(),
+            settings: BTreeMap::new(),
+            now_unix: 1_795_645_636,
+            elapsed_ms: 12,
+        }
+    }
+
+    fn f(check: CheckKind, sev: Severity, subject: Subject, causes: &[Cause]) -> Finding {
+        let mut f = Finding::new(check, sev, subject, format!("{check:?} {sev:?}"));
+        for c in causes {
+            f = f.cause(*c);
+        }
+        f
+    }
+
+    fn table(r: &str) -> Subject {
+        Subject::Table {
+            replica: r.into(),
+            database: "events".into(),
+            table: "hits".into(),
+        }
+    }
+
+    #[test]
+    fn verdict_and_top_cause_table() {
+        use CheckKind::*;
+        use Severity::*;
+        let cases: Vec<(&str, Vec<Finding>, Verdict, Option<Cause>)> = vec![
+            (
+                "healthy",
+                vec![f(Replicas, Ok, Subject::replica("r1"), &[])],
+                Verdict::Healthy,
+                None,
+            ),
+            (
+                "keeper down",
+                vec![
+                    f(
+                        Keeper,
+                        Crit,
+                        Subject::KeeperNode {
+                            node: "zk1:2181".into(),
+                        },
+                        &[Cause::Keeper],
+                    ),
+                    f(Lag, Crit, table("r1"), &[Cause::Keeper, Cause::ReplicaLag]),
+                ],
+                Verdict::Failing,
+                Some(Cause::Keeper),
+            ),
+            (
+                "replica refused",
+                vec![
+                    f(
+                        Replicas,
+                        Crit,
+                        Subject::replica("r2"),
+                        &[Cause::ReplicaOffline],
+                    ),
+                    f(
+                        Lag,
+                        Unknown,
+                        Subject::replica("r2"),
+                        &[Cause::ReplicaOffline],
+                    ),
+                ],
+                Verdict::Failing,
+                Some(Cause::ReplicaOffline),
+            ),
+            (
+                "timeout ties go to the runbook order",
+                vec![f(
+                    Replicas,
+                    Crit,
+                    Subject::replica("r2"),
+                    &[Cause::ReplicaOffline, Cause::Network],
+                )],
+                Verdict::Failing,
+                Some(Cause::ReplicaOffline),
+            ),
+            (
+                "running backup",
+                vec![f(
+                    Blockers,
+                    Warn,
+                    Subject::Backup {
+                        replica: "r1".into(),
+                        id: "x".into(),
+                        name: "b".into(),
+                    },
+                    &[Cause::ConflictingOperation],
+                )],
+                Verdict::Degraded,
+                Some(Cause::ConflictingOperation),
+            ),
+            (
+                "unknown only",
+                vec![f(Settings, Unknown, Subject::replica("r1"), &[])],
+                Verdict::Degraded,
+                None,
+            ),
+        ];
+        for (name, findings, verdict, top) in cases {
+            let card = diagnose(
+                &ctx(),
+                "backup",
+                vec![CheckResult {
+                    check: CheckKind::Keeper,
+                    elapsed_ms: 1,
+                    findings,
+                }],
+            );
+            assert_eq!(card.verdict, verdict, "{name}");
+            assert_eq!(card.causes.first().map(|c| c.cause), top, "{name}");
+        }
+    }
+
+    #[test]
+    fn scores_and_evidence() {
+        let a = f(
+            CheckKind::Keeper,
+            Severity::Crit,
+            Subject::Cluster,
+            &[Cause::Keeper],
+        );
+        let b = f(
+            CheckKind::Lag,
+            Severity::Warn,
+            table("r1"),
+            &[Cause::Keeper, Cause::ReplicaLag],
+        );
+        let ok = f(
+            CheckKind::Lag,
+            Severity::Ok,
+            table("r2"),
+            &[Cause::ReplicaLag],
+        );
+        let ranked = rank_causes(&[&a, &b, &ok]);
+        assert_eq!(ranked.len(), 2);
+        assert_eq!((ranked[0].cause, ranked[0].score), (Cause::Keeper, 4));
+        assert_eq!(
+            ranked[0].evidence,
+            vec![a.summary.clone(), b.summary.clone()]
+        );
+        assert_eq!((ranked[1].cause, ranked[1].score), (Cause::ReplicaLag, 1));
+    }
+
+    #[test]
+    fn offline_replica_gets_per_replica_backups_for_the_others() {
+        let card = diagnose(
+            &ctx(),
+            "backup",
+            vec![CheckResult {
+                check: CheckKind::Replicas,
+                elapsed_ms: 3,
+                findings: vec![f(
+                    CheckKind::Replicas,
+                    Severity::Crit,
+                    Subject::replica("r2"),
+                    &[Cause::ReplicaOffline],
+                )],
+            }],
+        );
+        let sqls: Vec<(&str, &str)> = card
+            .next_steps
+            .iter()
+            .filter_map(|s| Some((s.run_on.as_deref()?, s.sql.as_deref()?)))
+            .collect();
+        assert_eq!(
+            sqls,
+            vec![
+                ("r1", "BACKUP DATABASE `events` TO Disk('backups', 'chops-prod-r1-20261125T222716') ASYNC"),
+                ("r3", "BACKUP DATABASE `events` TO Disk('backups', 'chops-prod-r3-20261125T222716') ASYNC"),
+            ]
+        );
+        assert!(card.next_steps[0].title.contains("Bring r2 back"));
+    }
+
+    #[test]
+    fn restart_replica_is_guarded() {
+        let readonly = f(
+            CheckKind::Lag,
+            Severity::Crit,
+            table("r1"),
+            &[Cause::ReplicaLag],
+        )
+        .flag(Flag::ReadOnly);
+        let last = readonly.clone().flag(Flag::LastActiveReplica);
+        let keeper = f(
+            CheckKind::Keeper,
+            Severity::Crit,
+            Subject::Cluster,
+            &[Cause::Keeper],
+        );
+        let cases = [
+            (vec![readonly.clone()], "briefly unavailable"),
+            (vec![last], "last active replica"),
+            (vec![readonly, keeper], "Keeper is down"),
+        ];
+        for (findings, note) in cases {
+            let card = diagnose(
+                &ctx(),
+                "backup",
+                vec![CheckResult {
+                    check: CheckKind::Lag,
+                    elapsed_ms: 1,
+                    findings,
+                }],
+            );
+            let step = card
+                .next_steps
+                .iter()
+                .find(|s| s.sql.as_deref() == Some("SYSTEM RESTART REPLICA `events`.`hits`"))
+                .expect("restart step");
+            assert_eq!(step.run_on.as_deref(), Some("r1"));
+            assert!(
+                step.note.as_deref().unwrap().contains(note),
+                "{:?}",
+                step.note
+            );
+        }
+    }
+
+    #[test]
+    fn timeout_suggests_tuned_on_cluster_retry_from_effective_settings() {
+        let mut c = ctx();
+        c.settings
+            .insert("backup_restore_keeper_max_retries".into(), 20);
+        c.settings
+            .insert("backup_restore_keeper_retry_initial_backoff_ms".into(), 100);
+        let card = diagnose(
+            &c,
+            "backup",
+            vec![CheckResult {
+                check: CheckKind::Backups,
+                elapsed_ms: 1,
+                findings: vec![f(
+                    CheckKind::Backups,
+                    Severity::Crit,
+                    Subject::Cluster,
+                    &[Cause::Timeout],
+                )],
+            }],
+        );
+        let sql = card.next_steps[0].sql.as_deref().unwrap();
+        assert!(sql.starts_with("BACKUP DATABASE `events` ON CLUSTER 'prod' TO Disk('backups', 'chops-prod-cluster-20261125T222716')"), "{sql}");
+        assert!(
+            sql.contains("backup_restore_keeper_max_retries = 1000"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("backup_restore_keeper_retry_initial_backoff_ms = 500"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn names_are_quoted_in_suggested_sql() {
+        let mut c = ctx();
+        c.cluster = "it's".into();
+        c.databases = vec!["we`ird".into()];
+        let card = diagnose(&c, "backup", vec![]);
+        assert_eq!(card.verdict, Verdict::Healthy);
+        let sql = card.next_steps[0].sql.as_deref().unwrap();
+        assert!(sql.starts_with("BACKUP DATABASE `we\\`ird` ON CLUSTER 'it\\'s' TO Disk('backups', 'chops-it_s-cluster-"), "{sql}");
+    }
+}

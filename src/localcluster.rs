@@ -1,0 +1,183 @@
+//! The local test cluster (real Apache ZooKeeper + ClickHouse-engine gateway replicas), started
+//! through `scripts/local-cluster.sh`. Every server is stopped by its own PID when this is dropped.
+//! Used by the integration tests and the benchmark; faults (kill, freeze, stop Keeper) act on one PID.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+pub struct LocalCluster {
+    pub dir: PathBuf,
+    /// The chops config written for this cluster (cluster name `local`).
+    pub config_path: PathBuf,
+    pub keeper_addr: String,
+    pub urls: Vec<String>,
+    pids: Vec<(String, i32)>,
+}
+
+/// The repository root (where `scripts/` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read_pid(path: &Path) -> io::Result<i32> {
+    std::fs::read_to_string(path)?.trim().parse().map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: sends a signal to a PID this cluster started.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// SIGCONT (a frozen server cannot act on SIGTERM), SIGTERM, wait up to 5 s, then SIGKILL.
+pub fn stop_pid(pid: i32) {
+    if !alive(pid) {
+        return;
+    }
+    signal(pid, libc::SIGCONT);
+    signal(pid, libc::SIGTERM);
+    let until = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        reap(pid);
+    }
+    if alive(pid) {
+        signal(pid, libc::SIGKILL);
+        std::thread::sleep(Duration::from_millis(20));
+        reap(pid);
+    }
+}
+
+fn reap(pid: i32) {
+    // Servers are children of the start script, not of us; reaping only matters if we adopted them.
+    // SAFETY: non-blocking waitpid on a specific PID.
+    unsafe {
+        libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+    }
+}
+
+impl LocalCluster {
+    /// Start ZooKeeper and `replicas` gateway replicas on free loopback ports in a fresh directory.
+    pub fn start(replicas: usize) -> io::Result<LocalCluster> {
+        let dir = std::env::temp_dir().join(format!(
+            "chops-lc-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/local-cluster.sh"))
+            .args([
+                "start",
+                dir.to_str().expect("utf-8 temp dir"),
+                "--replicas",
+                &replicas.to_string(),
+            ])
+            .output()?;
+        // Collect whatever started, so that a failed start is cleaned up too.
+        let mut pids = Vec::new();
+        let mut names = vec!["zk".to_string()];
+        names.extend((1..=replicas).map(|i| format!("r{i}")));
+        for name in &names {
+            if let Ok(pid) = read_pid(&dir.join(format!("{name}.pid"))) {
+                pids.push((name.clone(), pid));
+            }
+        }
+        let mut cluster = LocalCluster {
+            config_path: dir.join("chops.toml"),
+            dir,
+            keeper_addr: String::new(),
+            urls: Vec::new(),
+            pids,
+        };
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "local-cluster.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let config = std::fs::read_to_string(&cluster.config_path)?;
+        for line in config.lines() {
+            if let Some(rest) = line.strip_prefix("url = \"") {
+                cluster.urls.push(rest.trim_end_matches('"').to_string());
+            }
+            if let Some(rest) = line.strip_prefix("keeper = [\"") {
+                cluster.keeper_addr = rest.trim_end_matches("\"]").to_string();
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn pid(&self, name: &str) -> i32 {
+        self.pids
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// PID of replica `i` (1-based).
+    pub fn replica_pid(&self, i: usize) -> i32 {
+        self.pid(&format!("r{i}"))
+    }
+
+    pub fn keeper_pid(&self) -> i32 {
+        self.pid("zk")
+    }
+
+    /// Kill replica `i` outright (its port then refuses connections).
+    pub fn kill_replica(&self, i: usize) {
+        let pid = self.replica_pid(i);
+        signal(pid, libc::SIGKILL);
+        let until = Instant::now() + Duration::from_secs(5);
+        while alive(pid) && Instant::now() < until {
+            reap(pid);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Freeze replica `i` with SIGSTOP: connections are accepted but never answered.
+    pub fn freeze_replica(&self, i: usize) {
+        signal(self.replica_pid(i), libc::SIGSTOP);
+    }
+
+    pub fn thaw_replica(&self, i: usize) {
+        signal(self.replica_pid(i), libc::SIGCONT);
+    }
+
+    /// Stop ZooKeeper and wait until it is gone.
+    pub fn stop_keeper(&self) {
+        stop_pid(self.keeper_pid());
+    }
+
+    /// Stop every server this cluster started, by PID.
+    pub fn stop(&mut self) {
+        for (_, pid) in self.pids.drain(..) {
+            stop_pid(pid);
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,128 @@
+//! The card as terminal text: a header with the verdict, the ranked causes with their evidence,
+//! one block per check, and the next steps with their exact SQL. Colour only when asked (on a TTY).
+
+use std::fmt::Write;
+
+use crate::domain::{Card, Severity, Verdict};
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    fn severity(&self, s: Severity) -> String {
+        let (code, mark) = match s {
+            Severity::Ok => ("32", "[ok]  "),
+            Severity::Unknown => ("35", "[??]  "),
+            Severity::Warn => ("33", "[warn]"),
+            Severity::Crit => ("31;1", "[crit]"),
+        };
+        self.paint(code, mark)
+    }
+    fn verdict(&self, v: Verdict) -> String {
+        let code = match v {
+            Verdict::Healthy => "32;1",
+            Verdict::Degraded => "33;1",
+            Verdict::Failing => "31;1",
+        };
+        self.paint(code, &v.label().to_uppercase())
+    }
+}
+
+/// Render the whole card.
+pub fn render(card: &Card, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    let scope = if card.scope == "backup" {
+        "backup check".to_string()
+    } else {
+        format!("{} check", card.scope)
+    };
+    let _ = writeln!(
+        out,
+        "{} {} · cluster {} · {}",
+        st.bold("chops"),
+        scope,
+        st.bold(&card.cluster),
+        st.verdict(card.verdict)
+    );
+    let _ = writeln!(out, "{}", card.headline);
+
+    if !card.causes.is_empty() {
+        let _ = writeln!(out, "\n{}", st.bold("Likely causes"));
+        for (i, c) in card.causes.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  {}. {} {}",
+                i + 1,
+                c.title,
+                st.dim(&format!("(score {})", c.score))
+            );
+            for e in &c.evidence {
+                let _ = writeln!(out, "       - {e}");
+            }
+        }
+    }
+
+    for s in &card.sections {
+        let _ = writeln!(
+            out,
+            "\n{} {} {}",
+            st.severity(s.status),
+            st.bold(&s.title),
+            st.dim(&format!("{} ms", s.elapsed_ms))
+        );
+        for f in &s.findings {
+            let _ = writeln!(out, "  {} {}", st.severity(f.severity), f.summary);
+            if f.severity > Severity::Ok {
+                for e in &f.evidence {
+                    let _ = writeln!(out, "           {}", st.dim(e));
+                }
+            }
+        }
+    }
+
+    if !card.next_steps.is_empty() {
+        let _ = writeln!(out, "\n{}", st.bold("Next steps"));
+        for (i, n) in card.next_steps.iter().enumerate() {
+            let on = n
+                .run_on
+                .as_ref()
+                .map(|r| format!(" (on {r})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {}. {}{on}", i + 1, n.title);
+            for block in [&n.sql, &n.command].into_iter().flatten() {
+                for line in block.lines() {
+                    let _ = writeln!(out, "       {}", st.paint("36", line));
+                }
+            }
+            if let Some(note) = &n.note {
+                let _ = writeln!(out, "       {}", st.dim(&format!("note: {note}")));
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        st.dim(&format!(
+            "{} · {} ms · chops {}",
+            card.generated_at,
+            card.elapsed_ms,
+            env!("CARGO_PKG_VERSION")
+        ))
+    );
+    out
+}
