@@ -277,7 +277,10 @@ fn parse_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     ConfigError::Parse {
         path: path.to_string(),
         line,
-        message: format!("{}{table}", e.message().split_whitespace().collect::<Vec<_>>().join(" ")),
+        message: format!(
+            "{}{table}",
+            e.message().split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
     }
 }
 

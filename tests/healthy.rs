@@ -14,12 +14,26 @@ fn healthy_cluster_is_healthy() {
     for (check, sev, summary) in findings(&card) {
         assert_eq!(sev, "ok", "{check}: {summary}");
     }
-    let checks: Vec<&str> = card["sections"].as_array().unwrap().iter().map(|s| s["check"].as_str().unwrap()).collect();
-    assert_eq!(checks, ["keeper", "replicas", "lag", "blockers", "backups", "settings"]);
+    let checks: Vec<&str> = card["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        ["keeper", "replicas", "lag", "blockers", "backups", "settings"]
+    );
     // Every replica is checked by every replica-level check.
     for r in ["r1", "r2", "r3"] {
-        assert!(find(&card, "replicas", &format!("{r}: up, 26.9")).is_some(), "{r}");
-        assert!(find(&card, "settings", &format!("{r}: keeper retries 1000")).is_some(), "{r}");
+        assert!(
+            find(&card, "replicas", &format!("{r}: up, 26.9")).is_some(),
+            "{r}"
+        );
+        assert!(
+            find(&card, "settings", &format!("{r}: keeper retries 1000")).is_some(),
+            "{r}"
+        );
     }
     assert!(find(&card, "keeper", &format!("Keeper {}: standalone", c.keeper)).is_some());
     assert!(card["causes"].as_array().unwrap().is_empty());
@@ -30,16 +44,28 @@ fn terminal_card_without_tty_has_no_colour() {
     let c = shared();
     let out = chops(&["--config", &c.config, "check", "backup"], &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.starts_with("chops backup check · cluster local · HEALTHY"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("chops backup check · cluster local · HEALTHY"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains('\x1b'));
-    let colored = chops(&["--config", &c.config, "check", "backup", "--color", "always"], &[]);
+    let colored = chops(
+        &[
+            "--config", &c.config, "check", "backup", "--color", "always",
+        ],
+        &[],
+    );
     assert!(colored.stdout.contains("\x1b[32;1mHEALTHY"));
 }
 
 #[test]
 fn single_sections() {
     let c = shared();
-    for what in ["keeper", "replicas", "lag", "blockers", "backups", "settings"] {
+    for what in [
+        "keeper", "replicas", "lag", "blockers", "backups", "settings",
+    ] {
         let (code, card) = check_json(&c.config, what);
         assert_eq!(code, 0, "{what}: {card:#}");
         let sections = card["sections"].as_array().unwrap();
@@ -48,7 +74,11 @@ fn single_sections() {
         assert_eq!(card["scope"], what);
     }
     let out = chops(&["--config", &c.config, "check", "lag"], &[]);
-    assert!(out.stdout.contains("Replication lag") && !out.stdout.contains("Keeper 127"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Replication lag") && !out.stdout.contains("Keeper 127"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -76,7 +106,11 @@ fn replicas_discovered_from_system_clusters() {
     );
     let (code, card) = check_json(&cfg, "replicas");
     assert_eq!(code, 0, "{card:#}");
-    let ups: Vec<String> = findings(&card).into_iter().map(|(_, _, s)| s).filter(|s| s.contains(": up, 26.9")).collect();
+    let ups: Vec<String> = findings(&card)
+        .into_iter()
+        .map(|(_, _, s)| s)
+        .filter(|s| s.contains(": up, 26.9"))
+        .collect();
     assert_eq!(ups.len(), 3, "{ups:?}");
     assert!(ups.iter().all(|s| s.starts_with("127.0.0.1:")), "{ups:?}");
 }
@@ -85,11 +119,26 @@ fn replicas_discovered_from_system_clusters() {
 fn bad_input_gets_one_clear_line_and_exit_3() {
     let c = shared();
     let dir = scratch("bad");
-    let good_replica = format!("[[clusters.local.replicas]]\nname = \"r1\"\nurl = \"{}\"\n", c.urls[0]);
-    let unknown_key = write_config(&dir, "unknown.toml", &format!("[clusters.local]\ndedline_ms = 5\n{good_replica}"));
+    let good_replica = format!(
+        "[[clusters.local.replicas]]\nname = \"r1\"\nurl = \"{}\"\n",
+        c.urls[0]
+    );
+    let unknown_key = write_config(
+        &dir,
+        "unknown.toml",
+        &format!("[clusters.local]\ndedline_ms = 5\n{good_replica}"),
+    );
     let malformed = write_config(&dir, "malformed.toml", "[clusters.local\nreplicas = 3\n");
-    let secret = write_config(&dir, "secret.toml", &format!("[clusters.local]\npassword_env = \"CHOPS_TEST_PW\"\n{good_replica}"));
-    let closed_seed = write_config(&dir, "seed.toml", "[clusters.local]\ndiscover = { seed = \"http://127.0.0.1:9\" }\n");
+    let secret = write_config(
+        &dir,
+        "secret.toml",
+        &format!("[clusters.local]\npassword_env = \"CHOPS_TEST_PW\"\n{good_replica}"),
+    );
+    let closed_seed = write_config(
+        &dir,
+        "seed.toml",
+        "[clusters.local]\ndiscover = { seed = \"http://127.0.0.1:9\" }\n",
+    );
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--config", &c.config, "check", "backup", "--cluster", "nope"], "chops: unknown cluster 'nope' (configured: local)"),
         (vec!["--config", &unknown_key, "check"], "unknown.toml:2: unknown field `dedline_ms`"),
@@ -105,9 +154,18 @@ fn bad_input_gets_one_clear_line_and_exit_3() {
         assert_eq!(out.code, 3, "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
         assert!(out.stderr.contains(want), "{args:?}: got {}", out.stderr);
-        assert!(!out.stderr.contains("panicked") && !out.stderr.contains("backtrace"), "{}", out.stderr);
+        assert!(
+            !out.stderr.contains("panicked") && !out.stderr.contains("backtrace"),
+            "{}",
+            out.stderr
+        );
         if !want.starts_with("invalid value") {
-            assert_eq!(out.stderr.trim().lines().count(), 1, "{args:?}: {}", out.stderr);
+            assert_eq!(
+                out.stderr.trim().lines().count(),
+                1,
+                "{args:?}: {}",
+                out.stderr
+            );
         }
     }
 }
@@ -119,7 +177,10 @@ fn config_check_accepts_the_generated_and_example_configs() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("ok (clusters: local)"));
     let example = chops::localcluster::repo_root().join("config/chops.example.toml");
-    let out = chops(&["--config", example.to_str().unwrap(), "config", "check"], &[("CLICKHOUSE_PASSWORD", "x")]);
+    let out = chops(
+        &["--config", example.to_str().unwrap(), "config", "check"],
+        &[("CLICKHOUSE_PASSWORD", "x")],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
@@ -140,7 +201,14 @@ fn a_wrong_password_is_an_auth_finding_and_never_printed() {
         }
         let out = chops(&args, &[("CHOPS_TEST_PW", secret), ("CHOPS_LOG", "debug")]);
         assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
-        assert!(out.stdout.contains("r1: authentication failed (code 516)"), "{}", out.stdout);
-        assert_eq!(out.code, 1, "auth failure is not a cluster failure: degraded");
+        assert!(
+            out.stdout.contains("r1: authentication failed (code 516)"),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(
+            out.code, 1,
+            "auth failure is not a cluster failure: degraded"
+        );
     }
 }

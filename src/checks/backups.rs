@@ -5,7 +5,7 @@ use ::clickhouse::Row;
 use serde::Deserialize;
 
 use crate::domain::classify::{classify, ErrorKind};
-use crate::domain::{CheckKind, Finding, ProbeError, Severity, Subject};
+use crate::domain::{CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 
 /// How many recent rows per replica are read.
 pub const RECENT_LIMIT: usize = 20;
@@ -79,7 +79,8 @@ pub fn failure_finding(replica: &str, row: &BackupRow, superseded: bool) -> Find
             c.kind.label()
         ),
     )
-    .evidence(c.message.clone());
+    .evidence(c.message.clone())
+    .flag(Flag::BackupError(c.kind));
     if let Some(host) = &c.host {
         f = f.evidence(format!("names host {host}"));
     }

@@ -19,6 +19,9 @@ pub const QUEUE_SQL: &str = "SELECT database, table, toUInt64(count()) AS entrie
      argMax(last_exception, num_tries) AS last_exception, argMax(postpone_reason, num_tries) AS postpone_reason \
      FROM system.replication_queue GROUP BY database, table ORDER BY max_tries DESC LIMIT 200";
 
+/// A delay above this (~10 years) is counted from the epoch: the replica never synced.
+pub const NEVER_SYNCED_SECS: u64 = 10 * 365 * 86400;
+
 /// Queue entries retried more often than this are reported.
 pub const STUCK_TRIES: u64 = 100;
 
@@ -101,7 +104,12 @@ pub fn evaluate_table(
         bump(&mut severity, Severity::Crit);
         f = f.cause(Cause::ReplicaLag).flag(Flag::ReadOnly);
     }
-    if let Some(level) = t.delay_secs.level(row.absolute_delay) {
+    if row.absolute_delay > NEVER_SYNCED_SECS {
+        // The delay is measured from the epoch: the replica never processed its queue.
+        problems.push("never synced".into());
+        bump(&mut severity, Severity::Crit);
+        f = f.cause(Cause::ReplicaLag).flag(Flag::Lagging);
+    } else if let Some(level) = t.delay_secs.level(row.absolute_delay) {
         problems.push(format!("{} delay {} s", level.name(), row.absolute_delay));
         bump(&mut severity, level.severity());
         f = f.cause(Cause::ReplicaLag).flag(Flag::Lagging);

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::card::{Card, NextStep, RankedCause, Section, Verdict};
 use super::cause::Cause;
+use super::classify::ErrorKind;
 use super::finding::{CheckKind, Finding, Flag, Severity, Subject};
 use super::{sql, time};
 
@@ -365,6 +366,35 @@ fn next_steps(
                     }
                 }
             }
+        }
+    }
+    // Failed backups whose errors are not a sync problem have their own fix.
+    for f in findings
+        .iter()
+        .filter(|f| f.check == CheckKind::Backups && f.severity > Severity::Ok)
+    {
+        let (Subject::Backup { replica, name, .. }, Some(kind)) = (
+            &f.subject,
+            f.flags.iter().find_map(|fl| match fl {
+                Flag::BackupError(k) => Some(*k),
+                _ => None,
+            }),
+        ) else {
+            continue;
+        };
+        let title = match kind {
+            ErrorKind::NameReuse => format!("{name} already exists on {replica}: retry with a new, unique name"),
+            ErrorKind::Destination => {
+                format!("{name} on {replica}: back up to a disk listed in <backups><allowed_disk>, e.g. Disk('{}', …)", ctx.backup_disk)
+            }
+            ErrorKind::LockFileMissing => format!("{name}: ON CLUSTER needs a destination every host shares (S3 or a shared disk)"),
+            ErrorKind::MixedVersions => "Upgrade every host to the same server version before an ON CLUSTER backup".to_string(),
+            ErrorKind::Access => format!("{name} on {replica}: grant BACKUP and the needed SELECT rights to the user that ran it"),
+            _ => continue,
+        };
+        let step = NextStep::text(title);
+        if !steps.contains(&step) {
+            steps.push(step);
         }
     }
     if verdict == Verdict::Healthy && scope == "backup" {

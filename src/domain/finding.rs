@@ -4,6 +4,7 @@ use serde::Serialize;
 use std::fmt;
 
 use super::cause::Cause;
+use super::classify::ErrorKind;
 
 /// How bad a finding is. Ordered: `Ok < Unknown < Warn < Crit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -143,7 +144,7 @@ pub struct Finding {
 
 /// Structured facts about a finding's subject that decide which next step is safe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", tag = "flag", content = "kind")]
 pub enum Flag {
     /// The replicated table is read-only on that replica.
     ReadOnly,
@@ -155,6 +156,8 @@ pub enum Flag {
     Failing,
     /// A replication delay or queue over the thresholds.
     Lagging,
+    /// A failed backup/restore, with what its error means.
+    BackupError(ErrorKind),
 }
 
 impl Finding {

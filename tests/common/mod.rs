@@ -27,11 +27,17 @@ pub fn shared() -> SharedCluster {
         unsafe {
             libc::atexit(stop_shared);
         }
-        Mutex::new(Some(LocalCluster::start(3).expect("start the shared local cluster")))
+        Mutex::new(Some(
+            LocalCluster::start(3).expect("start the shared local cluster"),
+        ))
     });
     let g = m.lock().unwrap_or_else(|e| e.into_inner());
     let c = g.as_ref().expect("shared cluster");
-    SharedCluster { config: c.config_path.display().to_string(), urls: c.urls.clone(), keeper: c.keeper_addr.clone() }
+    SharedCluster {
+        config: c.config_path.display().to_string(),
+        urls: c.urls.clone(),
+        keeper: c.keeper_addr.clone(),
+    }
 }
 
 pub struct SharedCluster {
@@ -48,14 +54,17 @@ pub struct Output {
 
 impl Output {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 }
 
 /// Run the chops binary with `args`, and `env` added (the rest of the environment is kept).
 pub fn chops(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chops"));
-    cmd.args(args).env_remove("CHOPS_CONFIG").current_dir(std::env::temp_dir());
+    cmd.args(args)
+        .env_remove("CHOPS_CONFIG")
+        .current_dir(std::env::temp_dir());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -70,7 +79,11 @@ pub fn chops(args: &[&str], env: &[(&str, &str)]) -> Output {
 /// `chops check WHAT --json` against `config`.
 pub fn check_json(config: &str, what: &str) -> (i32, serde_json::Value) {
     let out = chops(&["--config", config, "check", what, "--json"], &[]);
-    assert!(out.stderr.is_empty() || out.code <= 2, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.is_empty() || out.code <= 2,
+        "stderr: {}",
+        out.stderr
+    );
     (out.code, out.json())
 }
 
@@ -81,11 +94,21 @@ pub fn findings(card: &serde_json::Value) -> Vec<(String, String, String)> {
         .unwrap()
         .iter()
         .flat_map(|s| s["findings"].as_array().unwrap().iter())
-        .map(|f| (f["check"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string(), f["summary"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                f["summary"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
-pub fn find<'a>(card: &'a serde_json::Value, check: &str, needle: &str) -> Option<&'a serde_json::Value> {
+pub fn find<'a>(
+    card: &'a serde_json::Value,
+    check: &str,
+    needle: &str,
+) -> Option<&'a serde_json::Value> {
     card["sections"]
         .as_array()
         .unwrap()
@@ -99,7 +122,10 @@ pub fn sql(url: &str, sql: &str) -> Result<String, String> {
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(120))).ok();
-    let req = format!("POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{sql}", sql.len());
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    );
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).map_err(|e| e.to_string())?;

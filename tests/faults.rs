@@ -1,0 +1,316 @@
+//! Fault tests: each starts its own local cluster (real ZooKeeper + ClickHouse-engine replicas),
+//! breaks it the way production breaks, and checks what the card says.
+
+mod common;
+use common::*;
+
+const DEADLINE_MS: u64 = 2000;
+
+fn start() -> LocalCluster {
+    LocalCluster::start(3).expect("start a local cluster")
+}
+
+fn card_of(c: &LocalCluster) -> (i32, serde_json::Value) {
+    check_json(c.config_path.to_str().unwrap(), "backup")
+}
+
+fn top_cause(card: &serde_json::Value) -> &str {
+    card["causes"][0]["cause"].as_str().unwrap_or("none")
+}
+
+/// Every check answered for `replica`, and nothing about it is worse than ok.
+fn fully_checked(card: &serde_json::Value, replica: &str) {
+    for check in [
+        "keeper", "replicas", "lag", "blockers", "backups", "settings",
+    ] {
+        let mine: Vec<_> = findings(card)
+            .into_iter()
+            .filter(|(c, _, s)| {
+                c == check && s.starts_with(&format!("{replica}:"))
+                    || c == check && s.starts_with(&format!("{replica} "))
+            })
+            .collect();
+        assert!(
+            !mine.is_empty(),
+            "{check} said nothing about {replica}: {card:#}"
+        );
+        assert!(
+            mine.iter().all(|(_, sev, _)| sev == "ok"),
+            "{check} on {replica}: {mine:?}"
+        );
+    }
+}
+
+#[test]
+fn keeper_stopped_ranks_keeper_first_with_4lw_evidence() {
+    let c = start();
+    c.stop_keeper();
+    let (code, card) = card_of(&c);
+    assert_eq!(code, 2, "{card:#}");
+    assert_eq!(card["verdict"], "failing");
+    assert_eq!(top_cause(&card), "keeper", "{card:#}");
+    let evidence = card["causes"][0]["evidence"].as_array().unwrap();
+    assert!(
+        evidence.iter().any(|e| e.as_str().unwrap()
+            == format!("Keeper {}: down (connection refused)", c.keeper_addr)),
+        "{evidence:?}"
+    );
+    let node = find(&card, "keeper", "down (connection refused)").unwrap();
+    let ev: Vec<&str> = node["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for word in ["ruok", "mntr", "srvr", "isro"] {
+        assert!(
+            ev.contains(&format!("{word}: connection refused").as_str()),
+            "{ev:?}"
+        );
+    }
+    assert!(
+        card["elapsed_ms"].as_u64().unwrap() <= DEADLINE_MS,
+        "the card waits for nothing that is down"
+    );
+    let steps = card["next_steps"].to_string();
+    assert!(
+        steps.contains(&format!(
+            "echo mntr | nc {}",
+            c.keeper_addr.replace(':', " ")
+        )),
+        "{steps}"
+    );
+}
+
+#[test]
+fn killed_replica_is_unreachable_and_the_others_are_fully_checked() {
+    let c = start();
+    for url in &c.urls {
+        must(url, "CREATE DATABASE events");
+        must(
+            url,
+            "CREATE TABLE events.hits (id UInt64) ENGINE = MergeTree ORDER BY id",
+        );
+    }
+    c.kill_replica(2);
+    let (code, card) = card_of(&c);
+    assert_eq!(code, 2, "{card:#}");
+    let f = find(&card, "replicas", "r2: unreachable (connection refused)").expect("r2 refused");
+    assert_eq!(f["severity"], "crit");
+    assert_eq!(top_cause(&card), "replica_offline");
+    fully_checked(&card, "r1");
+    fully_checked(&card, "r3");
+    // The way out: back up the reachable replicas one by one.
+    let sqls: Vec<String> = card["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| Some(format!("{}: {}", s["run_on"].as_str()?, s["sql"].as_str()?)))
+        .collect();
+    assert_eq!(sqls.len(), 2, "{sqls:?}");
+    assert!(
+        sqls[0].starts_with("r1: BACKUP DATABASE `events` TO Disk('backups', 'chops-local-r1-"),
+        "{sqls:?}"
+    );
+    assert!(
+        sqls[1].starts_with("r3: BACKUP DATABASE `events` TO Disk('backups', 'chops-local-r3-"),
+        "{sqls:?}"
+    );
+    // The suggested statement runs as written.
+    let answer = must(&c.urls[0], sqls[0].trim_start_matches("r1: "));
+    assert!(
+        answer.contains("CREATING_BACKUP") || answer.contains("BACKUP_CREATED"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn frozen_replica_times_out_within_the_deadline() {
+    let c = start();
+    c.freeze_replica(3);
+    let started = std::time::Instant::now();
+    let (code, card) = card_of(&c);
+    let wall = started.elapsed().as_millis() as u64;
+    c.thaw_replica(3);
+    assert_eq!(code, 2, "{card:#}");
+    let f = find(
+        &card,
+        "replicas",
+        &format!("r3: no answer (timed out after {DEADLINE_MS} ms)"),
+    )
+    .expect("r3 timed out");
+    assert_eq!(f["severity"], "crit");
+    let bound = DEADLINE_MS * 12 / 10;
+    assert!(
+        card["elapsed_ms"].as_u64().unwrap() <= bound,
+        "card took {} ms",
+        card["elapsed_ms"]
+    );
+    assert!(wall <= bound + 1000, "process took {wall} ms");
+    fully_checked(&card, "r1");
+    fully_checked(&card, "r2");
+}
+
+#[test]
+fn readonly_replicated_table_is_named() {
+    let c = start();
+    must(&c.urls[0], "CREATE DATABASE shop");
+    must(&c.urls[0], "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
+    let (code, card) = card_of(&c);
+    assert_eq!(code, 2);
+    let f = find(&card, "lag", "r1: shop.orders read-only").unwrap_or_else(|| panic!("{card:#}"));
+    assert_eq!(f["severity"], "crit");
+    assert_eq!(f["subject"]["database"], "shop");
+    assert_eq!(f["subject"]["table"], "orders");
+    assert_eq!(f["subject"]["replica"], "r1");
+    assert_eq!(top_cause(&card), "replica_lag");
+    let step = card["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sql"] == "SYSTEM RESTART REPLICA `shop`.`orders`")
+        .expect("restart step");
+    assert_eq!(step["run_on"], "r1");
+}
+
+#[test]
+fn failed_backups_are_classified() {
+    let c = start();
+    must(
+        &c.urls[0],
+        "CREATE TABLE default.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    must(
+        &c.urls[0],
+        "INSERT INTO default.t SELECT number FROM numbers(100)",
+    );
+    let err = sql(
+        &c.urls[0],
+        "BACKUP TABLE default.t TO Disk('elsewhere', 'b1')",
+    )
+    .unwrap_err();
+    assert!(err.contains("Code: 36."), "{err}");
+    let (code, card) = card_of(&c);
+    assert_eq!(code, 2, "{card:#}");
+    let f = find(
+        &card,
+        "backups",
+        "r1: backup Disk('elsewhere', 'b1') failed",
+    )
+    .unwrap_or_else(|| panic!("{card:#}"));
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("backup destination not allowed or missing (code 36)"),
+        "{f}"
+    );
+    assert!(card["next_steps"].to_string().contains("allowed_disk"));
+
+    // A name used twice: the second attempt is refused with 598, and it is not a sync problem.
+    must(
+        &c.urls[1],
+        "CREATE TABLE default.u (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    must(
+        &c.urls[1],
+        "BACKUP TABLE default.u TO Disk('backups', 'same')",
+    );
+    let err = sql(
+        &c.urls[1],
+        "BACKUP TABLE default.u TO Disk('backups', 'same')",
+    )
+    .unwrap_err();
+    assert!(err.contains("Code: 598."), "{err}");
+    let (_, card) = card_of(&c);
+    assert!(
+        find(
+            &card,
+            "backups",
+            "r2: last backup Disk('backups', 'same') created"
+        )
+        .is_some(),
+        "{card:#}"
+    );
+    if let Some(f) = find(
+        &card,
+        "backups",
+        "r2: backup Disk('backups', 'same') failed",
+    ) {
+        assert!(
+            f["summary"]
+                .as_str()
+                .unwrap()
+                .contains("backup name reused"),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn failing_mutation_is_a_blocker_with_its_reason() {
+    let c = start();
+    must(
+        &c.urls[1],
+        "CREATE TABLE default.m (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        &c.urls[1],
+        "INSERT INTO default.m SELECT number, number FROM numbers(10)",
+    );
+    let _ = sql(
+        &c.urls[1],
+        "ALTER TABLE default.m UPDATE v = throwIf(v >= 0, 'boom') WHERE 1",
+    );
+    let (code, card) = card_of(&c);
+    assert_eq!(code, 1, "{card:#}");
+    let f = find(
+        &card,
+        "blockers",
+        "r2: mutation mutation_2.txt on default.m",
+    )
+    .unwrap_or_else(|| panic!("{card:#}"));
+    assert!(f["summary"]
+        .as_str()
+        .unwrap()
+        .contains("keeps failing (FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)"));
+    assert!(
+        f["evidence"]
+            .to_string()
+            .contains("latest_fail_reason: Code: 395. DB::Exception: boom"),
+        "{f}"
+    );
+    assert_eq!(top_cause(&card), "conflicting_operation");
+    assert!(card["next_steps"].to_string().contains("KILL MUTATION WHERE database = 'default' AND table = 'm' AND mutation_id = 'mutation_2.txt'"));
+}
+
+#[test]
+fn running_backup_is_conflicting_operation_evidence() {
+    let c = start();
+    must(
+        &c.urls[2],
+        "CREATE TABLE default.big (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        &c.urls[2],
+        "INSERT INTO default.big SELECT number, randomPrintableASCII(100) FROM numbers(300000)",
+    );
+    // Throttled so that it is still running while chops looks.
+    let started = must(&c.urls[2], "BACKUP TABLE default.big TO Disk('backups', 'slow') SETTINGS max_backup_bandwidth = 500000 ASYNC");
+    let id = started.split('\t').next().unwrap().to_string();
+    let (code, card) = card_of(&c);
+    assert_eq!(code, 1, "{card:#}");
+    assert_eq!(top_cause(&card), "conflicting_operation", "{card:#}");
+    let evidence = card["causes"][0]["evidence"].to_string();
+    assert!(
+        evidence.contains("r3: backup Disk('backups', 'slow') running for"),
+        "{evidence}"
+    );
+    let step = card["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sql"].as_str().is_some_and(|q| q.contains(&id)))
+        .expect("wait step");
+    assert_eq!(step["run_on"], "r3");
+}
