@@ -52,7 +52,8 @@ fn weight(f: &Finding) -> u32 {
 }
 
 /// Rank the runbook's causes by the findings that support them: crit counts 3, warn and
-/// unknown 1. Ties keep the runbook's order. Causes without support are left out.
+/// unknown 1 (alternatives after a finding's first cause count at most 1). Ties keep the
+/// runbook's order. Causes without support are left out.
 pub fn rank_causes(findings: &[&Finding]) -> Vec<RankedCause> {
     let mut ranked: Vec<RankedCause> = Cause::ALL
         .iter()
@@ -61,7 +62,17 @@ pub fn rank_causes(findings: &[&Finding]) -> Vec<RankedCause> {
                 .iter()
                 .filter(|f| weight(f) > 0 && f.causes.contains(&cause))
                 .collect();
-            let score: u32 = support.iter().map(|f| weight(f)).sum();
+            // A finding weighs fully for its first cause, and at most 1 for the alternatives.
+            let score: u32 = support
+                .iter()
+                .map(|f| {
+                    if f.causes[0] == cause {
+                        weight(f)
+                    } else {
+                        weight(f).min(1)
+                    }
+                })
+                .sum();
             if score == 0 {
                 return None;
             }
@@ -230,6 +241,11 @@ fn next_steps(
     let mut steps = Vec::new();
     let down = unreachable(findings);
     let keeper_is_down = keeper_down(findings);
+    let keeper_unhealthy = findings.iter().any(|f| {
+        f.causes.contains(&Cause::Keeper)
+            && f.severity > Severity::Ok
+            && f.check != CheckKind::Backups
+    });
     let mut backups_listed = false;
     let mut add_backups = |steps: &mut Vec<NextStep>| {
         if !backups_listed {
@@ -239,6 +255,9 @@ fn next_steps(
     };
     for ranked in causes {
         match ranked.cause {
+            Cause::Keeper if !keeper_unhealthy => steps.push(NextStep::text(
+                "Keeper answers now: the error points at a Keeper session lost on the named host; check that server's log around the failure",
+            )),
             Cause::Keeper => {
                 if !ctx.keeper_nodes.is_empty() {
                     let cmd = ctx
