@@ -14,6 +14,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ::clickhouse::{RowOwned, RowRead};
 use futures_util::future::join_all;
 
+/// How probes are scheduled. `Sequential` exists to measure what concurrency buys (the benchmark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Concurrent,
+    Sequential,
+}
+
+/// Await `futs` all at once, or one after another in `Sequential` mode; results keep their order.
+async fn gather<F: Future>(mode: Mode, futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    match mode {
+        Mode::Concurrent => join_all(futs).await,
+        Mode::Sequential => {
+            let mut out = Vec::new();
+            for f in futs {
+                out.push(f.await);
+            }
+            out
+        }
+    }
+}
+
 use crate::clickhouse::ReplicaClient;
 use crate::config::ClusterTarget;
 use crate::domain::diagnose::{self, CheckResult, Context, ReplicaRef};
@@ -31,6 +53,7 @@ pub struct Cluster {
     pub deadline: Duration,
     pub thresholds: Thresholds,
     pub backup_disk: String,
+    pub mode: Mode,
 }
 
 /// Why a cluster could not even be set up for checking.
@@ -111,6 +134,7 @@ impl Cluster {
             deadline: t.deadline,
             thresholds: t.thresholds,
             backup_disk: t.backup_disk.clone(),
+            mode: Mode::Concurrent,
         })
     }
 
@@ -124,7 +148,7 @@ impl Cluster {
         let mut facts = settings::SettingsFacts::default();
         let runs = kinds.iter().map(|&k| self.run_one(k));
         let mut results = Vec::new();
-        for (result, f) in join_all(runs).await {
+        for (result, f) in gather(self.mode, runs).await {
             if let Some(f) = f {
                 facts = f;
             }
@@ -197,22 +221,28 @@ impl Cluster {
         F: Fn(ReplicaClient) -> Fut,
         Fut: Future<Output = T>,
     {
-        join_all(self.replicas.iter().cloned().map(f)).await
+        gather(self.mode, self.replicas.iter().cloned().map(f)).await
     }
 
     async fn keeper(&self) -> Vec<Finding> {
         let deadline = self.deadline;
-        let nodes = join_all(self.keeper.iter().map(|node| async move {
-            let answers =
-                join_all(keeper::WORDS.iter().map(|w| async move {
-                    (*w, crate::keeper::four_letter(node, w, deadline).await)
-                }))
+        let mode = self.mode;
+        let nodes = gather(
+            mode,
+            self.keeper.iter().map(|node| async move {
+                let answers = gather(
+                    mode,
+                    keeper::WORDS.iter().map(|w| async move {
+                        (*w, crate::keeper::four_letter(node, w, deadline).await)
+                    }),
+                )
                 .await;
-            keeper::NodeAnswers {
-                node: node.clone(),
-                answers,
-            }
-        }));
+                keeper::NodeAnswers {
+                    node: node.clone(),
+                    answers,
+                }
+            }),
+        );
         let views = self.per_replica(|c| async move {
             let r: Result<Vec<keeper::ZkRow>, ProbeError> =
                 c.fetch(keeper::ZOOKEEPER_ROOT_SQL, &[]).await;

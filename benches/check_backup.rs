@@ -1,0 +1,113 @@
+//! Benchmark: end-to-end `check backup` on the local 3-replica cluster (real ZooKeeper + three
+//! ClickHouse-engine replicas), concurrent vs the same probes one after another.
+//!
+//! `cargo bench --bench check_backup [-- RUNS]` prints p50/p99 of both and the ratio of the
+//! p50s, and writes the report to target/chops-bench.md. Compare the ratio, not the absolute
+//! numbers: the machine is small and noisy.
+
+use std::time::Instant;
+
+use chops::checks::{Cluster, Mode};
+use chops::config::{self, Loaded};
+use chops::domain::CheckKind;
+use chops::localcluster::LocalCluster;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn post(url: &str, sql: &str) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{sql}: {out}");
+}
+
+fn main() {
+    let runs: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(60);
+    let lc = LocalCluster::start(3).expect("start the local cluster");
+    // Something to look at: a database with tables and parts on every replica.
+    for url in &lc.urls {
+        post(url, "CREATE DATABASE IF NOT EXISTS shop");
+        for t in 0..10 {
+            post(
+                url,
+                &format!(
+                    "CREATE TABLE shop.t{t} (id UInt64, v String) ENGINE = MergeTree ORDER BY id"
+                ),
+            );
+            post(
+                url,
+                &format!(
+                    "INSERT INTO shop.t{t} SELECT number, toString(number) FROM numbers(1000)"
+                ),
+            );
+        }
+    }
+    let loaded = Loaded::load(&lc.config_path).expect("config");
+    let target = loaded
+        .target(Some("local"), &config::process_env)
+        .expect("target");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cluster = rt.block_on(Cluster::connect(&target)).expect("connect");
+
+    let mut measure = |mode: Mode| -> Vec<f64> {
+        cluster.mode = mode;
+        // Warm-up: connection pools, the engines' first reads of system tables.
+        for _ in 0..5 {
+            rt.block_on(cluster.check("backup", &CheckKind::ALL));
+        }
+        let mut ms = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let card = rt.block_on(cluster.check("backup", &CheckKind::ALL));
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(
+                card.verdict.label(),
+                "healthy",
+                "the benchmark cluster must stay healthy"
+            );
+        }
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        ms
+    };
+    // Interleave the two modes in blocks so that machine noise hits both alike.
+    let mut par = Vec::new();
+    let mut seq = Vec::new();
+    for _ in 0..2 {
+        par.extend(measure(Mode::Concurrent));
+        seq.extend(measure(Mode::Sequential));
+    }
+    par.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    seq.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (p50, p99) = (percentile(&par, 0.5), percentile(&par, 0.99));
+    let (s50, s99) = (percentile(&seq, 0.5), percentile(&seq, 0.99));
+    let report = format!(
+        "# chops check backup — local 3-replica cluster ({} runs per mode)\n\n\
+         | mode | p50 ms | p99 ms |\n|---|---|---|\n\
+         | concurrent | {p50:.1} | {p99:.1} |\n| sequential | {s50:.1} | {s99:.1} |\n\n\
+         concurrent ÷ sequential (p50): {:.2}\n\
+         goals: p50 ≤ 250 ms, ratio ≤ 0.30\n",
+        par.len(),
+        p50 / s50
+    );
+    print!("{report}");
+    let path = chops::localcluster::repo_root().join("target/chops-bench.md");
+    let _ = std::fs::write(&path, &report);
+    drop(lc);
+}
