@@ -3,6 +3,7 @@
 use ::clickhouse::Row;
 use serde::Deserialize;
 
+use crate::domain::finding::first_line;
 use crate::domain::{Cause, CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 
 pub const MUTATIONS_SQL: &str =
@@ -77,22 +78,6 @@ pub struct BlockersProbe {
     pub ddl: Result<Vec<DdlRow>, ProbeError>,
 }
 
-fn short(s: &str, n: usize) -> String {
-    let s = s
-        .split(", Stack trace")
-        .next()
-        .unwrap_or(s)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim();
-    if s.chars().count() > n {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    } else {
-        s.to_string()
-    }
-}
-
 pub fn mutation_finding(replica: &str, m: &MutationRow) -> Finding {
     let subject = Subject::Mutation {
         replica: replica.into(),
@@ -121,11 +106,11 @@ pub fn mutation_finding(replica: &str, m: &MutationRow) -> Finding {
         .flag(Flag::Failing)
         .evidence(format!(
             "latest_fail_reason: {}",
-            short(&m.latest_fail_reason, 300)
+            first_line(&m.latest_fail_reason, 300)
         ))
     };
     f.cause(Cause::ConflictingOperation)
-        .evidence(format!("command: {}", short(&m.command, 200)))
+        .evidence(format!("command: {}", first_line(&m.command, 200)))
 }
 
 /// Judge every replica's blockers. DDL entries are cluster-wide and reported once.
@@ -257,7 +242,7 @@ pub fn evaluate(probes: &[BlockersProbe]) -> Vec<Finding> {
                             ),
                         )
                         .cause(Cause::ConflictingOperation)
-                        .evidence(format!("query: {}", short(&d.query, 200))),
+                        .evidence(format!("query: {}", first_line(&d.query, 200))),
                     );
                 }
             }

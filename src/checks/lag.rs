@@ -4,6 +4,7 @@
 use ::clickhouse::Row;
 use serde::Deserialize;
 
+use crate::domain::finding::first_line;
 use crate::domain::thresholds::Thresholds;
 use crate::domain::{Cause, CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 
@@ -61,22 +62,6 @@ pub struct LagProbe {
     pub queue: Result<Vec<QueueRow>, ProbeError>,
 }
 
-fn first_line(s: &str) -> String {
-    let line = s
-        .split(", Stack trace")
-        .next()
-        .unwrap_or(s)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim();
-    if line.chars().count() > 200 {
-        format!("{}…", line.chars().take(200).collect::<String>())
-    } else {
-        line.to_string()
-    }
-}
-
 /// Judge one table on one replica.
 pub fn evaluate_table(
     replica: &str,
@@ -131,7 +116,7 @@ pub fn evaluate_table(
         f = f
             .evidence(format!(
                 "zookeeper_exception: {}",
-                first_line(&row.zookeeper_exception)
+                first_line(&row.zookeeper_exception, 200)
             ))
             .cause(Cause::Keeper);
         bump(&mut severity, Severity::Warn);
@@ -139,7 +124,7 @@ pub fn evaluate_table(
     if !row.last_queue_update_exception.is_empty() {
         f = f.evidence(format!(
             "last_queue_update_exception: {}",
-            first_line(&row.last_queue_update_exception)
+            first_line(&row.last_queue_update_exception, 200)
         ));
     }
     if let Some(q) = queue {
@@ -152,12 +137,15 @@ pub fn evaluate_table(
             bump(&mut severity, Severity::Warn);
             f = f.cause(Cause::ReplicaLag).flag(Flag::Lagging);
             if !q.last_exception.is_empty() {
-                f = f.evidence(format!("last_exception: {}", first_line(&q.last_exception)));
+                f = f.evidence(format!(
+                    "last_exception: {}",
+                    first_line(&q.last_exception, 200)
+                ));
             }
             if !q.postpone_reason.is_empty() {
                 f = f.evidence(format!(
                     "postpone_reason: {}",
-                    first_line(&q.postpone_reason)
+                    first_line(&q.postpone_reason, 200)
                 ));
             }
         }

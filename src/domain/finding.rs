@@ -270,3 +270,20 @@ impl fmt::Display for ProbeError {
         }
     }
 }
+
+/// The first line of a server message (no stack trace), cut to `max` characters with an ellipsis.
+pub fn first_line(text: &str, max: usize) -> String {
+    let line = text
+        .split(", Stack trace")
+        .next()
+        .unwrap_or(text)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
