@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::checks::{Cluster, SetupError};
 use crate::config::{self, ConfigError, Loaded};
+use crate::discord::{self, BotError};
 use crate::domain::CheckKind;
 use crate::render;
 
@@ -44,6 +45,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
     },
+    /// Run the Discord bot until SIGINT/SIGTERM (token from the env var `discord.token_env` names).
+    Serve,
+    /// Register the slash commands (in each `discord.guild_ids` guild, else globally) and exit.
+    RegisterCommands,
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -82,6 +87,8 @@ pub enum UserError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Setup(#[from] SetupError),
+    #[error(transparent)]
+    Bot(#[from] BotError),
 }
 
 impl What {
@@ -127,6 +134,23 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             );
             Ok(0)
         }
+        Command::Serve => {
+            let token = loaded.discord_token(&config::process_env)?;
+            discord::serve(loaded, token, shutdown_signal()).await?;
+            Ok(0)
+        }
+        Command::RegisterCommands => {
+            let token = loaded.discord_token(&config::process_env)?;
+            let http = discord::http(&token, loaded.config.discord.proxy.as_deref());
+            let n = discord::register(&http, &loaded.config.discord.guild_ids).await?;
+            let scope = if loaded.config.discord.guild_ids.is_empty() {
+                "globally".to_string()
+            } else {
+                format!("in {n} guild(s)")
+            };
+            println!("registered {} commands {scope}", discord::commands().len());
+            Ok(0)
+        }
         Command::Check {
             what,
             cluster,
@@ -152,4 +176,26 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             Ok(card.verdict.exit_code())
         }
     }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

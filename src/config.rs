@@ -38,6 +38,8 @@ pub enum ConfigError {
     NoDefaultCluster { known: String },
     #[error("`clusters.{cluster}.password_env` names {var}, which is not set in the environment or .env")]
     MissingSecret { cluster: String, var: String },
+    #[error("`discord.token_env` names {var}, which is not set in the environment or .env")]
+    MissingToken { var: String },
 }
 
 /// A secret string: never shown by Debug or Display.
@@ -66,6 +68,36 @@ pub struct Config {
     pub defaults: Defaults,
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterConfig>,
+    #[serde(default)]
+    pub discord: DiscordConfig,
+}
+
+/// The Discord bot (`chops serve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// Guilds where commands are registered (guild-scoped, instant) and answered. Empty: global.
+    #[serde(default)]
+    pub guild_ids: Vec<u64>,
+    /// Environment variable (or `.env` key) holding the bot token.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+    /// Send Discord API calls through this HTTP proxy (e.g. a rate-limit proxy), `http://host:port`.
+    pub proxy: Option<String>,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            guild_ids: Vec::new(),
+            token_env: default_token_env(),
+            proxy: None,
+        }
+    }
+}
+
+fn default_token_env() -> String {
+    "DISCORD_TOKEN".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +150,10 @@ pub struct ClusterConfig {
     pub backup_disk: String,
     /// Name of the cluster in the servers' remote_servers, if it differs from the key.
     pub remote_cluster: Option<String>,
+    /// Discord channel IDs where this cluster may be checked; the first cluster that lists a
+    /// channel is that channel's default. Empty: any channel of an allowed guild.
+    #[serde(default)]
+    pub channels: Vec<u64>,
 }
 
 fn default_user() -> String {
@@ -250,6 +286,37 @@ impl Loaded {
             backup_disk: c.backup_disk.clone(),
         })
     }
+
+    /// The bot token from the variable `discord.token_env` names.
+    pub fn discord_token(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Secret, ConfigError> {
+        let var = &self.config.discord.token_env;
+        env(var)
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Secret::new(t.trim()))
+            .ok_or_else(|| ConfigError::MissingToken { var: var.clone() })
+    }
+
+    /// The cluster a Discord channel defaults to: the first that lists it, else the only one.
+    pub fn channel_cluster(&self, channel: u64) -> Option<String> {
+        self.config
+            .clusters
+            .iter()
+            .find(|(_, c)| c.channels.contains(&channel))
+            .map(|(n, _)| n.clone())
+            .or_else(|| (self.config.clusters.len() == 1).then(|| self.cluster_names().remove(0)))
+    }
+
+    /// Channels where `cluster` may be checked (empty: any channel).
+    pub fn allowed_channels(&self, cluster: &str) -> &[u64] {
+        self.config
+            .clusters
+            .get(cluster)
+            .map(|c| c.channels.as_slice())
+            .unwrap_or(&[])
+    }
 }
 
 /// The process environment (after `.env` was loaded).
@@ -357,6 +424,22 @@ fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
     )?;
     if c.clusters.is_empty() {
         return Err(invalid(path, "clusters".into(), "no cluster is configured"));
+    }
+    if let Some(p) = &c.discord.proxy {
+        check_url(path, "discord.proxy".into(), p)?;
+    }
+    if !c
+        .discord
+        .token_env
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        || c.discord.token_env.is_empty()
+    {
+        return Err(invalid(
+            path,
+            "discord.token_env".into(),
+            "must be the NAME of an environment variable, e.g. DISCORD_TOKEN",
+        ));
     }
     for (name, cl) in &c.clusters {
         let k = |s: &str| format!("clusters.{name}.{s}");

@@ -11,13 +11,15 @@
 //!   four-letter-word TCP client. Both map failures to [`domain::ProbeError`].
 //! - [`config`]: `config/chops.toml` + secrets from the environment / `.env`.
 //! - [`render`]: the card as terminal text or JSON.
-//! - [`cli`]: `chops check …`, `chops config check`.
+//! - [`discord`]: the bot — poise commands as thin adapters, `discord::render` turns a card into an embed.
+//! - [`cli`]: `chops check …`, `chops config check`, `chops serve`, `chops register-commands`.
 //! - [`localcluster`]: the local ZooKeeper + ClickHouse-engine cluster used by tests and benches.
 
 pub mod checks;
 pub mod cli;
 pub mod clickhouse;
 pub mod config;
+pub mod discord;
 pub mod domain;
 pub mod keeper;
 pub mod localcluster;

@@ -9,6 +9,7 @@ pub mod replicas;
 pub mod settings;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ::clickhouse::{RowOwned, RowRead};
@@ -22,8 +23,11 @@ pub enum Mode {
     Sequential,
 }
 
+/// A boxed, `Send` future: boxing each probe keeps the compiler's `Send` proof simple.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// Await `futs` all at once, or one after another in `Sequential` mode; results keep their order.
-async fn gather<F: Future>(mode: Mode, futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+async fn gather<T>(mode: Mode, futs: Vec<BoxFut<'_, T>>) -> Vec<T> {
     match mode {
         Mode::Concurrent => join_all(futs).await,
         Mode::Sequential => {
@@ -54,6 +58,8 @@ pub struct Cluster {
     pub thresholds: Thresholds,
     pub backup_disk: String,
     pub mode: Mode,
+    /// Recent system.backups rows read per replica (1..=20).
+    pub backups_limit: usize,
 }
 
 /// Why a cluster could not even be set up for checking.
@@ -135,18 +141,30 @@ impl Cluster {
             thresholds: t.thresholds,
             backup_disk: t.backup_disk.clone(),
             mode: Mode::Concurrent,
+            backups_limit: backups::RECENT_LIMIT,
         })
     }
 
     /// Run `kinds` concurrently and build the card. `scope` is `backup` or the single check's name.
-    pub async fn check(&self, scope: &str, kinds: &[CheckKind]) -> Card {
+    ///
+    /// Boxed as `Send`: callers such as the bot's command handlers need a `Send` future, and the
+    /// compiler cannot prove it through the iterator closures below on its own.
+    pub fn check<'a>(&'a self, scope: &'a str, kinds: &'a [CheckKind]) -> BoxFut<'a, Card> {
+        Box::pin(self.check_inner(scope, kinds))
+    }
+
+    async fn check_inner(&self, scope: &str, kinds: &[CheckKind]) -> Card {
         let start = Instant::now();
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut facts = settings::SettingsFacts::default();
-        let runs = kinds.iter().map(|&k| self.run_one(k));
+        let runs: Vec<BoxFut<'_, _>> = kinds
+            .iter()
+            .copied()
+            .map(|k| Box::pin(self.run_one(k)) as BoxFut<'_, _>)
+            .collect();
         let mut results = Vec::new();
         for (result, f) in gather(self.mode, runs).await {
             if let Some(f) = f {
@@ -219,9 +237,15 @@ impl Cluster {
     async fn per_replica<T, F, Fut>(&self, f: F) -> Vec<T>
     where
         F: Fn(ReplicaClient) -> Fut,
-        Fut: Future<Output = T>,
+        Fut: Future<Output = T> + Send + 'static,
     {
-        gather(self.mode, self.replicas.iter().cloned().map(f)).await
+        let futs: Vec<BoxFut<'static, T>> = self
+            .replicas
+            .iter()
+            .cloned()
+            .map(|c| Box::pin(f(c)) as BoxFut<'static, T>)
+            .collect();
+        gather(self.mode, futs).await
     }
 
     async fn keeper(&self) -> Vec<Finding> {
@@ -229,19 +253,25 @@ impl Cluster {
         let mode = self.mode;
         let nodes = gather(
             mode,
-            self.keeper.iter().map(|node| async move {
-                let answers = gather(
-                    mode,
-                    keeper::WORDS.iter().map(|w| async move {
-                        (*w, crate::keeper::four_letter(node, w, deadline).await)
-                    }),
-                )
-                .await;
-                keeper::NodeAnswers {
-                    node: node.clone(),
-                    answers,
-                }
-            }),
+            self.keeper
+                .iter()
+                .cloned()
+                .map(|node| {
+                    Box::pin(async move {
+                        let words: Vec<BoxFut<'static, _>> = keeper::WORDS
+                            .iter()
+                            .map(|w| {
+                                let node = node.clone();
+                                Box::pin(async move {
+                                    (*w, crate::keeper::four_letter(&node, w, deadline).await)
+                                }) as BoxFut<'static, _>
+                            })
+                            .collect();
+                        let answers = gather(mode, words).await;
+                        keeper::NodeAnswers { node, answers }
+                    }) as BoxFut<'static, _>
+                })
+                .collect(),
         );
         let views = self.per_replica(|c| async move {
             let r: Result<Vec<keeper::ZkRow>, ProbeError> =
@@ -315,11 +345,17 @@ impl Cluster {
     }
 
     async fn backups(&self) -> Vec<Finding> {
+        let limit = self.backups_limit;
         let probes = self
             .per_replica(|c| async move {
                 backups::BackupsProbe {
                     replica: c.name.clone(),
-                    rows: fetch(&c, backups::RECENT_SQL).await,
+                    rows: fetch(&c, backups::RECENT_SQL).await.map(
+                        |mut r: Vec<backups::BackupRow>| {
+                            r.truncate(limit);
+                            r
+                        },
+                    ),
                 }
             })
             .await;

@@ -8,6 +8,7 @@ pub mod cause;
 pub mod classify;
 pub mod diagnose;
 pub mod finding;
+pub mod guard;
 pub mod sql;
 pub mod thresholds;
 pub mod time;

@@ -1,0 +1,153 @@
+//! The Discord bot (poise on serenity): `chops serve` answers the slash commands with the card,
+//! `chops register-commands` registers them. Commands are thin adapters (parse → check → render).
+//!
+//! Errors: a [`UserError`] is shown to the user as a short ephemeral message; anything else shows
+//! "internal error, reference <id>" and is logged with that id.
+
+pub mod commands;
+pub mod render;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use poise::serenity_prelude as serenity;
+
+use crate::config::{Loaded, Secret};
+
+/// What every command handler can reach.
+pub struct Data {
+    pub config: Arc<Loaded>,
+}
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Context<'a> = poise::Context<'a, Data, Error>;
+
+/// A problem the user can fix (unknown cluster, wrong channel, …): shown as is, ephemerally.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UserError(pub String);
+
+/// Errors of `serve` / `register-commands` themselves.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("Discord: {0}")]
+    Discord(#[from] serenity::Error),
+}
+
+/// Every command the bot offers.
+pub fn commands() -> Vec<poise::Command<Data, Error>> {
+    vec![
+        commands::backup_check(),
+        commands::keeper(),
+        commands::replicas(),
+        commands::lag(),
+        commands::blockers(),
+        commands::backups(),
+        commands::chops(),
+    ]
+}
+
+/// The REST client. With a proxy, every call goes to it (the rate limiter is the proxy's job).
+pub fn http(token: &Secret, proxy: Option<&str>) -> serenity::Http {
+    let b = serenity::HttpBuilder::new(token.expose());
+    match proxy {
+        Some(p) => b.proxy(p).ratelimiter_disabled(true).build(),
+        None => b.build(),
+    }
+}
+
+/// Register the commands: in each configured guild, or globally when none is configured.
+/// Returns how many registrations were made.
+pub async fn register(http: &serenity::Http, guild_ids: &[u64]) -> Result<usize, BotError> {
+    if http.application_id().is_none() {
+        let me = http.get_current_user().await?;
+        http.set_application_id(serenity::ApplicationId::new(me.id.get()));
+    }
+    let cmds = commands();
+    if guild_ids.is_empty() {
+        poise::builtins::register_globally(http, &cmds).await?;
+        return Ok(1);
+    }
+    for g in guild_ids {
+        poise::builtins::register_in_guild(http, &cmds, serenity::GuildId::new(*g)).await?;
+    }
+    Ok(guild_ids.len())
+}
+
+static REFERENCE: AtomicU64 = AtomicU64::new(0);
+
+/// A short reference that ties an "internal error" message to its log line.
+pub fn reference() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}-{}",
+        nanos & 0xff_ffff,
+        REFERENCE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
+    match err {
+        poise::FrameworkError::Command { error, ctx, .. } => {
+            let text = match error.downcast_ref::<UserError>() {
+                Some(u) => u.0.clone(),
+                None => {
+                    let r = reference();
+                    tracing::error!(reference = %r, command = %ctx.command().qualified_name, error = %error, "command failed");
+                    format!("internal error, reference {r}")
+                }
+            };
+            if let Err(e) = ctx
+                .send(poise::CreateReply::default().content(text).ephemeral(true))
+                .await
+            {
+                tracing::warn!(error = %e, "could not send the error reply");
+            }
+        }
+        other => {
+            if let Err(e) = poise::builtins::on_error(other).await {
+                tracing::warn!(error = %e, "error while handling an error");
+            }
+        }
+    }
+}
+
+/// Connect to the gateway and answer commands until `shutdown` completes.
+pub async fn serve(
+    config: Loaded,
+    token: Secret,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BotError> {
+    let guild_ids = config.config.discord.guild_ids.clone();
+    let http = http(&token, config.config.discord.proxy.as_deref());
+    let data = Data {
+        config: Arc::new(config),
+    };
+    let framework = poise::Framework::builder()
+        .options(poise::FrameworkOptions { commands: commands(), on_error: |e| Box::pin(on_error(e)), ..Default::default() })
+        .setup(move |ctx, ready, _framework| {
+            Box::pin(async move {
+                let n = register(&ctx.http, &guild_ids).await?;
+                tracing::info!(user = %ready.user.name, registrations = n, "connected; commands registered");
+                Ok(data)
+            })
+        })
+        .build();
+    // Slash commands arrive as interactions: no gateway intents are needed.
+    let mut client =
+        serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::empty())
+            .framework(framework)
+            .await?;
+    let shards = client.shard_manager.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        shards.shutdown_all().await;
+    });
+    client.start().await?;
+    Ok(())
+}
