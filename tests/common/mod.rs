@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub use chops::localcluster::LocalCluster;
 
+pub mod discord;
+
 static SHARED: OnceLock<Mutex<Option<LocalCluster>>> = OnceLock::new();
 
 extern "C" fn stop_shared() {

@@ -1,0 +1,260 @@
+//! The real serenity/poise bot against the fake Discord (REST + gateway on loopback) and the real
+//! local cluster: defer then edit with the card, refusals, autocomplete, registration.
+
+mod common;
+use std::time::Duration;
+
+use chops::config::{Loaded, Secret};
+use common::discord::*;
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Bot {
+    fake: FakeDiscord,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bot {
+    /// Start the bot on `cluster_config` (a generated local-cluster config), allowed in CHANNEL_ID.
+    async fn start(cluster_config: &str) -> Bot {
+        let fake = FakeDiscord::start().await;
+        let text = std::fs::read_to_string(cluster_config).unwrap().replacen(
+            "[clusters.local]\n",
+            &format!("[clusters.local]\nchannels = [{CHANNEL_ID}]\n"),
+            1,
+        );
+        let text = format!(
+            "{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n",
+            fake.rest_url
+        );
+        let loaded = Loaded::parse("bot.toml", &text).expect("bot config");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = chops::discord::serve(loaded, Secret::new("fake-token"), shutdown).await
+            {
+                panic!("bot failed: {e}");
+            }
+        });
+        fake.registered(WAIT).await;
+        Bot {
+            fake,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+
+    /// Invoke `/command` with options; returns the interaction id.
+    fn invoke(&self, command: &str, opts: &[(&str, &str)], channel: u64) -> u64 {
+        let id = self.fake.next_id();
+        self.fake
+            .dispatch(interaction(id, 2, channel, command, options(opts, None)));
+        id
+    }
+}
+
+fn embed_of(edit: &Recorded) -> &Value {
+    &edit.body["embeds"][0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_check_defers_then_edits_with_the_healthy_card() {
+    let c = shared();
+    let bot = Bot::start(&c.config).await;
+    let id = bot.invoke("backup-check", &[("cluster", "local")], CHANNEL_ID);
+    let cb = bot.fake.callback(id, WAIT).await;
+    assert_eq!(cb.body["type"], 5, "deferred first: {}", cb.body);
+    let edit = bot.fake.edited_original(id, WAIT).await;
+    assert!(edit.at >= cb.at);
+    let e = embed_of(&edit);
+    assert!(
+        e["title"]
+            .as_str()
+            .unwrap()
+            .contains("local · HEALTHY · backup check"),
+        "{e:#}"
+    );
+    assert_eq!(e["color"], 0x2ecc71);
+    let names: Vec<&str> = e["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names[..6],
+        [
+            "✅ Keeper",
+            "✅ Replicas",
+            "✅ Replication lag",
+            "✅ Blocking operations",
+            "✅ Recent backups",
+            "✅ Backup sync settings"
+        ]
+    );
+    assert!(
+        e["footer"]["text"].as_str().unwrap().contains("chops "),
+        "{e:#}"
+    );
+    assert!(e["timestamp"].is_string());
+
+    // The channel's cluster is the default.
+    let id = bot.invoke("replicas", &[], CHANNEL_ID);
+    let e = bot.fake.edited_original(id, WAIT).await;
+    assert!(
+        embed_of(&e)["title"]
+            .as_str()
+            .unwrap()
+            .contains("local · HEALTHY · replicas check"),
+        "{}",
+        e.body
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_errors_are_short_and_ephemeral() {
+    let c = shared();
+    let bot = Bot::start(&c.config).await;
+    let cases: Vec<(&str, Vec<(&str, &str)>, u64, String)> = vec![
+        (
+            "backup-check",
+            vec![("cluster", "nope")],
+            CHANNEL_ID,
+            "unknown cluster 'nope' (configured: local)".into(),
+        ),
+        (
+            "lag",
+            vec![],
+            OTHER_CHANNEL_ID,
+            format!("Cluster `local` can be checked only in <#{CHANNEL_ID}>."),
+        ),
+    ];
+    for (cmd, opts, channel, want) in cases {
+        let id = bot.invoke(cmd, &opts, channel);
+        let cb = bot.fake.callback(id, WAIT).await;
+        assert_eq!(cb.body["type"], 4, "{}", cb.body);
+        assert_eq!(cb.body["data"]["flags"], 64, "ephemeral: {}", cb.body);
+        assert_eq!(cb.body["data"]["content"], want);
+    }
+    assert!(
+        !bot.fake.requests().iter().any(|r| r.method == "PATCH"),
+        "nothing was run or posted"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autocomplete_offers_configured_clusters() {
+    let c = shared();
+    let bot = Bot::start(&c.config).await;
+    for (typed, want) in [("lo", vec!["local"]), ("", vec!["local"]), ("x", vec![])] {
+        let id = bot.fake.next_id();
+        bot.fake.dispatch(interaction(
+            id,
+            4,
+            CHANNEL_ID,
+            "backup-check",
+            options(&[("cluster", typed)], Some("cluster")),
+        ));
+        let cb = bot.fake.callback(id, WAIT).await;
+        assert_eq!(cb.body["type"], 8, "{}", cb.body);
+        let names: Vec<&str> = cb.body["data"]["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, want, "typed {typed:?}");
+    }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_sends_every_command_with_its_options() {
+    let c = shared();
+    let bot = Bot::start(&c.config).await;
+    let reg = bot.fake.registered(WAIT).await;
+    assert_eq!(
+        reg.path,
+        format!("/api/v10/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+    );
+    let cmds = reg.body.as_array().unwrap();
+    let shape: Vec<(String, Vec<String>)> = cmds
+        .iter()
+        .map(|c| {
+            let opts = c["options"]
+                .as_array()
+                .map(|o| {
+                    o.iter()
+                        .map(|o| o["name"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (c["name"].as_str().unwrap().to_string(), opts)
+        })
+        .collect();
+    let want: Vec<(&str, Vec<&str>)> = vec![
+        ("backup-check", vec!["cluster"]),
+        ("keeper", vec!["cluster"]),
+        ("replicas", vec!["cluster"]),
+        ("lag", vec!["cluster", "min_delay"]),
+        ("blockers", vec!["cluster"]),
+        ("backups", vec!["cluster", "limit"]),
+        ("chops", vec!["help"]),
+    ];
+    let got: Vec<(&str, Vec<&str>)> = shape
+        .iter()
+        .map(|(n, o)| (n.as_str(), o.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(got, want);
+    for c in cmds {
+        assert!(
+            !c["description"].as_str().unwrap_or("").is_empty(),
+            "help text for {}",
+            c["name"]
+        );
+    }
+    let cluster_opt = &cmds[0]["options"][0];
+    assert_eq!(cluster_opt["autocomplete"], true);
+    assert_eq!(cluster_opt["required"], false);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeper_stopped_puts_keeper_first_in_the_embed() {
+    let lc = LocalCluster::start(3).expect("cluster");
+    lc.stop_keeper();
+    let bot = Bot::start(lc.config_path.to_str().unwrap()).await;
+    let id = bot.invoke("backup-check", &[], CHANNEL_ID);
+    assert_eq!(bot.fake.callback(id, WAIT).await.body["type"], 5);
+    let edit = bot.fake.edited_original(id, WAIT).await;
+    let e = embed_of(&edit);
+    assert!(e["title"].as_str().unwrap().contains("FAILING"), "{e:#}");
+    assert_eq!(e["color"], 0xe74c3c);
+    let d = e["description"].as_str().unwrap();
+    assert!(
+        d.starts_with("**Most likely: Keeper unavailable or unhealthy**"),
+        "{d}"
+    );
+    assert!(
+        d.contains(&format!(
+            "Keeper {}: down (connection refused)",
+            lc.keeper_addr
+        )),
+        "{d}"
+    );
+    bot.stop().await;
+}

@@ -1,0 +1,320 @@
+//! A fake Discord on loopback: REST (`/api/v10/...`) and a `ws://` gateway, enough for the real
+//! serenity/poise client. It records every REST call; tests inject gateway events (interactions)
+//! built by the payload helpers below, never by hand.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub const APP_ID: u64 = 900_000_000_000_000_001;
+pub const GUILD_ID: u64 = 900_000_000_000_000_002;
+pub const CHANNEL_ID: u64 = 900_000_000_000_000_003;
+pub const OTHER_CHANNEL_ID: u64 = 900_000_000_000_000_004;
+pub const USER_ID: u64 = 900_000_000_000_000_005;
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+    pub at: Instant,
+}
+
+struct Shared {
+    requests: Mutex<Vec<Recorded>>,
+    changed: Notify,
+    ws_url: String,
+    next_id: AtomicU64,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>,
+    identified: Notify,
+}
+
+pub struct FakeDiscord {
+    pub rest_url: String,
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedSender<Value>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for FakeDiscord {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+pub fn user_json(id: u64, name: &str) -> Value {
+    json!({"id": id.to_string(), "username": name, "discriminator": "0", "global_name": null, "avatar": null, "bot": false})
+}
+
+/// A full Message object, as Discord answers webhook and channel message calls.
+pub fn message_json(id: u64, channel: u64, body: &Value) -> Value {
+    json!({
+        "id": id.to_string(), "channel_id": channel.to_string(),
+        "author": {"id": APP_ID.to_string(), "username": "chops", "discriminator": "0", "avatar": null, "bot": true},
+        "content": body.get("content").cloned().unwrap_or(json!("")),
+        "timestamp": "2026-11-25T22:00:00.000000+00:00", "edited_timestamp": null,
+        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+        "embeds": body.get("embeds").cloned().unwrap_or(json!([])),
+        "components": body.get("components").cloned().unwrap_or(json!([])),
+        "pinned": false, "type": 0, "flags": body.get("flags").cloned().unwrap_or(json!(0)),
+    })
+}
+
+/// An option of a command invocation: `("cluster", "local")`, string-typed unless it parses as a number.
+pub fn options(opts: &[(&str, &str)], focused: Option<&str>) -> Value {
+    Value::Array(
+        opts.iter()
+            .map(|(n, v)| {
+                let mut o = match v.parse::<i64>() {
+                    Ok(i) => json!({"name": n, "type": 4, "value": i}),
+                    Err(_) => json!({"name": n, "type": 3, "value": v}),
+                };
+                if focused == Some(*n) {
+                    o["focused"] = json!(true);
+                }
+                o
+            })
+            .collect(),
+    )
+}
+
+/// INTERACTION_CREATE for a slash command (type 2) or its autocomplete (type 4) in a guild channel.
+pub fn interaction(id: u64, kind: u8, channel: u64, command: &str, options: Value) -> Value {
+    json!({
+        "id": id.to_string(), "application_id": APP_ID.to_string(), "type": kind,
+        "token": format!("tok-{id}"), "version": 1,
+        "guild_id": GUILD_ID.to_string(), "channel_id": channel.to_string(),
+        "channel": {"id": channel.to_string(), "type": 0},
+        "locale": "en-US", "guild_locale": "en-US", "entitlements": [], "attachment_size_limit": 8_388_608,
+        "app_permissions": "0",
+        "member": {"user": user_json(USER_ID, "oncall"), "roles": [], "deaf": false, "mute": false, "flags": 0,
+                   "joined_at": "2024-01-01T00:00:00.000000+00:00", "permissions": "0", "pending": false},
+        "data": {"id": "910000000000000000", "name": command, "type": 1, "options": options},
+    })
+}
+
+impl FakeDiscord {
+    pub async fn start() -> FakeDiscord {
+        let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ws_url = format!("ws://{}", ws.local_addr().unwrap());
+        let rest_url = format!("http://{}", rest.local_addr().unwrap());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            changed: Notify::new(),
+            ws_url,
+            next_id: AtomicU64::new(1_000),
+            events: tokio::sync::Mutex::new(rx),
+            identified: Notify::new(),
+        });
+        let app = Router::new()
+            .route("/*path", any(rest_handler))
+            .with_state(shared.clone());
+        let rest_task = tokio::spawn(async move {
+            let _ = axum::serve(rest, app).await;
+        });
+        let s = shared.clone();
+        let ws_task = tokio::spawn(async move {
+            while let Ok((stream, _)) = ws.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    if let Ok(conn) = tokio_tungstenite::accept_async(stream).await {
+                        gateway_session(conn, s).await;
+                    }
+                });
+            }
+        });
+        FakeDiscord {
+            rest_url,
+            shared,
+            events: tx,
+            tasks: vec![rest_task, ws_task],
+        }
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.shared.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Send an INTERACTION_CREATE through the gateway; returns when it was queued.
+    pub fn dispatch(&self, event: Value) -> Instant {
+        self.events.send(event).expect("gateway queue");
+        Instant::now()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Wait until a recorded request satisfies `pred` (checked on every new request).
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Recorded) -> bool,
+    ) -> Recorded {
+        let until = Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            if let Some(r) = self.requests().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
+                let seen: Vec<String> = self
+                    .requests()
+                    .iter()
+                    .map(|r| format!("{} {}", r.method, r.path))
+                    .collect();
+                panic!("timed out waiting for {what}; requests so far: {seen:#?}");
+            }
+        }
+    }
+
+    /// The interaction callback for interaction `id`.
+    pub async fn callback(&self, id: u64, timeout: Duration) -> Recorded {
+        let path = format!("/api/v10/interactions/{id}/tok-{id}/callback");
+        self.wait_for(&format!("callback of {id}"), timeout, |r| {
+            r.method == "POST" && r.path == path
+        })
+        .await
+    }
+
+    /// The edit of the original response of interaction `id`.
+    pub async fn edited_original(&self, id: u64, timeout: Duration) -> Recorded {
+        let path = format!("/api/v10/webhooks/{APP_ID}/tok-{id}/messages/@original");
+        self.wait_for(&format!("edit of {id}"), timeout, |r| {
+            r.method == "PATCH" && r.path == path
+        })
+        .await
+    }
+
+    /// Wait until the bot registered its commands (it then answers interactions).
+    pub async fn registered(&self, timeout: Duration) -> Recorded {
+        self.wait_for("command registration", timeout, |r| {
+            r.method == "PUT" && r.path.ends_with("/commands")
+        })
+        .await
+    }
+}
+
+async fn rest_handler(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    s.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        body: body.clone(),
+        at: Instant::now(),
+    });
+    s.changed.notify_waiters();
+    let id = s.next_id.fetch_add(1, Ordering::SeqCst) + 1_000_000;
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/api/v10/gateway") => Json(json!({"url": s.ws_url})).into_response(),
+        ("GET", "/api/v10/gateway/bot") => Json(json!({"url": s.ws_url, "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}}))
+        .into_response(),
+        ("GET", "/api/v10/users/@me") => {
+            Json(json!({"id": APP_ID.to_string(), "username": "chops", "discriminator": "0", "avatar": null, "bot": true})).into_response()
+        }
+        ("GET", "/api/v10/oauth2/applications/@me") => Json(json!({
+            "id": APP_ID.to_string(), "name": "chops", "icon": null, "description": "", "bot_public": true,
+            "bot_require_code_grant": false, "verify_key": "", "flags": 0, "team": null,
+            "owner": {"id": USER_ID.to_string(), "username": "owner", "discriminator": "0", "avatar": null}}))
+        .into_response(),
+        ("PUT", p) if p.ends_with("/commands") => {
+            let cmds: Vec<Value> = body
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut c)| {
+                    c["id"] = json!((920_000_000_000_000_000u64 + i as u64).to_string());
+                    c["application_id"] = json!(APP_ID.to_string());
+                    c["version"] = json!("1");
+                    if c.get("type").is_none() {
+                        c["type"] = json!(1);
+                    }
+                    c["default_member_permissions"] = c.get("default_member_permissions").cloned().unwrap_or(Value::Null);
+                    c
+                })
+                .collect();
+            Json(Value::Array(cmds)).into_response()
+        }
+        ("POST", p) if p.starts_with("/api/v10/interactions/") && p.ends_with("/callback") => StatusCode::NO_CONTENT.into_response(),
+        ("PATCH", p) | ("POST", p) if p.starts_with("/api/v10/webhooks/") || p.starts_with("/api/v10/channels/") => {
+            Json(message_json(id, CHANNEL_ID, &body)).into_response()
+        }
+        ("GET", p) if p.starts_with("/api/v10/webhooks/") => Json(message_json(id, CHANNEL_ID, &json!({}))).into_response(),
+        _ => (StatusCode::NOT_FOUND, Json(json!({"message": "Unknown route in fake Discord", "code": 0}))).into_response(),
+    }
+}
+
+async fn gateway_session(
+    conn: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    s: Arc<Shared>,
+) {
+    let (mut tx, mut rx) = conn.split();
+    let send = |v: Value| WsMessage::Text(v.to_string());
+    if tx
+        .send(send(json!({"op": 10, "d": {"heartbeat_interval": 41250}})))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut seq = 0u64;
+    let mut events = s.events.lock().await;
+    loop {
+        tokio::select! {
+            frame = rx.next() => {
+                let Some(Ok(frame)) = frame else { return };
+                let WsMessage::Text(text) = frame else { continue }; // keep reading after Close/Ping frames
+                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                match v["op"].as_u64() {
+                    Some(2) => {
+                        seq += 1;
+                        let ready = json!({"op": 0, "t": "READY", "s": seq, "d": {
+                            "v": 10,
+                            "user": {"id": APP_ID.to_string(), "username": "chops", "discriminator": "0", "avatar": null, "bot": true,
+                                     "verified": true, "mfa_enabled": false, "flags": 0},
+                            "guilds": [{"id": GUILD_ID.to_string(), "unavailable": true}],
+                            "session_id": "fake-session", "resume_gateway_url": s.ws_url, "shard": [0, 1],
+                            "application": {"id": APP_ID.to_string(), "flags": 0}}});
+                        if tx.send(send(ready)).await.is_err() { return; }
+                        s.identified.notify_waiters();
+                    }
+                    Some(1) => { if tx.send(send(json!({"op": 11}))).await.is_err() { return; } }
+                    Some(6) => { if tx.send(send(json!({"op": 9, "d": false}))).await.is_err() { return; } }
+                    _ => {}
+                }
+            }
+            ev = events.recv() => {
+                let Some(ev) = ev else { return };
+                seq += 1;
+                if tx.send(send(json!({"op": 0, "t": "INTERACTION_CREATE", "s": seq, "d": ev}))).await.is_err() { return; }
+            }
+        }
+    }
+}
