@@ -127,23 +127,33 @@ fn finding_line(f: &Finding) -> String {
     line
 }
 
-fn step_text(i: usize, s: &NextStep, code_max: usize) -> String {
+fn step_text(i: usize, s: &NextStep, max: usize, scope: &str, cluster: &str) -> String {
     let on = s
         .run_on
         .as_ref()
         .map(|r| format!(" — on **{r}**"))
         .unwrap_or_default();
-    let mut t = format!("**{}.** {}{on}", i + 1, s.title);
-    if let Some(sql) = &s.sql {
-        t.push_str(&format!("\n```sql\n{}\n```", clip(sql, code_max)));
+    let head = clip(&format!("**{}.** {}{on}", i + 1, s.title), 200);
+    let note = s
+        .note
+        .as_ref()
+        .map(|n| format!("\n*{}*", clip(n, 150)))
+        .unwrap_or_default();
+    let mut room = max.saturating_sub(count(&head) + count(&note));
+    let mut body = String::new();
+    // A statement is shown whole or not at all: a clipped one must never look runnable.
+    for (lang, code) in [("sql", &s.sql), ("sh", &s.command)] {
+        let Some(code) = code else { continue };
+        let block = format!("\n```{lang}\n{code}\n```");
+        let part = if count(&block) <= room {
+            block
+        } else {
+            clip(&format!("\n*(too long for Discord: `chops check {scope} --cluster {cluster}` prints it in full)*"), room)
+        };
+        room = room.saturating_sub(count(&part));
+        body.push_str(&part);
     }
-    if let Some(cmd) = &s.command {
-        t.push_str(&format!("\n```sh\n{}\n```", clip(cmd, code_max)));
-    }
-    if let Some(note) = &s.note {
-        t.push_str(&format!("\n*{}*", clip(note, 200)));
-    }
-    t
+    format!("{head}{body}{note}")
 }
 
 /// Build the embed within every limit. `budget` is the share of a field's value lines may use;
@@ -209,12 +219,11 @@ fn build(card: &Card, per_field: usize) -> Embed {
         .next_steps
         .iter()
         .enumerate()
-        .map(|(i, s)| step_text(i, s, per_field.saturating_sub(120).max(80)))
+        .map(|(i, s)| step_text(i, s, per_field, &card.scope, &card.cluster))
         .collect();
     let mut current = String::new();
     let mut step_fields: Vec<String> = Vec::new();
     for st in steps {
-        let st = clip(&st, per_field);
         if !current.is_empty() && count(&current) + 1 + count(&st) > per_field {
             step_fields.push(std::mem::take(&mut current));
         }

@@ -1,0 +1,208 @@
+//! The Discord embed of a card: Discord's limits hold even for a 12-replica failing card, and
+//! the JSON sent to Discord is snapshot-tested.
+
+use std::collections::BTreeMap;
+
+use chops::discord::render::{self, Embed};
+use chops::domain::diagnose::{diagnose, CheckResult, Context, ReplicaRef};
+use chops::domain::{Cause, CheckKind, Finding, Flag, Severity, Subject};
+
+fn ctx(n: usize) -> Context {
+    Context {
+        cluster: "prod-eu-west-analytics".into(),
+        replicas: (1..=n)
+            .map(|i| ReplicaRef {
+                name: format!("clickhouse-prod-eu-west-{i:02}.internal:9000"),
+                shard: Some(1 + i as u32 % 4),
+            })
+            .collect(),
+        keeper_nodes: vec![
+            "keeper-1:9181".into(),
+            "keeper-2:9181".into(),
+            "keeper-3:9181".into(),
+        ],
+        databases: (1..=30)
+            .map(|i| format!("tenant_database_number_{i:02}"))
+            .collect(),
+        backup_disk: "backups".into(),
+        settings: BTreeMap::new(),
+        now_unix: 1_795_645_636,
+        elapsed_ms: 2113,
+    }
+}
+
+/// Twelve replicas, half unreachable, every table lagging, failed backups with long errors.
+fn failing_12() -> chops::domain::Card {
+    let c = ctx(12);
+    let mut results = Vec::new();
+    let long = "Code: 655. DB::Exception: Got error from host clickhouse-prod-eu-west-03.internal:9000. Code: 999. Coordination::Exception: Session expired (Session expired) while waiting for stage 'completed' on every host of the cluster; this text goes on for a while to make the value long. (KEEPER_EXCEPTION)";
+    for check in CheckKind::ALL {
+        let mut findings = Vec::new();
+        for (i, r) in c.replicas.iter().enumerate() {
+            let name = &r.name;
+            if i % 2 == 0 {
+                findings.push(
+                    Finding::new(
+                        check,
+                        Severity::Crit,
+                        Subject::replica(name),
+                        format!("{name}: no answer (timed out after 2000 ms)"),
+                    )
+                    .cause(Cause::ReplicaOffline)
+                    .cause(Cause::Network),
+                );
+                continue;
+            }
+            for t in 0..6 {
+                let f = match check {
+                    CheckKind::Lag => Finding::new(
+                        check,
+                        Severity::Crit,
+                        Subject::Table { replica: name.clone(), database: format!("tenant_database_number_{t:02}"), table: "events_local".into() },
+                        format!("{name}: tenant_database_number_{t:02}.events_local read-only, major delay 20000 s"),
+                    )
+                    .cause(Cause::ReplicaLag)
+                    .flag(Flag::ReadOnly),
+                    CheckKind::Backups => Finding::new(
+                        check,
+                        Severity::Crit,
+                        Subject::Backup { replica: name.clone(), id: format!("id-{i}-{t}"), name: format!("Disk('backups', 'nightly-{t}')") },
+                        format!("{name}: backup Disk('backups', 'nightly-{t}') failed 300 s ago: Keeper error (code 999)"),
+                    )
+                    .evidence(long)
+                    .cause(Cause::Keeper),
+                    _ => Finding::new(check, Severity::Warn, Subject::replica(name), format!("{name}: finding {t} of {check:?} with some words")),
+                };
+                findings.push(f);
+            }
+        }
+        results.push(CheckResult {
+            check,
+            elapsed_ms: 2001,
+            findings,
+        });
+    }
+    diagnose(&c, "backup", results)
+}
+
+fn assert_limits(e: &Embed) {
+    let n = |s: &str| s.chars().count();
+    assert!(n(&e.title) <= render::TITLE_MAX);
+    assert!(n(&e.description) <= render::DESCRIPTION_MAX);
+    assert!(
+        e.fields.len() <= render::FIELDS_MAX,
+        "{} fields",
+        e.fields.len()
+    );
+    for (name, value) in &e.fields {
+        assert!(n(name) <= render::FIELD_NAME_MAX && !name.is_empty());
+        assert!(
+            n(value) <= render::FIELD_VALUE_MAX && !value.is_empty(),
+            "{name}: {} chars",
+            n(value)
+        );
+    }
+    assert!(n(&e.footer) <= render::FOOTER_MAX);
+    assert!(
+        e.total_chars() <= render::TOTAL_MAX,
+        "{} chars in all",
+        e.total_chars()
+    );
+    for (name, value) in &e.fields {
+        // Code blocks are whole: a statement is never cut.
+        assert_eq!(value.matches("```").count() % 2, 0, "{name}: {value}");
+        assert!(!value.contains("…\n```"), "{name}: {value}");
+    }
+}
+
+#[test]
+fn limits_hold_for_a_12_replica_failing_card() {
+    let card = failing_12();
+    assert!(
+        card.next_steps.len() > 20,
+        "many next steps: {}",
+        card.next_steps.len()
+    );
+    let e = render::embed(&card);
+    assert_limits(&e);
+    // Summarised, not dropped: every check still has its field, and the top cause leads.
+    assert_eq!(
+        e.fields
+            .iter()
+            .filter(|(n, _)| !n.starts_with("Next steps"))
+            .count(),
+        6
+    );
+    assert!(e.fields.iter().any(|(n, _)| n == "Next steps"));
+    assert!(
+        e.fields.iter().any(|(_, v)| v.contains("more")),
+        "long sections say how much is left out"
+    );
+    assert!(
+        e.description.starts_with("**Most likely: "),
+        "{}",
+        e.description
+    );
+    // The builder Discord receives carries the same content.
+    let json = serde_json::to_value(e.to_builder()).unwrap();
+    assert_eq!(json["fields"].as_array().unwrap().len(), e.fields.len());
+}
+
+#[test]
+fn limits_hold_for_pathological_names() {
+    let mut c = ctx(3);
+    c.cluster = "x".repeat(400);
+    let big = "y".repeat(5000);
+    let findings = vec![Finding::new(
+        CheckKind::Replicas,
+        Severity::Crit,
+        Subject::replica(&big),
+        big.clone(),
+    )
+    .evidence(big.clone())
+    .cause(Cause::ReplicaOffline)];
+    let card = diagnose(
+        &c,
+        "backup",
+        vec![CheckResult {
+            check: CheckKind::Replicas,
+            elapsed_ms: 1,
+            findings,
+        }],
+    );
+    assert_limits(&render::embed(&card));
+}
+
+#[test]
+fn healthy_embed_json() {
+    let c = ctx(3);
+    let findings = c
+        .replicas
+        .iter()
+        .map(|r| {
+            Finding::new(
+                CheckKind::Replicas,
+                Severity::Ok,
+                Subject::replica(&r.name),
+                format!("{}: up, 26.9.2.1, uptime 25h 0m, ping 2 ms", r.name),
+            )
+        })
+        .collect();
+    let card = diagnose(
+        &c,
+        "backup",
+        vec![CheckResult {
+            check: CheckKind::Replicas,
+            elapsed_ms: 9,
+            findings,
+        }],
+    );
+    let mut json = serde_json::to_value(render::embed(&card).to_builder()).unwrap();
+    // The footer names the version, which changes with every release.
+    json["footer"]["text"] = json["footer"]["text"]
+        .as_str()
+        .unwrap()
+        .replace(env!("CARGO_PKG_VERSION"), "X.Y.Z")
+        .into();
+    insta::assert_json_snapshot!("healthy_embed", json);
+}
