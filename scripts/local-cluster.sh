@@ -106,6 +106,12 @@ for i in $(seq 1 "$replicas"); do
 done
 
 wait_tcp 127.0.0.1 "$zk_port" 30 "$(cat "$dir/zk.pid")" zookeeper
+# Listening is not serving: wait until `srvr` reports a mode.
+deadline=$((SECONDS + 30))
+until timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zk_port; printf srvr >&3; cat <&3" 2>/dev/null | grep -q '^Mode: '; do
+  [ $SECONDS -lt $deadline ] || die "zookeeper on $zk_port did not start serving within 30 s"
+  sleep 0.1
+done
 for i in $(seq 1 "$replicas"); do
   wait_tcp 127.0.0.1 "${ports[$((i - 1))]}" 60 "$(cat "$dir/r$i.pid")" "replica r$i"
 done

@@ -258,3 +258,87 @@ async fn keeper_stopped_puts_keeper_first_in_the_embed() {
     );
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_until_sigterm_and_never_logs_the_token() {
+    let c = shared();
+    let fake = FakeDiscord::start().await;
+    let dir = scratch("serve");
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    let cfg = write_config(
+        &dir,
+        "serve.toml",
+        &format!("{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\ntoken_env = \"CHOPS_TEST_DISCORD_TOKEN\"\n", fake.rest_url),
+    );
+    let token = "MTIz.fake-token-never-print-me";
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
+        .args(["--config", &cfg, "serve"])
+        .env("CHOPS_TEST_DISCORD_TOKEN", token)
+        .env("CHOPS_LOG", "trace")
+        .current_dir(&dir)
+        // Files, not pipes: trace logs would fill a pipe nobody reads yet and stall the bot.
+        .stdout(std::fs::File::create(dir.join("serve.out")).unwrap())
+        .stderr(std::fs::File::create(dir.join("serve.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(Some(child));
+    fake.registered(WAIT).await;
+    let id = fake.next_id();
+    fake.dispatch(interaction(id, 2, CHANNEL_ID, "keeper", options(&[], None)));
+    let answered = tokio::time::timeout(Duration::from_secs(10), fake.edited_original(id, WAIT))
+        .await
+        .is_ok();
+    let child = guard.0.take().unwrap();
+    // SAFETY: signals the child this test spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let logs = std::fs::read_to_string(dir.join("serve.out")).unwrap()
+        + &std::fs::read_to_string(dir.join("serve.err")).unwrap();
+    let seen: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        answered,
+        "no answer to /keeper; requests {seen:?}; logs:\n{}",
+        logs.lines()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(status.success(), "exit {status:?}");
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(
+        !logs.contains("fake-token-never-print-me"),
+        "the token leaked into the logs"
+    );
+}
+
+#[test]
+fn serve_without_a_token_is_one_clear_line() {
+    let c = shared();
+    let out = chops(&["--config", &c.config, "serve"], &[("DISCORD_TOKEN", "")]);
+    assert_eq!(out.code, 3);
+    assert_eq!(out.stderr.trim(), "chops: `discord.token_env` names DISCORD_TOKEN, which is not set in the environment or .env");
+}
+
+/// Kills the child process by its PID if the test fails before stopping it.
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -143,11 +143,38 @@ pub async fn serve(
             .framework(framework)
             .await?;
     let shards = client.shard_manager.clone();
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");
+        let _ = stopping_tx.send(());
         shards.shutdown_all().await;
     });
-    client.start().await?;
+    // A shard stuck reconnecting to an unreachable gateway must not keep the process alive.
+    let grace = async {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let stuck = tokio::select! {
+        r = client.start() => {
+            r?;
+            false
+        }
+        _ = grace => true,
+    };
+    if stuck {
+        tracing::warn!(
+            "shards did not stop within {:?}; exiting anyway",
+            SHUTDOWN_GRACE
+        );
+        // Dropping the client would wait for the stuck shard; the process is about to exit.
+        std::mem::forget(client);
+    }
     Ok(())
 }
+
+/// How long `serve` waits for the gateway connection to close after SIGINT/SIGTERM.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
