@@ -221,6 +221,9 @@ def main():
     os.makedirs(args.dir, exist_ok=True)
     config = write_config(args)
     engine = Engine(os.path.join(args.dir, "data"), config)
+    # The default listen backlog (5) overflows under a burst of concurrent probes: dropped SYNs
+    # come back after the 1 s retransmit timeout and look like a slow network.
+    ThreadingHTTPServer.request_queue_size = 256
     server = ThreadingHTTPServer(("127.0.0.1", args.http_port), Handler)
     server.daemon_threads = True
     server.engine = engine
