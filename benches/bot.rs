@@ -16,27 +16,54 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(60);
+    let runs: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(60);
     let lc = LocalCluster::start(3).expect("local cluster");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (defer, card) = rt.block_on(async {
         let fake = FakeDiscord::start().await;
         let text = std::fs::read_to_string(&lc.config_path).unwrap();
-        let text = format!("{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n", fake.rest_url);
+        let text = format!(
+            "{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n",
+            fake.rest_url
+        );
         let loaded = Loaded::parse("bench.toml", &text).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let bot = tokio::spawn(chops::discord::serve(loaded, Secret::new("fake-token"), async move {
-            let _ = rx.await;
-        }));
+        let bot = tokio::spawn(chops::discord::serve(
+            loaded,
+            Secret::new("fake-token"),
+            async move {
+                let _ = rx.await;
+            },
+        ));
         let wait = Duration::from_secs(30);
         fake.registered(wait).await;
         let (mut defer, mut card) = (Vec::new(), Vec::new());
         for i in 0..runs + 5 {
             let id = fake.next_id();
-            let sent = fake.dispatch(interaction(id, 2, CHANNEL_ID, "backup-check", options(&[], None)));
+            let sent = fake.dispatch(interaction(
+                id,
+                2,
+                CHANNEL_ID,
+                "backup-check",
+                options(&[], None),
+            ));
             let cb = fake.callback(id, wait).await;
             let edit = fake.edited_original(id, wait).await;
-            assert!(edit.body["embeds"][0]["title"].as_str().unwrap_or("").contains("HEALTHY"), "{}", edit.body);
+            assert!(
+                edit.body["embeds"][0]["title"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("HEALTHY"),
+                "{}",
+                edit.body
+            );
             if i >= 5 {
                 // the first few warm up connection pools
                 defer.push((cb.at - sent).as_secs_f64() * 1000.0);
@@ -63,6 +90,9 @@ fn main() {
         pct(&card, 0.99)
     );
     print!("{report}");
-    let _ = std::fs::write(chops::localcluster::repo_root().join("target/chops-bot-bench.md"), &report);
+    let _ = std::fs::write(
+        chops::localcluster::repo_root().join("target/chops-bot-bench.md"),
+        &report,
+    );
     drop(lc);
 }

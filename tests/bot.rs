@@ -349,11 +349,28 @@ async fn register_commands_cli_registers_in_each_guild() {
     let fake = FakeDiscord::start().await;
     let dir = scratch("register");
     let text = std::fs::read_to_string(&c.config).unwrap();
-    let cfg = write_config(&dir, "reg.toml", &format!("{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n", fake.rest_url));
-    let out = tokio::task::spawn_blocking(move || chops(&["--config", &cfg, "register-commands"], &[("DISCORD_TOKEN", "fake-token")])).await.unwrap();
+    let cfg = write_config(
+        &dir,
+        "reg.toml",
+        &format!(
+            "{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n",
+            fake.rest_url
+        ),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        chops(
+            &["--config", &cfg, "register-commands"],
+            &[("DISCORD_TOKEN", "fake-token")],
+        )
+    })
+    .await
+    .unwrap();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.trim(), "registered 7 commands in 1 guild(s)");
     let reg = fake.registered(WAIT).await;
-    assert_eq!(reg.path, format!("/api/v10/applications/{APP_ID}/guilds/{GUILD_ID}/commands"));
+    assert_eq!(
+        reg.path,
+        format!("/api/v10/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+    );
     assert_eq!(reg.body.as_array().unwrap().len(), 7);
 }

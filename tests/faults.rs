@@ -26,8 +26,9 @@ fn fully_checked(card: &serde_json::Value, replica: &str) {
         let mine: Vec<_> = findings(card)
             .into_iter()
             .filter(|(c, _, s)| {
-                c == check && s.starts_with(&format!("{replica}:"))
-                    || c == check && s.starts_with(&format!("{replica} "))
+                c == check
+                    && (s.starts_with(&format!("{replica}:"))
+                        || s.starts_with(&format!("{replica} ")))
             })
             .collect();
         assert!(

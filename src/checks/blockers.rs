@@ -12,6 +12,14 @@ pub const MUTATIONS_SQL: &str =
      toUInt64(dateDiff('second', create_time, now())) AS age_secs \
      FROM system.mutations WHERE is_done = 0 ORDER BY create_time LIMIT 100";
 
+/// The same for servers without `latest_fail_error_code_name` (older than 24.x): asked when the
+/// first form fails with UNKNOWN_IDENTIFIER (47).
+pub const MUTATIONS_SQL_COMPAT: &str =
+    "SELECT database, table, mutation_id, command, toUInt64(parts_to_do) AS parts_to_do, \
+     latest_fail_reason, '' AS latest_fail_error_code_name, \
+     toUInt64(dateDiff('second', create_time, now())) AS age_secs \
+     FROM system.mutations WHERE is_done = 0 ORDER BY create_time LIMIT 100";
+
 pub const MERGES_SQL: &str =
     "SELECT database, table, toFloat64(elapsed) AS elapsed, toFloat64(progress) AS progress, \
      toUInt8(is_mutation) AS is_mutation, toUInt64(total_size_bytes_compressed) AS bytes \

@@ -327,7 +327,7 @@ impl Cluster {
         let probes = self
             .per_replica(|c| async move {
                 let (mutations, merges, backups, ddl) = tokio::join!(
-                    fetch(&c, blockers::MUTATIONS_SQL),
+                    fetch_compat(&c, blockers::MUTATIONS_SQL, blockers::MUTATIONS_SQL_COMPAT),
                     fetch(&c, blockers::MERGES_SQL),
                     fetch(&c, blockers::RUNNING_BACKUPS_SQL),
                     fetch(&c, blockers::DDL_QUEUE_SQL)
@@ -389,4 +389,16 @@ impl Cluster {
 
 async fn fetch<T: RowOwned + RowRead>(c: &ReplicaClient, sql: &str) -> Result<Vec<T>, ProbeError> {
     c.fetch(sql, &[]).await
+}
+
+/// `sql`, or `older` when the server does not know one of the columns (UNKNOWN_IDENTIFIER, 47).
+async fn fetch_compat<T: RowOwned + RowRead>(
+    c: &ReplicaClient,
+    sql: &str,
+    older: &str,
+) -> Result<Vec<T>, ProbeError> {
+    match c.fetch(sql, &[]).await {
+        Err(ProbeError::Server { code: 47, .. }) => c.fetch(older, &[]).await,
+        r => r,
+    }
 }

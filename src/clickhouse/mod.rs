@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::Secret;
+use crate::domain::finding::first_line;
 use crate::domain::ProbeError;
 
 /// A client for one replica.
@@ -186,14 +187,7 @@ pub fn server_error(text: &str) -> ProbeError {
     if matches!(code, 516 | 192 | 193 | 194) {
         return ProbeError::Auth { code };
     }
-    let mut message = text
-        .split(", Stack trace")
-        .next()
-        .unwrap_or(text)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let mut message = first_line(text, usize::MAX);
     if let Some(i) = message.rfind(" (version ") {
         message.truncate(i);
     }

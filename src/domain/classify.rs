@@ -182,11 +182,10 @@ fn named_host(text: &str) -> Option<String> {
 
 /// First line of an error, without the stack trace and the "(version …)" suffix.
 fn clean(text: &str) -> String {
-    let first = text.split(", Stack trace").next().unwrap_or(text);
-    let first = first.lines().next().unwrap_or("").trim();
+    let first = super::finding::first_line(text, usize::MAX);
     match first.rfind(" (version ") {
         Some(i) if first.ends_with(')') => first[..i].to_string(),
-        _ => first.to_string(),
+        _ => first,
     }
 }
 

@@ -76,7 +76,7 @@ pub fn rank_causes(findings: &[&Finding]) -> Vec<RankedCause> {
             if score == 0 {
                 return None;
             }
-            support.sort_by(|a, b| b.severity.cmp(&a.severity));
+            support.sort_by_key(|f| std::cmp::Reverse(f.severity));
             let mut evidence: Vec<String> = Vec::new();
             for f in support {
                 if !evidence.contains(&f.summary) && evidence.len() < MAX_EVIDENCE {
@@ -102,7 +102,7 @@ pub fn diagnose(ctx: &Context, scope: &str, mut results: Vec<CheckResult>) -> Ca
         .into_iter()
         .map(|r| {
             let mut findings = r.findings;
-            findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+            findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
             Section {
                 check: r.check,
                 title: r.check.title().to_string(),
@@ -204,9 +204,7 @@ fn per_replica_backups(ctx: &Context, down: &BTreeSet<String>) -> Vec<NextStep> 
                 Some(&r.name),
                 format!("BACKUP {list} TO {} ASYNC", disk_target(ctx, &name)),
             )
-            .note(format!(
-                "Returns (id, status); follow it with SELECT status, error FROM system.backups WHERE id = '<id>' until BACKUP_CREATED or BACKUP_FAILED"
-            ))
+            .note("Returns (id, status); follow it with SELECT status, error FROM system.backups WHERE id = '<id>' until BACKUP_CREATED or BACKUP_FAILED")
         })
         .collect()
 }

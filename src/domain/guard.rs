@@ -52,7 +52,7 @@ mod tests {
 
     #[test]
     fn speaking_rules() {
-        let ch = |c: u64, a: &[u64]| Refusal::Channel {
+        let ch = |_channel: u64, a: &[u64]| Refusal::Channel {
             cluster: "prod".into(),
             allowed: a.to_vec(),
         };

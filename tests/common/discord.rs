@@ -305,8 +305,8 @@ async fn gateway_session(
                         if tx.send(send(ready)).await.is_err() { return; }
                         s.identified.notify_waiters();
                     }
-                    Some(1) => { if tx.send(send(json!({"op": 11}))).await.is_err() { return; } }
-                    Some(6) => { if tx.send(send(json!({"op": 9, "d": false}))).await.is_err() { return; } }
+                    Some(1) if tx.send(send(json!({"op": 11}))).await.is_err() => return,
+                    Some(6) if tx.send(send(json!({"op": 9, "d": false}))).await.is_err() => return,
                     _ => {}
                 }
             }
