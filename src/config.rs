@@ -20,6 +20,8 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    #[error("no config at {path}: copy config/chops.example.toml there, or pass --config / set CHOPS_CONFIG")]
+    Missing { path: String },
     #[error("{path}:{line}: {message}")]
     Parse {
         path: String,
@@ -215,9 +217,14 @@ impl Loaded {
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let _ = dotenvy::dotenv();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::Missing {
+                path: shown.clone(),
+            },
+            _ => ConfigError::Read {
+                path: shown.clone(),
+                source,
+            },
         })?;
         Loaded::parse(&shown, &text)
     }

@@ -145,7 +145,7 @@ fn bad_input_gets_one_clear_line_and_exit_3() {
         (vec!["--config", &unknown_key, "config", "check"], "unknown field `dedline_ms`"),
         (vec!["--config", &malformed, "check"], "malformed.toml:1:"),
         (vec!["--config", &secret, "check"], "`clusters.local.password_env` names CHOPS_TEST_PW, which is not set"),
-        (vec!["--config", "/nonexistent/chops.toml", "check"], "cannot read config /nonexistent/chops.toml"),
+        (vec!["--config", "/nonexistent/chops.toml", "check"], "no config at /nonexistent/chops.toml: copy config/chops.example.toml there"),
         (vec!["--config", &closed_seed, "check"], "cannot discover cluster 'local': seed http://127.0.0.1:9 gave no answer (connection refused)"),
         (vec!["--config", &c.config, "check", "everything"], "invalid value 'everything'"),
     ];

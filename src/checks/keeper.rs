@@ -316,6 +316,17 @@ pub fn evaluate(
         ));
     } else {
         let down = out.iter().filter(|f| f.severity == Severity::Crit).count();
+        if nodes.len() > 1 && down > 0 && down * 2 < nodes.len() {
+            // A minority of an ensemble down: the ensemble still serves. Worth fixing, not the outage.
+            let serving = nodes.len() - down;
+            for f in out.iter_mut().filter(|f| f.severity == Severity::Crit) {
+                f.severity = Severity::Warn;
+                f.evidence.push(format!(
+                    "quorum holds: {serving} of {} nodes healthy",
+                    nodes.len()
+                ));
+            }
+        }
         if nodes.len() > 1 && down * 2 >= nodes.len() {
             out.push(
                 Finding::new(
@@ -441,6 +452,14 @@ mod tests {
         assert!(f.iter().any(|f| f.summary.contains("quorum lost: 2 of 3")));
         let f = evaluate(&[down, up.clone(), up], &[]);
         assert!(!f.iter().any(|f| f.summary.contains("quorum lost")));
+        assert_eq!(
+            f[0].severity,
+            Severity::Warn,
+            "one of three down: the ensemble still serves"
+        );
+        assert!(f[0]
+            .evidence
+            .contains(&"quorum holds: 2 of 3 nodes healthy".to_string()));
         let f = evaluate(&[], &[]);
         assert_eq!(f[0].severity, Severity::Unknown);
     }
