@@ -374,3 +374,32 @@ async fn register_commands_cli_registers_in_each_guild() {
     );
     assert_eq!(reg.body.as_array().unwrap().len(), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_errors_answer_with_a_reference() {
+    let c = shared();
+    let bot = Bot::start(&c.config).await;
+    bot.fake.fail_edits(true);
+    let id = bot.invoke("keeper", &[], CHANNEL_ID);
+    let followup = bot
+        .fake
+        .wait_for("the error follow-up", WAIT, |r| {
+            r.method == "POST" && r.path == format!("/api/v10/webhooks/{APP_ID}/tok-{id}")
+        })
+        .await;
+    let text = followup.body["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        text.starts_with("internal error, reference "),
+        "{}",
+        followup.body
+    );
+    assert!(
+        !text.contains("fake failure"),
+        "the detail goes to the log, not to the user"
+    );
+    assert_eq!(followup.body["flags"], 64, "ephemeral");
+    bot.stop().await;
+}

@@ -39,6 +39,7 @@ struct Shared {
     next_id: AtomicU64,
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>,
     identified: Notify,
+    fail_edits: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeDiscord {
@@ -121,6 +122,7 @@ impl FakeDiscord {
             next_id: AtomicU64::new(1_000),
             events: tokio::sync::Mutex::new(rx),
             identified: Notify::new(),
+            fail_edits: std::sync::atomic::AtomicBool::new(false),
         });
         let app = Router::new()
             .route("/*path", any(rest_handler))
@@ -155,6 +157,11 @@ impl FakeDiscord {
     pub fn dispatch(&self, event: Value) -> Instant {
         self.events.send(event).expect("gateway queue");
         Instant::now()
+    }
+
+    /// Make every edit of an original response fail with HTTP 500 (to exercise internal errors).
+    pub fn fail_edits(&self, on: bool) {
+        self.shared.fail_edits.store(on, Ordering::SeqCst);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -263,6 +270,9 @@ async fn rest_handler(
             Json(Value::Array(cmds)).into_response()
         }
         ("POST", p) if p.starts_with("/api/v10/interactions/") && p.ends_with("/callback") => StatusCode::NO_CONTENT.into_response(),
+        ("PATCH", p) if p.ends_with("/messages/@original") && s.fail_edits.load(Ordering::SeqCst) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"message": "fake failure", "code": 0}))).into_response()
+        }
         ("PATCH", p) | ("POST", p) if p.starts_with("/api/v10/webhooks/") || p.starts_with("/api/v10/channels/") => {
             Json(message_json(id, CHANNEL_ID, &body)).into_response()
         }
