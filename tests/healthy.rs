@@ -182,6 +182,9 @@ fn config_check_accepts_the_generated_and_example_configs() {
         &[("CLICKHOUSE_PASSWORD", "x")],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let compose = chops::localcluster::repo_root().join("deploy/compose/chops.toml");
+    let out = chops(&["--config", compose.to_str().unwrap(), "config", "check"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 #[test]
