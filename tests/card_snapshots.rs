@@ -23,7 +23,10 @@ fn ctx() -> Context {
             })
             .collect(),
         keeper_nodes: vec!["zk-1:2181".into()],
-        databases: vec!["events".into()],
+        databases: ["ch-1", "ch-2", "ch-3"]
+            .iter()
+            .map(|r| (r.to_string(), vec!["events".to_string()]))
+            .collect(),
         backup_disk: "backups".into(),
         settings: BTreeMap::from([("backup_restore_keeper_max_retries".to_string(), 1000)]),
         now_unix: NOW,

@@ -21,8 +21,13 @@ fn ctx(n: usize) -> Context {
             "keeper-2:9181".into(),
             "keeper-3:9181".into(),
         ],
-        databases: (1..=30)
-            .map(|i| format!("tenant_database_number_{i:02}"))
+        databases: (1..=n)
+            .map(|i| {
+                let dbs = (1..=30)
+                    .map(|d| format!("tenant_database_number_{d:02}"))
+                    .collect();
+                (format!("clickhouse-prod-eu-west-{i:02}.internal:9000"), dbs)
+            })
             .collect(),
         backup_disk: "backups".into(),
         settings: BTreeMap::new(),

@@ -183,7 +183,10 @@ fn config_check_accepts_the_generated_and_example_configs() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let compose = chops::localcluster::repo_root().join("deploy/compose/chops.toml");
-    let out = chops(&["--config", compose.to_str().unwrap(), "config", "check"], &[]);
+    let out = chops(
+        &["--config", compose.to_str().unwrap(), "config", "check"],
+        &[],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
 

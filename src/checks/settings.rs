@@ -1,7 +1,7 @@
 //! Sync settings: effective `backup_restore_*` settings per replica, plus what a per-replica backup
 //! needs (the user databases, the backup disk).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ::clickhouse::Row;
 use serde::Deserialize;
@@ -59,8 +59,8 @@ pub struct SettingsProbe {
 pub struct SettingsFacts {
     /// Effective values of the first replica that answered.
     pub settings: BTreeMap<String, u64>,
-    /// Union of the replicas' user databases.
-    pub databases: Vec<String>,
+    /// Each answering replica's user databases.
+    pub databases: BTreeMap<String, Vec<String>>,
 }
 
 fn values(rows: &[SettingRow]) -> BTreeMap<String, u64> {
@@ -72,7 +72,6 @@ fn values(rows: &[SettingRow]) -> BTreeMap<String, u64> {
 pub fn evaluate(probes: &[SettingsProbe], disk: &str) -> (Vec<Finding>, SettingsFacts) {
     let mut out = Vec::new();
     let mut facts = SettingsFacts::default();
-    let mut dbs = BTreeSet::new();
     let mut seen: Vec<(String, BTreeMap<String, u64>)> = Vec::new();
     for p in probes {
         let r = &p.replica;
@@ -128,7 +127,9 @@ pub fn evaluate(probes: &[SettingsProbe], disk: &str) -> (Vec<Finding>, Settings
             )),
         }
         if let Ok(rows) = &p.databases {
-            dbs.extend(rows.iter().map(|n| n.name.clone()));
+            facts
+                .databases
+                .insert(r.clone(), rows.iter().map(|n| n.name.clone()).collect());
         }
         if facts.settings.is_empty() {
             facts.settings = v.clone();
@@ -162,7 +163,6 @@ pub fn evaluate(probes: &[SettingsProbe], disk: &str) -> (Vec<Finding>, Settings
             }
         }
     }
-    facts.databases = dbs.into_iter().collect();
     (out, facts)
 }
 
@@ -236,7 +236,8 @@ mod tests {
             ],
             "backups",
         );
-        assert_eq!(facts.databases, vec!["a", "b", "c"]);
+        assert_eq!(facts.databases["r1"], vec!["a", "b"]);
+        assert_eq!(facts.databases["r2"], vec!["b", "c"]);
         assert_eq!(
             facts.settings.get("backup_restore_keeper_max_retries"),
             Some(&1000)

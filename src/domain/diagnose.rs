@@ -30,8 +30,8 @@ pub struct Context {
     pub replicas: Vec<ReplicaRef>,
     /// Keeper nodes as `host:port`.
     pub keeper_nodes: Vec<String>,
-    /// User databases (from the settings check); empty if unknown.
-    pub databases: Vec<String>,
+    /// User databases per replica (from the settings check); replicas that did not answer are absent.
+    pub databases: BTreeMap<String, Vec<String>>,
     /// Disk that backups go to.
     pub backup_disk: String,
     /// Effective backup_restore_* settings (from the settings check), by name.
@@ -161,21 +161,26 @@ fn keeper_down(findings: &[&Finding]) -> bool {
         .any(|f| f.check == CheckKind::Keeper && f.severity == Severity::Crit)
 }
 
-fn database_list(ctx: &Context, on_cluster: bool) -> Option<String> {
-    if ctx.databases.is_empty() {
-        return None;
-    }
-    let list = ctx
-        .databases
-        .iter()
-        .map(|d| format!("DATABASE {}", sql::ident(d)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Some(if on_cluster {
-        format!("{list} ON CLUSTER {}", sql::string(&ctx.cluster))
-    } else {
-        list
+/// `DATABASE a, DATABASE b`, or None for no databases.
+fn database_list(dbs: &[String]) -> Option<String> {
+    (!dbs.is_empty()).then(|| {
+        dbs.iter()
+            .map(|d| format!("DATABASE {}", sql::ident(d)))
+            .collect::<Vec<_>>()
+            .join(", ")
     })
+}
+
+/// The databases every replica that answered has, followed by `ON CLUSTER '<cluster>'`.
+fn on_cluster_list(ctx: &Context) -> Option<String> {
+    let mut lists = ctx.databases.values();
+    let first = lists.next()?;
+    let common: Vec<String> = first
+        .iter()
+        .filter(|d| ctx.databases.values().all(|l| l.contains(d)))
+        .cloned()
+        .collect();
+    database_list(&common).map(|l| format!("{l} ON CLUSTER {}", sql::string(&ctx.cluster)))
 }
 
 fn disk_target(ctx: &Context, name: &str) -> String {
@@ -186,25 +191,25 @@ fn disk_target(ctx: &Context, name: &str) -> String {
     )
 }
 
-/// The per-replica backup of the runbook's step 6, for every reachable replica.
+/// The per-replica backup of the runbook's step 6, for every reachable replica, of the
+/// databases that replica has.
 fn per_replica_backups(ctx: &Context, down: &BTreeSet<String>) -> Vec<NextStep> {
-    let Some(list) = database_list(ctx, false) else {
-        return vec![NextStep::text(
-            "Per-replica backup: no user databases were found on the reachable replicas",
-        )];
-    };
     let stamp = time::compact(ctx.now_unix);
     ctx.replicas
         .iter()
         .filter(|r| !down.contains(&r.name))
-        .map(|r| {
-            let name = sql::backup_name(&ctx.cluster, &r.name, &stamp);
-            NextStep::sql(
-                format!("Back up {} on its own (no ON CLUSTER coordination)", r.name),
-                Some(&r.name),
-                format!("BACKUP {list} TO {} ASYNC", disk_target(ctx, &name)),
-            )
-            .note("Returns (id, status); follow it with SELECT status, error FROM system.backups WHERE id = '<id>' until BACKUP_CREATED or BACKUP_FAILED")
+        .map(|r| match ctx.databases.get(&r.name).map(|d| database_list(d)) {
+            None => NextStep::text(format!("Back up {} on its own: its databases are unknown (no answer to the settings check)", r.name)),
+            Some(None) => NextStep::text(format!("{} has no user databases: nothing to back up there", r.name)),
+            Some(Some(list)) => {
+                let name = sql::backup_name(&ctx.cluster, &r.name, &stamp);
+                NextStep::sql(
+                    format!("Back up {} on its own (no ON CLUSTER coordination)", r.name),
+                    Some(&r.name),
+                    format!("BACKUP {list} TO {} ASYNC", disk_target(ctx, &name)),
+                )
+                .note("Returns (id, status); follow it with SELECT status, error FROM system.backups WHERE id = '<id>' until BACKUP_CREATED or BACKUP_FAILED")
+            }
         })
         .collect()
 }
@@ -216,7 +221,7 @@ fn tuned_on_cluster(ctx: &Context) -> NextStep {
     let max_backoff = (get("backup_restore_keeper_retry_max_backoff_ms", 5000) * 2).max(10000);
     let stamp = time::compact(ctx.now_unix);
     let name = sql::backup_name(&ctx.cluster, "cluster", &stamp);
-    let what = database_list(ctx, true)
+    let what = on_cluster_list(ctx)
         .unwrap_or_else(|| format!("ALL ON CLUSTER {}", sql::string(&ctx.cluster)));
     NextStep::sql(
         "Retry ON CLUSTER with more Keeper retries and longer backoff",
@@ -417,7 +422,7 @@ fn next_steps(
     if verdict == Verdict::Healthy && scope == "backup" {
         let stamp = time::compact(ctx.now_unix);
         let name = sql::backup_name(&ctx.cluster, "cluster", &stamp);
-        if let Some(what) = database_list(ctx, true) {
+        if let Some(what) = on_cluster_list(ctx) {
             steps.push(NextStep::sql(
                 "Cluster is ready: retry the backup",
                 None,
@@ -450,7 +455,10 @@ mod tests {
                 })
                 .collect(),
             keeper_nodes: vec!["zk1:2181".into()],
-            databases: vec!["events".into()],
+            databases: ["r1", "r2", "r3"]
+                .iter()
+                .map(|r| (r.to_string(), vec!["events".to_string()]))
+                .collect(),
             backup_disk: "backups".into(),
             settings: BTreeMap::new(),
             now_unix: 1_795_645_636,
@@ -630,6 +638,60 @@ mod tests {
     }
 
     #[test]
+    fn each_replica_backs_up_its_own_databases_and_on_cluster_only_shared_ones() {
+        let mut c = ctx();
+        c.databases = BTreeMap::from([
+            (
+                "r1".to_string(),
+                vec!["events".to_string(), "shop".to_string()],
+            ),
+            ("r2".to_string(), vec!["events".to_string()]),
+            ("r3".to_string(), vec![]),
+        ]);
+        let offline = f(
+            CheckKind::Replicas,
+            Severity::Warn,
+            Subject::replica("rX"),
+            &[Cause::Network],
+        );
+        let card = diagnose(
+            &c,
+            "backup",
+            vec![CheckResult {
+                check: CheckKind::Replicas,
+                elapsed_ms: 1,
+                findings: vec![offline],
+            }],
+        );
+        let texts: Vec<String> = card
+            .next_steps
+            .iter()
+            .map(|s| s.sql.clone().unwrap_or_else(|| s.title.clone()))
+            .collect();
+        assert!(
+            texts[1].starts_with(
+                "BACKUP DATABASE `events`, DATABASE `shop` TO Disk('backups', 'chops-prod-r1-"
+            ),
+            "{texts:?}"
+        );
+        assert!(
+            texts[2].starts_with("BACKUP DATABASE `events` TO Disk('backups', 'chops-prod-r2-"),
+            "{texts:?}"
+        );
+        assert_eq!(
+            texts[3],
+            "r3 has no user databases: nothing to back up there"
+        );
+        c.databases.remove("r3");
+        let card = diagnose(&c, "backup", vec![]);
+        let sql = card.next_steps[0].sql.as_deref().unwrap();
+        assert!(
+            sql.starts_with("BACKUP DATABASE `events` ON CLUSTER 'prod' TO"),
+            "{sql}"
+        );
+    }
+
+    #[test]
     fn restart_replica_is_guarded() {
         let readonly = f(
             CheckKind::Lag,
@@ -711,7 +773,10 @@ mod tests {
     fn names_are_quoted_in_suggested_sql() {
         let mut c = ctx();
         c.cluster = "it's".into();
-        c.databases = vec!["we`ird".into()];
+        c.databases = ["r1", "r2", "r3"]
+            .iter()
+            .map(|r| (r.to_string(), vec!["we`ird".to_string()]))
+            .collect();
         let card = diagnose(&c, "backup", vec![]);
         assert_eq!(card.verdict, Verdict::Healthy);
         let sql = card.next_steps[0].sql.as_deref().unwrap();
