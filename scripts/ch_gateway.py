@@ -25,6 +25,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -161,6 +162,9 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_query(self.read_body())
 
     def handle_query(self, body):
+        if self.server.latency:
+            # Simulated network/server wait (not CPU): what a remote replica adds to every query.
+            time.sleep(self.server.latency)
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         ctype = self.headers.get("Content-Type", "")
@@ -217,6 +221,8 @@ def main():
     ap.add_argument("--zk-port", type=int, default=0)
     ap.add_argument("--zk-session-timeout-ms", type=int, default=6000)
     ap.add_argument("--user", default="default")
+    ap.add_argument("--latency-ms", type=float, default=0.0,
+                    help="sleep this long before answering each query (benchmarks: simulated RTT)")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     config = write_config(args)
@@ -230,6 +236,7 @@ def main():
     server.user = args.user
     server.password = os.environ.get("CHOPS_GW_PASSWORD", "")
     server.spool_dir = args.dir
+    server.latency = args.latency_ms / 1000.0
     print(f"ready http://127.0.0.1:{args.http_port} replica={args.replica}", flush=True)
     server.serve_forever()
 

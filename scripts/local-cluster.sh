@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 #! Local test cluster: one Apache ZooKeeper 3.8 + N ClickHouse-engine replicas (gateway processes).
 #
-#   scripts/local-cluster.sh start DIR [--replicas N] [--zk-port P] [--http-ports P1,P2,…]
+#   scripts/local-cluster.sh start DIR [--replicas N] [--zk-port P] [--http-ports P1,P2,…] [--latency-ms MS]
 #   scripts/local-cluster.sh stop DIR
 #
 # start: writes DIR/zk/zoo.cfg and DIR/rN/config.xml, starts every server in the background,
@@ -55,12 +55,13 @@ start) ;;
 *) die "unknown command '$cmd' (start|stop)" ;;
 esac
 
-replicas=3; zk_port=""; http_ports=""
+replicas=3; zk_port=""; http_ports=""; latency_ms=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --replicas) replicas=$2; shift 2 ;;
     --zk-port) zk_port=$2; shift 2 ;;
     --http-ports) http_ports=$2; shift 2 ;;
+    --latency-ms) latency_ms=$2; shift 2 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -100,7 +101,7 @@ echo $! >"$dir/zk.pid"
 for i in $(seq 1 "$replicas"); do
   p=${ports[$((i - 1))]}
   "$py" "$here/ch_gateway.py" --dir "$dir/r$i" --http-port "$p" --replica "r$i" \
-    --cluster local --shard 1 --cluster-ports "$native_csv" --zk-port "$zk_port" \
+    --cluster local --shard 1 --cluster-ports "$native_csv" --zk-port "$zk_port" --latency-ms "$latency_ms" \
     >"$dir/r$i.log" 2>&1 &
   echo $! >"$dir/r$i.pid"
 done

@@ -75,6 +75,12 @@ fn reap(pid: i32) {
 impl LocalCluster {
     /// Start ZooKeeper and `replicas` gateway replicas on free loopback ports in a fresh directory.
     pub fn start(replicas: usize) -> io::Result<LocalCluster> {
+        LocalCluster::start_with_latency(replicas, 0)
+    }
+
+    /// The same, with every replica waiting `latency_ms` before answering each query (a
+    /// stand-in for the network round trip and server wait of a real, remote replica).
+    pub fn start_with_latency(replicas: usize, latency_ms: u32) -> io::Result<LocalCluster> {
         let dir = std::env::temp_dir().join(format!(
             "chops-lc-{}-{}",
             std::process::id(),
@@ -89,6 +95,8 @@ impl LocalCluster {
                 dir.to_str().expect("utf-8 temp dir"),
                 "--replicas",
                 &replicas.to_string(),
+                "--latency-ms",
+                &latency_ms.to_string(),
             ])
             .output()?;
         // Collect whatever started, so that a failed start is cleaned up too.

@@ -23,6 +23,16 @@ pub enum Mode {
     Sequential,
 }
 
+/// Await several futures of one probe: together, or one after another in `Sequential` mode.
+macro_rules! join_in {
+    ($mode:expr; $($f:expr),+ $(,)?) => {
+        match $mode {
+            Mode::Concurrent => tokio::join!($($f),+),
+            Mode::Sequential => ($($f.await),+),
+        }
+    };
+}
+
 /// A boxed, `Send` future: boxing each probe keeps the compiler's `Send` proof simple.
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -278,18 +288,19 @@ impl Cluster {
                 c.fetch(keeper::ZOOKEEPER_ROOT_SQL, &[]).await;
             (c.name.clone(), r)
         });
-        let (nodes, views) = tokio::join!(nodes, views);
+        let (nodes, views) = join_in!(mode; nodes, views);
         keeper::evaluate(&nodes, &views)
     }
 
     async fn replicas(&self) -> Vec<Finding> {
         let cluster = self.remote_cluster.clone();
+        let mode = self.mode;
         let probes = self
             .per_replica(|c| {
                 let cluster = cluster.clone();
                 async move {
                     let binds = [cluster.as_str()];
-                    let (ping, version, view) = tokio::join!(
+                    let (ping, version, view) = join_in!(mode;
                         c.ping(),
                         c.fetch::<replicas::VersionRow>(replicas::VERSION_SQL, &[]),
                         c.fetch::<replicas::ClusterRow>(replicas::CLUSTER_SQL, &binds)
@@ -307,9 +318,10 @@ impl Cluster {
     }
 
     async fn lag(&self) -> Vec<Finding> {
+        let mode = self.mode;
         let probes = self
             .per_replica(|c| async move {
-                let (replicas, queue) = tokio::join!(
+                let (replicas, queue) = join_in!(mode;
                     fetch::<lag::ReplicaRow>(&c, lag::REPLICAS_SQL),
                     fetch::<lag::QueueRow>(&c, lag::QUEUE_SQL)
                 );
@@ -324,9 +336,10 @@ impl Cluster {
     }
 
     async fn blockers(&self) -> Vec<Finding> {
+        let mode = self.mode;
         let probes = self
             .per_replica(|c| async move {
-                let (mutations, merges, backups, ddl) = tokio::join!(
+                let (mutations, merges, backups, ddl) = join_in!(mode;
                     fetch_compat(&c, blockers::MUTATIONS_SQL, blockers::MUTATIONS_SQL_COMPAT),
                     fetch(&c, blockers::MERGES_SQL),
                     fetch(&c, blockers::RUNNING_BACKUPS_SQL),
@@ -364,12 +377,13 @@ impl Cluster {
 
     async fn settings(&self) -> (Vec<Finding>, settings::SettingsFacts) {
         let disk = self.backup_disk.clone();
+        let mode = self.mode;
         let probes = self
             .per_replica(|c| {
                 let disk = disk.clone();
                 async move {
                     let binds = [disk.as_str()];
-                    let (s, d, k) = tokio::join!(
+                    let (s, d, k) = join_in!(mode;
                         fetch(&c, settings::SETTINGS_SQL),
                         fetch(&c, settings::DATABASES_SQL),
                         c.fetch(settings::DISK_SQL, &binds)
