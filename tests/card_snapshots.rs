@@ -15,6 +15,7 @@ const SRVR: &str = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.4/2\nRece
 fn ctx() -> Context {
     Context {
         cluster: "prod".into(),
+        remote_cluster: String::new(),
         replicas: ["ch-1", "ch-2", "ch-3"]
             .iter()
             .map(|n| ReplicaRef {

@@ -10,6 +10,7 @@ use chops::domain::{Cause, CheckKind, Finding, Flag, Severity, Subject};
 fn ctx(n: usize) -> Context {
     Context {
         cluster: "prod-eu-west-analytics".into(),
+        remote_cluster: String::new(),
         replicas: (1..=n)
             .map(|i| ReplicaRef {
                 name: format!("clickhouse-prod-eu-west-{i:02}.internal:9000"),

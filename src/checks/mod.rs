@@ -184,6 +184,7 @@ impl Cluster {
         }
         let ctx = Context {
             cluster: self.name.clone(),
+            remote_cluster: self.remote_cluster.clone(),
             replicas: self
                 .replicas
                 .iter()

@@ -27,6 +27,8 @@ pub struct ReplicaRef {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Context {
     pub cluster: String,
+    /// The cluster's name in the servers' remote_servers (what ON CLUSTER takes); empty: `cluster`.
+    pub remote_cluster: String,
     pub replicas: Vec<ReplicaRef>,
     /// Keeper nodes as `host:port`.
     pub keeper_nodes: Vec<String>,
@@ -161,6 +163,14 @@ fn keeper_down(findings: &[&Finding]) -> bool {
         .any(|f| f.check == CheckKind::Keeper && f.severity == Severity::Crit)
 }
 
+fn on_cluster_name(ctx: &Context) -> &str {
+    if ctx.remote_cluster.is_empty() {
+        &ctx.cluster
+    } else {
+        &ctx.remote_cluster
+    }
+}
+
 /// `DATABASE a, DATABASE b`, or None for no databases.
 fn database_list(dbs: &[String]) -> Option<String> {
     (!dbs.is_empty()).then(|| {
@@ -180,7 +190,7 @@ fn on_cluster_list(ctx: &Context) -> Option<String> {
         .filter(|d| ctx.databases.values().all(|l| l.contains(d)))
         .cloned()
         .collect();
-    database_list(&common).map(|l| format!("{l} ON CLUSTER {}", sql::string(&ctx.cluster)))
+    database_list(&common).map(|l| format!("{l} ON CLUSTER {}", sql::string(on_cluster_name(ctx))))
 }
 
 fn disk_target(ctx: &Context, name: &str) -> String {
@@ -222,7 +232,7 @@ fn tuned_on_cluster(ctx: &Context) -> NextStep {
     let stamp = time::compact(ctx.now_unix);
     let name = sql::backup_name(&ctx.cluster, "cluster", &stamp);
     let what = on_cluster_list(ctx)
-        .unwrap_or_else(|| format!("ALL ON CLUSTER {}", sql::string(&ctx.cluster)));
+        .unwrap_or_else(|| format!("ALL ON CLUSTER {}", sql::string(on_cluster_name(ctx))));
     NextStep::sql(
         "Retry ON CLUSTER with more Keeper retries and longer backoff",
         None,
@@ -447,6 +457,7 @@ mod tests {
     fn ctx() -> Context {
         Context {
             cluster: "prod".into(),
+            remote_cluster: String::new(),
             replicas: ["r1", "r2", "r3"]
                 .iter()
                 .map(|n| ReplicaRef {
