@@ -41,6 +41,9 @@ pub enum Command {
         /// Print the card as JSON.
         #[arg(long)]
         json: bool,
+        /// Deadline per check and probe in ms, overriding the config (100–60000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+        deadline_ms: Option<u64>,
         /// Colour: auto (only on a terminal), always, never.
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
@@ -156,8 +159,12 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             cluster,
             json,
             color,
+            deadline_ms,
         } => {
-            let target = loaded.target(cluster.as_deref(), &config::process_env)?;
+            let mut target = loaded.target(cluster.as_deref(), &config::process_env)?;
+            if let Some(ms) = deadline_ms {
+                target.deadline = std::time::Duration::from_millis(ms);
+            }
             let cluster = Cluster::connect(&target).await?;
             let (scope, kinds) = what.kinds();
             let card = cluster.check(scope, &kinds).await;

@@ -132,6 +132,30 @@ fn frozen_replica_times_out_within_the_deadline() {
     let started = std::time::Instant::now();
     let (code, card) = card_of(&c);
     let wall = started.elapsed().as_millis() as u64;
+    // A shorter deadline from the command line bounds the card the same way.
+    let fast = chops(
+        &[
+            "--config",
+            c.config_path.to_str().unwrap(),
+            "check",
+            "replicas",
+            "--json",
+            "--deadline-ms",
+            "500",
+        ],
+        &[],
+    );
+    let fast_card = fast.json();
+    assert!(
+        find(
+            &fast_card,
+            "replicas",
+            "r3: no answer (timed out after 500 ms)"
+        )
+        .is_some(),
+        "{fast_card:#}"
+    );
+    assert!(fast_card["elapsed_ms"].as_u64().unwrap() <= 600);
     c.thaw_replica(3);
     assert_eq!(code, 2, "{card:#}");
     let f = find(
