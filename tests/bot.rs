@@ -20,7 +20,10 @@ struct Bot {
 impl Bot {
     /// Start the bot on `cluster_config` (a generated local-cluster config), allowed in CHANNEL_ID.
     async fn start(cluster_config: &str) -> Bot {
-        let fake = FakeDiscord::start().await;
+        Bot::start_on(FakeDiscord::start().await, cluster_config).await
+    }
+
+    async fn start_on(fake: FakeDiscord, cluster_config: &str) -> Bot {
         let text = std::fs::read_to_string(cluster_config).unwrap().replacen(
             "[clusters.local]\n",
             &format!("[clusters.local]\nchannels = [{CHANNEL_ID}]\n"),
@@ -401,5 +404,25 @@ async fn internal_errors_answer_with_a_reference() {
         "the detail goes to the log, not to the user"
     );
     assert_eq!(followup.body["flags"], 64, "ephemeral");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_registration_does_not_stop_the_bot() {
+    let c = shared();
+    let fake = FakeDiscord::start().await;
+    fake.fail_registration(true);
+    let bot = Bot::start_on(fake, &c.config).await;
+    let id = bot.invoke("keeper", &[], CHANNEL_ID);
+    assert_eq!(bot.fake.callback(id, WAIT).await.body["type"], 5);
+    let edit = bot.fake.edited_original(id, WAIT).await;
+    assert!(
+        embed_of(&edit)["title"]
+            .as_str()
+            .unwrap()
+            .contains("keeper check"),
+        "{}",
+        edit.body
+    );
     bot.stop().await;
 }

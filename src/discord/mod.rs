@@ -131,8 +131,11 @@ pub async fn serve(
         .options(poise::FrameworkOptions { commands: commands(), on_error: |e| Box::pin(on_error(e)), ..Default::default() })
         .setup(move |ctx, ready, _framework| {
             Box::pin(async move {
-                let n = register(&ctx.http, &guild_ids).await?;
-                tracing::info!(user = %ready.user.name, registrations = n, "connected; commands registered");
+                // A failed registration must not stop the bot: commands registered earlier still work.
+                match register(&ctx.http, &guild_ids).await {
+                    Ok(n) => tracing::info!(user = %ready.user.name, registrations = n, "connected; commands registered"),
+                    Err(e) => tracing::error!(user = %ready.user.name, error = %e, "connected; registering commands failed"),
+                }
                 Ok(data)
             })
         })

@@ -40,6 +40,7 @@ struct Shared {
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Value>>,
     identified: Notify,
     fail_edits: std::sync::atomic::AtomicBool,
+    fail_registration: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeDiscord {
@@ -123,6 +124,7 @@ impl FakeDiscord {
             events: tokio::sync::Mutex::new(rx),
             identified: Notify::new(),
             fail_edits: std::sync::atomic::AtomicBool::new(false),
+            fail_registration: std::sync::atomic::AtomicBool::new(false),
         });
         let app = Router::new()
             .route("/*path", any(rest_handler))
@@ -162,6 +164,11 @@ impl FakeDiscord {
     /// Make every edit of an original response fail with HTTP 500 (to exercise internal errors).
     pub fn fail_edits(&self, on: bool) {
         self.shared.fail_edits.store(on, Ordering::SeqCst);
+    }
+
+    /// Make command registration fail with HTTP 500.
+    pub fn fail_registration(&self, on: bool) {
+        self.shared.fail_registration.store(on, Ordering::SeqCst);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -249,6 +256,9 @@ async fn rest_handler(
             "bot_require_code_grant": false, "verify_key": "", "flags": 0, "team": null,
             "owner": {"id": USER_ID.to_string(), "username": "owner", "discriminator": "0", "avatar": null}}))
         .into_response(),
+        ("PUT", p) if p.ends_with("/commands") && s.fail_registration.load(Ordering::SeqCst) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"message": "fake failure", "code": 0}))).into_response()
+        }
         ("PUT", p) if p.ends_with("/commands") => {
             let cmds: Vec<Value> = body
                 .as_array()
