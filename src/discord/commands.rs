@@ -42,14 +42,7 @@ pub async fn keeper(
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        "keeper",
-        &[CheckKind::Keeper],
-        Tuning::default(),
-    )
-    .await
+    section(ctx, cluster, CheckKind::Keeper, Tuning::default()).await
 }
 
 /// Which replicas answer (ping, version, uptime, connection errors)
@@ -60,14 +53,7 @@ pub async fn replicas(
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        "replicas",
-        &[CheckKind::Replicas],
-        Tuning::default(),
-    )
-    .await
+    section(ctx, cluster, CheckKind::Replicas, Tuning::default()).await
 }
 
 /// Replication lag: read-only tables, expired sessions, delay and queue per table
@@ -81,17 +67,11 @@ pub async fn lag(
     #[min = 0]
     min_delay: Option<u64>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        "lag",
-        &[CheckKind::Lag],
-        Tuning {
-            min_delay,
-            ..Tuning::default()
-        },
-    )
-    .await
+    let tuning = Tuning {
+        min_delay,
+        ..Tuning::default()
+    };
+    section(ctx, cluster, CheckKind::Lag, tuning).await
 }
 
 /// Blocking operations: running backups/restores, mutations, long merges, distributed DDL
@@ -102,14 +82,7 @@ pub async fn blockers(
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        "blockers",
-        &[CheckKind::Blockers],
-        Tuning::default(),
-    )
-    .await
+    section(ctx, cluster, CheckKind::Blockers, Tuning::default()).await
 }
 
 /// Recent backups and restores per replica, failures classified
@@ -124,17 +97,11 @@ pub async fn backups(
     #[max = 20]
     limit: Option<u64>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        "backups",
-        &[CheckKind::Backups],
-        Tuning {
-            backups_limit: limit,
-            ..Tuning::default()
-        },
-    )
-    .await
+    let tuning = Tuning {
+        backups_limit: limit,
+        ..Tuning::default()
+    };
+    section(ctx, cluster, CheckKind::Backups, tuning).await
 }
 
 /// chops: diagnose ClickHouse backup/restore sync failures
@@ -171,6 +138,16 @@ pub async fn help(ctx: Context<'_>) -> Result<(), Error> {
 pub struct Tuning {
     pub min_delay: Option<u64>,
     pub backups_limit: Option<u64>,
+}
+
+/// One check's section of the card.
+async fn section(
+    ctx: Context<'_>,
+    cluster: Option<String>,
+    kind: CheckKind,
+    tuning: Tuning,
+) -> Result<(), Error> {
+    run_check(ctx, cluster, kind.name(), &[kind], tuning).await
 }
 
 /// Resolve the cluster and where we are, defer at once, run the checks, edit the answer with the card.
