@@ -17,6 +17,14 @@ struct Bot {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// `config` plus a `[discord]` table that points the bot at `fake` (and `extra` keys).
+fn with_discord(config: &str, fake: &FakeDiscord, extra: &str) -> String {
+    format!(
+        "{config}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n{extra}",
+        fake.rest_url
+    )
+}
+
 impl Bot {
     /// Start the bot on `cluster_config` (a generated local-cluster config), allowed in CHANNEL_ID.
     async fn start(cluster_config: &str) -> Bot {
@@ -29,10 +37,7 @@ impl Bot {
             &format!("[clusters.local]\nchannels = [{CHANNEL_ID}]\n"),
             1,
         );
-        let text = format!(
-            "{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n",
-            fake.rest_url
-        );
+        let text = with_discord(&text, &fake, "");
         let loaded = Loaded::parse("bot.toml", &text).expect("bot config");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -271,7 +276,7 @@ async fn serve_runs_until_sigterm_and_never_logs_the_token() {
     let cfg = write_config(
         &dir,
         "serve.toml",
-        &format!("{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\ntoken_env = \"CHOPS_TEST_DISCORD_TOKEN\"\n", fake.rest_url),
+        &with_discord(&text, &fake, "token_env = \"CHOPS_TEST_DISCORD_TOKEN\"\n"),
     );
     let token = "MTIz.fake-token-never-print-me";
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
@@ -352,14 +357,7 @@ async fn register_commands_cli_registers_in_each_guild() {
     let fake = FakeDiscord::start().await;
     let dir = scratch("register");
     let text = std::fs::read_to_string(&c.config).unwrap();
-    let cfg = write_config(
-        &dir,
-        "reg.toml",
-        &format!(
-            "{text}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n",
-            fake.rest_url
-        ),
-    );
+    let cfg = write_config(&dir, "reg.toml", &with_discord(&text, &fake, ""));
     let out = tokio::task::spawn_blocking(move || {
         chops(
             &["--config", &cfg, "register-commands"],
