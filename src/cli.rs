@@ -114,7 +114,10 @@ pub async fn run(cli: Cli) -> i32 {
     match execute(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("chops: {e}");
+            // One line per problem, each through the display boundary (config text is untrusted).
+            for line in e.to_string().lines() {
+                eprintln!("chops: {}", crate::render::display::plain(line));
+            }
             EXIT_USAGE
         }
     }

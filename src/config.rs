@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::clickhouse::Limits;
 use crate::domain::thresholds::{Levels, Thresholds};
+use crate::domain::url::{self, HttpUrl};
 
 pub const DEFAULT_PATH: &str = "config/chops.toml";
 const DEFAULT_DEADLINE_MS: u64 = 2000;
@@ -42,6 +44,9 @@ pub enum ConfigError {
     MissingSecret { cluster: String, var: String },
     #[error("`discord.token_env` names {var}, which is not set in the environment or .env")]
     MissingToken { var: String },
+    /// Several problems at once, one per line (a single problem is never wrapped in this).
+    #[error("{}", lines(.0))]
+    Many(Vec<ConfigError>),
 }
 
 /// A secret string: never shown by Debug or Display.
@@ -109,6 +114,34 @@ pub struct Defaults {
     pub deadline_ms: u64,
     #[serde(default)]
     pub thresholds: ThresholdsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// What one answer may cost chops (`[defaults.limits]`); every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Bytes of one successful answer (default 64 MiB).
+    pub max_answer_bytes: Option<u64>,
+    /// Bytes of one error answer (default 1 MiB).
+    pub max_error_bytes: Option<u64>,
+    /// Rows of one answer (default 100000).
+    pub max_rows: Option<u64>,
+    /// Probes in flight at once during one check (default 256).
+    pub max_in_flight: Option<usize>,
+}
+
+impl LimitsConfig {
+    pub fn resolve(&self) -> Limits {
+        let d = Limits::default();
+        Limits {
+            answer_bytes: self.max_answer_bytes.unwrap_or(d.answer_bytes),
+            error_bytes: self.max_error_bytes.unwrap_or(d.error_bytes),
+            rows: self.max_rows.unwrap_or(d.rows),
+            in_flight: self.max_in_flight.unwrap_or(d.in_flight),
+        }
+    }
 }
 
 impl Default for Defaults {
@@ -116,6 +149,7 @@ impl Default for Defaults {
         Defaults {
             deadline_ms: DEFAULT_DEADLINE_MS,
             thresholds: ThresholdsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -203,6 +237,7 @@ pub struct ClusterTarget {
     pub deadline: Duration,
     pub thresholds: Thresholds,
     pub backup_disk: String,
+    pub limits: Limits,
 }
 
 /// A loaded, validated config and the path it came from.
@@ -291,6 +326,7 @@ impl Loaded {
                     .unwrap_or(base.queue_size),
             },
             backup_disk: c.backup_disk.clone(),
+            limits: d.limits.resolve(),
         })
     }
 
@@ -366,6 +402,38 @@ fn invalid(path: &str, key: String, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Every problem found, so one `config check` run lists them all rather than one per edit.
+struct Problems<'a> {
+    path: &'a str,
+    list: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, key: String, message: impl Into<String>) {
+        self.list.push(invalid(self.path, key, message));
+    }
+    fn check(&mut self, r: Result<(), ConfigError>) {
+        if let Err(e) = r {
+            self.list.push(e);
+        }
+    }
+    fn finish(mut self) -> Result<(), ConfigError> {
+        match self.list.len() {
+            0 => Ok(()),
+            1 => Err(self.list.remove(0)),
+            _ => Err(ConfigError::Many(self.list)),
+        }
+    }
+}
+
+fn lines(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -373,26 +441,47 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-fn check_url(path: &str, key: String, url: &str) -> Result<(), ConfigError> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(if url.starts_with("https://") {
-            invalid(path, key, "https is not supported by this build; use http:// (e.g. through a local TLS proxy)")
-        } else {
-            invalid(path, key, format!("'{url}' is not an http:// URL"))
-        });
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.contains('@') {
-        return Err(invalid(
-            path,
-            key,
-            "credentials do not belong in the URL; set `user` and `password_env`",
-        ));
+/// Why a replica name is refused. Names end up in cards, Discord embeds and SQL literals.
+fn replica_name_problem(n: &str) -> Option<String> {
+    if n.trim().is_empty() {
+        Some("must not be empty".into())
+    } else if n.chars().any(char::is_control) {
+        Some(format!("'{}' contains a control character", url::shown(n)))
+    } else if n.trim() != n {
+        Some(format!(
+            "'{}' starts or ends with whitespace",
+            url::shown(n)
+        ))
+    } else if n.chars().count() > 128 {
+        Some("is longer than 128 characters".into())
+    } else {
+        None
     }
-    if authority.is_empty() {
-        return Err(invalid(path, key, format!("'{url}' has no host")));
+}
+
+/// A `discover.hosts` key: `host`, `host:port`, `[v6]` or `[v6]:port` (as in system.clusters).
+fn valid_host_key(h: &str) -> bool {
+    url::parse_host_port(h).is_ok()
+        || url::valid_host(h)
+        || h.strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// A config entry fit for a message: redacted if it may carry credentials, escaped, clipped.
+fn show_entry(s: &str) -> String {
+    if s.contains('@') {
+        url::shown(&url::redact(s))
+    } else {
+        url::shown(s)
     }
-    Ok(())
+}
+
+fn check_url(path: &str, key: String, u: &str) -> Result<(), ConfigError> {
+    // The UrlError text never repeats the URL, which may hold a password.
+    HttpUrl::parse(u)
+        .map(drop)
+        .map_err(|e| invalid(path, key, e.to_string()))
 }
 
 fn check_levels(path: &str, key: String, l: &Option<Levels>) -> Result<(), ConfigError> {
@@ -418,22 +507,44 @@ fn check_deadline(path: &str, key: String, ms: u64) -> Result<(), ConfigError> {
 }
 
 fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
-    check_deadline(path, "defaults.deadline_ms".into(), c.defaults.deadline_ms)?;
-    check_levels(
+    let mut p = Problems {
+        path,
+        list: Vec::new(),
+    };
+    p.check(check_deadline(
+        path,
+        "defaults.deadline_ms".into(),
+        c.defaults.deadline_ms,
+    ));
+    p.check(check_levels(
         path,
         "defaults.thresholds.delay_secs".into(),
         &c.defaults.thresholds.delay_secs,
-    )?;
-    check_levels(
+    ));
+    p.check(check_levels(
         path,
         "defaults.thresholds.queue_size".into(),
         &c.defaults.thresholds.queue_size,
-    )?;
-    if c.clusters.is_empty() {
-        return Err(invalid(path, "clusters".into(), "no cluster is configured"));
+    ));
+    let l = &c.defaults.limits;
+    for (key, v, min, max) in [
+        ("max_answer_bytes", l.max_answer_bytes, 1024, 1 << 40),
+        ("max_error_bytes", l.max_error_bytes, 1024, 1 << 30),
+        ("max_rows", l.max_rows, 1, 1 << 40),
+        ("max_in_flight", l.max_in_flight.map(|n| n as u64), 1, 65_536),
+    ] {
+        if let Some(v) = v.filter(|v| !(min..=max).contains(v)) {
+            p.add(
+                format!("defaults.limits.{key}"),
+                format!("{v} is out of range ({min}..={max})"),
+            );
+        }
     }
-    if let Some(p) = &c.discord.proxy {
-        check_url(path, "discord.proxy".into(), p)?;
+    if c.clusters.is_empty() {
+        p.add("clusters".into(), "no cluster is configured");
+    }
+    if let Some(proxy) = &c.discord.proxy {
+        p.check(check_url(path, "discord.proxy".into(), proxy));
     }
     if !c
         .discord
@@ -442,90 +553,90 @@ fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
         .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
         || c.discord.token_env.is_empty()
     {
-        return Err(invalid(
-            path,
+        p.add(
             "discord.token_env".into(),
             "must be the NAME of an environment variable, e.g. DISCORD_TOKEN",
-        ));
+        );
     }
-    for (name, cl) in &c.clusters {
+    for (raw, cl) in &c.clusters {
+        // Escaped: a hostile key must not break the one-line-per-error output.
+        let name = url::shown(raw);
         let k = |s: &str| format!("clusters.{name}.{s}");
-        if !valid_name(name) {
-            return Err(invalid(
-                path,
+        if !valid_name(raw) {
+            p.add(
                 format!("clusters.{name}"),
                 "cluster names use letters, digits, '_', '.', '-'",
-            ));
+            );
         }
         if cl.replicas.is_empty() && cl.discover.is_none() {
-            return Err(invalid(
-                path,
-                format!("clusters.{name}"),
-                "needs `replicas` or `discover`",
-            ));
+            p.add(format!("clusters.{name}"), "needs `replicas` or `discover`");
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in cl.replicas.iter().enumerate() {
-            if r.name.trim().is_empty() {
-                return Err(invalid(
-                    path,
-                    k(&format!("replicas[{i}].name")),
-                    "must not be empty",
-                ));
+            let key = k(&format!("replicas[{i}].name"));
+            if let Some(problem) = replica_name_problem(&r.name) {
+                p.add(key, problem);
+            } else if !seen.insert(r.name.as_str()) {
+                p.add(key, format!("'{}' is listed twice", url::shown(&r.name)));
             }
-            if !seen.insert(r.name.as_str()) {
-                return Err(invalid(
-                    path,
-                    k(&format!("replicas[{i}].name")),
-                    format!("'{}' is listed twice", r.name),
-                ));
-            }
-            check_url(path, k(&format!("replicas[{i}].url")), &r.url)?;
+            p.check(check_url(path, k(&format!("replicas[{i}].url")), &r.url));
         }
         if let Some(d) = &cl.discover {
-            check_url(path, k("discover.seed"), &d.seed)?;
+            p.check(check_url(path, k("discover.seed"), &d.seed));
+            if d.http_port == 0 {
+                p.add(k("discover.http_port"), "must be a port from 1 to 65535");
+            }
             for (h, u) in &d.hosts {
-                check_url(path, k(&format!("discover.hosts.\"{h}\"")), u)?;
+                let key = k(&format!("discover.hosts.\"{}\"", show_entry(h)));
+                if !valid_host_key(h) {
+                    p.add(
+                        key.clone(),
+                        "the key must be host or host:port, as in system.clusters",
+                    );
+                }
+                p.check(check_url(path, key, u));
             }
         }
         for (i, node) in cl.keeper.iter().enumerate() {
-            let ok = node
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if !ok {
-                return Err(invalid(
-                    path,
+            if let Err(e) = url::parse_host_port(node) {
+                p.add(
                     k(&format!("keeper[{i}]")),
-                    format!("'{node}' is not host:port"),
-                ));
+                    format!("'{}' is not host:port: {e}", show_entry(node)),
+                );
             }
         }
         if let Some(var) = &cl.password_env {
             let ok = !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !ok {
-                return Err(invalid(
-                    path,
+                p.add(
                     k("password_env"),
                     "must be the NAME of an environment variable, e.g. CLICKHOUSE_PASSWORD",
-                ));
+                );
             }
         }
         if let Some(ms) = cl.deadline_ms {
-            check_deadline(path, k("deadline_ms"), ms)?;
+            p.check(check_deadline(path, k("deadline_ms"), ms));
         }
         if let Some(t) = &cl.thresholds {
-            check_levels(path, k("thresholds.delay_secs"), &t.delay_secs)?;
-            check_levels(path, k("thresholds.queue_size"), &t.queue_size)?;
-        }
-        if !valid_name(&cl.backup_disk) {
-            return Err(invalid(
+            p.check(check_levels(
                 path,
-                k("backup_disk"),
-                "disk names use letters, digits, '_', '.', '-'",
+                k("thresholds.delay_secs"),
+                &t.delay_secs,
+            ));
+            p.check(check_levels(
+                path,
+                k("thresholds.queue_size"),
+                &t.queue_size,
             ));
         }
+        if !valid_name(&cl.backup_disk) {
+            p.add(
+                k("backup_disk"),
+                "disk names use letters, digits, '_', '.', '-'",
+            );
+        }
     }
-    Ok(())
+    p.finish()
 }
 
 #[cfg(test)]
@@ -583,6 +694,64 @@ discover = { seed = "http://ch1:8123", hosts = { "ch2:9000" = "http://10.0.0.2:8
             let err = Loaded::parse("c.toml", text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: got {err}");
         }
+    }
+
+    const R: &str = "replicas = [{ name = \"r\", url = \"http://h:1\" }]\n";
+
+    #[test]
+    fn hostile_values_are_refused_without_echoing_secrets() {
+        let cases: Vec<(String, &str)> = vec![
+            (format!("[clusters.a]\nreplicas = [{{ name = \"r\", url = \"HTTP://user:S3cret@h:1\" }}]\n"), "`clusters.a.replicas[0].url`: credentials do not belong"),
+            (format!("[clusters.a]\nreplicas = [{{ name = \"r\", url = \"http://h:8123/?password=S3cret\" }}]\n"), "`clusters.a.replicas[0].url`: query strings and fragments are not allowed (`http://h:8123/?***`)"),
+            (format!("[clusters.a]\nreplicas = [{{ name = \"r\", url = \"https://h:1\" }}]\n"), "https is not supported"),
+            ("[clusters.a]\ndiscover = { seed = \"socks5://u:S3cret@h:1\" }\n".into(), "`clusters.a.discover.seed`: only http:// URLs are supported, not socks5://"),
+            ("[clusters.a]\ndiscover = { seed = \"http://h:1\", http_port = 0 }\n".into(), "`clusters.a.discover.http_port`"),
+            ("[clusters.a]\ndiscover = { seed = \"http://h:1\", hosts = { \"h:1\" = \"http://h:99999\" } }\n".into(), "`clusters.a.discover.hosts.\"h:1\"`: the port must be"),
+            ("[clusters.a]\ndiscover = { seed = \"http://h:1\", hosts = { \"a b\\n\" = \"http://h:1\" } }\n".into(), "`clusters.a.discover.hosts.\"a b\\n\"`: the key must be host or host:port"),
+            (format!("[discord]\nproxy = \"ftp://user:S3cret@h\"\n[clusters.a]\n{R}"), "`discord.proxy`: only http:// URLs"),
+            (format!("[clusters.a]\nkeeper = [\"x;touch pwned #:2181\"]\n{R}"), "`clusters.a.keeper[0]`: 'x;touch pwned #:2181' is not host:port"),
+            (format!("[clusters.a]\nkeeper = [\"u:S3cret@zk:2181\"]\n{R}"), "'***@zk:2181' is not host:port"),
+            (format!("[clusters.a]\nkeeper = [\"zk\\n:1\"]\n{R}"), "'zk\\n:1' is not host:port"),
+            ("[clusters.a]\nreplicas = [{ name = \"a\\nb\", url = \"http://h:1\" }]\n".into(), "`clusters.a.replicas[0].name`: 'a\\nb' contains a control character"),
+            ("[clusters.a]\nreplicas = [{ name = \"r\", url = \"http://h:1\" }, { name = \"r \", url = \"http://h:2\" }]\n".into(), "`clusters.a.replicas[1].name`: 'r ' starts or ends with whitespace"),
+            ("[clusters.a]\nreplicas = [{ name = \"\", url = \"http://h:1\" }]\n".into(), "must not be empty"),
+            (format!("[clusters.a]\nreplicas = [{{ name = \"{}\", url = \"http://h:1\" }}]\n", "x".repeat(129)), "longer than 128"),
+            ("[clusters.a]\nreplicas = [{ name = \"r\", url = \"http://h:1\" }, { name = \"r\", url = \"http://h:2\" }]\n".into(), "`clusters.a.replicas[1].name`: 'r' is listed twice"),
+            ("[clusters.\"a\\nb\"]\nreplicas = [{ name = \"r\", url = \"http://h:1\" }]\n".into(), "`clusters.a\\nb`: cluster names use"),
+        ];
+        for (text, want) in &cases {
+            let err = Loaded::parse("c.toml", text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: got {err}");
+            assert!(!err.contains("S3cret"), "{text:?}: leaked: {err}");
+            assert_eq!(err.lines().count(), 1, "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn good_values_pass() {
+        let text = "[discord]\nproxy = \"http://127.0.0.1:8080\"\n[clusters.a]\nkeeper = [\"[::1]:2181\", \"zk-1.example.com:9181\"]\n\
+            replicas = [{ name = \"r 1\", url = \"http://[::1]:8123\" }, { name = \"r2\", url = \"HTTP://ch-1.example.com:8123/\" }]\n\
+            discover = { seed = \"http://127.0.0.1:8123\", hosts = { \"ch2\" = \"http://10.0.0.2:8123\", \"ch3:9000\" = \"http://h\", \"[::1]:9000\" = \"http://[::1]:8123\", \"::1\" = \"http://h\" } }\n";
+        Loaded::parse("c.toml", text).unwrap();
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = "[defaults]\ndeadline_ms = 5\n[clusters.a]\nkeeper = [\"zk\"]\nreplicas = [{ name = \"\", url = \"http://u:S3cret@h:1\" }]\n";
+        let err = Loaded::parse("c.toml", text).unwrap_err();
+        let ConfigError::Many(list) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(list.len(), 4, "{err}");
+        let shown = err.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 4, "{shown}");
+        assert!(
+            lines[0].starts_with("c.toml: `defaults.deadline_ms`"),
+            "{shown}"
+        );
+        assert!(lines.iter().all(|l| l.starts_with("c.toml: `")), "{shown}");
+        assert!(!shown.contains("S3cret"));
     }
 
     #[test]

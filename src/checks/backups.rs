@@ -21,9 +21,13 @@ pub const STALE_SECS: u64 = 7 * 86400;
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct BackupRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub id: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub name: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub status: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub error: String,
     pub age_secs: u64,
     pub duration_secs: u64,

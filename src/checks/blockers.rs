@@ -3,7 +3,7 @@
 use ::clickhouse::Row;
 use serde::Deserialize;
 
-use crate::domain::finding::first_line;
+use crate::domain::text::first_line;
 use crate::domain::{Cause, CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 
 pub const MUTATIONS_SQL: &str =
@@ -38,19 +38,27 @@ pub const LONG_MERGE_SECS: f64 = 600.0;
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct MutationRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub database: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub table: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub mutation_id: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub command: String,
     pub parts_to_do: u64,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub latest_fail_reason: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub latest_fail_error_code_name: String,
     pub age_secs: u64,
 }
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct MergeRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub database: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub table: String,
     pub elapsed: f64,
     pub progress: f64,
@@ -60,8 +68,11 @@ pub struct MergeRow {
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct RunningBackupRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub id: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub name: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub status: String,
     pub age_secs: u64,
     pub num_files: u64,
@@ -70,10 +81,15 @@ pub struct RunningBackupRow {
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct DdlRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub entry: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub status: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub initiator_host: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub query: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub host: String,
 }
 

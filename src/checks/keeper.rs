@@ -19,6 +19,7 @@ pub const MAX_OUTSTANDING: u64 = 100;
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct ZkRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub name: String,
 }
 

@@ -4,7 +4,7 @@
 use ::clickhouse::Row;
 use serde::Deserialize;
 
-use crate::domain::finding::first_line;
+use crate::domain::text::first_line;
 use crate::domain::thresholds::Thresholds;
 use crate::domain::{Cause, CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 
@@ -28,8 +28,11 @@ pub const STUCK_TRIES: u64 = 100;
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct ReplicaRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub database: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub table: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub replica_name: String,
     pub is_readonly: u8,
     pub is_session_expired: u8,
@@ -39,18 +42,24 @@ pub struct ReplicaRow {
     pub merges_in_queue: u64,
     pub total_replicas: u64,
     pub active_replicas: u64,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub last_queue_update_exception: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub zookeeper_exception: String,
 }
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct QueueRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub database: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub table: String,
     pub entries: u64,
     pub max_tries: u64,
     pub oldest_secs: u64,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub last_exception: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub postpone_reason: String,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod backups;
 pub mod blockers;
+pub mod discover;
 pub mod keeper;
 pub mod lag;
 pub mod replicas;
@@ -50,7 +51,8 @@ async fn gather<T>(mode: Mode, futs: Vec<BoxFut<'_, T>>) -> Vec<T> {
     }
 }
 
-use crate::clickhouse::ReplicaClient;
+use crate::clickhouse::{Budget, ReplicaClient};
+use crate::domain::url::redact;
 use crate::config::ClusterTarget;
 use crate::domain::diagnose::{self, CheckResult, Context, ReplicaRef};
 use crate::domain::thresholds::Thresholds;
@@ -70,6 +72,10 @@ pub struct Cluster {
     pub mode: Mode,
     /// Recent system.backups rows read per replica (1..=20).
     pub backups_limit: usize,
+    /// Limits and the in-flight cap shared by every probe of this cluster.
+    pub budget: Budget,
+    /// Hosts that discovery found but refused to talk to (already display-safe), with why.
+    pub rejected: Vec<String>,
 }
 
 /// Why a cluster could not even be set up for checking.
@@ -88,9 +94,11 @@ pub enum SetupError {
 impl Cluster {
     /// Resolve the target's replicas: as listed, or discovered from the seed's system.clusters.
     pub async fn connect(t: &ClusterTarget) -> Result<Cluster, SetupError> {
+        let budget = Budget::new(t.limits);
         let client = |name: &str, url: &str, shard: Option<u32>| {
-            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline)
+            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline, &budget)
         };
+        let mut rejected = Vec::new();
         let replicas = if !t.replicas.is_empty() {
             t.replicas
                 .iter()
@@ -107,39 +115,21 @@ impl Cluster {
                 .await
                 .map_err(|error| SetupError::SeedUnreachable {
                     cluster: t.name.clone(),
-                    seed: d.seed.clone(),
+                    seed: redact(&d.seed),
                     error,
                 })?;
             if rows.is_empty() {
                 return Err(SetupError::NotOnSeed {
                     cluster: t.remote_cluster.clone(),
-                    seed: d.seed.clone(),
+                    seed: redact(&d.seed),
                 });
             }
-            let same_host = |h: &str| rows.iter().filter(|r| r.host_name == h).count() > 1;
-            rows.iter()
-                .map(|row| {
-                    let key = format!("{}:{}", row.host_name, row.port);
-                    let url = d
-                        .hosts
-                        .get(&key)
-                        .or_else(|| d.hosts.get(&row.host_name))
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            let host = if row.host_name.contains(':') {
-                                format!("[{}]", row.host_name)
-                            } else {
-                                row.host_name.clone()
-                            };
-                            format!("http://{host}:{}", d.http_port)
-                        });
-                    let name = if same_host(&row.host_name) {
-                        key
-                    } else {
-                        row.host_name.clone()
-                    };
-                    client(&name, &url, Some(row.shard_num))
-                })
+            let found = discover::resolve(&rows, d);
+            rejected = found.rejected;
+            found
+                .hosts
+                .iter()
+                .map(|h| client(&h.name, &h.url, Some(h.shard)))
                 .collect()
         };
         Ok(Cluster {
@@ -152,6 +142,8 @@ impl Cluster {
             backup_disk: t.backup_disk.clone(),
             mode: Mode::Concurrent,
             backups_limit: backups::RECENT_LIMIT,
+            budget,
+            rejected,
         })
     }
 
@@ -262,6 +254,7 @@ impl Cluster {
     async fn keeper(&self) -> Vec<Finding> {
         let deadline = self.deadline;
         let mode = self.mode;
+        let budget = &self.budget;
         let nodes = gather(
             mode,
             self.keeper
@@ -269,18 +262,21 @@ impl Cluster {
                 .cloned()
                 .map(|node| {
                     Box::pin(async move {
-                        let words: Vec<BoxFut<'static, _>> = keeper::WORDS
+                        let words: Vec<BoxFut<'_, _>> = keeper::WORDS
                             .iter()
                             .map(|w| {
                                 let node = node.clone();
                                 Box::pin(async move {
-                                    (*w, crate::keeper::four_letter(&node, w, deadline).await)
-                                }) as BoxFut<'static, _>
+                                    let answer =
+                                        crate::keeper::four_letter(&node, w, deadline, budget)
+                                            .await;
+                                    (*w, answer)
+                                }) as BoxFut<'_, _>
                             })
                             .collect();
                         let answers = gather(mode, words).await;
                         keeper::NodeAnswers { node, answers }
-                    }) as BoxFut<'static, _>
+                    }) as BoxFut<'_, _>
                 })
                 .collect(),
         );
@@ -315,7 +311,11 @@ impl Cluster {
                 }
             })
             .await;
-        replicas::evaluate(&probes, &self.remote_cluster, self.deadline)
+        let mut findings = replicas::evaluate(&probes, &self.remote_cluster, self.deadline);
+        findings.extend(self.rejected.iter().map(|r| {
+            Finding::new(CheckKind::Replicas, Severity::Warn, Subject::Cluster, r.clone())
+        }));
+        findings
     }
 
     async fn lag(&self) -> Vec<Finding> {

@@ -18,6 +18,7 @@ pub const CLUSTER_SQL: &str =
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct VersionRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub version: String,
     pub uptime: u64,
 }
@@ -26,6 +27,7 @@ pub struct VersionRow {
 pub struct ClusterRow {
     pub shard_num: u32,
     pub replica_num: u32,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub host_name: String,
     pub port: u16,
     pub is_local: u8,

@@ -37,12 +37,15 @@ pub const MIN_RETRIES: u64 = 100;
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct SettingRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub name: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub value: String,
 }
 
 #[derive(Debug, Clone, Row, Deserialize)]
 pub struct NameRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
     pub name: String,
 }
 

@@ -7,9 +7,18 @@ use super::{render, Context, Error, UserError};
 use crate::checks::Cluster;
 use crate::config;
 use crate::domain::{guard, CheckKind};
+use crate::render::display;
 
 /// Cluster names from the config that start with what the user typed.
 async fn cluster_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
+    // Autocomplete runs without the command check: the same place guard, or no names at all.
+    let allowed = guard::may_speak_in(
+        &ctx.data().config.config.discord.guild_ids,
+        ctx.guild_id().map(|g| g.get()),
+    );
+    if allowed.is_err() {
+        return serenity::CreateAutocompleteResponse::new();
+    }
     let partial = partial.to_lowercase();
     let choices = ctx
         .data()
@@ -158,6 +167,7 @@ pub async fn run_check(
     kinds: &[CheckKind],
     tuning: Tuning,
 ) -> Result<(), Error> {
+    // The place (guild, DM) was checked before this command ran (`place_guard`).
     let cfg = &ctx.data().config;
     let channel = ctx.channel_id().get();
     let name = match cluster
@@ -172,17 +182,13 @@ pub async fn run_check(
             ))
         })?,
     };
+    if cfg.config.clusters.contains_key(&name) {
+        // The channel before the secret: a refusal here reads nothing else.
+        guard::may_speak(channel, cfg.allowed_channels(&name)).map_err(|r| UserError(r.to_string()))?;
+    }
     let target = cfg
         .target(Some(&name), &config::process_env)
-        .map_err(|e| UserError(e.to_string()))?;
-    guard::may_speak(
-        &cfg.config.discord.guild_ids,
-        ctx.guild_id().map(|g| g.get()),
-        channel,
-        &name,
-        cfg.allowed_channels(&name),
-    )
-    .map_err(|r| UserError(r.to_string()))?;
+        .map_err(|e| UserError(display::discord(&e.to_string())))?;
 
     ctx.defer().await?;
     let reply = match Cluster::connect(&target).await {
@@ -200,7 +206,8 @@ pub async fn run_check(
             serenity::EditInteractionResponse::new().embed(render::embed(&card).to_builder())
         }
         Err(e) => {
-            serenity::EditInteractionResponse::new().content(render::clip(&e.to_string(), 2000))
+            serenity::EditInteractionResponse::new()
+                .content(render::clip(&display::discord(&e.to_string()), 2000))
         }
     };
     if let poise::Context::Application(app) = ctx {

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use poise::serenity_prelude as serenity;
 
 use crate::config::{Loaded, Secret};
+use crate::domain::guard;
+use crate::render::display::plain;
 
 /// What every command handler can reach.
 pub struct Data {
@@ -90,14 +92,35 @@ pub fn reference() -> String {
     )
 }
 
+/// DMs and guilds outside `discord.guild_ids` are refused before anything else happens.
+async fn place_guard(ctx: Context<'_>) -> Result<bool, Error> {
+    guard::may_speak_in(
+        &ctx.data().config.config.discord.guild_ids,
+        ctx.guild_id().map(|g| g.get()),
+    )
+    .map_err(|r| Box::new(UserError(r.to_string())) as Error)?;
+    Ok(true)
+}
+
 async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
     match err {
+        poise::FrameworkError::CommandCheckFailed { error, ctx, .. } => {
+            let text = error
+                .and_then(|e| e.downcast_ref::<UserError>().map(|u| u.0.clone()))
+                .unwrap_or_else(|| guard::Refusal::Place.to_string());
+            if let Err(e) = ctx
+                .send(poise::CreateReply::default().content(text).ephemeral(true))
+                .await
+            {
+                tracing::warn!(error = %e, "could not send the refusal");
+            }
+        }
         poise::FrameworkError::Command { error, ctx, .. } => {
             let text = match error.downcast_ref::<UserError>() {
                 Some(u) => u.0.clone(),
                 None => {
                     let r = reference();
-                    tracing::error!(reference = %r, command = %ctx.command().qualified_name, error = %error, "command failed");
+                    tracing::error!(reference = %r, command = %ctx.command().qualified_name, error = %plain(&error.to_string()), "command failed");
                     format!("internal error, reference {r}")
                 }
             };
@@ -128,7 +151,15 @@ pub async fn serve(
         config: Arc::new(config),
     };
     let framework = poise::Framework::builder()
-        .options(poise::FrameworkOptions { commands: commands(), on_error: |e| Box::pin(on_error(e)), ..Default::default() })
+        .options(poise::FrameworkOptions {
+            commands: commands(),
+            on_error: |e| Box::pin(on_error(e)),
+            // Declared once for every command: the place guard runs before any config lookup.
+            command_check: Some(|ctx| Box::pin(place_guard(ctx))),
+            // Nothing chops sends may ping anyone, whatever a name or an error text contains.
+            allowed_mentions: Some(serenity::CreateAllowedMentions::new()),
+            ..Default::default()
+        })
         .setup(move |ctx, ready, _framework| {
             Box::pin(async move {
                 // A failed registration must not stop the bot: commands registered earlier still work.

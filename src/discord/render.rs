@@ -5,6 +5,7 @@
 use poise::serenity_prelude as serenity;
 
 use crate::domain::{Card, Finding, NextStep, Severity, Verdict};
+use crate::render::display::{discord, plain};
 
 pub const TITLE_MAX: usize = 256;
 pub const DESCRIPTION_MAX: usize = 4096;
@@ -118,10 +119,10 @@ fn lines_within(lines: &[String], max: usize) -> String {
 }
 
 fn finding_line(f: &Finding) -> String {
-    let mut line = format!("{} {}", mark(f.severity), f.summary);
+    let mut line = format!("{} {}", mark(f.severity), discord(&f.summary));
     if f.severity > Severity::Ok {
         if let Some(e) = f.evidence.first() {
-            line.push_str(&format!("\n  ↳ {}", clip(e, 160)));
+            line.push_str(&format!("\n  ↳ {}", clip(&discord(e), 160)));
         }
     }
     line
@@ -131,26 +132,25 @@ fn step_text(i: usize, s: &NextStep, max: usize, scope: &str, cluster: &str) -> 
     let on = s
         .run_on
         .as_ref()
-        .map(|r| format!(" — on **{r}**"))
+        .map(|r| format!(" — on **{}**", discord(r)))
         .unwrap_or_default();
-    let head = clip(&format!("**{}.** {}{on}", i + 1, s.title), 200);
+    let head = clip(&format!("**{}.** {}{on}", i + 1, discord(&s.title)), 200);
     let note = s
         .note
         .as_ref()
-        .map(|n| format!("\n*{}*", clip(n, 150)))
+        .map(|n| format!("\n*{}*", clip(&discord(n), 150)))
         .unwrap_or_default();
-    let mut room = max.saturating_sub(count(&head) + count(&note));
+    let room = max.saturating_sub(count(&head) + count(&note));
     let mut body = String::new();
     // A statement is shown whole or not at all: a clipped one must never look runnable.
-    for (lang, code) in [("sql", &s.sql), ("sh", &s.command)] {
-        let Some(code) = code else { continue };
-        let block = format!("\n```{lang}\n{code}\n```");
+    // Inside a code block markdown is not read; `sql::ident`/`sql::string` never produce "```".
+    if let Some(code) = &s.sql {
+        let block = format!("\n```sql\n{}\n```", plain(code));
         let part = if count(&block) <= room {
             block
         } else {
             clip(&format!("\n*(too long for Discord: `chops check {scope} --cluster {cluster}` prints it in full)*"), room)
         };
-        room = room.saturating_sub(count(&part));
         body.push_str(&part);
     }
     format!("{head}{body}{note}")
@@ -179,22 +179,22 @@ fn build(card: &Card, per_field: usize) -> Embed {
         &format!(
             "{} {} · {} · {}",
             mark(card.worst()),
-            card.cluster,
+            plain(&card.cluster),
             card.verdict.label().to_uppercase(),
             scope
         ),
         TITLE_MAX,
     );
 
-    let mut description = format!("**{}**", card.headline);
+    let mut description = format!("**{}**", discord(&card.headline));
     if let Some(top) = card.causes.first() {
         for e in top.evidence.iter().take(5) {
-            description.push_str(&format!("\n• {e}"));
+            description.push_str(&format!("\n• {}", discord(e)));
         }
         if card.causes.len() > 1 {
             let others: Vec<String> = card.causes[1..]
                 .iter()
-                .map(|c| format!("{} ({})", c.title, c.score))
+                .map(|c| format!("{} ({})", discord(&c.title), c.score))
                 .collect();
             description.push_str(&format!("\nAlso possible: {}", others.join(", ")));
         }
@@ -210,7 +210,7 @@ fn build(card: &Card, per_field: usize) -> Embed {
             lines_within(&lines, per_field)
         };
         fields.push((
-            clip(&format!("{} {}", mark(s.status), s.title), FIELD_NAME_MAX),
+            clip(&format!("{} {}", mark(s.status), discord(&s.title)), FIELD_NAME_MAX),
             value,
         ));
     }

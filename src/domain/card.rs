@@ -61,8 +61,8 @@ pub struct RankedCause {
     pub evidence: Vec<String>,
 }
 
-/// A concrete next step: exact SQL (filled with real names) to run on a named replica, or a
-/// shell command, with a note on when it is safe.
+/// A concrete next step: exact one-line SQL (filled with real names) to run on a named replica,
+/// or an instruction, with a note on when it is safe.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NextStep {
     pub title: String,
@@ -70,8 +70,6 @@ pub struct NextStep {
     pub run_on: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -82,7 +80,6 @@ impl NextStep {
             title: title.into(),
             run_on: None,
             sql: None,
-            command: None,
             note: None,
         }
     }
@@ -90,12 +87,6 @@ impl NextStep {
         NextStep {
             run_on: run_on.map(str::to_string),
             sql: Some(sql.into()),
-            ..NextStep::text(title)
-        }
-    }
-    pub fn command(title: impl Into<String>, command: impl Into<String>) -> Self {
-        NextStep {
-            command: Some(command.into()),
             ..NextStep::text(title)
         }
     }

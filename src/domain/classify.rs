@@ -182,7 +182,7 @@ fn named_host(text: &str) -> Option<String> {
 
 /// First line of an error, without the stack trace and the "(version …)" suffix.
 fn clean(text: &str) -> String {
-    let first = super::finding::first_line(text, usize::MAX);
+    let first = super::text::first_line(text, usize::MAX);
     match first.rfind(" (version ") {
         Some(i) if first.ends_with(')') => first[..i].to_string(),
         _ => first,

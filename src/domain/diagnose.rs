@@ -237,7 +237,7 @@ fn tuned_on_cluster(ctx: &Context) -> NextStep {
         "Retry ON CLUSTER with more Keeper retries and longer backoff",
         None,
         format!(
-            "BACKUP {what} TO {}\nSETTINGS backup_restore_keeper_max_retries = {retries},\n         backup_restore_keeper_retry_initial_backoff_ms = {initial},\n         backup_restore_keeper_retry_max_backoff_ms = {max_backoff}",
+            "BACKUP {what} TO {} SETTINGS backup_restore_keeper_max_retries = {retries}, backup_restore_keeper_retry_initial_backoff_ms = {initial}, backup_restore_keeper_retry_max_backoff_ms = {max_backoff}",
             disk_target(ctx, &name)
         ),
     )
@@ -273,19 +273,14 @@ fn next_steps(
             )),
             Cause::Keeper => {
                 if !ctx.keeper_nodes.is_empty() {
-                    let cmd = ctx
-                        .keeper_nodes
-                        .iter()
-                        .map(|n| {
-                            let (h, p) = n.rsplit_once(':').unwrap_or((n, "2181"));
-                            format!("echo mntr | nc {h} {p}")
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    steps.push(NextStep::command(
-                        "Check every Keeper node (state, latency, outstanding requests)",
-                        cmd,
-                    ));
+                    // Named as data (node, words), never as a shell line built from config text.
+                    steps.push(
+                        NextStep::text(format!(
+                            "Check every Keeper node ({}) with the four-letter words mntr, srvr, ruok: state, latency, outstanding requests",
+                            ctx.keeper_nodes.join(", ")
+                        ))
+                        .note("`chops check keeper` asks them all at once"),
+                    );
                 }
                 steps.push(
                     NextStep::text("Restore Keeper before retrying: ON CLUSTER backups coordinate every host through it")

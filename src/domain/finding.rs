@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::cause::Cause;
 use super::classify::ErrorKind;
+use super::text::{clip, EVIDENCE_MAX, SUMMARY_MAX};
 
 /// How bad a finding is. Ordered: `Ok < Unknown < Warn < Crit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -203,12 +204,16 @@ impl Finding {
 
     /// The finding a check reports for a replica it could not query.
     pub fn probe_failed(check: CheckKind, replica: &str, err: &ProbeError) -> Self {
-        let f = Finding::new(
+        let full = format!("{replica}: no answer ({err})");
+        let mut f = Finding::new(
             check,
             Severity::Unknown,
             Subject::replica(replica),
-            format!("{replica}: no answer ({err})"),
+            clip(&full, SUMMARY_MAX),
         );
+        if full.len() > SUMMARY_MAX {
+            f = f.evidence(clip(&full, EVIDENCE_MAX));
+        }
         match err {
             ProbeError::Timeout { .. } => f.cause(Cause::ReplicaOffline).cause(Cause::Network),
             ProbeError::Refused | ProbeError::Network(_) => f.cause(Cause::ReplicaOffline),
@@ -237,6 +242,10 @@ pub enum ProbeError {
     Network(String),
     /// The answer did not have the expected shape.
     Decode(String),
+    /// The answer was larger than chops reads (`limits` in config); the rest was not read.
+    TooLarge { limit: u64, unit: &'static str },
+    /// chops itself could not probe (out of file descriptors, …): not the server's fault.
+    Local(String),
 }
 
 impl ProbeError {
@@ -267,23 +276,8 @@ impl fmt::Display for ProbeError {
             }
             ProbeError::Network(m) => write!(f, "network error: {m}"),
             ProbeError::Decode(m) => write!(f, "unexpected answer: {m}"),
+            ProbeError::TooLarge { limit, unit } => write!(f, "answer too large (> {limit} {unit})"),
+            ProbeError::Local(m) => write!(f, "chops could not send the probe: {m}"),
         }
-    }
-}
-
-/// The first line of a server message (no stack trace), cut to `max` characters with an ellipsis.
-pub fn first_line(text: &str, max: usize) -> String {
-    let line = text
-        .split(", Stack trace")
-        .next()
-        .unwrap_or(text)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim();
-    if line.chars().count() > max {
-        format!("{}…", line.chars().take(max).collect::<String>())
-    } else {
-        line.to_string()
     }
 }

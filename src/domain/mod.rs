@@ -10,8 +10,10 @@ pub mod diagnose;
 pub mod finding;
 pub mod guard;
 pub mod sql;
+pub mod text;
 pub mod thresholds;
 pub mod time;
+pub mod url;
 
 pub use card::{Card, NextStep, RankedCause, Section, Verdict};
 pub use cause::Cause;

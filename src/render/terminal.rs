@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::display::plain;
 use crate::domain::{Card, Severity, Verdict};
 
 struct Style {
@@ -56,10 +57,10 @@ pub fn render(card: &Card, color: bool) -> String {
         "{} {} · cluster {} · {}",
         st.bold("chops"),
         scope,
-        st.bold(&card.cluster),
+        st.bold(&plain(&card.cluster)),
         st.verdict(card.verdict)
     );
-    let _ = writeln!(out, "{}", card.headline);
+    let _ = writeln!(out, "{}", plain(&card.headline));
 
     if !card.causes.is_empty() {
         let _ = writeln!(out, "\n{}", st.bold("Likely causes"));
@@ -68,11 +69,11 @@ pub fn render(card: &Card, color: bool) -> String {
                 out,
                 "  {}. {} {}",
                 i + 1,
-                c.title,
+                plain(&c.title),
                 st.dim(&format!("(score {})", c.score))
             );
             for e in &c.evidence {
-                let _ = writeln!(out, "       - {e}");
+                let _ = writeln!(out, "       - {}", plain(e));
             }
         }
     }
@@ -82,14 +83,14 @@ pub fn render(card: &Card, color: bool) -> String {
             out,
             "\n{} {} {}",
             st.severity(s.status),
-            st.bold(&s.title),
+            st.bold(&plain(&s.title)),
             st.dim(&format!("{} ms", s.elapsed_ms))
         );
         for f in &s.findings {
-            let _ = writeln!(out, "  {} {}", st.severity(f.severity), f.summary);
+            let _ = writeln!(out, "  {} {}", st.severity(f.severity), plain(&f.summary));
             if f.severity > Severity::Ok {
                 for e in &f.evidence {
-                    let _ = writeln!(out, "           {}", st.dim(e));
+                    let _ = writeln!(out, "           {}", st.dim(&plain(e)));
                 }
             }
         }
@@ -101,16 +102,15 @@ pub fn render(card: &Card, color: bool) -> String {
             let on = n
                 .run_on
                 .as_ref()
-                .map(|r| format!(" (on {r})"))
+                .map(|r| format!(" (on {})", plain(r)))
                 .unwrap_or_default();
-            let _ = writeln!(out, "  {}. {}{on}", i + 1, n.title);
-            for block in [&n.sql, &n.command].into_iter().flatten() {
-                for line in block.lines() {
-                    let _ = writeln!(out, "       {}", st.paint("36", line));
-                }
+            let _ = writeln!(out, "  {}. {}{on}", i + 1, plain(&n.title));
+            // One line, shown whole: what is copied is exactly what chops built.
+            if let Some(sql) = &n.sql {
+                let _ = writeln!(out, "       {}", st.paint("36", &plain(sql)));
             }
             if let Some(note) = &n.note {
-                let _ = writeln!(out, "       {}", st.dim(&format!("note: {note}")));
+                let _ = writeln!(out, "       {}", st.dim(&format!("note: {}", plain(note))));
             }
         }
     }

@@ -1,0 +1,184 @@
+//! A hyper connector whose connections stop reading an answer past a byte cap.
+//!
+//! The clickhouse crate collects error bodies whole and a hostile server can stream forever, so
+//! the cap sits below every HTTP client chops uses: each TCP connection counts the bytes it reads
+//! since the last request it wrote, looks at the response's status line, and fails the read with
+//! [`TooLarge`] once the answer passes `max_answer_bytes` (200) or `max_error_bytes` (anything
+//! else). Counting restarts with each request, so pooled keep-alive connections keep working.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Room for an answer's status line and headers on top of its body cap.
+const HEAD_ALLOWANCE: u64 = 64 * 1024;
+
+/// Byte caps for one answer's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub answer_bytes: u64,
+    pub error_bytes: u64,
+}
+
+/// The marker error a capped read fails with (found again through the error's source chain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("answer too large (> {limit} bytes)")]
+pub struct TooLarge {
+    pub limit: u64,
+}
+
+/// `TooLarge` inside an I/O error, if that is what it is.
+pub fn too_large(e: &io::Error) -> Option<TooLarge> {
+    e.get_ref()?.downcast_ref::<TooLarge>().copied()
+}
+
+/// Wraps hyper-util's `HttpConnector`; every connection it makes is a [`CappedStream`].
+#[derive(Clone)]
+pub struct CappedConnector {
+    inner: HttpConnector,
+    caps: Caps,
+    /// Bumped each time a cap trips: lets the caller tell a cut error body from other failures
+    /// (the clickhouse crate replaces a body it could not collect by the bare status line).
+    trips: Arc<AtomicU64>,
+}
+
+impl CappedConnector {
+    pub fn new(caps: Caps, connect_timeout: std::time::Duration) -> Self {
+        let mut inner = HttpConnector::new();
+        inner.set_nodelay(true);
+        inner.set_connect_timeout(Some(connect_timeout));
+        inner.enforce_http(true);
+        CappedConnector {
+            inner,
+            caps,
+            trips: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn trips(&self) -> Arc<AtomicU64> {
+        self.trips.clone()
+    }
+}
+
+impl tower_service::Service<Uri> for CappedConnector {
+    type Response = CappedStream;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<CappedStream, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let caps = self.caps;
+        let trips = self.trips.clone();
+        Box::pin(async move {
+            let io = connecting.await?;
+            Ok(CappedStream {
+                tcp: io.into_inner(),
+                caps,
+                trips,
+                read: 0,
+                head: Vec::new(),
+                limit: caps.answer_bytes.max(caps.error_bytes),
+                scratch: vec![0; 16 * 1024].into_boxed_slice(),
+            })
+        })
+    }
+}
+
+/// One TCP connection with a per-answer read cap.
+pub struct CappedStream {
+    tcp: TcpStream,
+    caps: Caps,
+    trips: Arc<AtomicU64>,
+    /// Bytes read since the last request was written.
+    read: u64,
+    /// The first bytes of the answer, until the status code is known.
+    head: Vec<u8>,
+    limit: u64,
+    scratch: Box<[u8]>,
+}
+
+impl CappedStream {
+    fn account(&mut self, got: &[u8]) -> io::Result<()> {
+        if self.head.len() < 12 {
+            let take = (12 - self.head.len()).min(got.len());
+            self.head.extend_from_slice(&got[..take]);
+            if self.head.len() == 12 {
+                // "HTTP/1.1 200": anything but 200 is an error body, which gets the small cap.
+                self.limit = if &self.head[9..12] == b"200" {
+                    self.caps.answer_bytes
+                } else {
+                    self.caps.error_bytes
+                };
+            }
+        }
+        self.read += got.len() as u64;
+        if self.read > self.limit + HEAD_ALLOWANCE {
+            self.trips.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::other(TooLarge { limit: self.limit }));
+        }
+        Ok(())
+    }
+}
+
+impl Read for CappedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let want = buf.remaining().min(this.scratch.len());
+        let mut rb = ReadBuf::new(&mut this.scratch[..want]);
+        ready!(Pin::new(&mut this.tcp).poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
+        let got = this.scratch[..n].to_vec();
+        this.account(&got)?;
+        buf.put_slice(&got);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Write for CappedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.tcp).poll_write(cx, buf))?;
+        if n > 0 {
+            // A new request: the next answer is counted from zero.
+            this.read = 0;
+            this.head.clear();
+            this.limit = this.caps.answer_bytes.max(this.caps.error_bytes);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+impl Connection for CappedStream {
+    fn connected(&self) -> Connected {
+        self.tcp.connected()
+    }
+}

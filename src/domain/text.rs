@@ -1,0 +1,134 @@
+//! Text that came from outside: server bytes kept exactly inside a `String`, clipped, first lines.
+//!
+//! ClickHouse `String` values are bytes, not UTF-8. [`from_bytes`] turns any bytes into a `String`
+//! without losing any: valid UTF-8 stays as it is, and each byte that is not (or that falls in the
+//! reserved range below) becomes one *raw-byte* character `U+10FF00 + byte`. [`to_bytes`] reverses
+//! it exactly, so SQL naming such an object is built from the server's own bytes (`sql::ident`),
+//! while display code shows raw bytes as `\xHH` (`render::display`). The reserved range is the end
+//! of the last private-use plane; a real name using it still round-trips, byte by byte.
+
+/// First character of the raw-byte range (`U+10FF00 + byte`).
+const RAW_BASE: u32 = 0x10_FF00;
+
+/// The raw byte a character stands for, if it is a raw-byte character.
+pub fn raw_byte(c: char) -> Option<u8> {
+    let v = c as u32;
+    (RAW_BASE..=RAW_BASE + 0xFF)
+        .contains(&v)
+        .then(|| (v - RAW_BASE) as u8)
+}
+
+fn raw_char(b: u8) -> char {
+    char::from_u32(RAW_BASE + b as u32).expect("U+10FF00..=U+10FFFF are valid chars")
+}
+
+/// Any bytes as a `String`, losslessly (see the module doc).
+pub fn from_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if raw_byte(c).is_some() {
+                // A real character in the reserved range: keep its bytes, so to_bytes is exact.
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push(raw_char(b));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for &b in chunk.invalid() {
+            out.push(raw_char(b));
+        }
+    }
+    out
+}
+
+/// The exact bytes a [`from_bytes`] string came from (plain strings: their UTF-8).
+pub fn to_bytes(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        match raw_byte(c) {
+            Some(b) => out.push(b),
+            None => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// `s` cut to at most `max` bytes (at a character boundary), marked `…(N more bytes)`.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} more bytes)", &s[..end], s.len() - end)
+}
+
+/// The first line of a server message (no stack trace), cut to `max` characters with an ellipsis.
+pub fn first_line(text: &str, max: usize) -> String {
+    let line = text
+        .split(", Stack trace")
+        .next()
+        .unwrap_or(text)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+/// Characters a reader cannot see or that change how text around them looks: controls (C0, DEL,
+/// C1), line/paragraph separators, zero-width and bidirectional formatting characters, raw bytes.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || raw_byte(c).is_some()
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Longest summary line a card shows for server text.
+pub const SUMMARY_MAX: usize = 300;
+/// Longest evidence line a card shows for server text.
+pub const EVIDENCE_MAX: usize = 2000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_exactly() {
+        let cases: Vec<Vec<u8>> = vec![
+            b"plain".to_vec(),
+            vec![0xff, b'a', 0xc3],
+            "é\u{10FF41}x".as_bytes().to_vec(),
+            vec![0xf4, 0x8f, 0xbd, 0x81],
+            vec![],
+        ];
+        for b in cases {
+            assert_eq!(to_bytes(&from_bytes(&b)), b, "{b:?}");
+        }
+        assert_eq!(from_bytes(b"ok"), "ok");
+        assert_eq!(raw_byte(from_bytes(&[0xfe]).chars().next().unwrap()), Some(0xfe));
+    }
+
+    #[test]
+    fn clipping_marks_the_cut() {
+        assert_eq!(clip("abcdef", 10), "abcdef");
+        assert_eq!(clip("abcdef", 4), "abcd…(2 more bytes)");
+        assert_eq!(clip("ééé", 3), "é…(4 more bytes)");
+        assert_eq!(first_line("a\nb", 10), "a");
+        assert_eq!(first_line("abc, Stack trace: x", 2), "ab…");
+    }
+}
