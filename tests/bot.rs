@@ -147,7 +147,7 @@ async fn user_errors_are_short_and_ephemeral() {
             "lag",
             vec![],
             OTHER_CHANNEL_ID,
-            format!("Cluster `local` can be checked only in <#{CHANNEL_ID}>."),
+            format!("This cluster can be checked only in <#{CHANNEL_ID}>."),
         ),
     ];
     for (cmd, opts, channel, want) in cases {

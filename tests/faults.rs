@@ -75,12 +75,11 @@ fn keeper_stopped_ranks_keeper_first_with_4lw_evidence() {
     );
     let steps = card["next_steps"].to_string();
     assert!(
-        steps.contains(&format!(
-            "echo mntr | nc {}",
-            c.keeper_addr.replace(':', " ")
-        )),
+        steps.contains(&format!("Check every Keeper node ({})", c.keeper_addr))
+            && steps.contains("mntr"),
         "{steps}"
     );
+    assert!(!steps.contains("nc "), "no shell line: {steps}");
 }
 
 #[test]
@@ -146,24 +145,18 @@ fn frozen_replica_times_out_within_the_deadline() {
         &[],
     );
     let fast_card = fast.json();
-    assert!(
-        find(
-            &fast_card,
-            "replicas",
-            "r3: no answer (timed out after 500 ms)"
-        )
-        .is_some(),
-        "{fast_card:#}"
-    );
+    let f = find(&fast_card, "replicas", "r3: no answer (timed out after ")
+        .unwrap_or_else(|| panic!("{fast_card:#}"));
+    assert!(waited_ms(f) >= 500, "{f}");
     assert!(fast_card["elapsed_ms"].as_u64().unwrap() <= 600);
     c.thaw_replica(3);
     assert_eq!(code, 2, "{card:#}");
-    let f = find(
-        &card,
-        "replicas",
-        &format!("r3: no answer (timed out after {DEADLINE_MS} ms)"),
-    )
-    .expect("r3 timed out");
+    let f = find(&card, "replicas", "r3: no answer (timed out after ").expect("r3 timed out");
+    // The real time waited, never a placeholder.
+    assert!(
+        (DEADLINE_MS..=DEADLINE_MS * 12 / 10).contains(&waited_ms(f)),
+        "{f}"
+    );
     assert_eq!(f["severity"], "crit");
     let bound = DEADLINE_MS * 12 / 10;
     assert!(
@@ -338,4 +331,11 @@ fn running_backup_is_conflicting_operation_evidence() {
         .find(|s| s["sql"].as_str().is_some_and(|q| q.contains(&id)))
         .expect("wait step");
     assert_eq!(step["run_on"], "r3");
+}
+
+/// The milliseconds a "timed out after N ms" summary reports.
+fn waited_ms(f: &serde_json::Value) -> u64 {
+    let s = f["summary"].as_str().unwrap();
+    let after = s.split("timed out after ").nth(1).unwrap();
+    after.split(' ').next().unwrap().parse().unwrap()
 }

@@ -144,6 +144,7 @@ pub fn evaluate(probes: &[BlockersProbe]) -> Vec<Finding> {
     for p in probes {
         let r = &p.replica;
         let mut count = 0usize;
+        let before = out.len();
         match &p.backups {
             Ok(rows) => {
                 for b in rows {
@@ -279,7 +280,8 @@ pub fn evaluate(probes: &[BlockersProbe]) -> Vec<Finding> {
                 format!("{r}: distributed_ddl_queue: {e}"),
             )),
         }
-        if count == 0 {
+        // "Nothing running" only when every probe answered: an error is never an [ok].
+        if count == 0 && out.len() == before {
             out.push(Finding::new(
                 CheckKind::Blockers,
                 Severity::Ok,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use ::clickhouse::Row;
 use serde::Deserialize;
 
+use crate::domain::text::{clip, SUMMARY_MAX};
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
 /// The settings that govern ON CLUSTER backup/restore sync, with their current defaults.
@@ -129,10 +130,21 @@ pub fn evaluate(probes: &[SettingsProbe], disk: &str) -> (Vec<Finding>, Settings
                 format!("{r}: system.disks: {e}"),
             )),
         }
-        if let Ok(rows) = &p.databases {
-            facts
-                .databases
-                .insert(r.clone(), rows.iter().map(|n| n.name.clone()).collect());
+        match &p.databases {
+            Ok(rows) => {
+                facts
+                    .databases
+                    .insert(r.clone(), rows.iter().map(|n| n.name.clone()).collect());
+            }
+            Err(e) => out.push(Finding::new(
+                CheckKind::Settings,
+                Severity::Unknown,
+                Subject::replica(r),
+                clip(
+                    &format!("{r}: its databases are unknown (system.databases: {e}): no per-replica backup can be suggested"),
+                    SUMMARY_MAX,
+                ),
+            )),
         }
         if facts.settings.is_empty() {
             facts.settings = v.clone();

@@ -172,7 +172,8 @@ impl Finding {
             check,
             severity,
             subject,
-            summary: summary.into(),
+            // Server text can be any length: a card line never is.
+            summary: clip(&summary.into(), SUMMARY_MAX),
             evidence: Vec::new(),
             causes: Vec::new(),
             flags: Vec::new(),
@@ -180,7 +181,7 @@ impl Finding {
     }
 
     pub fn evidence(mut self, e: impl Into<String>) -> Self {
-        self.evidence.push(e.into());
+        self.evidence.push(clip(&e.into(), EVIDENCE_MAX));
         self
     }
 
@@ -205,14 +206,9 @@ impl Finding {
     /// The finding a check reports for a replica it could not query.
     pub fn probe_failed(check: CheckKind, replica: &str, err: &ProbeError) -> Self {
         let full = format!("{replica}: no answer ({err})");
-        let mut f = Finding::new(
-            check,
-            Severity::Unknown,
-            Subject::replica(replica),
-            clip(&full, SUMMARY_MAX),
-        );
+        let mut f = Finding::new(check, Severity::Unknown, Subject::replica(replica), &*full);
         if full.len() > SUMMARY_MAX {
-            f = f.evidence(clip(&full, EVIDENCE_MAX));
+            f = f.evidence(full);
         }
         match err {
             ProbeError::Timeout { .. } => f.cause(Cause::ReplicaOffline).cause(Cause::Network),

@@ -36,7 +36,9 @@ pub fn show(s: &str, target: Target) -> String {
         }
         if target == Target::Discord {
             match c {
-                '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '[' | ']' | '(' | ')' | '#' => {
+                // Brackets stop masked links; `(`, `)` and `#` are left alone (noise, and our lines
+                // never start with untrusted text, so no heading or quote can begin).
+                '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '[' | ']' => {
                     out.push('\\');
                     out.push(c);
                 }
@@ -81,7 +83,7 @@ mod tests {
         assert_eq!(discord("@everyone"), "@\u{200B}everyone");
         assert_eq!(discord("<@123>"), "\\<@\u{200B}123\\>");
         assert_eq!(discord("```x```"), "\\`\\`\\`x\\`\\`\\`");
-        assert_eq!(discord("**b** _i_ [l](u)"), "\\*\\*b\\*\\* \\_i\\_ \\[l\\]\\(u\\)");
+        assert_eq!(discord("**b** _i_ [l](u)"), "\\*\\*b\\*\\* \\_i\\_ \\[l\\](u)");
         assert!(!discord("a\nb").contains('\n'));
     }
 }
