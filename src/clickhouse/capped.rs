@@ -5,6 +5,7 @@
 //! since the last request it wrote, looks at the response's status line, and fails the read with
 //! [`TooLarge`] once the answer passes `max_answer_bytes` (200) or `max_error_bytes` (anything
 //! else). Counting restarts with each request, so pooled keep-alive connections keep working.
+//! An error body is also made valid UTF-8 in place (see `CappedStream::pass`).
 
 use std::future::Future;
 use std::io;
@@ -92,6 +93,9 @@ impl tower_service::Service<Uri> for CappedConnector {
                 head: Vec::new(),
                 limit: caps.answer_bytes.max(caps.error_bytes),
                 scratch: vec![0; 16 * 1024].into_boxed_slice(),
+                window: 0,
+                in_body: false,
+                carry: Vec::new(),
             })
         })
     }
@@ -108,9 +112,83 @@ pub struct CappedStream {
     head: Vec<u8>,
     limit: u64,
     scratch: Box<[u8]>,
+    /// The last bytes of the head, to find its end ("\r\n\r\n") across reads.
+    window: u32,
+    /// The head has ended: what follows is the body.
+    in_body: bool,
+    /// The incomplete UTF-8 sequence at the end of the last error-body read.
+    carry: Vec<u8>,
 }
 
 impl CappedStream {
+    fn is_error(&self) -> bool {
+        self.head.len() == 12 && &self.head[9..12] != b"200"
+    }
+
+    fn reset(&mut self) {
+        self.read = 0;
+        self.head.clear();
+        self.limit = self.caps.answer_bytes.max(self.caps.error_bytes);
+        self.window = 0;
+        self.in_body = false;
+        self.carry.clear();
+    }
+
+    /// What the reader gets of `got`. An error body is made valid UTF-8 byte for byte (invalid
+    /// bytes become `?`, lengths and so HTTP framing unchanged): the clickhouse crate drops an
+    /// error text that is not UTF-8, and the server's message is what on-call needs to read.
+    fn pass(&mut self, got: &[u8]) -> Vec<u8> {
+        let mut start = got.len();
+        if self.in_body {
+            start = 0;
+        } else {
+            for (i, &b) in got.iter().enumerate() {
+                self.window = (self.window << 8) | b as u32;
+                if self.window == u32::from_be_bytes(*b"\r\n\r\n") {
+                    self.in_body = true;
+                    start = i + 1;
+                    break;
+                }
+            }
+        }
+        if !self.is_error() || start == got.len() && self.carry.is_empty() {
+            return got.to_vec();
+        }
+        let mut out = got[..start].to_vec();
+        let mut data = std::mem::take(&mut self.carry);
+        data.extend_from_slice(&got[start..]);
+        let mut rest = &data[..];
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    out.extend_from_slice(s.as_bytes());
+                    break;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.extend_from_slice(&rest[..valid]);
+                    match e.error_len() {
+                        Some(bad) => {
+                            out.extend(std::iter::repeat_n(b'?', bad));
+                            rest = &rest[valid + bad..];
+                        }
+                        None if got.is_empty() => {
+                            // End of the answer: an unfinished sequence is just bad bytes.
+                            out.extend(std::iter::repeat_n(b'?', rest.len() - valid));
+                            break;
+                        }
+                        None => {
+                            // Maybe finished by the next read: hold it back (at most 3 bytes).
+                            self.carry = rest[valid..].to_vec();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn account(&mut self, got: &[u8]) -> io::Result<()> {
         if self.head.len() < 12 {
             let take = (12 - self.head.len()).min(got.len());
@@ -140,13 +218,15 @@ impl Read for CappedStream {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let want = buf.remaining().min(this.scratch.len());
+        // Up to 3 held-back bytes may be handed out with this read.
+        let want = buf.remaining().saturating_sub(3).clamp(1, this.scratch.len());
         let mut rb = ReadBuf::new(&mut this.scratch[..want]);
         ready!(Pin::new(&mut this.tcp).poll_read(cx, &mut rb))?;
         let n = rb.filled().len();
         let got = this.scratch[..n].to_vec();
         this.account(&got)?;
-        buf.put_slice(&got);
+        let out = this.pass(&got);
+        buf.put_slice(&out[..out.len().min(buf.remaining())]);
         Poll::Ready(Ok(()))
     }
 }
@@ -161,9 +241,7 @@ impl Write for CappedStream {
         let n = ready!(Pin::new(&mut this.tcp).poll_write(cx, buf))?;
         if n > 0 {
             // A new request: the next answer is counted from zero.
-            this.read = 0;
-            this.head.clear();
-            this.limit = this.caps.answer_bytes.max(this.caps.error_bytes);
+            this.reset();
         }
         Poll::Ready(Ok(n))
     }

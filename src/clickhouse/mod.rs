@@ -264,7 +264,7 @@ impl ReplicaClient {
                 )));
             }
             if text.trim() != "Ok." {
-                return Err(ProbeError::Decode(format!("/ping answered {:?}", text)));
+                return Err(ProbeError::Decode(format!("/ping answered '{}'", text::clip(&text, 40))));
             }
             Ok(start.elapsed())
         };
@@ -354,7 +354,7 @@ pub fn map_error(e: ChError, start: Instant) -> ProbeError {
         ChError::BadResponse(text) => server_error(&text),
         ChError::TimedOut => elapsed(start),
         ChError::Network(inner) => transport_error(inner.as_ref(), start),
-        other => ProbeError::Decode(text::clip(&other.to_string(), 300)),
+        other => ProbeError::Decode(text::clip(&first_line(&other.to_string(), 300), 300)),
     }
 }
 

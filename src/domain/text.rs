@@ -59,14 +59,44 @@ pub fn to_bytes(s: &str) -> Vec<u8> {
     out
 }
 
-/// `s` cut to at most `max` bytes (at a character boundary), marked `…(N more bytes)`.
+/// How a hidden character is shown (`\n`, `\t`, `\r`, `\xHH`, `\u{XXXX}`); None: as itself.
+/// The display boundary (`render::display`) writes these; [`clip`] counts them.
+pub fn escape(c: char) -> Option<String> {
+    if !is_hidden(c) {
+        return None;
+    }
+    Some(match (c, raw_byte(c)) {
+        ('\n', _) => "\\n".into(),
+        ('\t', _) => "\\t".into(),
+        ('\r', _) => "\\r".into(),
+        (_, Some(b)) => format!("\\x{b:02X}"),
+        (c, None) if (c as u32) < 0x100 => format!("\\x{:02X}", c as u32),
+        (c, None) => format!("\\u{{{:04X}}}", c as u32),
+    })
+}
+
+/// Characters `c` takes once shown.
+fn shown_width(c: char) -> usize {
+    escape(c).map_or(1, |e| e.len())
+}
+
+/// `s` cut so that, shown, it takes at most `max` characters, the cut marked `…(N more bytes)`.
 pub fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
+    let width: usize = s.chars().map(shown_width).sum();
+    if width <= max {
         return s.to_string();
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
+    // Room for the marker: "…(" + the count's digits + " more bytes)".
+    let room = max.saturating_sub(14 + s.len().to_string().len());
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        let w = shown_width(c);
+        if used + w > room {
+            break;
+        }
+        used += w;
+        end = i + c.len_utf8();
     }
     format!("{}…({} more bytes)", &s[..end], s.len() - end)
 }
@@ -126,8 +156,14 @@ mod tests {
     #[test]
     fn clipping_marks_the_cut() {
         assert_eq!(clip("abcdef", 10), "abcdef");
-        assert_eq!(clip("abcdef", 4), "abcd…(2 more bytes)");
-        assert_eq!(clip("ééé", 3), "é…(4 more bytes)");
+        let long = "x".repeat(100);
+        assert_eq!(clip(&long, 40), "xxxxxxxxxxxxxxxxxxxxxxx…(77 more bytes)");
+        assert!(clip(&long, 40).chars().count() <= 40);
+        // Escapes count as shown: a string of raw bytes is cut four times earlier.
+        let raw = from_bytes(&[0xff; 100]);
+        let c = clip(&raw, 40);
+        assert_eq!(c.chars().filter(|&c| raw_byte(c).is_some()).count(), 5, "{c:?}");
+        assert_eq!(clip("ééé", 100), "ééé");
         assert_eq!(first_line("a\nb", 10), "a");
         assert_eq!(first_line("abc, Stack trace: x", 2), "ab…");
     }

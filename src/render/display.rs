@@ -6,9 +6,7 @@
 //! cursor, recolour the screen nor hide what it is. Discord text also escapes markdown and
 //! breaks `@` mentions (messages set `allowed_mentions` to none as well).
 
-use std::fmt::Write;
-
-use crate::domain::text::{is_hidden, raw_byte};
+use crate::domain::text::escape;
 
 /// Where the text is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,15 +21,8 @@ pub enum Target {
 pub fn show(s: &str, target: Target) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if is_hidden(c) {
-            let _ = match (c, raw_byte(c)) {
-                ('\n', _) => out.write_str("\\n"),
-                ('\t', _) => out.write_str("\\t"),
-                ('\r', _) => out.write_str("\\r"),
-                (_, Some(b)) => write!(out, "\\x{b:02X}"),
-                (c, None) if (c as u32) < 0x100 => write!(out, "\\x{:02X}", c as u32),
-                (c, None) => write!(out, "\\u{{{:04X}}}", c as u32),
-            };
+        if let Some(e) = escape(c) {
+            out.push_str(&e);
             continue;
         }
         if target == Target::Discord {

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub use chops::localcluster::LocalCluster;
 
 pub mod discord;
+pub mod hostile;
 
 static SHARED: OnceLock<Mutex<Option<LocalCluster>>> = OnceLock::new();
 
@@ -50,6 +51,8 @@ pub struct SharedCluster {
 
 pub struct Output {
     pub code: i32,
+    /// stdout as bytes (to look for raw control characters).
+    pub raw: Vec<u8>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -73,6 +76,7 @@ pub fn chops(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = cmd.output().expect("run chops");
     Output {
         code: out.status.code().unwrap_or(-1),
+        raw: out.stdout.clone(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
