@@ -92,3 +92,87 @@ async fn well_formed_answers_past_the_caps_are_cut_off() {
         }
     }
 }
+
+/// Hosts a seed's system.clusters lists are server data: only valid host names get a request (and
+/// the password); the rest are findings, and a host listed twice is one replica.
+#[test]
+fn discovered_hosts_are_validated_before_any_request() {
+    // Any request for `evil@127.0.0.2` would land here (discovered hosts use `http_port`).
+    let trap = Hostile::start_on("127.0.0.2:0", Mode::Garbage);
+    let seed = Hostile::start(Mode::Seed(vec![
+        (1, b"127.0.0.1".to_vec(), 9000),
+        (1, b"127.0.0.1".to_vec(), 9000),
+        (1, b"evil@127.0.0.2".to_vec(), 9000),
+        (2, b"h/x?y#z".to_vec(), 9000),
+        (2, b"a\nb\x1b[2J".to_vec(), 9000),
+    ]));
+    let dir = scratch("discover-hostile");
+    let cfg = write_config(
+        &dir,
+        "c.toml",
+        &format!(
+            "[defaults]\ndeadline_ms = {DEADLINE_MS}\n[clusters.x]\npassword_env = \"CH_PW\"\ndiscover = {{ seed = \"{}\", http_port = {} }}\n",
+            seed.url(),
+            trap.addr.port()
+        ),
+    );
+    let out = chops(
+        &["--config", &cfg, "check", "replicas", "--json"],
+        &[("CH_PW", "S3cret")],
+    );
+    let card = out.json();
+    let summaries: Vec<String> = findings(&card).into_iter().map(|(_, _, s)| s).collect();
+    for rejected in ["evil@127.0.0.2", "h/x?y#z", "a\\nb\\x1B[2J"] {
+        let want = format!("discovered host '{rejected}' rejected: not a host name");
+        assert!(
+            summaries.iter().any(|s| s.starts_with(&want)),
+            "{want}: {summaries:#?}"
+        );
+    }
+    let local: Vec<&String> = summaries
+        .iter()
+        .filter(|s| s.starts_with("127.0.0.1:"))
+        .collect();
+    assert_eq!(local.len(), 1, "127.0.0.1 twice is one replica: {summaries:#?}");
+    assert_eq!(
+        trap.accepted.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a request went to the host hidden in 'evil@127.0.0.2'"
+    );
+    assert!(!out.stdout.contains("S3cret") && !out.stderr.contains("S3cret"));
+}
+
+/// 10,000 replicas that all refuse: every one is reported refused, none as chops running out of
+/// file descriptors (probes in flight are capped). The time is in the README (benchmark).
+#[test]
+fn ten_thousand_refusing_replicas_give_a_card() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = scratch("ten-thousand");
+    // A generous deadline: this is about correctness (the test binary is a debug build); the
+    // release timing is the benchmark's.
+    let mut text = String::from("[defaults]\ndeadline_ms = 20000\n[clusters.x]\n");
+    for i in 0..10_000 {
+        text.push_str(&format!(
+            "[[clusters.x.replicas]]\nname = \"r{i}\"\nurl = \"http://127.0.0.1:{port}\"\n"
+        ));
+    }
+    let cfg = write_config(&dir, "c.toml", &text);
+    let started = std::time::Instant::now();
+    let out = chops(&["--config", &cfg, "check", "backup", "--json"], &[]);
+    eprintln!("10,000 refusing replicas: card in {} ms", started.elapsed().as_millis());
+    let card = out.json();
+    assert_eq!(card["verdict"], "failing");
+    let summaries: Vec<String> = findings(&card).into_iter().map(|(_, _, s)| s).collect();
+    assert!(
+        !summaries.iter().any(|s| s.contains("open files") || s.contains("chops could not")),
+        "{:?}",
+        summaries.iter().find(|s| s.contains("open files") || s.contains("chops could not"))
+    );
+    let refused = summaries
+        .iter()
+        .filter(|s| s.ends_with(": unreachable (connection refused)"))
+        .count();
+    assert_eq!(refused, 10_000, "each replica once, as refused");
+}

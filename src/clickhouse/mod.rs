@@ -173,6 +173,10 @@ impl ReplicaClient {
         let start = Instant::now();
         let end = tokio::time::Instant::now() + self.deadline;
         let _slot = self.budget.slot(end).await?;
+        // Probes queue for slots: one refused while this one waited makes knocking again pointless.
+        if self.refused_recently() {
+            return Err(ProbeError::Refused);
+        }
         let r = match tokio::time::timeout_at(end, work).await {
             Ok(r) => r,
             Err(_) => Err(elapsed(start)),
