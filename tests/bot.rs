@@ -424,3 +424,43 @@ async fn a_failed_registration_does_not_stop_the_bot() {
     );
     bot.stop().await;
 }
+
+/// DMs and guilds outside `guild_ids` get one short refusal, before any config lookup: no cluster
+/// name, no secret variable, nothing run. Autocomplete there offers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm_and_foreign_guild_are_refused_before_anything_else() {
+    let c = shared();
+    let bot = Bot::start(&c.config).await;
+    let refusal = "chops is not enabled here. Use it in a channel of your team's server.";
+    for place in [None, Some(GUILD_ID + 1)] {
+        for (cmd, opts) in [
+            ("backup-check", vec![]),
+            ("lag", vec![("cluster", "nope")]),
+            ("keeper", vec![("cluster", "local")]),
+        ] {
+            let id = bot.fake.next_id();
+            bot.fake.dispatch(elsewhere(
+                interaction(id, 2, OTHER_CHANNEL_ID, cmd, options(&opts, None)),
+                place,
+            ));
+            let cb = bot.fake.callback(id, WAIT).await;
+            assert_eq!(cb.body["type"], 4, "{place:?} {cmd}: {}", cb.body);
+            assert_eq!(cb.body["data"]["flags"], 64, "ephemeral: {}", cb.body);
+            assert_eq!(cb.body["data"]["content"], refusal, "{place:?} {cmd}");
+            assert!(!cb.body.to_string().contains("local"), "no cluster name: {}", cb.body);
+        }
+        let id = bot.fake.next_id();
+        bot.fake.dispatch(elsewhere(
+            interaction(id, 4, OTHER_CHANNEL_ID, "backup-check", options(&[("cluster", "")], Some("cluster"))),
+            place,
+        ));
+        let cb = bot.fake.callback(id, WAIT).await;
+        assert_eq!(cb.body["type"], 8, "{}", cb.body);
+        assert_eq!(cb.body["data"]["choices"], serde_json::json!([]), "{}", cb.body);
+    }
+    assert!(
+        !bot.fake.requests().iter().any(|r| r.method == "PATCH"),
+        "nothing was run or posted"
+    );
+    bot.stop().await;
+}

@@ -105,6 +105,18 @@ async fn place_guard(ctx: Context<'_>) -> Result<bool, Error> {
 async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
     match err {
         poise::FrameworkError::CommandCheckFailed { error, ctx, .. } => {
+            // The check runs for autocomplete too: there, the refusal is an empty list.
+            if let poise::Context::Application(app) = ctx {
+                if app.interaction_type == poise::CommandInteractionType::Autocomplete {
+                    let empty = serenity::CreateInteractionResponse::Autocomplete(
+                        serenity::CreateAutocompleteResponse::new(),
+                    );
+                    if let Err(e) = app.interaction.create_response(ctx.http(), empty).await {
+                        tracing::warn!(error = %e, "could not send the empty autocomplete");
+                    }
+                    return;
+                }
+            }
             let text = error
                 .and_then(|e| e.downcast_ref::<UserError>().map(|u| u.0.clone()))
                 .unwrap_or_else(|| guard::Refusal::Place.to_string());

@@ -109,6 +109,24 @@ pub fn interaction(id: u64, kind: u8, channel: u64, command: &str, options: Valu
     })
 }
 
+/// The same interaction sent from a DM (no guild, no member: a bare user), or from `guild`.
+pub fn elsewhere(mut interaction: Value, guild: Option<u64>) -> Value {
+    let o = interaction.as_object_mut().expect("interaction object");
+    match guild {
+        Some(g) => {
+            o.insert("guild_id".into(), json!(g.to_string()));
+        }
+        None => {
+            o.remove("guild_id");
+            o.remove("guild_locale");
+            let member = o.remove("member").expect("member");
+            o.insert("user".into(), member["user"].clone());
+            o.insert("channel".into(), json!({"id": o["channel_id"].clone(), "type": 1}));
+        }
+    }
+    interaction
+}
+
 impl FakeDiscord {
     pub async fn start() -> FakeDiscord {
         let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
