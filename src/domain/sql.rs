@@ -2,7 +2,7 @@
 //!
 //! Names are the server's bytes (see [`super::text`]). Every byte that could end a token, break a
 //! line, hide itself or close a Discord code block is written as an escape (`\\`, `` \` ``, `\'`,
-//! `\n`, `\t`, `\r`, `\0`, `\xHH`), so a printed statement is one line and, pasted back into
+//! `\n`, `\t`, `\r`, `\0`, `\xHH`; `@` too), so a printed statement is one line and, pasted back into
 //! ClickHouse, names exactly the object it was built from.
 
 use super::text::{self, is_hidden};
@@ -34,8 +34,10 @@ fn quote(s: &str, q: char) -> String {
                     out.push(c);
                 }
                 // In a string literal a backtick is written as a byte, so no run of three
-                // backticks (a Discord code fence) can ever appear in a statement.
+                // backticks (a Discord code fence) can ever appear in a statement; `@` too, so
+                // no statement can hold a mention (`@everyone`, `<@id>`).
                 '`' => out.push_str("\\x60"),
+                '@' => out.push_str("\\x40"),
                 c if is_hidden(c) => {
                     let mut buf = [0u8; 4];
                     for b in c.encode_utf8(&mut buf).bytes() {
@@ -95,6 +97,7 @@ mod tests {
         assert_eq!(ident("\x1b[2J"), "`\\x1B[2J`");
         assert_eq!(ident("```"), "`\\`\\`\\``");
         assert_eq!(string("```"), "'\\x60\\x60\\x60'");
+        assert_eq!(ident("@everyone"), "`\\x40everyone`");
         assert_eq!(ident("é"), "`é`");
         assert_eq!(ident("a\u{202E}b"), "`a\\xE2\\x80\\xAEb`");
         assert_eq!(ident(&from_bytes(&[b'x', 0xff])), "`x\\xFF`");

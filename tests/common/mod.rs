@@ -133,8 +133,10 @@ pub fn sql(url: &str, sql: &str) -> Result<String, String> {
         sql.len()
     );
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    // Answers may name objects with invalid UTF-8.
+    let buf = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
     if head.starts_with("HTTP/1.1 200") {
         Ok(body.to_string())
