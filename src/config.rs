@@ -124,7 +124,7 @@ pub struct Defaults {
 pub struct LimitsConfig {
     /// Bytes of one successful answer (default 64 MiB).
     pub max_answer_bytes: Option<u64>,
-    /// Bytes of one error answer (default 1 MiB).
+    /// Bytes of one error answer (default 256 KiB).
     pub max_error_bytes: Option<u64>,
     /// Rows of one answer (default 100000).
     pub max_rows: Option<u64>,

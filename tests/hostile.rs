@@ -29,8 +29,8 @@ fn hostile_answers_give_a_bounded_card_within_the_deadline() {
     let cases: Vec<(&str, Mode, &str, &str)> = vec![
         // Only 64 bytes of a /ping are read; the queries' answers fail on their first bytes.
         ("flood200", Mode::Flood200, "", "/ping answered 'AAAAAAAA"),
-        ("flood500", Mode::Flood500, "", "answer too large (> 1048576 bytes)"),
-        ("big500", Mode::Big500, "", "answer too large (> 1048576 bytes)"),
+        ("flood500", Mode::Flood500, "", "answer too large (> 262144 bytes)"),
+        ("big500", Mode::Big500, "", "answer too large (> 262144 bytes)"),
         ("trickle", Mode::Trickle, "", "no answer (timed out after "),
         ("garbage", Mode::Garbage, "", "evil: no answer (unexpected answer"),
         // The message survives its bad bytes (as `?`); its escape is shown, not obeyed.

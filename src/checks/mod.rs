@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ::clickhouse::{RowOwned, RowRead};
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 
 /// How probes are scheduled. `Sequential` exists to measure what concurrency buys (the benchmark).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -237,18 +238,30 @@ impl Cluster {
         )
     }
 
+    /// `f` on every replica, results in replica order. Concurrently, at most `max_in_flight`
+    /// replica probes exist at once (made as earlier ones finish), so a 10,000-replica cluster
+    /// costs memory for a few hundred, not for all.
     async fn per_replica<T, F, Fut>(&self, f: F) -> Vec<T>
     where
         F: Fn(ReplicaClient) -> Fut,
         Fut: Future<Output = T> + Send + 'static,
     {
-        let futs: Vec<BoxFut<'static, T>> = self
-            .replicas
-            .iter()
-            .cloned()
-            .map(|c| Box::pin(f(c)) as BoxFut<'static, T>)
-            .collect();
-        gather(self.mode, futs).await
+        match self.mode {
+            Mode::Concurrent => {
+                futures_util::stream::iter(self.replicas.iter().cloned())
+                    .map(|c| Box::pin(f(c)) as BoxFut<'static, T>)
+                    .buffered(self.budget.limits.in_flight.max(1))
+                    .collect()
+                    .await
+            }
+            Mode::Sequential => {
+                let mut out = Vec::with_capacity(self.replicas.len());
+                for c in self.replicas.iter().cloned() {
+                    out.push(f(c).await);
+                }
+                out
+            }
+        }
     }
 
     async fn keeper(&self) -> Vec<Finding> {

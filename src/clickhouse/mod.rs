@@ -27,7 +27,7 @@ use capped::{Caps, CappedConnector};
 pub struct Limits {
     /// Bytes of one successful answer (also sent as `max_result_bytes`).
     pub answer_bytes: u64,
-    /// Bytes of one error answer (a server's exception text is small).
+    /// Bytes of one error answer (a server's exception text is small; default 256 KiB).
     pub error_bytes: u64,
     /// Rows of one answer (also sent as `max_result_rows`).
     pub rows: u64,
@@ -39,7 +39,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             answer_bytes: 64 << 20,
-            error_bytes: 1 << 20,
+            // Cards show an error's first line (≤ 2,000 characters); a stack trace fits too.
+            error_bytes: 256 << 10,
             rows: 100_000,
             in_flight: 256,
         }
@@ -299,6 +300,9 @@ where
 {
     HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(2))
+        // Body frames share hyper's read buffer: a small one keeps what a collected error body
+        // pins close to its cap (with the default ~400 KiB, a 256 KiB body held ~3 MB).
+        .http1_max_buf_size(64 * 1024)
         .build(c)
 }
 
