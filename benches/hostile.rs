@@ -17,6 +17,8 @@ use hostile::{Hostile, Mode};
 /// Run the release `chops` on `config`; wall time (ms), the card's elapsed_ms, peak RSS (MB).
 fn run(config: &str) -> (f64, u64, f64) {
     let start = Instant::now();
+    // Reaped by wait4 below (which also gives its peak RSS), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
     let mut child = Command::new(env!("CARGO_BIN_EXE_chops"))
         .args(["--config", config, "check", "backup", "--json"])
         .stdout(std::process::Stdio::piped())
@@ -115,14 +117,21 @@ fn main() {
     let mut rows = Vec::new();
     let refusing = config(&dir, "refusing.toml", 60_000, std::slice::from_ref(&closed));
     let (wall, card, rss) = run(&refusing);
-    rows.push(format!("| 1 replica, refusing | {wall:.0} | {card} | {rss:.1} |"));
+    rows.push(format!(
+        "| 1 replica, refusing | {wall:.0} | {card} | {rss:.1} |"
+    ));
     for (label, mode) in [
         ("1 replica, `/ping` + 200 flood", "flood200"),
         ("1 replica, chunked 500 flood", "flood500"),
         ("1 replica, 10 MB 500", "big500"),
     ] {
         let server = Server::start(mode);
-        let cfg = config(&dir, "flood.toml", 60_000, &[server.url.clone()]);
+        let cfg = config(
+            &dir,
+            "flood.toml",
+            60_000,
+            std::slice::from_ref(&server.url),
+        );
         let (wall, card, rss) = run(&cfg);
         rows.push(format!("| {label} | {wall:.0} | {card} | {rss:.1} |"));
     }
@@ -130,7 +139,9 @@ fn main() {
     let urls: Vec<String> = floods.iter().map(|s| s.url.clone()).collect();
     let cfg = config(&dir, "floods.toml", 60_000, &urls);
     let (wall, card, rss) = run(&cfg);
-    rows.push(format!("| 3 replicas, chunked 500 floods | {wall:.0} | {card} | {rss:.1} |"));
+    rows.push(format!(
+        "| 3 replicas, chunked 500 floods | {wall:.0} | {card} | {rss:.1} |"
+    ));
     drop(floods);
     let many: Vec<String> = (0..10_000).map(|_| closed.clone()).collect();
     let cfg = config(&dir, "many.toml", 2_000, &many);

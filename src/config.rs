@@ -531,7 +531,12 @@ fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
         ("max_answer_bytes", l.max_answer_bytes, 1024, 1 << 40),
         ("max_error_bytes", l.max_error_bytes, 1024, 1 << 30),
         ("max_rows", l.max_rows, 1, 1 << 40),
-        ("max_in_flight", l.max_in_flight.map(|n| n as u64), 1, 65_536),
+        (
+            "max_in_flight",
+            l.max_in_flight.map(|n| n as u64),
+            1,
+            65_536,
+        ),
     ] {
         if let Some(v) = v.filter(|v| !(min..=max).contains(v)) {
             p.add(
@@ -701,9 +706,9 @@ discover = { seed = "http://ch1:8123", hosts = { "ch2:9000" = "http://10.0.0.2:8
     #[test]
     fn hostile_values_are_refused_without_echoing_secrets() {
         let cases: Vec<(String, &str)> = vec![
-            (format!("[clusters.a]\nreplicas = [{{ name = \"r\", url = \"HTTP://user:S3cret@h:1\" }}]\n"), "`clusters.a.replicas[0].url`: credentials do not belong"),
-            (format!("[clusters.a]\nreplicas = [{{ name = \"r\", url = \"http://h:8123/?password=S3cret\" }}]\n"), "`clusters.a.replicas[0].url`: query strings and fragments are not allowed (`http://h:8123/?***`)"),
-            (format!("[clusters.a]\nreplicas = [{{ name = \"r\", url = \"https://h:1\" }}]\n"), "https is not supported"),
+            ("[clusters.a]\nreplicas = [{ name = \"r\", url = \"HTTP://user:S3cret@h:1\" }]\n".to_string(), "`clusters.a.replicas[0].url`: credentials do not belong"),
+            ("[clusters.a]\nreplicas = [{ name = \"r\", url = \"http://h:8123/?password=S3cret\" }]\n".to_string(), "`clusters.a.replicas[0].url`: query strings and fragments are not allowed (`http://h:8123/?***`)"),
+            ("[clusters.a]\nreplicas = [{ name = \"r\", url = \"https://h:1\" }]\n".to_string(), "https is not supported"),
             ("[clusters.a]\ndiscover = { seed = \"socks5://u:S3cret@h:1\" }\n".into(), "`clusters.a.discover.seed`: only http:// URLs are supported, not socks5://"),
             ("[clusters.a]\ndiscover = { seed = \"http://h:1\", http_port = 0 }\n".into(), "`clusters.a.discover.http_port`"),
             ("[clusters.a]\ndiscover = { seed = \"http://h:1\", hosts = { \"h:1\" = \"http://h:99999\" } }\n".into(), "`clusters.a.discover.hosts.\"h:1\"`: the port must be"),

@@ -447,16 +447,31 @@ async fn dm_and_foreign_guild_are_refused_before_anything_else() {
             assert_eq!(cb.body["type"], 4, "{place:?} {cmd}: {}", cb.body);
             assert_eq!(cb.body["data"]["flags"], 64, "ephemeral: {}", cb.body);
             assert_eq!(cb.body["data"]["content"], refusal, "{place:?} {cmd}");
-            assert!(!cb.body.to_string().contains("local"), "no cluster name: {}", cb.body);
+            assert!(
+                !cb.body.to_string().contains("local"),
+                "no cluster name: {}",
+                cb.body
+            );
         }
         let id = bot.fake.next_id();
         bot.fake.dispatch(elsewhere(
-            interaction(id, 4, OTHER_CHANNEL_ID, "backup-check", options(&[("cluster", "")], Some("cluster"))),
+            interaction(
+                id,
+                4,
+                OTHER_CHANNEL_ID,
+                "backup-check",
+                options(&[("cluster", "")], Some("cluster")),
+            ),
             place,
         ));
         let cb = bot.fake.callback(id, WAIT).await;
         assert_eq!(cb.body["type"], 8, "{}", cb.body);
-        assert_eq!(cb.body["data"]["choices"], serde_json::json!([]), "{}", cb.body);
+        assert_eq!(
+            cb.body["data"]["choices"],
+            serde_json::json!([]),
+            "{}",
+            cb.body
+        );
     }
     assert!(
         !bot.fake.requests().iter().any(|r| r.method == "PATCH"),

@@ -21,7 +21,11 @@ fn one_replica(tag: &str, url: &str, limits: &str) -> String {
 
 /// `n` system.clusters rows whose host names are `len` bytes long.
 fn many_rows(n: usize, len: usize) -> Mode {
-    Mode::Seed((0..n).map(|i| (1, format!("h{i:0len$}").into_bytes(), 9000)).collect())
+    Mode::Seed(
+        (0..n)
+            .map(|i| (1, format!("h{i:0len$}").into_bytes(), 9000))
+            .collect(),
+    )
 }
 
 #[test]
@@ -29,12 +33,32 @@ fn hostile_answers_give_a_bounded_card_within_the_deadline() {
     let cases: Vec<(&str, Mode, &str, &str)> = vec![
         // Only 64 bytes of a /ping are read; the queries' answers fail on their first bytes.
         ("flood200", Mode::Flood200, "", "/ping answered 'AAAAAAAA"),
-        ("flood500", Mode::Flood500, "", "answer too large (> 262144 bytes)"),
-        ("big500", Mode::Big500, "", "answer too large (> 262144 bytes)"),
+        (
+            "flood500",
+            Mode::Flood500,
+            "",
+            "answer too large (> 262144 bytes)",
+        ),
+        (
+            "big500",
+            Mode::Big500,
+            "",
+            "answer too large (> 262144 bytes)",
+        ),
         ("trickle", Mode::Trickle, "", "no answer (timed out after "),
-        ("garbage", Mode::Garbage, "", "evil: no answer (unexpected answer"),
+        (
+            "garbage",
+            Mode::Garbage,
+            "",
+            "evil: no answer (unexpected answer",
+        ),
         // The message survives its bad bytes (as `?`); its escape is shown, not obeyed.
-        ("nonutf8", Mode::NonUtf8Error, "", "code 60: Table bad??.\\x1B[2Jname"),
+        (
+            "nonutf8",
+            Mode::NonUtf8Error,
+            "",
+            "code 60: Table bad??.\\x1B[2Jname",
+        ),
     ];
     for (tag, mode, limits, want) in cases {
         let server = Hostile::start(mode);
@@ -44,19 +68,36 @@ fn hostile_answers_give_a_bounded_card_within_the_deadline() {
         let wall = started.elapsed().as_millis() as u64;
         let card = out.json();
         let summaries: Vec<String> = findings(&card).into_iter().map(|(_, _, s)| s).collect();
-        eprintln!("{tag}: {wall} ms, {} bytes\n  {}", out.stdout.len(), summaries.join("\n  "));
+        eprintln!(
+            "{tag}: {wall} ms, {} bytes\n  {}",
+            out.stdout.len(),
+            summaries.join("\n  ")
+        );
         assert!(
             summaries.iter().any(|s| s.contains(want)),
             "{tag}: no finding says {want:?}: {summaries:#?}"
         );
-        assert!(card["elapsed_ms"].as_u64().unwrap() <= DEADLINE_MS * 11 / 10, "{tag}: {card:#}");
-        assert!(out.stdout.len() < 64 * 1024, "{tag}: {} bytes of card", out.stdout.len());
+        assert!(
+            card["elapsed_ms"].as_u64().unwrap() <= DEADLINE_MS * 11 / 10,
+            "{tag}: {card:#}"
+        );
+        assert!(
+            out.stdout.len() < 64 * 1024,
+            "{tag}: {} bytes of card",
+            out.stdout.len()
+        );
         assert!(summaries.iter().all(|s| s.chars().count() <= 300), "{tag}");
         // The terminal card too: bounded, and never a raw control character from the server.
-        let term = chops(&["--config", &cfg, "check", "backup", "--color", "never"], &[]);
+        let term = chops(
+            &["--config", &cfg, "check", "backup", "--color", "never"],
+            &[],
+        );
         assert!(term.raw.len() < 64 * 1024, "{tag}");
         assert!(
-            !term.raw.iter().any(|&b| b == 0x1b || (b < 0x20 && b != b'\n')),
+            !term
+                .raw
+                .iter()
+                .any(|&b| b == 0x1b || (b < 0x20 && b != b'\n')),
             "{tag}: raw control character in {}",
             term.stdout
         );
@@ -69,9 +110,30 @@ async fn well_formed_answers_past_the_caps_are_cut_off() {
     use chops::checks::replicas::{ClusterRow, CLUSTER_SQL};
     use chops::clickhouse::{Budget, Limits, ReplicaClient};
     let cases = [
-        (many_rows(50, 8), Limits { rows: 10, ..Limits::default() }, "answer too large (> 10 rows)"),
-        (many_rows(20, 4000), Limits { answer_bytes: 8192, ..Limits::default() }, "answer too large (> 8192 bytes)"),
-        (many_rows(5, 8), Limits { rows: 10, ..Limits::default() }, ""),
+        (
+            many_rows(50, 8),
+            Limits {
+                rows: 10,
+                ..Limits::default()
+            },
+            "answer too large (> 10 rows)",
+        ),
+        (
+            many_rows(20, 4000),
+            Limits {
+                answer_bytes: 8192,
+                ..Limits::default()
+            },
+            "answer too large (> 8192 bytes)",
+        ),
+        (
+            many_rows(5, 8),
+            Limits {
+                rows: 10,
+                ..Limits::default()
+            },
+            "",
+        ),
     ];
     for (mode, limits, want) in cases {
         let server = Hostile::start(mode);
@@ -133,7 +195,11 @@ fn discovered_hosts_are_validated_before_any_request() {
         .iter()
         .filter(|s| s.starts_with("127.0.0.1:"))
         .collect();
-    assert_eq!(local.len(), 1, "127.0.0.1 twice is one replica: {summaries:#?}");
+    assert_eq!(
+        local.len(),
+        1,
+        "127.0.0.1 twice is one replica: {summaries:#?}"
+    );
     assert_eq!(
         trap.accepted.load(std::sync::atomic::Ordering::Relaxed),
         0,
@@ -161,14 +227,21 @@ fn ten_thousand_refusing_replicas_give_a_card() {
     let cfg = write_config(&dir, "c.toml", &text);
     let started = std::time::Instant::now();
     let out = chops(&["--config", &cfg, "check", "backup", "--json"], &[]);
-    eprintln!("10,000 refusing replicas: card in {} ms", started.elapsed().as_millis());
+    eprintln!(
+        "10,000 refusing replicas: card in {} ms",
+        started.elapsed().as_millis()
+    );
     let card = out.json();
     assert_eq!(card["verdict"], "failing");
     let summaries: Vec<String> = findings(&card).into_iter().map(|(_, _, s)| s).collect();
     assert!(
-        !summaries.iter().any(|s| s.contains("open files") || s.contains("chops could not")),
+        !summaries
+            .iter()
+            .any(|s| s.contains("open files") || s.contains("chops could not")),
         "{:?}",
-        summaries.iter().find(|s| s.contains("open files") || s.contains("chops could not"))
+        summaries
+            .iter()
+            .find(|s| s.contains("open files") || s.contains("chops could not"))
     );
     let refused = summaries
         .iter()

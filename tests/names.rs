@@ -86,13 +86,19 @@ fn hostile_names() -> Vec<Vec<u8>> {
 #[test]
 fn hostile_names_give_exact_one_line_statements() {
     let c = LocalCluster::start(3).expect("cluster");
-    let names: Vec<String> = hostile_names().iter().map(|b| text::from_bytes(b)).collect();
+    let names: Vec<String> = hostile_names()
+        .iter()
+        .map(|b| text::from_bytes(b))
+        .collect();
     let db = |i: usize| sql::ident(&names[i]);
     for (i, _) in names.iter().enumerate() {
         must(&c.urls[2], &format!("CREATE DATABASE {}", db(i)));
         must(
             &c.urls[2],
-            &format!("CREATE TABLE {}.t (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k", db(i)),
+            &format!(
+                "CREATE TABLE {}.t (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k",
+                db(i)
+            ),
         );
     }
     // A read-only replicated table (restart step) on r1 and a failing mutation (kill step) on r2.
@@ -109,25 +115,47 @@ fn hostile_names_give_exact_one_line_statements() {
     must(&c.urls[1], &format!("CREATE DATABASE {}", sql::ident(mdb)));
     must(
         &c.urls[1],
-        &format!("CREATE TABLE {} (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k", sql::table(mdb, mt)),
+        &format!(
+            "CREATE TABLE {} (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k",
+            sql::table(mdb, mt)
+        ),
     );
-    must(&c.urls[1], &format!("INSERT INTO {} SELECT number, number FROM numbers(10)", sql::table(mdb, mt)));
+    must(
+        &c.urls[1],
+        &format!(
+            "INSERT INTO {} SELECT number, number FROM numbers(10)",
+            sql::table(mdb, mt)
+        ),
+    );
     let _ = sql(
         &c.urls[1],
-        &format!("ALTER TABLE {} UPDATE v = throwIf(v >= 0, 'boom') WHERE 1", sql::table(mdb, mt)),
+        &format!(
+            "ALTER TABLE {} UPDATE v = throwIf(v >= 0, 'boom') WHERE 1",
+            sql::table(mdb, mt)
+        ),
     );
 
     let config = c.config_path.to_str().unwrap();
     let json = chops(&["--config", config, "check", "backup", "--json"], &[]);
     let card = json.json();
-    let term = chops(&["--config", config, "check", "backup", "--color", "never"], &[]);
+    let term = chops(
+        &["--config", config, "check", "backup", "--color", "never"],
+        &[],
+    );
     // The terminal card: no raw control character at all (newlines end chops' own lines).
     assert!(
-        !term.raw.iter().any(|&b| b == 0x1b || b == 0x7f || (b < 0x20 && b != b'\n')),
+        !term
+            .raw
+            .iter()
+            .any(|&b| b == 0x1b || b == 0x7f || (b < 0x20 && b != b'\n')),
         "raw control character in:\n{}",
         term.stdout
     );
-    assert!(!term.stdout.contains("\n  9. Cluster is ready"), "a fake step:\n{}", term.stdout);
+    assert!(
+        !term.stdout.contains("\n  9. Cluster is ready"),
+        "a fake step:\n{}",
+        term.stdout
+    );
 
     let steps = card["next_steps"].as_array().unwrap();
     let statements: Vec<(&str, &str)> = steps
@@ -180,7 +208,10 @@ fn hostile_names_give_exact_one_line_statements() {
     // and the engine backs them all up.
     c.stop_keeper();
     let card = chops(&["--config", config, "check", "backup", "--json"], &[]).json();
-    let term = chops(&["--config", config, "check", "backup", "--color", "never"], &[]);
+    let term = chops(
+        &["--config", config, "check", "backup", "--color", "never"],
+        &[],
+    );
     let statements: Vec<(&str, &str)> = card["next_steps"]
         .as_array()
         .unwrap()
@@ -204,7 +235,10 @@ fn hostile_names_give_exact_one_line_statements() {
     for _ in 0..100 {
         status = must(
             &url_of(on),
-            &format!("SELECT status FROM system.backups WHERE id = {}", sql::string(&id)),
+            &format!(
+                "SELECT status FROM system.backups WHERE id = {}",
+                sql::string(&id)
+            ),
         );
         if status.trim() != "CREATING_BACKUP" {
             break;
@@ -234,9 +268,16 @@ fn hostile_names_give_exact_one_line_statements() {
         .chain(e.fields.iter().flat_map(|(n, v)| [n, v]))
         .collect();
     for t in all {
-        assert!(!t.contains("@everyone") && !t.contains("<@1"), "mention in {t}");
+        assert!(
+            !t.contains("@everyone") && !t.contains("<@1"),
+            "mention in {t}"
+        );
         let fences = t.matches("```").count();
-        assert_eq!(fences, 2 * t.matches("```sql\n").count(), "stray fence in {t}");
+        assert_eq!(
+            fences,
+            2 * t.matches("```sql\n").count(),
+            "stray fence in {t}"
+        );
         for block in t.split("```sql\n").skip(1) {
             let code = block.split("\n```").next().unwrap();
             one_line(code);

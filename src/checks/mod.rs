@@ -53,10 +53,10 @@ async fn gather<T>(mode: Mode, futs: Vec<BoxFut<'_, T>>) -> Vec<T> {
 }
 
 use crate::clickhouse::{Budget, ReplicaClient};
-use crate::domain::url::redact;
 use crate::config::ClusterTarget;
 use crate::domain::diagnose::{self, CheckResult, Context, ReplicaRef};
 use crate::domain::thresholds::Thresholds;
+use crate::domain::url::redact;
 use crate::domain::{Card, CheckKind, Finding, ProbeError, Severity, Subject};
 
 /// A cluster ready to be checked: its replicas resolved to clients.
@@ -326,7 +326,12 @@ impl Cluster {
             .await;
         let mut findings = replicas::evaluate(&probes, &self.remote_cluster, self.deadline);
         findings.extend(self.rejected.iter().map(|r| {
-            Finding::new(CheckKind::Replicas, Severity::Warn, Subject::Cluster, r.clone())
+            Finding::new(
+                CheckKind::Replicas,
+                Severity::Warn,
+                Subject::Cluster,
+                r.clone(),
+            )
         }));
         findings
     }

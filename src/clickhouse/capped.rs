@@ -219,7 +219,10 @@ impl Read for CappedStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         // Up to 3 held-back bytes may be handed out with this read.
-        let want = buf.remaining().saturating_sub(3).clamp(1, this.scratch.len());
+        let want = buf
+            .remaining()
+            .saturating_sub(3)
+            .clamp(1, this.scratch.len());
         let mut rb = ReadBuf::new(&mut this.scratch[..want]);
         ready!(Pin::new(&mut this.tcp).poll_read(cx, &mut rb))?;
         let n = rb.filled().len();

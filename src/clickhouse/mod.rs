@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use crate::config::Secret;
 use crate::domain::text::{self, first_line};
 use crate::domain::ProbeError;
-use capped::{Caps, CappedConnector};
+use capped::{CappedConnector, Caps};
 
 /// What one answer may cost chops, and how many probes may be in flight at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,10 @@ impl Budget {
     }
 
     /// Wait for a slot until `end`; past it the probe was never sent (chops' limit, not the server).
-    pub async fn slot(&self, end: tokio::time::Instant) -> Result<tokio::sync::OwnedSemaphorePermit, ProbeError> {
+    pub async fn slot(
+        &self,
+        end: tokio::time::Instant,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ProbeError> {
         match tokio::time::timeout_at(end, self.limiter.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(ProbeError::Local(format!(
@@ -269,7 +272,10 @@ impl ReplicaClient {
                 )));
             }
             if text.trim() != "Ok." {
-                return Err(ProbeError::Decode(format!("/ping answered '{}'", text::clip(&text, 40))));
+                return Err(ProbeError::Decode(format!(
+                    "/ping answered '{}'",
+                    text::clip(&text, 40)
+                )));
             }
             Ok(start.elapsed())
         };

@@ -176,7 +176,8 @@ pub async fn run_check(
     };
     if cfg.config.clusters.contains_key(&name) {
         // The channel before the secret: a refusal here reads nothing else.
-        guard::may_speak(channel, cfg.allowed_channels(&name)).map_err(|r| UserError(r.to_string()))?;
+        guard::may_speak(channel, cfg.allowed_channels(&name))
+            .map_err(|r| UserError(r.to_string()))?;
     }
     let target = cfg
         .target(Some(&name), &config::process_env)
@@ -197,10 +198,8 @@ pub async fn run_check(
             let card = cl.check(scope, kinds).await;
             serenity::EditInteractionResponse::new().embed(render::embed(&card).to_builder())
         }
-        Err(e) => {
-            serenity::EditInteractionResponse::new()
-                .content(render::clip(&display::discord(&e.to_string()), 2000))
-        }
+        Err(e) => serenity::EditInteractionResponse::new()
+            .content(render::clip(&display::discord(&e.to_string()), 2000)),
     };
     if let poise::Context::Application(app) = ctx {
         app.interaction.edit_response(ctx.http(), reply).await?;

@@ -210,7 +210,10 @@ fn build(card: &Card, per_field: usize) -> Embed {
             lines_within(&lines, per_field)
         };
         fields.push((
-            clip(&format!("{} {}", mark(s.status), discord(&s.title)), FIELD_NAME_MAX),
+            clip(
+                &format!("{} {}", mark(s.status), discord(&s.title)),
+                FIELD_NAME_MAX,
+            ),
             value,
         ));
     }

@@ -272,7 +272,9 @@ impl fmt::Display for ProbeError {
             }
             ProbeError::Network(m) => write!(f, "network error: {m}"),
             ProbeError::Decode(m) => write!(f, "unexpected answer: {m}"),
-            ProbeError::TooLarge { limit, unit } => write!(f, "answer too large (> {limit} {unit})"),
+            ProbeError::TooLarge { limit, unit } => {
+                write!(f, "answer too large (> {limit} {unit})")
+            }
             ProbeError::Local(m) => write!(f, "chops could not send the probe: {m}"),
         }
     }

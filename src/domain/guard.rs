@@ -63,7 +63,11 @@ mod tests {
             (&[10], None, false),
         ];
         for (guilds, guild, ok) in cases {
-            assert_eq!(may_speak_in(guilds, guild).is_ok(), ok, "{guilds:?} {guild:?}");
+            assert_eq!(
+                may_speak_in(guilds, guild).is_ok(),
+                ok,
+                "{guilds:?} {guild:?}"
+            );
         }
     }
 
@@ -72,6 +76,9 @@ mod tests {
         assert_eq!(may_speak(1, &[]), Ok(()));
         assert_eq!(may_speak(1, &[1, 2]), Ok(()));
         let r = may_speak(3, &[1, 2]).unwrap_err();
-        assert_eq!(r.to_string(), "This cluster can be checked only in <#1>, <#2>.");
+        assert_eq!(
+            r.to_string(),
+            "This cluster can be checked only in <#1>, <#2>."
+        );
     }
 }

@@ -150,7 +150,10 @@ mod tests {
             assert_eq!(to_bytes(&from_bytes(&b)), b, "{b:?}");
         }
         assert_eq!(from_bytes(b"ok"), "ok");
-        assert_eq!(raw_byte(from_bytes(&[0xfe]).chars().next().unwrap()), Some(0xfe));
+        assert_eq!(
+            raw_byte(from_bytes(&[0xfe]).chars().next().unwrap()),
+            Some(0xfe)
+        );
     }
 
     #[test]
@@ -162,7 +165,11 @@ mod tests {
         // Escapes count as shown: a string of raw bytes is cut four times earlier.
         let raw = from_bytes(&[0xff; 100]);
         let c = clip(&raw, 40);
-        assert_eq!(c.chars().filter(|&c| raw_byte(c).is_some()).count(), 5, "{c:?}");
+        assert_eq!(
+            c.chars().filter(|&c| raw_byte(c).is_some()).count(),
+            5,
+            "{c:?}"
+        );
         assert_eq!(clip("ééé", 100), "ééé");
         assert_eq!(first_line("a\nb", 10), "a");
         assert_eq!(first_line("abc, Stack trace: x", 2), "ab…");

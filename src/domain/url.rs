@@ -167,7 +167,7 @@ fn split_authority(a: &str) -> Result<(String, Option<u16>), UrlError> {
     if host.is_empty() {
         return Err(UrlError::NoHost);
     }
-    if !host.contains(':') && !(host.parse::<Ipv4Addr>().is_ok() || valid_dns_name(host)) {
+    if !(host.contains(':') || host.parse::<Ipv4Addr>().is_ok() || valid_dns_name(host)) {
         return Err(UrlError::BadHost);
     }
     let port = port.map(parse_port).transpose()?;

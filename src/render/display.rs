@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn controls_become_visible() {
-        assert_eq!(plain("a\nb\tc\x1b[2J\x7f\u{85}"), "a\\nb\\tc\\x1B[2J\\x7F\\x85");
+        assert_eq!(
+            plain("a\nb\tc\x1b[2J\x7f\u{85}"),
+            "a\\nb\\tc\\x1B[2J\\x7F\\x85"
+        );
         assert_eq!(plain("x\u{202E}y\u{200B}"), "x\\u{202E}y\\u{200B}");
         assert_eq!(plain(&from_bytes(&[b'n', 0xff])), "n\\xFF");
         assert_eq!(plain("ünïcode ok"), "ünïcode ok");
@@ -74,7 +77,10 @@ mod tests {
         assert_eq!(discord("@everyone"), "@\u{200B}everyone");
         assert_eq!(discord("<@123>"), "\\<@\u{200B}123\\>");
         assert_eq!(discord("```x```"), "\\`\\`\\`x\\`\\`\\`");
-        assert_eq!(discord("**b** _i_ [l](u)"), "\\*\\*b\\*\\* \\_i\\_ \\[l\\](u)");
+        assert_eq!(
+            discord("**b** _i_ [l](u)"),
+            "\\*\\*b\\*\\* \\_i\\_ \\[l\\](u)"
+        );
         assert!(!discord("a\nb").contains('\n'));
     }
 }

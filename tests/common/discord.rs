@@ -121,7 +121,10 @@ pub fn elsewhere(mut interaction: Value, guild: Option<u64>) -> Value {
             o.remove("guild_locale");
             let member = o.remove("member").expect("member");
             o.insert("user".into(), member["user"].clone());
-            o.insert("channel".into(), json!({"id": o["channel_id"].clone(), "type": 1}));
+            o.insert(
+                "channel".into(),
+                json!({"id": o["channel_id"].clone(), "type": 1}),
+            );
         }
     }
     interaction

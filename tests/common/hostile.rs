@@ -119,9 +119,7 @@ async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
                 .unwrap_or(0);
             let chunked = head.contains("transfer-encoding: chunked");
             let mut body = buf[i + 4..].to_vec();
-            while body.len() < len
-                || (chunked && !body.windows(5).any(|w| w == b"0\r\n\r\n"))
-            {
+            while body.len() < len || (chunked && !body.windows(5).any(|w| w == b"0\r\n\r\n")) {
                 let n = sock.read(&mut chunk).await.ok()?;
                 if n == 0 {
                     break;
