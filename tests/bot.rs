@@ -86,6 +86,13 @@ async fn backup_check_defers_then_edits_with_the_healthy_card() {
     assert_eq!(cb.body["type"], 5, "deferred first: {}", cb.body);
     let edit = bot.fake.edited_original(id, WAIT).await;
     assert!(edit.at >= cb.at);
+    // Whatever a name or an error says, the message can ping nobody.
+    assert_eq!(
+        edit.body["allowed_mentions"]["parse"],
+        serde_json::json!([]),
+        "{}",
+        edit.body
+    );
     let e = embed_of(&edit);
     assert!(
         e["title"]
@@ -447,6 +454,10 @@ async fn dm_and_foreign_guild_are_refused_before_anything_else() {
             assert_eq!(cb.body["type"], 4, "{place:?} {cmd}: {}", cb.body);
             assert_eq!(cb.body["data"]["flags"], 64, "ephemeral: {}", cb.body);
             assert_eq!(cb.body["data"]["content"], refusal, "{place:?} {cmd}");
+            assert_eq!(
+                cb.body["data"]["allowed_mentions"]["parse"],
+                serde_json::json!([])
+            );
             assert!(
                 !cb.body.to_string().contains("local"),
                 "no cluster name: {}",

@@ -167,6 +167,7 @@ fn discovered_hosts_are_validated_before_any_request() {
         (1, b"evil@127.0.0.2".to_vec(), 9000),
         (2, b"h/x?y#z".to_vec(), 9000),
         (2, b"a\nb\x1b[2J".to_vec(), 9000),
+        (2, b"x\xffy".to_vec(), 9000),
     ]));
     let dir = scratch("discover-hostile");
     let cfg = write_config(
@@ -184,7 +185,7 @@ fn discovered_hosts_are_validated_before_any_request() {
     );
     let card = out.json();
     let summaries: Vec<String> = findings(&card).into_iter().map(|(_, _, s)| s).collect();
-    for rejected in ["evil@127.0.0.2", "h/x?y#z", "a\\nb\\x1B[2J"] {
+    for rejected in ["evil@127.0.0.2", "h/x?y#z", "a\\nb\\x1B[2J", "x\\xFFy"] {
         let want = format!("discovered host '{rejected}' rejected: not a host name");
         assert!(
             summaries.iter().any(|s| s.starts_with(&want)),

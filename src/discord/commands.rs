@@ -201,6 +201,8 @@ pub async fn run_check(
         Err(e) => serenity::EditInteractionResponse::new()
             .content(render::clip(&display::discord(&e.to_string()), 2000)),
     };
+    // Sent past poise (an edit), so its `allowed_mentions` default is set here too.
+    let reply = reply.allowed_mentions(serenity::CreateAllowedMentions::new());
     if let poise::Context::Application(app) = ctx {
         app.interaction.edit_response(ctx.http(), reply).await?;
     }
