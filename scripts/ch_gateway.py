@@ -17,6 +17,7 @@ Errors answer like ClickHouse: an HTTP error status, header X-ClickHouse-Excepti
 body `Code: N. DB::Exception: … (NAME) (version …)`.
 """
 import argparse
+import json
 import email.parser
 import email.policy
 import os
@@ -149,7 +150,18 @@ class Handler(BaseHTTPRequestHandler):
     def authorized(self, params):
         user = self.headers.get("X-ClickHouse-User") or params.get("user") or "default"
         key = self.headers.get("X-ClickHouse-Key") or params.get("password") or ""
+        if self.server.operator and user == self.server.operator:
+            return key == self.server.operator_password
         return user == self.server.user and key == self.server.password
+
+    def log_query(self, params, sql):
+        """One JSON line per query (who, what): tests count the statements chops sent."""
+        if not self.server.query_log:
+            return
+        user = self.headers.get("X-ClickHouse-User") or params.get("user") or "default"
+        line = json.dumps({"user": user, "query": sql, "query_id": params.get("query_id", "")})
+        with self.server.log_lock, open(self.server.query_log, "a") as f:
+            f.write(line + "\n")
 
     def do_GET(self):
         url = urlsplit(self.path)
@@ -199,6 +211,7 @@ class Handler(BaseHTTPRequestHandler):
                 sql = params.get("query", "") + body.decode()
             if not sql.strip():
                 return self.fail("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
+            self.log_query(params, sql)
             out = self.server.engine.run(sql, fmt, settings, query_params, params.get("database"))
         except Exception as e:  # the engine's errors carry ClickHouse's code and text
             return self.fail(str(e))
@@ -221,6 +234,9 @@ def main():
     ap.add_argument("--zk-port", type=int, default=0)
     ap.add_argument("--zk-session-timeout-ms", type=int, default=6000)
     ap.add_argument("--user", default="default")
+    ap.add_argument("--operator-user", default="",
+                    help="a second account (write actions); its password from CHOPS_GW_OPERATOR_PASSWORD")
+    ap.add_argument("--query-log", default="", help="append one JSON line per query to this file")
     ap.add_argument("--latency-ms", type=float, default=0.0,
                     help="sleep this long before answering each query (benchmarks: simulated RTT)")
     args = ap.parse_args()
@@ -235,6 +251,10 @@ def main():
     server.engine = engine
     server.user = args.user
     server.password = os.environ.get("CHOPS_GW_PASSWORD", "")
+    server.operator = args.operator_user
+    server.operator_password = os.environ.get("CHOPS_GW_OPERATOR_PASSWORD", "")
+    server.query_log = args.query_log
+    server.log_lock = threading.Lock()
     server.spool_dir = args.dir
     server.latency = args.latency_ms / 1000.0
     print(f"ready http://127.0.0.1:{args.http_port} replica={args.replica}", flush=True)

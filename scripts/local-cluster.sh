@@ -7,6 +7,8 @@
 # start: writes DIR/zk/zoo.cfg and DIR/rN/config.xml, starts every server in the background,
 #        records each server's own PID in DIR/<name>.pid, waits until all answer, and writes
 #        DIR/chops.toml (a chops config for cluster "local"). Ports default to free ones.
+#        Each replica appends every query it gets (user, query, query_id) to DIR/rN.queries.jsonl,
+#        and accepts a second account, chops_operator (no password), for write actions.
 # stop:  stops every PID recorded in DIR (SIGCONT first, so frozen servers stop too).
 # Needs: java + /usr/share/java/zookeeper.jar (Debian `zookeeper`) and a Python with
 # chdb-core==26.9.0 (CHOPS_PYTHON, default .venv/bin/python of this repo).
@@ -102,6 +104,7 @@ for i in $(seq 1 "$replicas"); do
   p=${ports[$((i - 1))]}
   "$py" "$here/ch_gateway.py" --dir "$dir/r$i" --http-port "$p" --replica "r$i" \
     --cluster local --shard 1 --cluster-ports "$native_csv" --zk-port "$zk_port" --latency-ms "$latency_ms" \
+    --operator-user chops_operator --query-log "$dir/r$i.queries.jsonl" \
     >"$dir/r$i.log" 2>&1 &
   echo $! >"$dir/r$i.pid"
 done
@@ -122,6 +125,8 @@ done
   echo "[clusters.local]"
   echo "keeper = [\"127.0.0.1:$zk_port\"]"
   echo "user = \"default\""
+  echo "# Write actions (chops act, buttons) run as this account; enable them in [clusters.local.actions]."
+  echo "operator_user = \"chops_operator\""
   echo
   for i in $(seq 1 "$replicas"); do
     echo "[[clusters.local.replicas]]"

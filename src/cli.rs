@@ -52,11 +52,65 @@ pub enum Command {
     Serve,
     /// Register the slash commands (in each `discord.guild_ids` guild, else globally) and exit.
     RegisterCommands,
+    /// Run a remediation on one replica, guarded like the bot's buttons: policy (`cli_users`),
+    /// live preconditions, confirmation, lock, audit, progress.
+    Act {
+        #[command(subcommand)]
+        what: ActCommand,
+    },
+    /// Show the audit log of actions (newest first).
+    Audit {
+        /// Only this cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Rows to show.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActCommand {
+    /// BACKUP the replica's databases to the backup disk, without ON CLUSTER coordination.
+    Backup {
+        #[command(flatten)]
+        common: ActArgs,
+        /// Databases to back up, comma-separated (default: every user database of the replica).
+        #[arg(long, value_delimiter = ',')]
+        databases: Vec<String>,
+    },
+    /// SYSTEM RESTART REPLICA on one replicated table of one replica.
+    RestartReplica {
+        #[command(flatten)]
+        common: ActArgs,
+        /// The table as `database.table` (split at the first dot; or give --database).
+        #[arg(long)]
+        table: String,
+        /// The database, when its name contains a dot.
+        #[arg(long)]
+        database: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ActArgs {
+    /// Cluster name from the config (default: the only one configured).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Replica name (as in the card).
+    #[arg(long)]
+    pub replica: String,
+    /// Go through every step and audit it, but send nothing that writes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask: confirm at once (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +146,12 @@ pub enum UserError {
     Setup(#[from] SetupError),
     #[error(transparent)]
     Bot(#[from] BotError),
+    #[error(transparent)]
+    Flow(#[from] crate::actions::FlowError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl What {
@@ -157,6 +217,13 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             println!("registered {} commands {scope}", discord::commands().len());
             Ok(0)
         }
+        Command::Act { what } => act(&loaded, what).await,
+        Command::Audit { cluster, limit } => {
+            let store = crate::store::Store::open(&loaded.store_path())?;
+            let rows = store.audit_rows(cluster.as_deref(), limit as usize).await?;
+            print!("{}", render::terminal::audit(&rows));
+            Ok(0)
+        }
         Command::Check {
             what,
             cluster,
@@ -186,6 +253,185 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             Ok(card.verdict.exit_code())
         }
     }
+}
+
+/// The OS user running `chops act` (the requester in the audit log).
+fn os_user() -> String {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    env("USER")
+        .or_else(|| env("LOGNAME"))
+        .unwrap_or_else(passwd_user)
+}
+
+/// The name of the real user id in the password database (`uid<N>` if it has none).
+fn passwd_user() -> String {
+    // SAFETY: getuid cannot fail; getpwuid returns NULL or a pointer to static storage that we
+    // copy at once (the CLI is single-threaded here).
+    unsafe {
+        let uid = libc::getuid();
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return format!("uid{uid}");
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// `chops act …`: exit 0 done (or dry run), 1 refused or not confirmed, 2 failed, 3 usage.
+async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
+    use crate::domain::action::Action;
+    let common = match &what {
+        ActCommand::Backup { common, .. } | ActCommand::RestartReplica { common, .. } => common,
+    };
+    let target = loaded.target(common.cluster.as_deref(), &config::process_env)?;
+    let operator = loaded.operator(&target.name, &config::process_env).ok();
+    let cluster = Cluster::connect(&target).await?;
+    let store = crate::store::Store::open(&loaded.store_path())?;
+    let actor = crate::actions::Actor {
+        cluster: &cluster,
+        operator,
+        policy: &target.policy,
+        store: &store,
+        follow_every: std::time::Duration::from_millis(500),
+    };
+    // An earlier `chops act` or `chops serve` that died mid-action left it `executing`: finish
+    // its record first (a backup is looked up by its id, a restart re-checked).
+    for o in actor.reconcile().await? {
+        eprintln!(
+            "chops: action {} left unfinished earlier, now {}: {}",
+            o.id,
+            o.state_label(),
+            render::display::plain(&o.summary)
+        );
+    }
+    let action = match &what {
+        ActCommand::Backup { databases, .. } => {
+            let databases = if databases.is_empty() {
+                user_databases(&cluster, &common.replica).await?
+            } else {
+                databases.clone()
+            };
+            Action::BackupReplica {
+                cluster: target.name.clone(),
+                replica: common.replica.clone(),
+                databases,
+                disk: target.backup_disk.clone(),
+            }
+        }
+        ActCommand::RestartReplica {
+            table, database, ..
+        } => {
+            let (db, t) = match database {
+                Some(db) => (
+                    db.clone(),
+                    table
+                        .strip_prefix(&format!("{db}."))
+                        .unwrap_or(table)
+                        .to_string(),
+                ),
+                None => match table.split_once('.') {
+                    Some((db, t)) if !db.is_empty() && !t.is_empty() => {
+                        (db.to_string(), t.to_string())
+                    }
+                    _ => {
+                        return Err(UserError::Usage(
+                            "--table must be database.table (or give --database)".into(),
+                        ))
+                    }
+                },
+            };
+            Action::RestartReplica {
+                cluster: target.name.clone(),
+                replica: common.replica.clone(),
+                database: db,
+                table: t,
+            }
+        }
+    };
+    let who = crate::domain::guard::Requester::Cli { user: os_user() };
+    let place = format!("cli:{}", os_user());
+    let preview = match actor.request(action, &who, &place, common.dry_run).await {
+        Ok(p) => p,
+        Err(crate::actions::FlowError::Refused(r)) => {
+            eprintln!("chops: {}", render::display::plain(&r.to_string()));
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    eprint!("{}", render::terminal::preview(&preview));
+    if !common.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("chops: not confirmed: add --yes to run without a prompt");
+            return Ok(1);
+        }
+        eprint!("Type yes to run it: ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            let _ = actor.cancel(&preview.id, &who).await;
+            eprintln!("chops: cancelled");
+            return Ok(1);
+        }
+    }
+    let tty = std::io::stderr().is_terminal();
+    let mut show = move |line: &str| {
+        // A progress line on a terminal; quiet when not a TTY (logs, CI).
+        if tty {
+            eprint!("\r\x1b[2K{}", render::display::plain(line));
+        }
+    };
+    let result = actor.confirm(&preview.id, &who, &mut show).await?;
+    if tty {
+        eprintln!();
+    }
+    match result {
+        Ok(outcome) => {
+            print!("{}", render::terminal::outcome(&outcome));
+            Ok(match outcome.state {
+                crate::store::FinalState::Succeeded | crate::store::FinalState::DryRun => 0,
+                crate::store::FinalState::Refused => 1,
+                crate::store::FinalState::Failed => 2,
+            })
+        }
+        Err(t) => {
+            eprintln!(
+                "chops: {}",
+                crate::actions::transition_text(t, &preview.requester)
+            );
+            Ok(1)
+        }
+    }
+}
+
+/// The user databases a replica has (what a per-replica backup covers by default).
+async fn user_databases(cluster: &Cluster, replica: &str) -> Result<Vec<String>, UserError> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Name {
+        #[serde(deserialize_with = "crate::clickhouse::lossy")]
+        name: String,
+    }
+    let c = cluster
+        .replicas
+        .iter()
+        .find(|r| r.name == replica)
+        .ok_or_else(|| {
+            UserError::Usage(format!(
+                "no replica '{replica}' in cluster {}",
+                cluster.name
+            ))
+        })?;
+    let rows: Vec<Name> = c
+        .fetch(crate::checks::settings::DATABASES_SQL, &[])
+        .await
+        .map_err(|e| UserError::Usage(format!("cannot list the databases of {replica}: {e}")))?;
+    if rows.is_empty() {
+        return Err(UserError::Usage(format!(
+            "{replica} has no user databases: nothing to back up"
+        )));
+    }
+    Ok(rows.into_iter().map(|r| r.name).collect())
 }
 
 /// Completes on SIGINT or SIGTERM.

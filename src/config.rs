@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::clickhouse::Limits;
+use crate::domain::action::ActionKind;
+use crate::domain::guard::Policy;
 use crate::domain::thresholds::{Levels, Thresholds};
 use crate::domain::url::{self, HttpUrl};
 
@@ -42,6 +44,8 @@ pub enum ConfigError {
     NoDefaultCluster { known: String },
     #[error("`clusters.{cluster}.password_env` names {var}, which is not set in the environment or .env")]
     MissingSecret { cluster: String, var: String },
+    #[error("no operator account for cluster '{cluster}': set `operator_user` (and `operator_password_env`) in [clusters.{cluster}]")]
+    NoOperator { cluster: String },
     #[error("`discord.token_env` names {var}, which is not set in the environment or .env")]
     MissingToken { var: String },
     /// Several problems at once, one per line (a single problem is never wrapped in this).
@@ -77,6 +81,8 @@ pub struct Config {
     pub clusters: BTreeMap<String, ClusterConfig>,
     #[serde(default)]
     pub discord: DiscordConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 /// The Discord bot (`chops serve`).
@@ -190,6 +196,92 @@ pub struct ClusterConfig {
     /// channel is that channel's default. Empty: any channel of an allowed guild.
     #[serde(default)]
     pub channels: Vec<u64>,
+    /// The account write actions run as (checks keep `user`). No operator: no actions.
+    pub operator_user: Option<String>,
+    /// Name of the environment variable holding the operator's password.
+    pub operator_password_env: Option<String>,
+    /// Who may run which action (default deny).
+    #[serde(default)]
+    pub actions: ActionsConfig,
+}
+
+/// `[clusters.X.actions]`: the remediation policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsConfig {
+    /// Discord role IDs that may start a per-replica backup.
+    #[serde(default)]
+    pub backup_roles: Vec<u64>,
+    /// Discord role IDs that may restart a replica.
+    #[serde(default)]
+    pub restart_roles: Vec<u64>,
+    /// Discord role IDs that may approve (two-person rule).
+    #[serde(default)]
+    pub approver_roles: Vec<u64>,
+    /// OS users that may run `chops act`.
+    #[serde(default)]
+    pub cli_users: Vec<String>,
+    /// Action kinds ("backup", "restart") that need a second member's approval.
+    #[serde(default)]
+    pub two_person: Vec<String>,
+    #[serde(default = "default_confirm_ttl")]
+    pub confirm_ttl_secs: u64,
+    /// After an action on a target, the same action on it waits this long.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_secs: u64,
+    /// Run the whole flow, audited, but send nothing that writes.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        ActionsConfig {
+            backup_roles: Vec::new(),
+            restart_roles: Vec::new(),
+            approver_roles: Vec::new(),
+            cli_users: Vec::new(),
+            two_person: Vec::new(),
+            confirm_ttl_secs: default_confirm_ttl(),
+            cooldown_secs: default_cooldown(),
+            dry_run: false,
+        }
+    }
+}
+
+fn default_confirm_ttl() -> u64 {
+    120
+}
+fn default_cooldown() -> u64 {
+    600
+}
+
+impl ActionsConfig {
+    pub fn policy(&self, has_operator: bool) -> Policy {
+        Policy {
+            backup_roles: self.backup_roles.clone(),
+            restart_roles: self.restart_roles.clone(),
+            approver_roles: self.approver_roles.clone(),
+            cli_users: self.cli_users.clone(),
+            two_person: self
+                .two_person
+                .iter()
+                .filter_map(|k| ActionKind::parse(k))
+                .collect(),
+            confirm_ttl_secs: self.confirm_ttl_secs as i64,
+            cooldown_secs: self.cooldown_secs as i64,
+            dry_run: self.dry_run,
+            has_operator,
+        }
+    }
+}
+
+/// `[store]`: the SQLite file for locks, confirmations and the audit log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Path of the file; relative paths are relative to the config file. Default `chops.db`.
+    pub path: Option<String>,
 }
 
 fn default_user() -> String {
@@ -238,6 +330,7 @@ pub struct ClusterTarget {
     pub thresholds: Thresholds,
     pub backup_disk: String,
     pub limits: Limits,
+    pub policy: Policy,
 }
 
 /// A loaded, validated config and the path it came from.
@@ -327,7 +420,50 @@ impl Loaded {
             },
             backup_disk: c.backup_disk.clone(),
             limits: d.limits.resolve(),
+            policy: c.actions.policy(c.operator_user.is_some()),
         })
+    }
+
+    /// The operator account of `cluster` (user, password), for write actions only.
+    pub fn operator(
+        &self,
+        cluster: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(String, Secret), ConfigError> {
+        let c = self
+            .config
+            .clusters
+            .get(cluster)
+            .ok_or_else(|| ConfigError::UnknownCluster {
+                name: cluster.to_string(),
+                known: self.cluster_names().join(", "),
+            })?;
+        let user = c
+            .operator_user
+            .clone()
+            .ok_or_else(|| ConfigError::NoOperator {
+                cluster: cluster.to_string(),
+            })?;
+        let password = match &c.operator_password_env {
+            None => Secret::default(),
+            Some(var) => Secret::new(env(var).ok_or_else(|| ConfigError::MissingSecret {
+                cluster: cluster.to_string(),
+                var: var.clone(),
+            })?),
+        };
+        Ok((user, password))
+    }
+
+    /// Where the store file is: `[store] path`, relative to the config file; default `chops.db`.
+    pub fn store_path(&self) -> PathBuf {
+        let p = PathBuf::from(self.config.store.path.as_deref().unwrap_or("chops.db"));
+        if p.is_absolute() {
+            return p;
+        }
+        Path::new(&self.path)
+            .parent()
+            .map(|d| d.join(&p))
+            .unwrap_or(p)
     }
 
     /// The bot token from the variable `discord.token_env` names.
@@ -638,6 +774,49 @@ fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
             p.add(
                 k("backup_disk"),
                 "disk names use letters, digits, '_', '.', '-'",
+            );
+        }
+        if let Some(u) = &cl.operator_user {
+            if u.is_empty() || u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                p.add(
+                    k("operator_user"),
+                    "must be a user name without spaces or control characters",
+                );
+            }
+        }
+        if let Some(var) = &cl.operator_password_env {
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                p.add(
+                    k("operator_password_env"),
+                    "must be the NAME of an environment variable, e.g. CLICKHOUSE_OPERATOR_PASSWORD",
+                );
+            }
+        }
+        let a = &cl.actions;
+        for (i, kind) in a.two_person.iter().enumerate() {
+            if ActionKind::parse(kind).is_none() {
+                p.add(
+                    k(&format!("actions.two_person[{i}]")),
+                    "must be \"backup\" or \"restart\"",
+                );
+            }
+        }
+        if !(10..=3600).contains(&a.confirm_ttl_secs) {
+            p.add(
+                k("actions.confirm_ttl_secs"),
+                format!("{} is out of range (10..=3600)", a.confirm_ttl_secs),
+            );
+        }
+        if a.cooldown_secs > 86_400 {
+            p.add(
+                k("actions.cooldown_secs"),
+                format!("{} is out of range (0..=86400)", a.cooldown_secs),
+            );
+        }
+        if !a.two_person.is_empty() && a.approver_roles.is_empty() {
+            p.add(
+                k("actions.approver_roles"),
+                "two_person needs at least one approver role",
             );
         }
     }

@@ -15,6 +15,7 @@
 //! - [`cli`]: `chops check …`, `chops config check`, `chops serve`, `chops register-commands`.
 //! - [`localcluster`]: the local ZooKeeper + ClickHouse-engine cluster used by tests and benches.
 
+pub mod actions;
 pub mod checks;
 pub mod cli;
 pub mod clickhouse;
@@ -24,3 +25,4 @@ pub mod domain;
 pub mod keeper;
 pub mod localcluster;
 pub mod render;
+pub mod store;

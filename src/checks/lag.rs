@@ -159,8 +159,9 @@ pub fn evaluate_table(
             }
         }
     }
-    // Restarting the only active replica makes the table unavailable everywhere.
-    if row.is_readonly == 0 && row.active_replicas <= 1 {
+    // Restarting the only active replica makes the table unavailable everywhere. This replica is
+    // active when its Keeper session lives (read-only or not); then no other one is.
+    if row.is_session_expired == 0 && row.active_replicas == 1 {
         f = f.flag(Flag::LastActiveReplica);
     }
     f.evidence.insert(
@@ -344,6 +345,20 @@ mod tests {
                 Severity::Warn,
                 "r1: db.t only 1 of 2 replicas active",
                 &[Flag::LastActiveReplica],
+            ),
+            (
+                // Read-only for another reason (e.g. metadata) while its session lives, the other
+                // replica down: the restart step is offered, and this flag makes it "not now".
+                "read-only and last active",
+                ReplicaRow {
+                    is_readonly: 1,
+                    active_replicas: 1,
+                    total_replicas: 2,
+                    ..row()
+                },
+                Severity::Crit,
+                "r1: db.t read-only",
+                &[Flag::ReadOnly, Flag::LastActiveReplica],
             ),
         ];
         for (name, r, sev, text, flags) in cases {

@@ -234,6 +234,18 @@ impl ReplicaClient {
         }
     }
 
+    /// Run a statement (a write action) with a chosen `query_id`, within `limit`; its answer is
+    /// read and dropped under the same caps.
+    pub async fn run(&self, sql: &str, limit: Duration, query_id: &str) -> Result<(), ProbeError> {
+        let start = Instant::now();
+        let trips = self.trips.load(Ordering::Relaxed);
+        let q = self.client.query(sql).with_setting("query_id", query_id);
+        match tokio::time::timeout(limit, q.execute()).await {
+            Ok(r) => r.map_err(|e| self.map_error(e, start, trips)),
+            Err(_) => Err(elapsed(start)),
+        }
+    }
+
     /// `GET /ping` (expects `Ok.`; reads at most 64 bytes of it), timed, within the deadline.
     pub async fn ping(&self) -> Result<Duration, ProbeError> {
         let start = Instant::now();

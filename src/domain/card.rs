@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::action::Action;
 use super::cause::Cause;
 use super::finding::{CheckKind, Finding, Severity};
 
@@ -72,6 +73,9 @@ pub struct NextStep {
     pub sql: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The remediation this step is, when chops can run it (button, `chops act`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
 }
 
 impl NextStep {
@@ -81,6 +85,7 @@ impl NextStep {
             run_on: None,
             sql: None,
             note: None,
+            action: None,
         }
     }
     pub fn sql(title: impl Into<String>, run_on: Option<&str>, sql: impl Into<String>) -> Self {
@@ -89,6 +94,10 @@ impl NextStep {
             sql: Some(sql.into()),
             ..NextStep::text(title)
         }
+    }
+    pub fn action(mut self, action: Action) -> Self {
+        self.action = Some(action);
+        self
     }
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::action::Action;
 use super::card::{Card, NextStep, RankedCause, Section, Verdict};
 use super::cause::Cause;
 use super::classify::ErrorKind;
@@ -208,16 +209,23 @@ fn per_replica_backups(ctx: &Context, down: &BTreeSet<String>) -> Vec<NextStep> 
     ctx.replicas
         .iter()
         .filter(|r| !down.contains(&r.name))
-        .map(|r| match ctx.databases.get(&r.name).map(|d| database_list(d)) {
+        .map(|r| match ctx.databases.get(&r.name) {
             None => NextStep::text(format!("Back up {} on its own: its databases are unknown (no answer to the settings check)", r.name)),
-            Some(None) => NextStep::text(format!("{} has no user databases: nothing to back up there", r.name)),
-            Some(Some(list)) => {
+            Some(dbs) if dbs.is_empty() => NextStep::text(format!("{} has no user databases: nothing to back up there", r.name)),
+            Some(dbs) => {
+                let action = Action::BackupReplica {
+                    cluster: ctx.cluster.clone(),
+                    replica: r.name.clone(),
+                    databases: dbs.clone(),
+                    disk: ctx.backup_disk.clone(),
+                };
                 let name = sql::backup_name(&ctx.cluster, &r.name, &stamp);
                 NextStep::sql(
                     format!("Back up {} on its own (no ON CLUSTER coordination)", r.name),
                     Some(&r.name),
-                    format!("BACKUP {list} TO {} ASYNC", disk_target(ctx, &name)),
+                    action.sql(&name),
                 )
+                .action(action)
                 .note("Returns (id, status); follow it with SELECT status, error FROM system.backups WHERE id = '<id>' until BACKUP_CREATED or BACKUP_FAILED")
             }
         })
@@ -367,11 +375,18 @@ fn next_steps(
                         continue;
                     };
                     if f.has(Flag::ReadOnly) || f.has(Flag::SessionExpired) {
+                        let action = Action::RestartReplica {
+                            cluster: ctx.cluster.clone(),
+                            replica: replica.clone(),
+                            database: database.clone(),
+                            table: table.clone(),
+                        };
                         let mut step = NextStep::sql(
                             format!("Re-initialise {database}.{table} on {replica}"),
                             Some(replica),
-                            format!("SYSTEM RESTART REPLICA {}", sql::table(database, table)),
-                        );
+                            action.sql(""),
+                        )
+                        .action(action);
                         step = if keeper_is_down {
                             step.note("Not now: Keeper is down, the replica cannot re-initialise without it")
                         } else if f.has(Flag::LastActiveReplica) {

@@ -1,7 +1,11 @@
-//! Guard decisions: where the bot may speak. (Remediation guards — roles, locks, cooldowns — join here.)
+//! Guard decisions: where the bot may speak ([`may_speak_in`], [`may_speak`]) and whether an
+//! action may run ([`may_act`]): one pure decision used by the card's "Not now" notes, the
+//! preview and execution alike.
 //!
-//! Two steps, in this order: the *place* (guild, DM) before anything reads the config or a secret,
-//! then the *channel* of the resolved cluster. Refusals name no cluster.
+//! Speaking: the *place* (guild, DM) before anything reads the config or a secret, then the
+//! *channel* of the resolved cluster. Refusals name no cluster.
+
+use super::action::{Action, ActionKind};
 
 /// Why a command is refused in a place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +53,286 @@ pub fn may_speak(channel: u64, allowed: &[u64]) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Who asks for an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    /// A Discord member: roles from the interaction's `member.roles`.
+    Discord {
+        id: u64,
+        name: String,
+        roles: Vec<u64>,
+    },
+    /// `chops act` on a terminal: the OS user.
+    Cli { user: String },
+}
+
+impl Requester {
+    /// How the audit log names it.
+    pub fn label(&self) -> String {
+        match self {
+            Requester::Discord { id, name, .. } => format!("{name} ({id})"),
+            Requester::Cli { user } => format!("cli:{user}"),
+        }
+    }
+}
+
+/// Who may do what on one cluster (`[clusters.X.actions]`). Default deny: nothing configured,
+/// nothing allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub backup_roles: Vec<u64>,
+    pub restart_roles: Vec<u64>,
+    pub approver_roles: Vec<u64>,
+    /// OS users that may run `chops act`.
+    pub cli_users: Vec<String>,
+    /// Kinds that need a second member's approval.
+    pub two_person: Vec<ActionKind>,
+    pub confirm_ttl_secs: i64,
+    pub cooldown_secs: i64,
+    /// The whole flow, audited, but nothing sent except read-only probes.
+    pub dry_run: bool,
+    /// An operator account is configured (actions run only as it).
+    pub has_operator: bool,
+}
+
+impl Policy {
+    /// Anyone at all may act (buttons are shown only then).
+    pub fn enabled(&self) -> bool {
+        self.has_operator
+            && (!self.backup_roles.is_empty()
+                || !self.restart_roles.is_empty()
+                || !self.cli_users.is_empty())
+    }
+
+    pub fn allows(&self, kind: ActionKind, who: &Requester) -> bool {
+        match who {
+            Requester::Cli { user } => self.cli_users.iter().any(|u| u == user),
+            Requester::Discord { roles, .. } => {
+                let allowed = match kind {
+                    ActionKind::Backup => &self.backup_roles,
+                    ActionKind::Restart => &self.restart_roles,
+                };
+                roles.iter().any(|r| allowed.contains(r))
+            }
+        }
+    }
+
+    pub fn may_approve(&self, who: &Requester) -> bool {
+        match who {
+            Requester::Discord { roles, .. } => {
+                roles.iter().any(|r| self.approver_roles.contains(r))
+            }
+            Requester::Cli { .. } => false,
+        }
+    }
+
+    pub fn needs_approval(&self, kind: ActionKind, who: &Requester) -> bool {
+        // A terminal has no second person to ask: two-person kinds are Discord-only.
+        self.two_person.contains(&kind) && matches!(who, Requester::Discord { .. })
+    }
+}
+
+/// A replicated table as its replica sees it (`system.replicas`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableState {
+    pub readonly: bool,
+    pub session_expired: bool,
+    pub active_replicas: u64,
+    pub total_replicas: u64,
+}
+
+impl TableState {
+    /// This replica is active (its Keeper session lives) and no other replica is.
+    pub fn last_active(&self) -> bool {
+        !self.session_expired && self.active_replicas <= 1
+    }
+}
+
+/// Live facts about an action's target, probed right before deciding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Err: why the replica did not answer.
+    pub replica: Result<(), String>,
+    /// Backups/restores running on the replica (names).
+    pub running: Vec<String>,
+    /// The backup disk exists there (None: unknown).
+    pub disk: Option<bool>,
+    /// Databases of the action that the replica does not have.
+    pub missing_databases: Vec<String>,
+    /// A backup with this name already exists there.
+    pub name_taken: bool,
+    /// Restart: the table as that replica sees it; None: not a Replicated table there.
+    pub table: Option<TableState>,
+    /// Err: why Keeper does not answer.
+    pub keeper: Result<(), String>,
+    /// The per-target lock is held by this owner.
+    pub locked_by: Option<String>,
+    /// A cooldown on the target runs until then (unix seconds).
+    pub cooldown_until: Option<i64>,
+}
+
+/// One precondition with its live status, for the preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Precondition {
+    pub ok: bool,
+    pub text: String,
+}
+
+fn pre(ok: bool, yes: impl Into<String>, no: impl Into<String>) -> Precondition {
+    Precondition {
+        ok,
+        text: if ok { yes.into() } else { no.into() },
+    }
+}
+
+/// Every precondition of `action`, in the order the preview lists them.
+pub fn preconditions(action: &Action, s: &Snapshot, now: i64) -> Vec<Precondition> {
+    let r = action.replica();
+    let mut out = vec![match &s.replica {
+        Ok(()) => pre(true, format!("{r} answers"), ""),
+        Err(e) => pre(false, "", format!("{r} does not answer ({e})")),
+    }];
+    match action {
+        Action::BackupReplica { disk, .. } => {
+            out.push(pre(
+                s.running.is_empty(),
+                format!("no backup or restore running on {r}"),
+                format!("{r} is running {}", s.running.join(", ")),
+            ));
+            out.push(match s.disk {
+                Some(true) => pre(true, format!("disk '{disk}' exists on {r}"), ""),
+                Some(false) => pre(false, "", format!("{r} has no disk '{disk}'")),
+                None => pre(false, "", format!("disk '{disk}' on {r}: unknown")),
+            });
+            out.push(pre(
+                s.missing_databases.is_empty(),
+                format!("every database exists on {r}"),
+                format!("{r} has no database {}", s.missing_databases.join(", ")),
+            ));
+            out.push(pre(
+                !s.name_taken,
+                "the backup name is new",
+                "a backup with this name already exists",
+            ));
+        }
+        Action::RestartReplica {
+            database, table, ..
+        } => {
+            out.push(match s.table {
+                Some(_) => pre(true, format!("{database}.{table} is Replicated on {r}"), ""),
+                None => pre(
+                    false,
+                    "",
+                    format!("{database}.{table} is not a Replicated table on {r}"),
+                ),
+            });
+            out.push(match &s.keeper {
+                Ok(()) => pre(true, "Keeper answers", ""),
+                Err(e) => pre(
+                    false,
+                    "",
+                    format!("Keeper does not answer ({e}): the table would stay read-only"),
+                ),
+            });
+            let last = s.table.is_some_and(|t| t.last_active());
+            out.push(pre(
+                !last,
+                format!("{r} is not the last active replica of {database}.{table}"),
+                format!("{r} is the last active replica of {database}.{table}: the table would be unavailable"),
+            ));
+            out.push(pre(
+                s.running.is_empty(),
+                format!("no backup running on {r}"),
+                format!("{r} is running {}", s.running.join(", ")),
+            ));
+        }
+    }
+    out.push(pre(
+        s.locked_by.is_none(),
+        "no other action on this target",
+        format!(
+            "already running — started by {}",
+            s.locked_by.as_deref().unwrap_or("someone")
+        ),
+    ));
+    if let Some(until) = s.cooldown_until.filter(|u| *u > now) {
+        out.push(pre(
+            false,
+            "",
+            format!("cooling down: again in {} s", until - now),
+        ));
+    }
+    out
+}
+
+/// Why an action may not run now: short, and says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActRefusal {
+    /// No operator account or no roles configured for the cluster.
+    NotEnabled { cluster: String },
+    /// The requester holds none of the roles the policy allows.
+    NoRole { kind: ActionKind },
+    /// The OS user running `chops act` is not in `cli_users`.
+    NotCliUser { user: String, cluster: String },
+    /// A precondition does not hold.
+    Precondition(String),
+}
+
+impl std::fmt::Display for ActRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ActRefusal::NotEnabled { cluster } => write!(
+                f,
+                "Actions are not enabled for {cluster}: configure an operator account and roles in [clusters.{cluster}.actions]."
+            ),
+            ActRefusal::NoRole { kind } => write!(
+                f,
+                "You may not run {} actions here: ask someone with a {} role.",
+                kind.name(),
+                kind.name()
+            ),
+            ActRefusal::NotCliUser { user, cluster } => write!(
+                f,
+                "OS user '{user}' may not run actions on {cluster}: add it to cli_users in [clusters.{cluster}.actions]."
+            ),
+            ActRefusal::Precondition(why) => write!(f, "Not now: {why}."),
+        }
+    }
+}
+
+/// May `who` run `action` now, given the live `snapshot`? The first failing rule is the reason.
+pub fn may_act(
+    action: &Action,
+    snapshot: &Snapshot,
+    policy: &Policy,
+    who: &Requester,
+    now: i64,
+) -> Result<(), ActRefusal> {
+    if !policy.enabled() {
+        return Err(ActRefusal::NotEnabled {
+            cluster: action.cluster().to_string(),
+        });
+    }
+    if !policy.allows(action.kind(), who) {
+        return Err(match who {
+            Requester::Cli { user } => ActRefusal::NotCliUser {
+                user: user.clone(),
+                cluster: action.cluster().to_string(),
+            },
+            Requester::Discord { .. } => ActRefusal::NoRole {
+                kind: action.kind(),
+            },
+        });
+    }
+    match preconditions(action, snapshot, now)
+        .into_iter()
+        .find(|p| !p.ok)
+    {
+        Some(p) => Err(ActRefusal::Precondition(p.text)),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +364,142 @@ mod tests {
             r.to_string(),
             "This cluster can be checked only in <#1>, <#2>."
         );
+    }
+
+    fn restart() -> Action {
+        Action::RestartReplica {
+            cluster: "prod".into(),
+            replica: "ch-2".into(),
+            database: "shop".into(),
+            table: "orders".into(),
+        }
+    }
+
+    fn healthy() -> Snapshot {
+        Snapshot {
+            replica: Ok(()),
+            running: vec![],
+            disk: Some(true),
+            missing_databases: vec![],
+            name_taken: false,
+            table: Some(TableState {
+                readonly: true,
+                session_expired: true,
+                active_replicas: 1,
+                total_replicas: 2,
+            }),
+            keeper: Ok(()),
+            locked_by: None,
+            cooldown_until: None,
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            restart_roles: vec![7],
+            backup_roles: vec![8],
+            confirm_ttl_secs: 120,
+            cooldown_secs: 600,
+            has_operator: true,
+            ..Policy::default()
+        }
+    }
+
+    fn member(roles: &[u64]) -> Requester {
+        Requester::Discord {
+            id: 1,
+            name: "oncall".into(),
+            roles: roles.to_vec(),
+        }
+    }
+
+    #[test]
+    fn acting_rules() {
+        let ok = |s: &Snapshot, p: &Policy, r: &Requester| may_act(&restart(), s, p, r, 1000);
+        assert_eq!(ok(&healthy(), &policy(), &member(&[7])), Ok(()));
+        // Default deny: no roles, or no operator account.
+        assert!(matches!(
+            ok(&healthy(), &Policy::default(), &member(&[7])),
+            Err(ActRefusal::NotEnabled { .. })
+        ));
+        let no_op = Policy {
+            has_operator: false,
+            ..policy()
+        };
+        assert!(matches!(
+            ok(&healthy(), &no_op, &member(&[7])),
+            Err(ActRefusal::NotEnabled { .. })
+        ));
+        assert_eq!(
+            ok(&healthy(), &policy(), &member(&[8])),
+            Err(ActRefusal::NoRole {
+                kind: ActionKind::Restart
+            })
+        );
+        assert!(matches!(
+            ok(&healthy(), &policy(), &Requester::Cli { user: "x".into() }),
+            Err(ActRefusal::NotCliUser { .. })
+        ));
+        let refused = |s: Snapshot| match ok(&s, &policy(), &member(&[7])) {
+            Err(ActRefusal::Precondition(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(Snapshot {
+            keeper: Err("connection refused".into()),
+            ..healthy()
+        })
+        .contains("Keeper does not answer"));
+        assert!(refused(Snapshot {
+            table: None,
+            ..healthy()
+        })
+        .contains("not a Replicated table"));
+        assert!(refused(Snapshot {
+            locked_by: Some("alice".into()),
+            ..healthy()
+        })
+        .contains("already running"));
+        assert!(refused(Snapshot {
+            cooldown_until: Some(1300),
+            ..healthy()
+        })
+        .contains("again in 300 s"));
+        assert!(refused(Snapshot {
+            running: vec!["b1".into()],
+            ..healthy()
+        })
+        .contains("running b1"));
+        assert!(refused(Snapshot {
+            replica: Err("timed out".into()),
+            ..healthy()
+        })
+        .contains("does not answer"));
+        // A realistic last active replica: writable, its session alive, the other replica down.
+        let last = TableState {
+            readonly: false,
+            session_expired: false,
+            active_replicas: 1,
+            total_replicas: 2,
+        };
+        assert!(refused(Snapshot {
+            table: Some(last),
+            ..healthy()
+        })
+        .contains("last active replica"));
+        // Read-only with an expired session is not active: restarting it is the fix.
+        assert!(!healthy().table.unwrap().last_active());
+    }
+
+    #[test]
+    fn approval_rules() {
+        let p = Policy {
+            two_person: vec![ActionKind::Restart],
+            approver_roles: vec![9],
+            ..policy()
+        };
+        assert!(p.needs_approval(ActionKind::Restart, &member(&[7])));
+        assert!(!p.needs_approval(ActionKind::Backup, &member(&[8])));
+        assert!(p.may_approve(&member(&[9])));
+        assert!(!p.may_approve(&member(&[7])));
     }
 }

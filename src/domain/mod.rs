@@ -3,6 +3,7 @@
 //! Nothing in here does I/O or knows about Discord, ClickHouse clients or HTTP servers; callers
 //! hand in what they observed (already turned into [`Finding`]s by the checks) and get a [`Card`].
 
+pub mod action;
 pub mod card;
 pub mod cause;
 pub mod classify;

@@ -126,3 +126,70 @@ pub fn render(card: &Card, color: bool) -> String {
     );
     out
 }
+
+/// An action's preview: what will run where, each precondition with its live status.
+pub fn preview(p: &crate::actions::Preview) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", plain(&p.action.title()));
+    let _ = writeln!(out, "  on {}: {}", plain(p.action.replica()), plain(&p.sql));
+    let _ = writeln!(out, "  {}", plain(&p.effect));
+    for c in &p.checks {
+        let mark = if c.ok { "[ok]  " } else { "[no]  " };
+        let _ = writeln!(out, "  {mark}{}", plain(&c.text));
+    }
+    if p.dry_run {
+        let _ = writeln!(out, "  dry run: nothing that writes will be sent");
+    }
+    out
+}
+
+/// How an action ended.
+pub fn outcome(o: &crate::actions::Outcome) -> String {
+    let mut out = format!("{}: {}\n", o.state_label(), plain(&o.summary));
+    for d in &o.details {
+        let _ = writeln!(out, "  {}", plain(d));
+    }
+    if let Some(q) = &o.query_id {
+        let _ = writeln!(out, "  query_id {}, audit id {}", plain(q), plain(&o.id));
+    } else {
+        let _ = writeln!(out, "  audit id {}", plain(&o.id));
+    }
+    out
+}
+
+/// The audit log, newest first: one line per event.
+pub fn audit(rows: &[crate::store::AuditRecord]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let a = &r.row;
+        let mut line = format!(
+            "{} {} {} {} by {}",
+            crate::domain::time::rfc3339(a.time.max(0) as u64),
+            a.action_id,
+            a.decision,
+            a.action_key,
+            a.requester_name
+        );
+        if let Some(ap) = &a.approver {
+            line.push_str(&format!(" (approved by {ap})"));
+        }
+        line.push_str(&format!(" in {}", a.place));
+        for (k, v) in [
+            ("reason", &a.reason),
+            ("outcome", &a.outcome),
+            ("query_id", &a.query_id),
+        ] {
+            if let Some(v) = v {
+                line.push_str(&format!("; {k}: {v}"));
+            }
+        }
+        if let Some(ms) = a.duration_ms {
+            line.push_str(&format!("; {ms} ms"));
+        }
+        let _ = writeln!(out, "{}", plain(&line));
+    }
+    if rows.is_empty() {
+        out.push_str("no actions recorded\n");
+    }
+    out
+}

@@ -1,0 +1,99 @@
+//! `SYSTEM RESTART REPLICA db.table` on one replica: `plan` (the SQL), `execute` (as the operator,
+//! synchronous, bounded), `follow` (the table's `system.replicas` row, before and after).
+
+use std::time::Duration;
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use crate::clickhouse::ReplicaClient;
+use crate::domain::action::Action;
+use crate::domain::guard::TableState;
+use crate::domain::ProbeError;
+
+/// The table as one replica sees it.
+pub const TABLE_SQL: &str = "SELECT toUInt8(is_readonly) AS is_readonly, \
+     toUInt8(is_session_expired) AS is_session_expired, toUInt64(active_replicas) AS active_replicas, \
+     toUInt64(total_replicas) AS total_replicas, toUInt64(queue_size) AS queue_size, \
+     toUInt64(absolute_delay) AS absolute_delay \
+     FROM system.replicas WHERE database = ? AND table = ?";
+
+/// How long the statement may take: the server waits up to `lock_acquire_timeout` (120 s by
+/// default) for the table's lock, plus the re-initialisation itself.
+pub const EXECUTE_LIMIT: Duration = Duration::from_secs(150);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Row, Deserialize)]
+pub struct TableRow {
+    pub is_readonly: u8,
+    pub is_session_expired: u8,
+    pub active_replicas: u64,
+    pub total_replicas: u64,
+    pub queue_size: u64,
+    pub absolute_delay: u64,
+}
+
+impl TableRow {
+    pub fn state(&self) -> TableState {
+        TableState {
+            readonly: self.is_readonly == 1,
+            session_expired: self.is_session_expired == 1,
+            active_replicas: self.active_replicas,
+            total_replicas: self.total_replicas,
+        }
+    }
+
+    fn words(&self) -> String {
+        let mode = if self.is_readonly == 1 {
+            "read-only"
+        } else {
+            "writable"
+        };
+        format!("{mode}, queue {}", self.queue_size)
+    }
+}
+
+/// The statement execution sends.
+pub fn plan(action: &Action) -> String {
+    action.sql("")
+}
+
+pub async fn execute(
+    op: &ReplicaClient,
+    statement: &str,
+    query_id: &str,
+) -> Result<(), ProbeError> {
+    op.run(statement, EXECUTE_LIMIT, query_id).await
+}
+
+/// The table's row on `client`'s replica (None: no Replicated table of that name there).
+pub async fn look(
+    client: &ReplicaClient,
+    database: &str,
+    table: &str,
+) -> Result<Option<TableRow>, ProbeError> {
+    let rows: Vec<TableRow> = client.fetch(TABLE_SQL, &[database, table]).await?;
+    Ok(rows.into_iter().next())
+}
+
+/// "shop.orders on ch-2: read-only, queue 340 → writable, queue 12".
+pub fn before_after(
+    action: &Action,
+    before: Option<&TableRow>,
+    after: Option<&TableRow>,
+) -> String {
+    let Action::RestartReplica {
+        replica,
+        database,
+        table,
+        ..
+    } = action
+    else {
+        return String::new();
+    };
+    let show = |r: Option<&TableRow>| r.map_or_else(|| "unknown".to_string(), TableRow::words);
+    format!(
+        "{database}.{table} on {replica}: {} → {}",
+        show(before),
+        show(after)
+    )
+}

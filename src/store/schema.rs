@@ -1,0 +1,111 @@
+//! The store's schema as numbered migrations; `PRAGMA user_version` records how many have run.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// Each entry moves the schema from version `i` to `i + 1`. Append only: never edit a shipped one,
+/// since files in the field already ran it.
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "
+    CREATE TABLE offers (
+        id          TEXT PRIMARY KEY,
+        action_json TEXT NOT NULL,
+        cluster     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );
+    CREATE INDEX offers_expires_at ON offers(expires_at);
+
+    CREATE TABLE confirmations (
+        id             TEXT PRIMARY KEY,
+        action_key     TEXT NOT NULL,
+        action_json    TEXT NOT NULL,
+        cluster        TEXT NOT NULL,
+        replica        TEXT NOT NULL,
+        sql            TEXT NOT NULL,
+        requester_id   INTEGER NOT NULL,
+        requester_name TEXT NOT NULL,
+        place          TEXT NOT NULL,
+        two_person     INTEGER NOT NULL CHECK (two_person IN (0, 1)),
+        dry_run        INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        state          TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'executing',
+                           'succeeded', 'failed', 'cancelled', 'expired', 'refused', 'dry_run')),
+        approver_id    INTEGER,
+        approver_name  TEXT,
+        channel_id     INTEGER,
+        message_id     INTEGER
+    );
+    CREATE INDEX confirmations_state ON confirmations(state);
+
+    CREATE TABLE locks (
+        target      TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,
+        acquired_at INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE cooldowns (
+        target TEXT PRIMARY KEY,
+        until  INTEGER NOT NULL
+    );
+
+    -- AUTOINCREMENT so a seq is never reused, even for the newest row.
+    CREATE TABLE audit (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        action_id      TEXT NOT NULL,
+        time           INTEGER NOT NULL,
+        cluster        TEXT NOT NULL,
+        replica        TEXT NOT NULL,
+        action_key     TEXT NOT NULL,
+        sql            TEXT NOT NULL,
+        requester_id   INTEGER,
+        requester_name TEXT NOT NULL,
+        approver       TEXT,
+        place          TEXT NOT NULL,
+        decision       TEXT NOT NULL,
+        reason         TEXT,
+        query_id       TEXT,
+        outcome        TEXT,
+        duration_ms    INTEGER
+    );
+    CREATE INDEX audit_cluster_seq ON audit(cluster, seq);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+
+    CREATE TABLE dedup (
+        key        TEXT PRIMARY KEY,
+        first_seen INTEGER NOT NULL
+    );
+    ",
+];
+
+/// The version a fully migrated file has.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the file up to [`VERSION`]. Runs under BEGIN IMMEDIATE so two processes opening a new
+/// file at once cannot both run the same migration.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if !(0..=VERSION).contains(&found) {
+        return Err(StoreError::Schema {
+            found,
+            known: VERSION,
+        });
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    if found < VERSION {
+        // PRAGMA takes no bound parameters; VERSION is our own constant.
+        tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
