@@ -144,7 +144,7 @@ pub struct TableState {
 impl TableState {
     /// This replica is active (its Keeper session lives) and no other replica is.
     pub fn last_active(&self) -> bool {
-        !self.session_expired && self.active_replicas <= 1
+        !self.session_expired && self.active_replicas == 1
     }
 }
 
@@ -188,10 +188,26 @@ fn pre(ok: bool, yes: impl Into<String>, no: impl Into<String>) -> Precondition 
 /// Every precondition of `action`, in the order the preview lists them.
 pub fn preconditions(action: &Action, s: &Snapshot, now: i64) -> Vec<Precondition> {
     let r = action.replica();
-    let mut out = vec![match &s.replica {
+    // Policy first (another run of it, its cooldown), then the live state of the target.
+    let mut out = vec![pre(
+        s.locked_by.is_none(),
+        "no other action on this target",
+        format!(
+            "already running — started by {}",
+            s.locked_by.as_deref().unwrap_or("someone")
+        ),
+    )];
+    if let Some(until) = s.cooldown_until.filter(|u| *u > now) {
+        out.push(pre(
+            false,
+            "",
+            format!("cooling down: again in {} s", until - now),
+        ));
+    }
+    out.push(match &s.replica {
         Ok(()) => pre(true, format!("{r} answers"), ""),
         Err(e) => pre(false, "", format!("{r} does not answer ({e})")),
-    }];
+    });
     match action {
         Action::BackupReplica { disk, .. } => {
             out.push(pre(
@@ -246,21 +262,6 @@ pub fn preconditions(action: &Action, s: &Snapshot, now: i64) -> Vec<Preconditio
                 format!("{r} is running {}", s.running.join(", ")),
             ));
         }
-    }
-    out.push(pre(
-        s.locked_by.is_none(),
-        "no other action on this target",
-        format!(
-            "already running — started by {}",
-            s.locked_by.as_deref().unwrap_or("someone")
-        ),
-    ));
-    if let Some(until) = s.cooldown_until.filter(|u| *u > now) {
-        out.push(pre(
-            false,
-            "",
-            format!("cooling down: again in {} s", until - now),
-        ));
     }
     out
 }
