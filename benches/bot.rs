@@ -4,6 +4,8 @@
 
 #[path = "../tests/common/discord.rs"]
 mod discord;
+#[path = "../tests/common/openapi.rs"]
+mod openapi;
 
 use std::time::Duration;
 

@@ -182,11 +182,10 @@ fn restart_runs_on_that_replica_and_keeper_down_refuses_it() {
     );
     assert!(operator_statements(&c, 1).is_empty());
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .contains("shop.orders is not a Replicated table on r1"),
-        "{}",
-        out.stdout
+    assert_eq!(
+        out.stderr.trim(),
+        "chops: Not now: shop.orders is not a Replicated table on r1.",
+        "refused before any preview"
     );
 
     c.stop_keeper();

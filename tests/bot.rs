@@ -37,6 +37,15 @@ impl Bot {
             &format!("[clusters.local]\nchannels = [{CHANNEL_ID}]\n"),
             1,
         );
+        // Each bot its own store, next to its config (never in the working directory).
+        let dir = std::path::Path::new(cluster_config)
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        static BOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = BOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let store = dir.join(format!("bot-{}-{n}.db", std::process::id()));
+        let text = format!("{text}\n[store]\npath = \"{}\"\n", store.display());
         let text = with_discord(&text, &fake, "");
         let loaded = Loaded::parse("bot.toml", &text).expect("bot config");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -57,7 +66,9 @@ impl Bot {
         }
     }
 
+    /// Stop the bot; every body it sent must be one Discord's OpenAPI spec accepts.
     async fn stop(mut self) {
+        self.fake.assert_bodies_valid();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -228,6 +239,11 @@ async fn registration_sends_every_command_with_its_options() {
         ("lag", vec!["cluster", "min_delay"]),
         ("blockers", vec!["cluster"]),
         ("backups", vec!["cluster", "limit"]),
+        ("settings", vec!["cluster"]),
+        // Discord wants required options first.
+        ("backup-replica", vec!["replica", "cluster", "databases"]),
+        ("restart-replica", vec!["replica", "table", "cluster"]),
+        ("audit", vec!["cluster", "limit"]),
         ("chops", vec!["help"]),
     ];
     let got: Vec<(&str, Vec<&str>)> = shape
@@ -374,13 +390,14 @@ async fn register_commands_cli_registers_in_each_guild() {
     .await
     .unwrap();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout.trim(), "registered 7 commands in 1 guild(s)");
+    assert_eq!(out.stdout.trim(), "registered 11 commands in 1 guild(s)");
     let reg = fake.registered(WAIT).await;
     assert_eq!(
         reg.path,
         format!("/api/v10/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
     );
-    assert_eq!(reg.body.as_array().unwrap().len(), 7);
+    assert_eq!(reg.body.as_array().unwrap().len(), 11);
+    fake.assert_bodies_valid();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,5 +505,425 @@ async fn dm_and_foreign_guild_are_refused_before_anything_else() {
         !bot.fake.requests().iter().any(|r| r.method == "PATCH"),
         "nothing was run or posted"
     );
+    bot.stop().await;
+}
+
+// ---- Actions from Discord: buttons, preview, confirm, refusals -----------------------------
+
+const ROLE: u64 = 900_000_000_000_000_101;
+const APPROVER: u64 = 900_000_000_000_000_102;
+const OTHER_USER: u64 = 900_000_000_000_000_103;
+
+/// The local cluster's config with `[clusters.local.actions]` = `actions`, as a new file.
+fn with_actions(lc: &LocalCluster, actions: &str) -> String {
+    let text = std::fs::read_to_string(&lc.config_path).unwrap();
+    let path = lc.dir.join("actions.toml");
+    std::fs::write(
+        &path,
+        format!("{text}\n[clusters.local.actions]\n{actions}\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// `interaction` sent by `user` holding `roles`.
+fn as_member(mut v: Value, user: u64, roles: &[u64]) -> Value {
+    v["member"]["user"] = user_json(user, if user == USER_ID { "oncall" } else { "other" });
+    v["member"]["roles"] =
+        serde_json::json!(roles.iter().map(|r| r.to_string()).collect::<Vec<_>>());
+    v
+}
+
+/// A button click (`custom_id`) on message `message` in CHANNEL_ID.
+fn click(id: u64, custom_id: &str, message: u64, user: u64, roles: &[u64]) -> Value {
+    let mut v = as_member(
+        interaction(id, 3, CHANNEL_ID, "unused", serde_json::json!([])),
+        user,
+        roles,
+    );
+    v["data"] = serde_json::json!({"custom_id": custom_id, "component_type": 2});
+    v["message"] = message_json(message, CHANNEL_ID, &serde_json::json!({}));
+    v
+}
+
+/// Every button's (label, custom_id) of a message body.
+fn buttons(body: &Value) -> Vec<(String, String)> {
+    body["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .map(|b| {
+            (
+                b["label"].as_str().unwrap_or("").to_string(),
+                b["custom_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The store of the bot started last on `lc` (each bot has its own file in the cluster's dir).
+fn bot_store(lc: &LocalCluster) -> chops::store::Store {
+    let newest = std::fs::read_dir(&lc.dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with("bot-")
+                && p.extension().is_some_and(|x| x == "db")
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("a bot store");
+    chops::store::Store::open(&newest).unwrap()
+}
+
+fn operator_statements(lc: &LocalCluster, i: usize) -> Vec<String> {
+    std::fs::read_to_string(lc.dir.join(format!("r{i}.queries.jsonl")))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["user"] == "chops_operator")
+        .map(|v| v["query"].as_str().unwrap().to_string())
+        .collect()
+}
+
+impl Bot {
+    fn click(&self, custom_id: &str, message: u64, user: u64, roles: &[u64]) -> u64 {
+        let id = self.fake.next_id();
+        self.fake
+            .dispatch(click(id, custom_id, message, user, roles));
+        id
+    }
+
+    fn invoke_as(&self, command: &str, opts: &[(&str, &str)], roles: &[u64]) -> u64 {
+        let id = self.fake.next_id();
+        let v = interaction(id, 2, CHANNEL_ID, command, options(opts, None));
+        self.fake.dispatch(as_member(v, USER_ID, roles));
+        id
+    }
+
+    /// The next edit of channel message `message` whose embed title starts with `prefix`.
+    async fn message_edit(&self, message: u64, prefix: &str) -> Recorded {
+        let path = format!("/api/v10/channels/{CHANNEL_ID}/messages/{message}");
+        let prefix = prefix.to_string();
+        self.fake
+            .wait_for(
+                &format!("edit of {message} titled {prefix}"),
+                WAIT,
+                move |r| {
+                    r.method == "PATCH"
+                        && r.path == path
+                        && r.body["embeds"][0]["title"]
+                            .as_str()
+                            .is_some_and(|t| t.starts_with(&prefix))
+                },
+            )
+            .await
+    }
+
+    /// The ephemeral follow-up answer to interaction `id`.
+    async fn followup(&self, id: u64) -> Recorded {
+        let path = format!("/api/v10/webhooks/{APP_ID}/tok-{id}");
+        self.fake
+            .wait_for(&format!("follow-up of {id}"), WAIT, move |r| {
+                r.method == "POST" && r.path == path
+            })
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_button_preview_confirm_runs_one_backup_and_audits_it() {
+    let lc = LocalCluster::start(3).expect("cluster");
+    must(&lc.urls[0], "CREATE DATABASE shop");
+    must(
+        &lc.urls[0],
+        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    // Keeper down: the card suggests per-replica backups, each a button.
+    lc.stop_keeper();
+    let cfg = with_actions(&lc, &format!("backup_roles = [{ROLE}]\ncooldown_secs = 0"));
+    let bot = Bot::start(&cfg).await;
+    let id = bot.invoke_as("backup-check", &[], &[ROLE]);
+    let card = bot.fake.edited_original(id, WAIT).await;
+    let offer = buttons(&card.body)
+        .into_iter()
+        .find(|(label, _)| label == "Back up r1")
+        .unwrap_or_else(|| panic!("no button: {}", card.body));
+    assert!(offer.1.starts_with("chops:offer:") && offer.1.len() <= 100);
+
+    // Click → deferred, then the preview replaces the answer: exact SQL, checks, buttons.
+    let c1 = bot.click(&offer.1, 7001, USER_ID, &[ROLE]);
+    assert_eq!(bot.fake.callback(c1, WAIT).await.body["type"], 5);
+    let preview = bot.fake.edited_original(c1, WAIT).await;
+    let e = &preview.body["embeds"][0];
+    assert!(
+        e["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Preview · Back up r1 · local"),
+        "{e:#}"
+    );
+    let d = e["description"].as_str().unwrap();
+    assert!(
+        d.contains("```sql\nBACKUP DATABASE `shop` TO Disk('backups', 'chops-local-r1-"),
+        "{d}"
+    );
+    assert!(
+        d.contains("✅ disk 'backups' exists on r1")
+            && d.contains(&format!("Only <@{USER_ID}> can confirm")),
+        "{d}"
+    );
+    assert_eq!(
+        preview.body["allowed_mentions"]["parse"],
+        serde_json::json!([])
+    );
+    let confirm = buttons(&preview.body)
+        .into_iter()
+        .find(|(l, _)| l == "Confirm")
+        .expect("confirm button")
+        .1;
+
+    // Someone else's click is refused privately; the requester's runs it.
+    let other = bot.click(&confirm, 7002, OTHER_USER, &[ROLE]);
+    assert_eq!(bot.fake.callback(other, WAIT).await.body["type"], 6);
+    let f = bot.followup(other).await;
+    assert_eq!(
+        f.body["content"],
+        format!("Only <@{USER_ID}> can confirm or cancel this.")
+    );
+    assert_eq!(f.body["flags"], 64);
+    let mine = bot.click(&confirm, 7002, USER_ID, &[ROLE]);
+    assert_eq!(bot.fake.callback(mine, WAIT).await.body["type"], 6);
+    let done = bot.message_edit(7002, "succeeded").await;
+    let d = done.body["embeds"][0]["description"].as_str().unwrap();
+    assert!(d.contains("backup created on r1: BACKUP\\_CREATED"), "{d}");
+    assert_eq!(
+        done.body["components"],
+        serde_json::json!([]),
+        "buttons gone"
+    );
+    let sent = operator_statements(&lc, 1);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with("BACKUP DATABASE `shop`"));
+    assert!(operator_statements(&lc, 2).is_empty() && operator_statements(&lc, 3).is_empty());
+
+    // A replayed click after success: refused with the reason, nothing sent.
+    let again = bot.click(&confirm, 7002, USER_ID, &[ROLE]);
+    assert_eq!(
+        bot.followup(again).await.body["content"],
+        "This action is already done."
+    );
+    assert_eq!(operator_statements(&lc, 1).len(), 1);
+
+    // The audit: intent before outcome, the requester, the place.
+    let store = bot_store(&lc);
+    let rows = store.audit_rows(Some("local"), 50).await.unwrap();
+    let decisions: Vec<&str> = rows.iter().map(|r| r.row.decision.as_str()).collect();
+    assert_eq!(
+        decisions,
+        ["succeeded", "executing", "confirmed", "requested"],
+        "{rows:#?}"
+    );
+    assert_eq!(rows[0].row.requester_id, Some(USER_ID));
+    assert!(rows[0]
+        .row
+        .query_id
+        .as_deref()
+        .unwrap()
+        .starts_with("chops-"));
+    assert!(rows[0]
+        .row
+        .place
+        .starts_with(&format!("guild:{GUILD_ID}/channel:{CHANNEL_ID}")));
+    bot.fake.assert_bodies_valid();
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_no_role_no_actions_dm_and_expiry() {
+    let lc = LocalCluster::start(3).expect("cluster");
+    must(&lc.urls[0], "CREATE DATABASE shop");
+    must(
+        &lc.urls[0],
+        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    lc.stop_keeper();
+    // Default deny: without a policy there are no buttons, and the footer says why.
+    let bot = Bot::start(lc.config_path.to_str().unwrap()).await;
+    let id = bot.invoke_as("backup-check", &[], &[ROLE]);
+    let card = bot.fake.edited_original(id, WAIT).await;
+    assert!(buttons(&card.body).is_empty(), "{}", card.body);
+    assert!(card.body["embeds"][0]["footer"]["text"]
+        .as_str()
+        .unwrap()
+        .ends_with("actions are not enabled for local"));
+    let id = bot.invoke_as("backup-replica", &[("replica", "r1")], &[ROLE]);
+    let cb = bot.fake.callback(id, WAIT).await;
+    assert_eq!(cb.body["data"]["flags"], 64);
+    assert!(
+        cb.body["data"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Actions are not enabled for local"),
+        "{}",
+        cb.body
+    );
+    bot.stop().await;
+
+    let cfg = with_actions(
+        &lc,
+        &format!("backup_roles = [{ROLE}]\nconfirm_ttl_secs = 10"),
+    );
+    let bot = Bot::start(&cfg).await;
+    // No role: an immediate private refusal, audited.
+    let id = bot.invoke_as("backup-replica", &[("replica", "r1")], &[]);
+    let cb = bot.fake.callback(id, WAIT).await;
+    assert_eq!(cb.body["type"], 4);
+    assert_eq!(cb.body["data"]["flags"], 64);
+    assert_eq!(
+        cb.body["data"]["content"],
+        "You may not run backup actions here: ask someone with a backup role."
+    );
+    // Unknown names are refused before any SQL exists.
+    let id = bot.invoke_as(
+        "backup-replica",
+        &[("replica", "r1"), ("databases", "nope")],
+        &[ROLE],
+    );
+    assert_eq!(bot.fake.callback(id, WAIT).await.body["type"], 5);
+    let e = bot.fake.edited_original(id, WAIT).await;
+    assert_eq!(e.body["content"], "Not now: r1 has no database nope.");
+    // A click from a DM is refused like a command.
+    let dm = bot.fake.next_id();
+    bot.fake.dispatch(elsewhere(
+        click(dm, "chops:confirm:x", 1, USER_ID, &[ROLE]),
+        None,
+    ));
+    let cb = bot.fake.callback(dm, WAIT).await;
+    assert_eq!(
+        cb.body["data"]["content"],
+        "chops is not enabled here. Use it in a channel of your team's server."
+    );
+    // A preview left alone expires: Confirm then says so and the preview says Expired.
+    let id = bot.invoke_as("backup-replica", &[("replica", "r1")], &[ROLE]);
+    let preview = bot.fake.edited_original(id, WAIT).await;
+    let confirm = buttons(&preview.body)
+        .into_iter()
+        .find(|(l, _)| l == "Confirm")
+        .unwrap()
+        .1;
+    let conf_id = confirm.trim_start_matches("chops:confirm:").to_string();
+    let store = bot_store(&lc);
+    store
+        .call(move |c| {
+            c.execute(
+                "UPDATE confirmations SET expires_at = 0 WHERE id = ?1",
+                [conf_id],
+            )
+        })
+        .await
+        .unwrap();
+    let late = bot.click(&confirm, 7101, USER_ID, &[ROLE]);
+    assert_eq!(
+        bot.followup(late).await.body["content"],
+        "This confirmation expired: run it again."
+    );
+    bot.message_edit(7101, "Expired").await;
+    assert!(operator_statements(&lc, 1).is_empty(), "nothing was sent");
+    let rows = store.audit_rows(None, 50).await.unwrap();
+    let decisions: Vec<&str> = rows.iter().map(|r| r.row.decision.as_str()).collect();
+    assert!(
+        decisions.contains(&"expired")
+            && decisions.iter().filter(|d| **d == "refused").count() == 2,
+        "{decisions:?}"
+    );
+    bot.fake.assert_bodies_valid();
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_two_person_rule_runs_on_that_replica() {
+    let lc = LocalCluster::start(3).expect("cluster");
+    for url in &lc.urls[1..] {
+        must(url, "CREATE DATABASE shop");
+        must(url, "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
+    }
+    let cfg = with_actions(
+        &lc,
+        &format!("restart_roles = [{ROLE}]\napprover_roles = [{APPROVER}]\ntwo_person = [\"restart\"]\ncooldown_secs = 0"),
+    );
+    let bot = Bot::start(&cfg).await;
+    // The table autocompletes from that replica's system.replicas.
+    let ac = bot.fake.next_id();
+    bot.fake.dispatch(as_member(
+        interaction(
+            ac,
+            4,
+            CHANNEL_ID,
+            "restart-replica",
+            options(&[("replica", "r2"), ("table", "sh")], Some("table")),
+        ),
+        USER_ID,
+        &[ROLE],
+    ));
+    let cb = bot.fake.callback(ac, WAIT).await;
+    assert_eq!(
+        cb.body["data"]["choices"],
+        serde_json::json!([{"name": "shop.orders", "value": "shop.orders"}])
+    );
+
+    let id = bot.invoke_as(
+        "restart-replica",
+        &[("replica", "r2"), ("table", "shop.orders")],
+        &[ROLE],
+    );
+    let preview = bot.fake.edited_original(id, WAIT).await;
+    let d = preview.body["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        d.contains("SYSTEM RESTART REPLICA `shop`.`orders`")
+            && d.contains("after a member with an approver role approves"),
+        "{d}"
+    );
+    let b = buttons(&preview.body);
+    let find = |l: &str| b.iter().find(|(x, _)| x == l).unwrap().1.clone();
+    let (confirm, approve) = (find("Confirm"), find("Approve"));
+    // Not yet approved; the requester cannot approve; an approver can.
+    let c = bot.click(&confirm, 7201, USER_ID, &[ROLE]);
+    assert_eq!(
+        bot.followup(c).await.body["content"],
+        "A second member with an approver role must approve first."
+    );
+    let a = bot.click(&approve, 7201, USER_ID, &[ROLE]);
+    assert_eq!(
+        bot.followup(a).await.body["content"],
+        "Only members with an approver role can approve."
+    );
+    let a = bot.click(&approve, 7201, USER_ID, &[ROLE, APPROVER]);
+    assert_eq!(
+        bot.followup(a).await.body["content"],
+        "The requester cannot approve their own action."
+    );
+    let a = bot.click(&approve, 7201, OTHER_USER, &[APPROVER]);
+    assert_eq!(
+        bot.followup(a).await.body["content"],
+        format!("Approved: <@{USER_ID}> can confirm now.")
+    );
+    assert!(operator_statements(&lc, 2).is_empty());
+    let c = bot.click(&confirm, 7201, USER_ID, &[ROLE]);
+    assert_eq!(bot.fake.callback(c, WAIT).await.body["type"], 6);
+    let done = bot.message_edit(7201, "succeeded").await;
+    let d = done.body["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        d.contains("shop.orders restarted on r2")
+            && d.contains("shop.orders on r2: read-only, queue 0 → "),
+        "{d}"
+    );
+    assert_eq!(
+        operator_statements(&lc, 2),
+        ["SYSTEM RESTART REPLICA `shop`.`orders`"]
+    );
+    assert!(operator_statements(&lc, 1).is_empty() && operator_statements(&lc, 3).is_empty());
+    bot.fake.assert_bodies_valid();
     bot.stop().await;
 }

@@ -212,3 +212,109 @@ fn healthy_embed_json() {
         .into();
     insta::assert_json_snapshot!("healthy_embed", json);
 }
+
+/// The action messages: preview (with a statement too long for the embed: attached), progress,
+/// and the outcome with its before → after, as the JSON sent to Discord.
+#[test]
+fn action_embeds_json() {
+    use chops::actions::{Outcome, Preview};
+    use chops::domain::action::Action;
+    use chops::domain::guard::Precondition;
+    use chops::store::FinalState;
+
+    let restart = Action::RestartReplica {
+        cluster: "prod".into(),
+        replica: "ch-2".into(),
+        database: "shop".into(),
+        table: "orders_*v2*".into(),
+    };
+    let preview = Preview {
+        id: "0123456789abcdef".into(),
+        sql: restart.sql(""),
+        effect: restart.effect(),
+        action: restart.clone(),
+        checks: vec![
+            Precondition {
+                ok: true,
+                text: "no other action on this target".into(),
+            },
+            Precondition {
+                ok: true,
+                text: "ch-2 answers".into(),
+            },
+            Precondition {
+                ok: false,
+                text: "Keeper does not answer (connection refused): the table would stay read-only"
+                    .into(),
+            },
+        ],
+        requester: "oncall".into(),
+        needs_approval: true,
+        dry_run: false,
+        expires_at: 1_795_645_756,
+    };
+    let json = |e: &Embed| {
+        let mut v = serde_json::to_value(e.to_builder()).unwrap();
+        if let Some(t) = v["footer"]["text"].as_str() {
+            v["footer"]["text"] = t.replace(env!("CARGO_PKG_VERSION"), "X.Y.Z").into();
+        }
+        v
+    };
+    let p = render::preview_embed(&preview, Some(42));
+    assert!(p.attachments.is_empty());
+    insta::assert_json_snapshot!("preview_embed", json(&p));
+
+    let running = render::progress_embed(
+        &restart.title(),
+        &preview.sql,
+        &preview.id,
+        "restarting shop.orders_*v2* on ch-2",
+    );
+    insta::assert_json_snapshot!("progress_embed", json(&running));
+
+    let done = Outcome {
+        id: preview.id.clone(),
+        state: FinalState::Succeeded,
+        summary: "shop.orders_*v2* restarted on ch-2".into(),
+        details: vec!["shop.orders_*v2* on ch-2: read-only, queue 340 → writable, queue 12".into()],
+        query_id: Some("chops-0123456789abcdef".into()),
+    };
+    insta::assert_json_snapshot!(
+        "outcome_embed",
+        json(&render::outcome_embed(
+            &restart.title(),
+            &preview.sql,
+            &done
+        ))
+    );
+
+    // A backup of 300 databases: the statement does not fit, so it is attached whole.
+    let big = Action::BackupReplica {
+        cluster: "prod".into(),
+        replica: "ch-1".into(),
+        databases: (0..300)
+            .map(|i| format!("tenant_database_{i:03}"))
+            .collect(),
+        disk: "backups".into(),
+    };
+    let sql = big.sql("chops-prod-ch-1-20261126T000000");
+    let p = render::preview_embed(
+        &Preview {
+            sql: sql.clone(),
+            action: big,
+            ..preview
+        },
+        Some(42),
+    );
+    assert!(
+        p.description
+            .contains("*(statement attached: statement.sql)*"),
+        "{}",
+        p.description
+    );
+    assert_eq!(
+        p.attachments,
+        vec![("statement.sql".to_string(), format!("{sql}\n"))]
+    );
+    assert_limits(&p);
+}

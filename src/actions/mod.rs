@@ -213,6 +213,44 @@ impl Actor<'_> {
             return Err(FlowError::Refused(refusal));
         }
         let snap = self.snapshot(&planned, now).await?;
+        // Typed names must exist on the server: otherwise no preview (and no SQL) at all.
+        let missing = match &action {
+            Action::RestartReplica {
+                database,
+                table,
+                replica,
+                ..
+            } if snap.replica.is_ok() && snap.table.is_none() => Some(format!(
+                "{database}.{table} is not a Replicated table on {replica}"
+            )),
+            Action::BackupReplica { replica, .. }
+                if snap.replica.is_ok() && !snap.missing_databases.is_empty() =>
+            {
+                Some(format!(
+                    "{replica} has no database {}",
+                    snap.missing_databases.join(", ")
+                ))
+            }
+            _ => None,
+        };
+        if let Some(why) = missing {
+            let refusal = ActRefusal::Precondition(why);
+            self.audit(
+                &id_hint,
+                &action,
+                &sql,
+                who,
+                None,
+                place,
+                "refused",
+                Some(refusal.to_string()),
+                None,
+                None,
+                None,
+            )
+            .await?;
+            return Err(FlowError::Refused(refusal));
+        }
         let checks = guard::preconditions(&action, &snap, now);
         let needs_approval = self.policy.needs_approval(action.kind(), who);
         let (requester_id, requester_name) = ids(who);
@@ -504,6 +542,8 @@ impl Actor<'_> {
         progress: OnProgress<'_>,
     ) -> (FinalState, String) {
         let mut misses = 0;
+        // Look soon, then less often: a small backup ends in a second, a big one takes hours.
+        let mut wait = Duration::from_millis(200);
         loop {
             match backup::look(replica, id).await {
                 Ok(backup::Followed::Running(p)) => progress(&p.line()),
@@ -545,7 +585,8 @@ impl Actor<'_> {
                     }
                 }
             }
-            tokio::time::sleep(self.follow_every).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.follow_every);
         }
     }
 

@@ -3,9 +3,11 @@
 
 use poise::serenity_prelude as serenity;
 
-use super::{render, Context, Error, UserError};
+use super::{buttons, render, Context, Error, UserError};
 use crate::checks::Cluster;
 use crate::config;
+use crate::domain::action::Action;
+use crate::domain::text::clip;
 use crate::domain::{guard, CheckKind};
 use crate::render::display;
 
@@ -105,6 +107,280 @@ pub async fn backups(
     section(ctx, cluster, CheckKind::Backups, tuning).await
 }
 
+/// Backup sync settings: Keeper retries, timeouts, differences between replicas, the backup disk
+#[poise::command(slash_command)]
+pub async fn settings(
+    ctx: Context<'_>,
+    #[description = "Cluster"]
+    #[autocomplete = "cluster_names"]
+    cluster: Option<String>,
+) -> Result<(), Error> {
+    section(ctx, cluster, CheckKind::Settings, Tuning::default()).await
+}
+
+/// The value typed so far for another option of the same command (autocomplete).
+fn arg(ctx: Context<'_>, name: &str) -> Option<String> {
+    let poise::Context::Application(app) = ctx else {
+        return None;
+    };
+    app.args
+        .iter()
+        .find(|o| o.name == name)
+        .and_then(|o| match &o.value {
+            serenity::ResolvedValue::String(s) => Some(s.to_string()),
+            serenity::ResolvedValue::Autocomplete { value, .. } => Some(value.to_string()),
+            _ => None,
+        })
+}
+
+/// The cluster an action command is about: typed, else the channel's.
+fn action_cluster(ctx: Context<'_>, typed: Option<String>) -> Option<String> {
+    typed
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .or_else(|| ctx.data().config.channel_cluster(ctx.channel_id().get()))
+}
+
+/// Replica names of the cluster chosen so far.
+async fn replica_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
+    let mut names = Vec::new();
+    if let Some(cluster) = action_cluster(ctx, arg(ctx, "cluster")) {
+        if let Ok(t) = ctx
+            .data()
+            .config
+            .target(Some(&cluster), &config::process_env)
+        {
+            names = match Cluster::connect(&t).await {
+                Ok(cl) => cl.replicas.iter().map(|r| r.name.clone()).collect(),
+                Err(_) => t.replicas.iter().map(|r| r.name.clone()).collect(),
+            };
+        }
+    }
+    choices(names, partial)
+}
+
+/// Replicated tables (`db.table`) of the replica chosen so far, from its system.replicas.
+async fn table_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct T {
+        #[serde(deserialize_with = "crate::clickhouse::lossy")]
+        name: String,
+    }
+    let mut names = Vec::new();
+    if let (Some(cluster), Some(replica)) = (
+        action_cluster(ctx, arg(ctx, "cluster")),
+        arg(ctx, "replica"),
+    ) {
+        if let Ok(t) = ctx
+            .data()
+            .config
+            .target(Some(&cluster), &config::process_env)
+        {
+            if let Ok(cl) = Cluster::connect(&t).await {
+                if let Some(c) = cl.replicas.iter().find(|r| r.name == replica) {
+                    let sql = "SELECT concat(database, '.', table) AS name FROM system.replicas ORDER BY name LIMIT 500";
+                    if let Ok(rows) = c.fetch::<T>(sql, &[]).await {
+                        names = rows.into_iter().map(|r| r.name).collect();
+                    }
+                }
+            }
+        }
+    }
+    choices(names, partial)
+}
+
+fn choices(names: Vec<String>, partial: &str) -> serenity::CreateAutocompleteResponse {
+    let partial = partial.to_lowercase();
+    let list = names
+        .into_iter()
+        // Values must stay the exact name: one that does not fit Discord's 100 characters is
+        // left out rather than cut. Choice names are shown as typed, so escaped.
+        .filter(|n| n.chars().count() <= 100 && n.to_lowercase().contains(&partial))
+        .take(25)
+        .map(|n| serenity::AutocompleteChoice::new(clip(&display::plain(&n), 100), n))
+        .collect();
+    serenity::CreateAutocompleteResponse::new().set_choices(list)
+}
+
+/// Back up one replica on its own (no ON CLUSTER): preview, then Confirm
+#[poise::command(slash_command, rename = "backup-replica")]
+pub async fn backup_replica(
+    ctx: Context<'_>,
+    #[description = "Cluster"]
+    #[autocomplete = "cluster_names"]
+    cluster: Option<String>,
+    #[description = "Replica"]
+    #[autocomplete = "replica_names"]
+    replica: String,
+    #[description = "Databases, comma-separated (default: every user database of the replica)"]
+    databases: Option<String>,
+) -> Result<(), Error> {
+    let cluster = action_cluster(ctx, cluster)
+        .ok_or_else(|| UserError("Which cluster? Pass `cluster:`.".into()))?;
+    let databases: Vec<String> = match databases {
+        Some(d) => d
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => replica_databases(ctx, &cluster, &replica).await?,
+    };
+    let disk = ctx
+        .data()
+        .config
+        .target(Some(&cluster), &config::process_env)
+        .map_err(|e| UserError(display::discord(&e.to_string())))?
+        .backup_disk;
+    let action = Action::BackupReplica {
+        cluster,
+        replica,
+        databases,
+        disk,
+    };
+    start_action(ctx, action).await
+}
+
+/// SYSTEM RESTART REPLICA on one table of one replica: preview, then Confirm
+#[poise::command(slash_command, rename = "restart-replica")]
+pub async fn restart_replica(
+    ctx: Context<'_>,
+    #[description = "Cluster"]
+    #[autocomplete = "cluster_names"]
+    cluster: Option<String>,
+    #[description = "Replica"]
+    #[autocomplete = "replica_names"]
+    replica: String,
+    #[description = "Table, as database.table"]
+    #[autocomplete = "table_names"]
+    table: String,
+) -> Result<(), Error> {
+    let cluster = action_cluster(ctx, cluster)
+        .ok_or_else(|| UserError("Which cluster? Pass `cluster:`.".into()))?;
+    let (database, table) = table
+        .split_once('.')
+        .filter(|(d, t)| !d.is_empty() && !t.is_empty())
+        .map(|(d, t)| (d.to_string(), t.to_string()))
+        .ok_or_else(|| {
+            UserError("`table` must be database.table (pick one from the list).".into())
+        })?;
+    let action = Action::RestartReplica {
+        cluster,
+        replica,
+        database,
+        table,
+    };
+    start_action(ctx, action).await
+}
+
+/// The user databases of a replica (what a per-replica backup covers by default).
+async fn replica_databases(
+    ctx: Context<'_>,
+    cluster: &str,
+    replica: &str,
+) -> Result<Vec<String>, Error> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Name {
+        #[serde(deserialize_with = "crate::clickhouse::lossy")]
+        name: String,
+    }
+    let t = ctx
+        .data()
+        .config
+        .target(Some(cluster), &config::process_env)
+        .map_err(|e| UserError(display::discord(&e.to_string())))?;
+    let cl = Cluster::connect(&t)
+        .await
+        .map_err(|e| UserError(display::discord(&e.to_string())))?;
+    let c = cl
+        .replicas
+        .iter()
+        .find(|r| r.name == replica)
+        .ok_or_else(|| {
+            UserError(format!(
+                "No replica '{}' in {cluster}.",
+                display::discord(replica)
+            ))
+        })?;
+    let rows: Vec<Name> = c
+        .fetch(crate::checks::settings::DATABASES_SQL, &[])
+        .await
+        .map_err(|e| {
+            UserError(format!(
+                "Cannot list the databases of {}: {}",
+                display::discord(replica),
+                display::discord(&e.to_string())
+            ))
+        })?;
+    if rows.is_empty() {
+        return Err(UserError(format!(
+            "{} has no user databases: nothing to back up.",
+            display::discord(replica)
+        ))
+        .into());
+    }
+    Ok(rows.into_iter().map(|r| r.name).collect())
+}
+
+/// Hand an action to the button flow (role check, preview, confirmation).
+async fn start_action(ctx: Context<'_>, action: Action) -> Result<(), Error> {
+    let poise::Context::Application(app) = ctx else {
+        return Ok(());
+    };
+    let ci = app.interaction;
+    let who = buttons::requester(&ci.user, ci.member.as_deref());
+    let place = buttons::place(ci.guild_id, ci.channel_id);
+    buttons::start(
+        ctx.serenity_context(),
+        ctx.data(),
+        buttons::Start::Command(ci),
+        action,
+        &who,
+        &place,
+    )
+    .await;
+    Ok(())
+}
+
+/// The audit log of actions (newest first)
+#[poise::command(slash_command)]
+pub async fn audit(
+    ctx: Context<'_>,
+    #[description = "Cluster"]
+    #[autocomplete = "cluster_names"]
+    cluster: Option<String>,
+    #[description = "Rows (1–50, default 20)"]
+    #[min = 1]
+    #[max = 50]
+    limit: Option<u64>,
+) -> Result<(), Error> {
+    let cluster = cluster
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    if let Some(c) = &cluster {
+        guard::may_speak(
+            ctx.channel_id().get(),
+            ctx.data().config.allowed_channels(c),
+        )
+        .map_err(|r| UserError(r.to_string()))?;
+    }
+    let rows = ctx
+        .data()
+        .store
+        .audit_rows(
+            cluster.as_deref(),
+            limit.unwrap_or(20).clamp(1, 50) as usize,
+        )
+        .await?;
+    let e = render::audit_embed(cluster.as_deref(), &rows);
+    ctx.send(
+        poise::CreateReply::default()
+            .embed(e.to_builder())
+            .ephemeral(true),
+    )
+    .await?;
+    Ok(())
+}
+
 /// chops: diagnose ClickHouse backup/restore sync failures
 #[poise::command(slash_command, subcommands("help"))]
 pub async fn chops(_ctx: Context<'_>) -> Result<(), Error> {
@@ -132,6 +408,37 @@ pub async fn help(ctx: Context<'_>) -> Result<(), Error> {
     ctx.send(poise::CreateReply::default().content(text).ephemeral(true))
         .await?;
     Ok(())
+}
+
+/// Store each runnable step's action and return (offer id, button label); none when actions are
+/// not enabled for the cluster (default deny: no roles, no buttons).
+async fn offers(
+    ctx: Context<'_>,
+    policy: &guard::Policy,
+    card: &crate::domain::Card,
+) -> Vec<(String, String)> {
+    if !policy.enabled() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for a in card
+        .next_steps
+        .iter()
+        .filter_map(|s| s.action.as_ref())
+        .take(25)
+    {
+        let json = serde_json::to_string(a).expect("an action serialises");
+        match ctx
+            .data()
+            .store
+            .put_offer(json, a.cluster().to_string(), crate::actions::now(), 3600)
+            .await
+        {
+            Ok(id) => out.push((id, a.title())),
+            Err(e) => tracing::warn!(error = %e, "could not store a card button"),
+        }
+    }
+    out
 }
 
 /// Options some commands add to a check.
@@ -196,7 +503,21 @@ pub async fn run_check(
                 cl.backups_limit = n.clamp(1, 20) as usize;
             }
             let card = cl.check(scope, kinds).await;
-            serenity::EditInteractionResponse::new().embed(render::embed(&card).to_builder())
+            let mut e = render::embed(&card);
+            let offers = offers(ctx, &target.policy, &card).await;
+            if !target.policy.enabled() && card.next_steps.iter().any(|s| s.action.is_some()) {
+                e.footer = clip(
+                    &format!("{} · actions are not enabled for {}", e.footer, target.name),
+                    render::FOOTER_MAX,
+                );
+            }
+            let mut reply = serenity::EditInteractionResponse::new()
+                .embed(e.to_builder())
+                .components(render::card_buttons(&offers));
+            for f in e.files() {
+                reply = reply.new_attachment(f);
+            }
+            reply
         }
         Err(e) => serenity::EditInteractionResponse::new()
             .content(render::clip(&display::discord(&e.to_string()), 2000)),

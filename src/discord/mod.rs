@@ -4,6 +4,7 @@
 //! Errors: a [`UserError`] is shown to the user as a short ephemeral message; anything else shows
 //! "internal error, reference <id>" and is logged with that id.
 
+pub mod buttons;
 pub mod commands;
 pub mod render;
 
@@ -20,6 +21,8 @@ use crate::render::display::plain;
 /// What every command handler can reach.
 pub struct Data {
     pub config: Arc<Loaded>,
+    /// Offers, confirmations, locks and the audit log (shared with `chops act`).
+    pub store: crate::store::Store,
 }
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -35,6 +38,8 @@ pub struct UserError(pub String);
 pub enum BotError {
     #[error("Discord: {0}")]
     Discord(#[from] serenity::Error),
+    #[error("cannot open the action store: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Every command the bot offers.
@@ -46,6 +51,10 @@ pub fn commands() -> Vec<poise::Command<Data, Error>> {
         commands::lag(),
         commands::blockers(),
         commands::backups(),
+        commands::settings(),
+        commands::backup_replica(),
+        commands::restart_replica(),
+        commands::audit(),
         commands::chops(),
     ]
 }
@@ -159,8 +168,10 @@ pub async fn serve(
 ) -> Result<(), BotError> {
     let guild_ids = config.config.discord.guild_ids.clone();
     let http = http(&token, config.config.discord.proxy.as_deref());
+    let store = crate::store::Store::open(&config.store_path())?;
     let data = Data {
         config: Arc::new(config),
+        store,
     };
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
@@ -170,6 +181,18 @@ pub async fn serve(
             command_check: Some(|ctx| Box::pin(place_guard(ctx))),
             // Nothing chops sends may ping anyone, whatever a name or an error text contains.
             allowed_mentions: Some(serenity::CreateAllowedMentions::new()),
+            // Buttons outlive the command that drew them: handled here, state in the store.
+            event_handler: |fw, event| {
+                Box::pin(async move {
+                    if let serenity::FullEvent::InteractionCreate {
+                        interaction: serenity::Interaction::Component(ci),
+                    } = event
+                    {
+                        buttons::handle(fw.serenity_context, fw.user_data, ci).await;
+                    }
+                    Ok(())
+                })
+            },
             ..Default::default()
         })
         .setup(move |ctx, ready, _framework| {
@@ -179,6 +202,16 @@ pub async fn serve(
                     Ok(n) => tracing::info!(user = %ready.user.name, registrations = n, "connected; commands registered"),
                     Err(e) => tracing::error!(user = %ready.user.name, error = %e, "connected; registering commands failed"),
                 }
+                // Actions left running by an earlier process: finish their records and messages, in
+                // the background (a backup may still be running for a while).
+                let (http, again) = (
+                    ctx.http.clone(),
+                    Data {
+                        config: data.config.clone(),
+                        store: data.store.clone(),
+                    },
+                );
+                tokio::spawn(async move { buttons::reconcile(&http, &again).await });
                 Ok(data)
             })
         })

@@ -24,9 +24,21 @@ pub struct Embed {
     pub fields: Vec<(String, String)>,
     pub footer: String,
     pub timestamp: String,
+    /// Files to attach to the message (name, text): statements too long to show in a field.
+    pub attachments: Vec<(String, String)>,
 }
 
 impl Embed {
+    /// The files as serenity attachments.
+    pub fn files(&self) -> Vec<serenity::CreateAttachment> {
+        self.attachments
+            .iter()
+            .map(|(name, text)| {
+                serenity::CreateAttachment::bytes(text.as_bytes().to_vec(), name.clone())
+            })
+            .collect()
+    }
+
     /// Characters Discord counts toward the 6000 limit.
     pub fn total_chars(&self) -> usize {
         count(&self.title)
@@ -128,7 +140,8 @@ fn finding_line(f: &Finding) -> String {
     line
 }
 
-fn step_text(i: usize, s: &NextStep, max: usize, scope: &str, cluster: &str) -> String {
+/// A step's text; a statement too long for the field is attached instead (returned as a file).
+fn step_text(i: usize, s: &NextStep, max: usize) -> (String, Option<(String, String)>) {
     let on = s
         .run_on
         .as_ref()
@@ -142,18 +155,23 @@ fn step_text(i: usize, s: &NextStep, max: usize, scope: &str, cluster: &str) -> 
         .unwrap_or_default();
     let room = max.saturating_sub(count(&head) + count(&note));
     let mut body = String::new();
-    // A statement is shown whole or not at all: a clipped one must never look runnable.
+    let mut file = None;
+    // A statement is shown whole or not at all: a clipped one must never look runnable. One
+    // that does not fit is attached whole (on-call may only have chat).
     // Inside a code block markdown is not read; `sql::ident`/`sql::string` never produce "```".
     if let Some(code) = &s.sql {
         let block = format!("\n```sql\n{}\n```", plain(code));
         let part = if count(&block) <= room {
             block
         } else {
-            clip(&format!("\n*(too long for Discord: `chops check {scope} --cluster {cluster}` prints it in full)*"), room)
+            let name = format!("step-{}.sql", i + 1);
+            let part = clip(&format!("\n*(statement attached: {name})*"), room);
+            file = Some((name, format!("{}\n", plain(code))));
+            part
         };
         body.push_str(&part);
     }
-    format!("{head}{body}{note}")
+    (format!("{head}{body}{note}"), file)
 }
 
 /// Build the embed within every limit. `budget` is the share of a field's value lines may use;
@@ -218,11 +236,16 @@ fn build(card: &Card, per_field: usize) -> Embed {
         ));
     }
     // Next steps: as many fields as needed, each ≤ the field limit, within 25 fields in all.
+    let mut attachments = Vec::new();
     let steps: Vec<String> = card
         .next_steps
         .iter()
         .enumerate()
-        .map(|(i, s)| step_text(i, s, per_field, &card.scope, &card.cluster))
+        .map(|(i, s)| {
+            let (text, file) = step_text(i, s, per_field);
+            attachments.extend(file);
+            text
+        })
         .collect();
     let mut current = String::new();
     let mut step_fields: Vec<String> = Vec::new();
@@ -283,6 +306,207 @@ fn build(card: &Card, per_field: usize) -> Embed {
         fields,
         footer,
         timestamp: card.generated_at.clone(),
+        attachments,
+    }
+}
+
+/// Buttons under a card: one per next step chops can run, `custom_id` = `chops:offer:<stored id>`
+/// (the action itself stays in the store; nothing in a custom_id is trusted).
+pub fn card_buttons(offers: &[(String, String)]) -> Vec<serenity::CreateActionRow> {
+    offers
+        .chunks(5)
+        .take(5)
+        .map(|row| {
+            serenity::CreateActionRow::Buttons(
+                row.iter()
+                    .map(|(id, label)| {
+                        serenity::CreateButton::new(format!("chops:offer:{id}"))
+                            .label(clip(&plain(label), 80))
+                            .style(serenity::ButtonStyle::Secondary)
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Confirm / Cancel (and Approve under the two-person rule) for a preview.
+pub fn preview_buttons(
+    id: &str,
+    needs_approval: bool,
+    can_run: bool,
+) -> Vec<serenity::CreateActionRow> {
+    let mut b = vec![serenity::CreateButton::new(format!("chops:confirm:{id}"))
+        .label("Confirm")
+        .style(serenity::ButtonStyle::Danger)
+        .disabled(!can_run)];
+    if needs_approval {
+        b.push(
+            serenity::CreateButton::new(format!("chops:approve:{id}"))
+                .label("Approve")
+                .style(serenity::ButtonStyle::Primary),
+        );
+    }
+    b.push(
+        serenity::CreateButton::new(format!("chops:cancel:{id}"))
+            .label("Cancel")
+            .style(serenity::ButtonStyle::Secondary),
+    );
+    vec![serenity::CreateActionRow::Buttons(b)]
+}
+
+const BLUE: u32 = 0x34_98_db;
+const ORANGE: u32 = 0xe6_7e_22;
+const GREEN: u32 = 0x2e_cc_71;
+const RED: u32 = 0xe7_4c_3c;
+const GREY: u32 = 0x95_a5_a6;
+
+/// The statement as a code block, or a pointer to the attached file when it is too long.
+fn statement(sql: &str, room: usize) -> (String, Vec<(String, String)>) {
+    let block = format!("```sql\n{}\n```", plain(sql));
+    if count(&block) <= room {
+        (block, vec![])
+    } else {
+        (
+            "*(statement attached: statement.sql)*".to_string(),
+            vec![("statement.sql".to_string(), format!("{}\n", plain(sql)))],
+        )
+    }
+}
+
+/// The preview: what will run where, each precondition live, who may confirm, until when.
+pub fn preview_embed(p: &crate::actions::Preview, requester_id: Option<u64>) -> Embed {
+    let (code, attachments) = statement(&p.sql, 3000);
+    let mut description = format!("{code}\n{}\n", discord(&p.effect));
+    for c in &p.checks {
+        let mark = if c.ok { "✅" } else { "❌" };
+        description.push_str(&format!("\n{mark} {}", discord(&c.text)));
+    }
+    let who = match requester_id {
+        Some(id) => format!("<@{id}>"),
+        None => discord(&p.requester),
+    };
+    let mut who_line = format!("\n\nOnly {who} can confirm");
+    if p.needs_approval {
+        who_line.push_str(", after a member with an approver role approves");
+    }
+    who_line.push_str(&format!("; expires <t:{}:R>.", p.expires_at));
+    if p.dry_run {
+        who_line.push_str(" **Dry run**: nothing that writes will be sent.");
+    }
+    description.push_str(&who_line);
+    Embed {
+        title: clip(
+            &format!(
+                "Preview · {} · {}",
+                plain(&p.action.title()),
+                plain(p.action.cluster())
+            ),
+            TITLE_MAX,
+        ),
+        description: clip(&description, DESCRIPTION_MAX),
+        color: BLUE,
+        fields: vec![],
+        footer: format!("action {} · chops {}", p.id, env!("CARGO_PKG_VERSION")),
+        timestamp: String::new(),
+        attachments,
+    }
+}
+
+/// A running action: the statement and the latest progress line.
+pub fn progress_embed(title: &str, sql: &str, id: &str, line: &str) -> Embed {
+    let (code, _) = statement(sql, 3000);
+    Embed {
+        title: clip(&format!("Running · {}", plain(title)), TITLE_MAX),
+        description: clip(&format!("{code}\n⏳ {}", discord(line)), DESCRIPTION_MAX),
+        color: ORANGE,
+        fields: vec![],
+        footer: format!("action {id}"),
+        timestamp: String::new(),
+        attachments: vec![],
+    }
+}
+
+/// How an action ended, with the re-check's before → after.
+pub fn outcome_embed(title: &str, sql: &str, o: &crate::actions::Outcome) -> Embed {
+    use crate::store::FinalState;
+    let (mark, color) = match o.state {
+        FinalState::Succeeded => ("✅", GREEN),
+        FinalState::Failed => ("🛑", RED),
+        FinalState::Refused => ("⛔", GREY),
+        FinalState::DryRun => ("🧪", GREY),
+    };
+    let (code, _) = statement(sql, 2500);
+    let mut description = format!("{code}\n{mark} {}", discord(&o.summary));
+    for d in &o.details {
+        description.push_str(&format!("\n{}", discord(d)));
+    }
+    let footer = match &o.query_id {
+        Some(q) => format!("action {} · query_id {}", o.id, plain(q)),
+        None => format!("action {}", o.id),
+    };
+    Embed {
+        title: clip(
+            &format!("{} · {}", o.state_label(), plain(title)),
+            TITLE_MAX,
+        ),
+        description: clip(&description, DESCRIPTION_MAX),
+        color,
+        fields: vec![],
+        footer,
+        timestamp: String::new(),
+        attachments: vec![],
+    }
+}
+
+/// A short state line replacing a preview (cancelled, expired).
+pub fn closed_embed(title: &str, id: &str, why: &str) -> Embed {
+    Embed {
+        title: clip(&format!("{} · {}", plain(why), plain(title)), TITLE_MAX),
+        description: String::new(),
+        color: GREY,
+        fields: vec![],
+        footer: format!("action {id}"),
+        timestamp: String::new(),
+        attachments: vec![],
+    }
+}
+
+/// The audit log as an embed (newest first, one line each).
+pub fn audit_embed(cluster: Option<&str>, rows: &[crate::store::AuditRecord]) -> Embed {
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let a = &r.row;
+            let mut line = format!(
+                "<t:{}:f> **{}** {} by {}",
+                a.time,
+                discord(&a.decision),
+                discord(&a.action_key),
+                discord(&a.requester_name)
+            );
+            if let Some(x) = a.reason.as_ref().or(a.outcome.as_ref()) {
+                line.push_str(&format!(" — {}", clip(&discord(x), 150)));
+            }
+            line
+        })
+        .collect();
+    let description = if lines.is_empty() {
+        "No actions recorded.".to_string()
+    } else {
+        lines_within(&lines, DESCRIPTION_MAX)
+    };
+    Embed {
+        title: match cluster {
+            Some(c) => clip(&format!("Audit · {}", plain(c)), TITLE_MAX),
+            None => "Audit".to_string(),
+        },
+        description,
+        color: GREY,
+        fields: vec![],
+        footer: format!("{} rows · newest first", rows.len()),
+        timestamp: String::new(),
+        attachments: vec![],
     }
 }
 

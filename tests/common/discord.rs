@@ -1,14 +1,18 @@
 //! A fake Discord on loopback: REST (`/api/v10/...`) and a `ws://` gateway, enough for the real
 //! serenity/poise client. It records every REST call; tests inject gateway events (interactions)
-//! built by the payload helpers below, never by hand.
+//! built by the payload helpers below, never by hand. Every JSON body (or multipart `payload_json`)
+//! is checked against Discord's OpenAPI request schemas as it is recorded.
 #![allow(dead_code)]
+
+// The including crate declares `openapi` next to this module (tests/common/mod.rs, benches/bot.rs).
+use super::openapi;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
@@ -29,11 +33,15 @@ pub struct Recorded {
     pub method: String,
     pub path: String,
     pub body: Value,
+    /// Files of a `multipart/form-data` request, as (filename, bytes); empty for JSON requests.
+    pub files: Vec<(String, Vec<u8>)>,
     pub at: Instant,
 }
 
 struct Shared {
     requests: Mutex<Vec<Recorded>>,
+    /// "METHOD PATH: errors" for each recorded body Discord's schema rejects.
+    invalid: Mutex<Vec<String>>,
     changed: Notify,
     ws_url: String,
     next_id: AtomicU64,
@@ -139,6 +147,7 @@ impl FakeDiscord {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
+            invalid: Mutex::new(Vec::new()),
             changed: Notify::new(),
             ws_url,
             next_id: AtomicU64::new(1_000),
@@ -196,6 +205,23 @@ impl FakeDiscord {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// Every recorded body that does not validate against Discord's OpenAPI request schema, as
+    /// "METHOD PATH: error; error…", in the order they were sent.
+    pub fn invalid_bodies(&self) -> Vec<String> {
+        self.shared.invalid.lock().unwrap().clone()
+    }
+
+    /// Panic listing every body Discord's schema rejects (see [`FakeDiscord::invalid_bodies`]).
+    pub fn assert_bodies_valid(&self) {
+        let invalid = self.invalid_bodies();
+        assert!(
+            invalid.is_empty(),
+            "request bodies Discord's OpenAPI spec rejects ({}):\n{}",
+            invalid.len(),
+            invalid.join("\n")
+        );
+    }
+
     /// Wait until a recorded request satisfies `pred` (checked on every new request).
     pub async fn wait_for(
         &self,
@@ -248,18 +274,180 @@ impl FakeDiscord {
     }
 }
 
+/// One part of a `multipart/form-data` body.
+struct Part {
+    name: String,
+    filename: Option<String>,
+    data: Vec<u8>,
+}
+
+/// The `boundary` parameter of a `multipart/form-data` Content-Type.
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    let mut params = content_type.split(';');
+    if !params
+        .next()?
+        .trim()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
+        return None;
+    }
+    params.find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
+}
+
+/// The value of parameter `key` in a Content-Disposition header (`name="files[0]"`), quoted or not.
+fn disposition_param(header: &str, key: &str) -> Option<String> {
+    let mut rest = header;
+    while let Some(eq) = rest.find('=') {
+        let k = rest[..eq].rsplit([';', ' ', '\t']).next().unwrap_or("");
+        let after = &rest[eq + 1..];
+        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
+            // Quoted string: `\"` escapes a quote (a filename may hold `;`).
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut end = q.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => v.extend(chars.next().map(|(_, c)| c)),
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            (v, &q[end..])
+        } else {
+            let end = after.find(';').unwrap_or(after.len());
+            (after[..end].trim().to_string(), &after[end..])
+        };
+        if k.eq_ignore_ascii_case(key) {
+            return Some(value);
+        }
+        rest = tail;
+    }
+    None
+}
+
+/// Split a `multipart/form-data` body (RFC 7578) into its parts.
+fn parse_multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
+    let delim = format!("--{boundary}").into_bytes();
+    let next_delim = [b"\r\n".as_slice(), &delim].concat();
+    let mut at = find(body, &delim, 0).ok_or("no opening boundary")? + delim.len();
+    let mut parts = Vec::new();
+    loop {
+        if body[at..].starts_with(b"--") {
+            return Ok(parts);
+        }
+        if !body[at..].starts_with(b"\r\n") {
+            return Err("boundary not followed by CRLF".into());
+        }
+        at += 2;
+        let head_end = find(body, b"\r\n\r\n", at).ok_or("part headers not terminated")?;
+        let head = String::from_utf8_lossy(&body[at..head_end]).into_owned();
+        let data_start = head_end + 4;
+        let data_end =
+            find(body, &next_delim, data_start).ok_or("part not terminated by a boundary")?;
+        let disposition = head
+            .split("\r\n")
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-disposition")
+                    .then_some(v.trim())
+            })
+            .ok_or("part without Content-Disposition")?;
+        parts.push(Part {
+            name: disposition_param(disposition, "name").ok_or("part without a name")?,
+            filename: disposition_param(disposition, "filename"),
+            data: body[data_start..data_end].to_vec(),
+        });
+        at = data_end + next_delim.len();
+    }
+}
+
+/// Discord's Attachment objects for uploaded files, as message responses carry them.
+fn attachments_json(s: &Shared, files: &[(String, Vec<u8>)]) -> Value {
+    Value::Array(
+        files
+            .iter()
+            .map(|(name, data)| {
+                let id = s.next_id.fetch_add(1, Ordering::SeqCst) + 2_000_000;
+                let url = format!("https://cdn.discordapp.com/attachments/{CHANNEL_ID}/{id}/{name}");
+                json!({"id": id.to_string(), "filename": name, "size": data.len(),
+                       "url": url, "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net")})
+            })
+            .collect(),
+    )
+}
+
 async fn rest_handler(
     State(s): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    raw: axum::body::Bytes,
 ) -> Response {
     let path = uri.path().to_string();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // The JSON body (or, for multipart, the `payload_json` part) to record and validate; None
+    // when the request has no body. A body that is not JSON is kept as an invalid one.
+    let mut files = Vec::new();
+    let json_body: Option<Result<Value, String>> = match multipart_boundary(content_type) {
+        Some(boundary) => match parse_multipart(&raw, &boundary) {
+            Ok(parts) => {
+                let mut payload = None;
+                for p in parts {
+                    match p.filename {
+                        Some(filename) => files.push((filename, p.data)),
+                        None if p.name == "payload_json" => {
+                            payload = Some(
+                                serde_json::from_slice(&p.data)
+                                    .map_err(|e| format!("payload_json is not JSON: {e}")),
+                            )
+                        }
+                        None => {}
+                    }
+                }
+                payload
+            }
+            Err(e) => Some(Err(format!("malformed multipart body: {e}"))),
+        },
+        None if raw.is_empty() => None,
+        None => Some(serde_json::from_slice(&raw).map_err(|e| format!("body is not JSON: {e}"))),
+    };
+    let verdict = match &json_body {
+        None => Ok(()),
+        Some(Ok(v)) => openapi::validate(method.as_str(), &path, v),
+        Some(Err(e)) => Err(vec![e.clone()]),
+    };
+    if let Err(errors) = verdict {
+        let line = format!("{method} {path}: {}", errors.join("; "));
+        // Also on stderr: shown with the output of a test that fails for another reason.
+        eprintln!("fake Discord: invalid body: {line}");
+        s.invalid.lock().unwrap().push(line);
+    }
+    let body = json_body.and_then(Result::ok).unwrap_or(Value::Null);
+    let attachments = attachments_json(&s, &files);
     s.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),
         path: path.clone(),
         body: body.clone(),
+        files,
         at: Instant::now(),
     });
     s.changed.notify_waiters();
@@ -305,7 +493,9 @@ async fn rest_handler(
             (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"message": "fake failure", "code": 0}))).into_response()
         }
         ("PATCH", p) | ("POST", p) if p.starts_with("/api/v10/webhooks/") || p.starts_with("/api/v10/channels/") => {
-            Json(message_json(id, CHANNEL_ID, &body)).into_response()
+            let mut message = message_json(id, CHANNEL_ID, &body);
+            message["attachments"] = attachments;
+            Json(message).into_response()
         }
         ("GET", p) if p.starts_with("/api/v10/webhooks/") => Json(message_json(id, CHANNEL_ID, &json!({}))).into_response(),
         _ => (StatusCode::NOT_FOUND, Json(json!({"message": "Unknown route in fake Discord", "code": 0}))).into_response(),
