@@ -241,8 +241,14 @@ async fn registration_sends_every_command_with_its_options() {
         ("backups", vec!["cluster", "limit"]),
         ("settings", vec!["cluster"]),
         // Discord wants required options first.
-        ("backup-replica", vec!["replica", "cluster", "databases"]),
-        ("restart-replica", vec!["replica", "table", "cluster"]),
+        (
+            "backup-replica",
+            vec!["replica", "cluster", "databases", "dry_run"],
+        ),
+        (
+            "restart-replica",
+            vec!["replica", "table", "cluster", "dry_run"],
+        ),
         ("audit", vec!["cluster", "limit"]),
         ("chops", vec!["help"]),
     ];
@@ -696,6 +702,9 @@ async fn card_button_preview_confirm_runs_one_backup_and_audits_it() {
     let mine = bot.click(&confirm, 7002, USER_ID, &[ROLE]);
     assert_eq!(bot.fake.callback(mine, WAIT).await.body["type"], 6);
     let done = bot.message_edit(7002, "succeeded").await;
+    // Progress was shown on the same message before the outcome.
+    let running = bot.message_edit(7002, "Running · Back up r1").await;
+    assert!(running.at <= done.at);
     let d = done.body["embeds"][0]["description"].as_str().unwrap();
     assert!(d.contains("backup created on r1: BACKUP\\_CREATED"), "{d}");
     assert_eq!(
@@ -736,6 +745,38 @@ async fn card_button_preview_confirm_runs_one_backup_and_audits_it() {
         .row
         .place
         .starts_with(&format!("guild:{GUILD_ID}/channel:{CHANNEL_ID}")));
+
+    // A dry run from the command: the whole flow, audited, nothing sent.
+    let id = bot.fake.next_id();
+    let opts = serde_json::json!([
+        {"name": "replica", "type": 3, "value": "r1"},
+        {"name": "dry_run", "type": 5, "value": true},
+    ]);
+    bot.fake.dispatch(as_member(
+        interaction(id, 2, CHANNEL_ID, "backup-replica", opts),
+        USER_ID,
+        &[ROLE],
+    ));
+    let preview = bot.fake.edited_original(id, WAIT).await;
+    let d = preview.body["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        d.contains("**Dry run**: nothing that writes will be sent."),
+        "{d}"
+    );
+    let confirm = buttons(&preview.body)
+        .into_iter()
+        .find(|(l, _)| l == "Confirm")
+        .unwrap()
+        .1;
+    bot.click(&confirm, 7003, USER_ID, &[ROLE]);
+    let done = bot.message_edit(7003, "dry run").await;
+    let d = done.body["embeds"][0]["description"].as_str().unwrap();
+    assert!(d.contains("would run on r1"), "{d}");
+    assert_eq!(
+        operator_statements(&lc, 1).len(),
+        1,
+        "a dry run sends nothing"
+    );
     bot.fake.assert_bodies_valid();
     bot.stop().await;
 }

@@ -141,7 +141,7 @@ async fn offer(
         .await;
     };
     let place = place(ci.guild_id, ci.channel_id);
-    start(ctx, data, Start::Component(ci), action, who, &place).await;
+    start(ctx, data, Start::Component(ci), action, who, &place, false).await;
 }
 
 /// Where a preview is asked for from: a button or a slash command.
@@ -158,6 +158,7 @@ pub async fn start(
     action: Action,
     who: &Requester,
     place: &str,
+    dry_run: bool,
 ) {
     let channel = match &from {
         Start::Component(ci) => ci.channel_id,
@@ -197,7 +198,7 @@ pub async fn start(
     };
     // The role is known without any probe: a refusal is private and immediate.
     if !(policy.enabled() && policy.allows(action.kind(), who)) {
-        let text = match actor.request(action, who, place, false).await {
+        let text = match actor.request(action, who, place, dry_run).await {
             Err(FlowError::Refused(r)) => r.to_string(),
             Err(e) => internal(&e.to_string()),
             Ok(_) => "refused".into(),
@@ -216,7 +217,7 @@ pub async fn start(
         return;
     }
     let mut preview_id = None;
-    let edit = match actor.request(action, who, place, false).await {
+    let edit = match actor.request(action, who, place, dry_run).await {
         Ok(p) => {
             preview_id = Some(p.id.clone());
             preview_message(&p, who)

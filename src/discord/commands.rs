@@ -214,6 +214,9 @@ pub async fn backup_replica(
     replica: String,
     #[description = "Databases, comma-separated (default: every user database of the replica)"]
     databases: Option<String>,
+    #[description = "Go through every step, audited, but send nothing that writes"] dry_run: Option<
+        bool,
+    >,
 ) -> Result<(), Error> {
     let cluster = action_cluster(ctx, cluster)
         .ok_or_else(|| UserError("Which cluster? Pass `cluster:`.".into()))?;
@@ -237,7 +240,7 @@ pub async fn backup_replica(
         databases,
         disk,
     };
-    start_action(ctx, action).await
+    start_action(ctx, action, dry_run.unwrap_or(false)).await
 }
 
 /// SYSTEM RESTART REPLICA on one table of one replica: preview, then Confirm
@@ -253,6 +256,9 @@ pub async fn restart_replica(
     #[description = "Table, as database.table"]
     #[autocomplete = "table_names"]
     table: String,
+    #[description = "Go through every step, audited, but send nothing that writes"] dry_run: Option<
+        bool,
+    >,
 ) -> Result<(), Error> {
     let cluster = action_cluster(ctx, cluster)
         .ok_or_else(|| UserError("Which cluster? Pass `cluster:`.".into()))?;
@@ -269,7 +275,7 @@ pub async fn restart_replica(
         database,
         table,
     };
-    start_action(ctx, action).await
+    start_action(ctx, action, dry_run.unwrap_or(false)).await
 }
 
 /// The user databases of a replica (what a per-replica backup covers by default).
@@ -322,7 +328,7 @@ async fn replica_databases(
 }
 
 /// Hand an action to the button flow (role check, preview, confirmation).
-async fn start_action(ctx: Context<'_>, action: Action) -> Result<(), Error> {
+async fn start_action(ctx: Context<'_>, action: Action, dry_run: bool) -> Result<(), Error> {
     let poise::Context::Application(app) = ctx else {
         return Ok(());
     };
@@ -336,6 +342,7 @@ async fn start_action(ctx: Context<'_>, action: Action) -> Result<(), Error> {
         action,
         &who,
         &place,
+        dry_run,
     )
     .await;
     Ok(())
