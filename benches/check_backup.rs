@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use chops::checks::{Cluster, Mode};
 use chops::config::{self, Loaded};
-use chops::domain::CheckKind;
 use chops::localcluster::LocalCluster;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -67,12 +66,12 @@ fn scenario(latency_ms: u32, runs: usize) -> ((f64, f64), (f64, f64)) {
         cluster.mode = mode;
         // Warm-up: connection pools, the engines' first reads of system tables.
         for _ in 0..5 {
-            rt.block_on(cluster.check("backup", &CheckKind::ALL));
+            rt.block_on(cluster.check(chops::domain::Scope::Full));
         }
         let mut ms = Vec::with_capacity(runs);
         for _ in 0..runs {
             let t = Instant::now();
-            let card = rt.block_on(cluster.check("backup", &CheckKind::ALL));
+            let card = rt.block_on(cluster.check(chops::domain::Scope::Full));
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
             assert_eq!(
                 card.verdict.label(),

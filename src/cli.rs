@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::checks::{Cluster, SetupError};
 use crate::config::{self, ConfigError, Loaded};
 use crate::discord::{self, BotError};
-use crate::domain::CheckKind;
+use crate::domain::{CheckKind, Scope};
 use crate::render;
 
 pub const EXIT_USAGE: i32 = 3;
@@ -155,16 +155,15 @@ pub enum UserError {
 }
 
 impl What {
-    fn kinds(self) -> (&'static str, Vec<CheckKind>) {
-        let one = |k: CheckKind| (k.name(), vec![k]);
+    fn scope(self) -> Scope {
         match self {
-            What::Backup => ("backup", CheckKind::ALL.to_vec()),
-            What::Keeper => one(CheckKind::Keeper),
-            What::Replicas => one(CheckKind::Replicas),
-            What::Lag => one(CheckKind::Lag),
-            What::Blockers => one(CheckKind::Blockers),
-            What::Backups => one(CheckKind::Backups),
-            What::Settings => one(CheckKind::Settings),
+            What::Backup => Scope::Full,
+            What::Keeper => Scope::One(CheckKind::Keeper),
+            What::Replicas => Scope::One(CheckKind::Replicas),
+            What::Lag => Scope::One(CheckKind::Lag),
+            What::Blockers => Scope::One(CheckKind::Blockers),
+            What::Backups => Scope::One(CheckKind::Backups),
+            What::Settings => Scope::One(CheckKind::Settings),
         }
     }
 }
@@ -236,8 +235,7 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
                 target.deadline = std::time::Duration::from_millis(ms);
             }
             let cluster = Cluster::connect(&target).await?;
-            let (scope, kinds) = what.kinds();
-            let card = cluster.check(scope, &kinds).await;
+            let card = cluster.check(what.scope()).await;
             if json {
                 println!("{}", render::json(&card));
             } else {

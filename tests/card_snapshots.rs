@@ -6,7 +6,7 @@ use std::time::Duration;
 use chops::checks::{backups, blockers, keeper, lag, replicas, settings};
 use chops::domain::diagnose::{diagnose, CheckResult, Context, ReplicaRef};
 use chops::domain::thresholds::Thresholds;
-use chops::domain::{Card, CheckKind, ProbeError};
+use chops::domain::{Card, CheckKind, ProbeError, Scope};
 use chops::render;
 
 const NOW: u64 = 1_795_645_636; // 2026-11-25T22:27:16Z
@@ -182,7 +182,7 @@ fn scenario(down: Option<&str>, keeper_up: bool, backup_error: Option<&str>) -> 
     let (sf, _) = settings::evaluate(&sp, "backups");
     diagnose(
         &ctx(),
-        "backup",
+        Scope::Full,
         vec![
             result(CheckKind::Keeper, keeper::evaluate(&[node], &views)),
             result(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chops::discord::render::{self, Embed};
 use chops::domain::diagnose::{diagnose, CheckResult, Context, ReplicaRef};
-use chops::domain::{Cause, CheckKind, Finding, Flag, Severity, Subject};
+use chops::domain::{Cause, CheckKind, Finding, Flag, Scope, Severity, Subject};
 
 fn ctx(n: usize) -> Context {
     Context {
@@ -88,7 +88,7 @@ fn failing_12() -> chops::domain::Card {
             findings,
         });
     }
-    diagnose(&c, "backup", results)
+    diagnose(&c, Scope::Full, results)
 }
 
 fn assert_limits(e: &Embed) {
@@ -169,7 +169,7 @@ fn limits_hold_for_pathological_names() {
     .cause(Cause::ReplicaOffline)];
     let card = diagnose(
         &c,
-        "backup",
+        Scope::Full,
         vec![CheckResult {
             check: CheckKind::Replicas,
             elapsed_ms: 1,
@@ -196,7 +196,7 @@ fn healthy_embed_json() {
         .collect();
     let card = diagnose(
         &c,
-        "backup",
+        Scope::Full,
         vec![CheckResult {
             check: CheckKind::Replicas,
             elapsed_ms: 9,

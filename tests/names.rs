@@ -261,7 +261,7 @@ fn hostile_names_give_exact_one_line_statements() {
     let rt_ = tokio::runtime::Runtime::new().unwrap();
     let card = rt_.block_on(async {
         let cl = chops::checks::Cluster::connect(&target).await.unwrap();
-        cl.check("backup", &chops::domain::CheckKind::ALL).await
+        cl.check(chops::domain::Scope::Full).await
     });
     let e = chops::discord::render::embed(&card);
     let all: Vec<&String> = std::iter::once(&e.description)

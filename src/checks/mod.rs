@@ -57,7 +57,7 @@ use crate::config::ClusterTarget;
 use crate::domain::diagnose::{self, CheckResult, Context, ReplicaRef};
 use crate::domain::thresholds::Thresholds;
 use crate::domain::url::redact;
-use crate::domain::{Card, CheckKind, Finding, ProbeError, Severity, Subject};
+use crate::domain::{Card, CheckKind, Finding, ProbeError, Scope, Severity, Subject};
 
 /// A cluster ready to be checked: its replicas resolved to clients.
 #[derive(Debug, Clone)]
@@ -148,15 +148,16 @@ impl Cluster {
         })
     }
 
-    /// Run `kinds` concurrently and build the card. `scope` is `backup` or the single check's name.
+    /// Run the scope's checks concurrently and build the card.
     ///
     /// Boxed as `Send`: callers such as the bot's command handlers need a `Send` future, and the
     /// compiler cannot prove it through the iterator closures below on its own.
-    pub fn check<'a>(&'a self, scope: &'a str, kinds: &'a [CheckKind]) -> BoxFut<'a, Card> {
-        Box::pin(self.check_inner(scope, kinds))
+    pub fn check(&self, scope: Scope) -> BoxFut<'_, Card> {
+        Box::pin(self.check_inner(scope))
     }
 
-    async fn check_inner(&self, scope: &str, kinds: &[CheckKind]) -> Card {
+    async fn check_inner(&self, scope: Scope) -> Card {
+        let kinds = scope.kinds();
         let start = Instant::now();
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)

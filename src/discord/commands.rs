@@ -8,7 +8,7 @@ use crate::checks::Cluster;
 use crate::config;
 use crate::domain::action::Action;
 use crate::domain::text::clip;
-use crate::domain::{guard, CheckKind};
+use crate::domain::{guard, CheckKind, Scope};
 use crate::render::display;
 
 /// Cluster names from the config that start with what the user typed.
@@ -34,7 +34,7 @@ pub async fn backup_check(
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
 ) -> Result<(), Error> {
-    run_check(ctx, cluster, "backup", &CheckKind::ALL, Tuning::default()).await
+    run_check(ctx, cluster, Scope::Full, Tuning::default()).await
 }
 
 /// Keeper health: four-letter words on every node, and each replica's view
@@ -462,15 +462,14 @@ async fn section(
     kind: CheckKind,
     tuning: Tuning,
 ) -> Result<(), Error> {
-    run_check(ctx, cluster, kind.name(), &[kind], tuning).await
+    run_check(ctx, cluster, Scope::One(kind), tuning).await
 }
 
 /// Resolve the cluster and where we are, defer at once, run the checks, edit the answer with the card.
 pub async fn run_check(
     ctx: Context<'_>,
     cluster: Option<String>,
-    scope: &str,
-    kinds: &[CheckKind],
+    scope: Scope,
     tuning: Tuning,
 ) -> Result<(), Error> {
     // The place (guild, DM) was checked before this command ran (`place_guard`).
@@ -509,7 +508,7 @@ pub async fn run_check(
             if let Some(n) = tuning.backups_limit {
                 cl.backups_limit = n.clamp(1, 20) as usize;
             }
-            let card = cl.check(scope, kinds).await;
+            let card = cl.check(scope).await;
             let mut e = render::embed(&card);
             let offers = offers(ctx, &target.policy, &card).await;
             if !target.policy.enabled() && card.next_steps.iter().any(|s| s.action.is_some()) {

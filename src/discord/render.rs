@@ -188,11 +188,7 @@ pub fn embed(card: &Card) -> Embed {
 }
 
 fn build(card: &Card, per_field: usize) -> Embed {
-    let scope = if card.scope == "backup" {
-        "backup check".to_string()
-    } else {
-        format!("{} check", card.scope)
-    };
+    let scope = card.scope.title();
     let title = clip(
         &format!(
             "{} {} · {} · {}",

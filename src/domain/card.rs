@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::action::Action;
 use super::cause::Cause;
 use super::finding::{CheckKind, Finding, Severity};
+use super::scope::Scope;
 
 /// The overall answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -109,7 +110,7 @@ impl NextStep {
 pub struct Card {
     pub cluster: String,
     /// `backup` for the full diagnosis, or a check name for a single section.
-    pub scope: String,
+    pub scope: Scope,
     pub verdict: Verdict,
     pub headline: String,
     pub causes: Vec<RankedCause>,

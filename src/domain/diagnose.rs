@@ -7,6 +7,7 @@ use super::card::{Card, NextStep, RankedCause, Section, Verdict};
 use super::cause::Cause;
 use super::classify::ErrorKind;
 use super::finding::{CheckKind, Finding, Flag, Severity, Subject};
+use super::scope::Scope;
 use super::{sql, time};
 
 /// What one check produced.
@@ -99,7 +100,7 @@ pub fn rank_causes(findings: &[&Finding]) -> Vec<RankedCause> {
 }
 
 /// Build the card for `scope` (`backup` or a check name) from the check results.
-pub fn diagnose(ctx: &Context, scope: &str, mut results: Vec<CheckResult>) -> Card {
+pub fn diagnose(ctx: &Context, scope: Scope, mut results: Vec<CheckResult>) -> Card {
     results.sort_by_key(|r| r.check);
     let sections: Vec<Section> = results
         .into_iter()
@@ -135,7 +136,7 @@ pub fn diagnose(ctx: &Context, scope: &str, mut results: Vec<CheckResult>) -> Ca
     let next_steps = next_steps(ctx, &causes, &all, verdict, scope);
     Card {
         cluster: ctx.cluster.clone(),
-        scope: scope.to_string(),
+        scope,
         verdict,
         headline,
         causes,
@@ -257,7 +258,7 @@ fn next_steps(
     causes: &[RankedCause],
     findings: &[&Finding],
     verdict: Verdict,
-    scope: &str,
+    scope: Scope,
 ) -> Vec<NextStep> {
     let mut steps = Vec::new();
     let down = unreachable(findings);
@@ -294,7 +295,7 @@ fn next_steps(
                     NextStep::text("Restore Keeper before retrying: ON CLUSTER backups coordinate every host through it")
                         .note("Do not run SYSTEM RESTART REPLICA while Keeper is down"),
                 );
-                if scope == "backup" {
+                if scope.is_full() {
                     add_backups(&mut steps);
                 }
             }
@@ -304,7 +305,7 @@ fn next_steps(
                         "Bring {r} back, or leave it out: an ON CLUSTER backup needs every host"
                     )));
                 }
-                if scope == "backup" {
+                if scope.is_full() {
                     add_backups(&mut steps);
                 }
             }
@@ -313,7 +314,7 @@ fn next_steps(
                 steps.push(NextStep::text(
                     "Check the network between replicas and to Keeper (interserver and Keeper ports, packet loss, DNS)",
                 ));
-                if scope == "backup" {
+                if scope.is_full() {
                     add_backups(&mut steps);
                 }
             }
@@ -439,7 +440,7 @@ fn next_steps(
             steps.push(step);
         }
     }
-    if verdict == Verdict::Healthy && scope == "backup" {
+    if verdict == Verdict::Healthy && scope.is_full() {
         let stamp = time::compact(ctx.now_unix);
         let name = sql::backup_name(&ctx.cluster, "cluster", &stamp);
         if let Some(what) = on_cluster_list(ctx) {
@@ -585,7 +586,7 @@ mod tests {
         for (name, findings, verdict, top) in cases {
             let card = diagnose(
                 &ctx(),
-                "backup",
+                Scope::Full,
                 vec![CheckResult {
                     check: CheckKind::Keeper,
                     elapsed_ms: 1,
@@ -631,7 +632,7 @@ mod tests {
     fn offline_replica_gets_per_replica_backups_for_the_others() {
         let card = diagnose(
             &ctx(),
-            "backup",
+            Scope::Full,
             vec![CheckResult {
                 check: CheckKind::Replicas,
                 elapsed_ms: 3,
@@ -677,7 +678,7 @@ mod tests {
         );
         let card = diagnose(
             &c,
-            "backup",
+            Scope::Full,
             vec![CheckResult {
                 check: CheckKind::Replicas,
                 elapsed_ms: 1,
@@ -704,7 +705,7 @@ mod tests {
             "r3 has no user databases: nothing to back up there"
         );
         c.databases.remove("r3");
-        let card = diagnose(&c, "backup", vec![]);
+        let card = diagnose(&c, Scope::Full, vec![]);
         let sql = card.next_steps[0].sql.as_deref().unwrap();
         assert!(
             sql.starts_with("BACKUP DATABASE `events` ON CLUSTER 'prod' TO"),
@@ -736,7 +737,7 @@ mod tests {
         for (findings, note) in cases {
             let card = diagnose(
                 &ctx(),
-                "backup",
+                Scope::Full,
                 vec![CheckResult {
                     check: CheckKind::Lag,
                     elapsed_ms: 1,
@@ -766,7 +767,7 @@ mod tests {
             .insert("backup_restore_keeper_retry_initial_backoff_ms".into(), 100);
         let card = diagnose(
             &c,
-            "backup",
+            Scope::Full,
             vec![CheckResult {
                 check: CheckKind::Backups,
                 elapsed_ms: 1,
@@ -798,7 +799,7 @@ mod tests {
             .iter()
             .map(|r| (r.to_string(), vec!["we`ird".to_string()]))
             .collect();
-        let card = diagnose(&c, "backup", vec![]);
+        let card = diagnose(&c, Scope::Full, vec![]);
         assert_eq!(card.verdict, Verdict::Healthy);
         let sql = card.next_steps[0].sql.as_deref().unwrap();
         assert!(sql.starts_with("BACKUP DATABASE `we\\`ird` ON CLUSTER 'it\\'s' TO Disk('backups', 'chops-it_s-cluster-"), "{sql}");

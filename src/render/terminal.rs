@@ -47,11 +47,7 @@ impl Style {
 pub fn render(card: &Card, color: bool) -> String {
     let st = Style { color };
     let mut out = String::new();
-    let scope = if card.scope == "backup" {
-        "backup check".to_string()
-    } else {
-        format!("{} check", card.scope)
-    };
+    let scope = card.scope.title();
     let _ = writeln!(
         out,
         "{} {} · cluster {} · {}",
