@@ -968,3 +968,101 @@ async fn restart_with_two_person_rule_runs_on_that_replica() {
     bot.fake.assert_bodies_valid();
     bot.stop().await;
 }
+
+/// `chops serve` killed (SIGKILL) while a backup it started runs: the next `chops serve` finishes
+/// the audit record and puts the final status on the action's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_serve_finishes_its_action_when_started_again() {
+    let lc = LocalCluster::start(3).expect("cluster");
+    must(&lc.urls[0], "CREATE DATABASE shop");
+    must(
+        &lc.urls[0],
+        "CREATE TABLE shop.items (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        &lc.urls[0],
+        "INSERT INTO shop.items SELECT number, randomPrintableASCII(100) FROM numbers(1000000)",
+    );
+    let fake = FakeDiscord::start().await;
+    let text = std::fs::read_to_string(with_actions(
+        &lc,
+        &format!("backup_roles = [{ROLE}]\ncooldown_secs = 0"),
+    ))
+    .unwrap();
+    let store = lc.dir.join("serve.db");
+    let cfg = write_config(
+        &lc.dir,
+        "serve.toml",
+        &with_discord(
+            &format!("{text}\n[store]\npath = \"{}\"\n", store.display()),
+            &fake,
+            "token_env = \"CHOPS_TEST_DISCORD_TOKEN\"\n",
+        ),
+    );
+    let serve = |n: u32| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
+            .args(["--config", &cfg, "serve"])
+            .env("CHOPS_TEST_DISCORD_TOKEN", "fake-token")
+            .stdout(std::fs::File::create(lc.dir.join(format!("serve{n}.out"))).unwrap())
+            .stderr(std::fs::File::create(lc.dir.join(format!("serve{n}.err"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = ChildGuard(Some(serve(1)));
+    fake.registered(WAIT).await;
+    let id = fake.next_id();
+    let opts = serde_json::json!([{"name": "replica", "type": 3, "value": "r1"}]);
+    fake.dispatch(as_member(
+        interaction(id, 2, CHANNEL_ID, "backup-replica", opts),
+        USER_ID,
+        &[ROLE],
+    ));
+    let preview = fake.edited_original(id, WAIT).await;
+    let confirm = buttons(&preview.body)
+        .into_iter()
+        .find(|(l, _)| l == "Confirm")
+        .unwrap()
+        .1;
+    let click_id = fake.next_id();
+    fake.dispatch(click(click_id, &confirm, 7401, USER_ID, &[ROLE]));
+    let start = std::time::Instant::now();
+    while operator_statements(&lc, 1).is_empty() {
+        assert!(start.elapsed() < WAIT, "the backup was never sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SIGKILL, by its own PID: no chance to write the outcome.
+    let mut child = first.0.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rows = chops::store::Store::open(&store)
+        .unwrap()
+        .audit_rows(None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].row.decision, "executing", "{rows:#?}");
+
+    let _second = ChildGuard(Some(serve(2)));
+    let done = fake
+        .wait_for("the reconciled outcome", WAIT, |r| {
+            r.method == "PATCH"
+                && r.path
+                    .starts_with(&format!("/api/v10/channels/{CHANNEL_ID}/messages/"))
+                && r.body["embeds"][0]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("succeeded"))
+        })
+        .await;
+    let d = done.body["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        d.contains("after a restart of chops: backup created on r1"),
+        "{d}"
+    );
+    let rows = chops::store::Store::open(&store)
+        .unwrap()
+        .audit_rows(None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].row.decision, "succeeded", "{rows:#?}");
+    assert_eq!(operator_statements(&lc, 1).len(), 1, "not sent twice");
+    fake.assert_bodies_valid();
+}
