@@ -196,21 +196,9 @@ impl Actor<'_> {
         if !role_ok {
             let refusal = guard::may_act(&action, &Snapshot::unprobed(), self.policy, who, now)
                 .expect_err("role refused");
-            self.audit(
-                &id_hint,
-                &action,
-                &sql,
-                who,
-                None,
-                place,
-                "refused",
-                Some(refusal.to_string()),
-                None,
-                None,
-                None,
-            )
-            .await?;
-            return Err(FlowError::Refused(refusal));
+            return Err(self
+                .refuse(&id_hint, &action, &sql, who, place, refusal)
+                .await);
         }
         let snap = self.snapshot(&planned, now).await?;
         // Typed names must exist on the server: otherwise no preview (and no SQL) at all.
@@ -235,21 +223,9 @@ impl Actor<'_> {
         };
         if let Some(why) = missing {
             let refusal = ActRefusal::Precondition(why);
-            self.audit(
-                &id_hint,
-                &action,
-                &sql,
-                who,
-                None,
-                place,
-                "refused",
-                Some(refusal.to_string()),
-                None,
-                None,
-                None,
-            )
-            .await?;
-            return Err(FlowError::Refused(refusal));
+            return Err(self
+                .refuse(&id_hint, &action, &sql, who, place, refusal)
+                .await);
         }
         let checks = guard::preconditions(&action, &snap, now);
         let needs_approval = self.policy.needs_approval(action.kind(), who);
@@ -297,6 +273,28 @@ impl Actor<'_> {
             dry_run,
             expires_at,
         })
+    }
+
+    /// Audit a refusal that came before any confirmation row, and hand it back as the error.
+    async fn refuse(
+        &self,
+        id: &str,
+        action: &Action,
+        sql: &str,
+        who: &Requester,
+        place: &str,
+        refusal: ActRefusal,
+    ) -> FlowError {
+        let reason = Some(refusal.to_string());
+        let audited = self
+            .audit(
+                id, action, sql, who, None, place, "refused", reason, None, None, None,
+            )
+            .await;
+        match audited {
+            Ok(()) => FlowError::Refused(refusal),
+            Err(e) => e,
+        }
     }
 
     /// A second member approves (two-person rule).

@@ -56,6 +56,21 @@ pub async fn actor_parts(
     Ok((cl, operator, target.policy))
 }
 
+fn actor<'a>(
+    data: &'a Data,
+    cluster: &'a Cluster,
+    operator: Option<(String, config::Secret)>,
+    policy: &'a guard::Policy,
+) -> Actor<'a> {
+    Actor {
+        cluster,
+        operator,
+        policy,
+        store: &data.store,
+        follow_every: PROGRESS_EVERY,
+    }
+}
+
 async fn ephemeral(ctx: &serenity::Context, ci: &serenity::ComponentInteraction, text: &str) {
     let r = serenity::CreateInteractionResponse::Message(
         serenity::CreateInteractionResponseMessage::new()
@@ -189,13 +204,7 @@ pub async fn start(
         Ok(p) => p,
         Err(e) => return refuse(e).await,
     };
-    let actor = Actor {
-        cluster: &cl,
-        operator,
-        policy: &policy,
-        store: &data.store,
-        follow_every: PROGRESS_EVERY,
-    };
+    let actor = actor(data, &cl, operator, &policy);
     // The role is known without any probe: a refusal is private and immediate.
     if !(policy.enabled() && policy.allows(action.kind(), who)) {
         let text = match actor.request(action, who, place, dry_run).await {
@@ -293,13 +302,7 @@ async fn decide(
         Ok(p) => p,
         Err(e) => return followup(ctx, ci, &e).await,
     };
-    let actor = Actor {
-        cluster: &cl,
-        operator,
-        policy: &policy,
-        store: &data.store,
-        follow_every: PROGRESS_EVERY,
-    };
+    let actor = actor(data, &cl, operator, &policy);
     let requester = format!("<@{}>", conf.requester_id);
     let title = action_title(&conf);
     let (channel, message) = (ci.channel_id, ci.message.id);
@@ -404,13 +407,7 @@ pub async fn reconcile(http: &serenity::Http, data: &Data) {
         let Ok((cl, operator, policy)) = actor_parts(data, &cluster).await else {
             continue;
         };
-        let actor = Actor {
-            cluster: &cl,
-            operator,
-            policy: &policy,
-            store: &data.store,
-            follow_every: PROGRESS_EVERY,
-        };
+        let actor = actor(data, &cl, operator, &policy);
         let unfinished = data.store.unfinished().await.unwrap_or_default();
         let outcomes = match actor.reconcile().await {
             Ok(o) => o,

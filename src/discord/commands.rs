@@ -13,17 +13,7 @@ use crate::render::display;
 
 /// Cluster names from the config that start with what the user typed.
 async fn cluster_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
-    let partial = partial.to_lowercase();
-    let choices = ctx
-        .data()
-        .config
-        .cluster_names()
-        .into_iter()
-        .filter(|n| n.to_lowercase().starts_with(&partial))
-        .take(25)
-        .map(serenity::AutocompleteChoice::from)
-        .collect();
-    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+    choices(ctx.data().config.cluster_names(), partial)
 }
 
 /// Diagnose a failed backup/restore: every check, the likely cause first, the next steps
