@@ -47,6 +47,9 @@ pub enum Command {
         /// Colour: auto (only on a terminal), always, never.
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
+        /// Show why each cause ranks where it does (its score, fact by fact; also in --json).
+        #[arg(long)]
+        explain_ranking: bool,
     },
     /// Run the Discord bot until SIGINT/SIGTERM (token from the env var `discord.token_env` names).
     Serve,
@@ -229,6 +232,7 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             json,
             color,
             deadline_ms,
+            explain_ranking,
         } => {
             let mut target = loaded.target(cluster.as_deref(), &config::process_env)?;
             if let Some(ms) = deadline_ms {
@@ -246,7 +250,10 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
                         std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
                     }
                 };
-                print!("{}", render::terminal::render(&card, color));
+                print!(
+                    "{}",
+                    render::terminal::render_with(&card, color, explain_ranking)
+                );
             }
             Ok(card.verdict.exit_code())
         }

@@ -339,3 +339,37 @@ fn waited_ms(f: &serde_json::Value) -> u64 {
     let after = s.split("timed out after ").nth(1).unwrap();
     after.split(' ').next().unwrap().parse().unwrap()
 }
+
+/// Keeper stopped and a replica frozen at once: the frozen replica shows up in every check, but
+/// it is one fact about one replica; nothing ON CLUSTER works without Keeper, so Keeper is first,
+/// and the JSON says why (its reasons, fact by fact).
+#[test]
+fn keeper_down_and_a_frozen_replica_rank_keeper_first() {
+    let c = start();
+    c.stop_keeper();
+    c.freeze_replica(3);
+    let (code, card) = card_of(&c);
+    c.thaw_replica(3);
+    assert_eq!(code, 2, "{card:#}");
+    assert_eq!(top_cause(&card), "keeper", "{card:#}");
+    let reasons = card["causes"][0]["reasons"].to_string();
+    assert!(reasons.contains("cluster-wide"), "{reasons}");
+    let offline = card["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cause"] == "replica_offline")
+        .expect("the frozen replica is still a cause");
+    assert_eq!(
+        offline["score"], 6,
+        "one fact: crit 3 × one replica 2: {offline:#}"
+    );
+    assert!(
+        !card["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["cause"] == "network"),
+        "a plain timeout is not network trouble: {card:#}"
+    );
+}

@@ -68,8 +68,8 @@ fn unreachable(check: CheckKind, replica: &str, e: &ProbeError) -> Finding {
             subject,
             format!("{replica}: no answer ({e})"),
         )
-        .cause(Cause::ReplicaOffline)
-        .cause(Cause::Network),
+        // A plain timeout: offline as far as the sync can tell, not evidence of intermittency.
+        .cause(Cause::ReplicaOffline),
         ProbeError::Auth { .. } => Finding::new(
             check,
             Severity::Unknown,
@@ -236,7 +236,7 @@ mod tests {
                 probe("r3", Err(ProbeError::Timeout { after_ms: 2000 }), Err(ProbeError::Timeout { after_ms: 2000 })),
                 Severity::Crit,
                 "r3: no answer (timed out after 2000 ms)",
-                &[Cause::ReplicaOffline, Cause::Network],
+                &[Cause::ReplicaOffline],
             ),
             (probe("r4", Ok(1), Err(ProbeError::Auth { code: 516 })), Severity::Unknown, "r4: authentication failed (code 516): check `user` and the password in `password_env`", &[]),
             (probe("r5", Ok(1500), Ok("26.9.2.1")), Severity::Warn, "r5: slow: ping 1500 ms", &[Cause::Network]),

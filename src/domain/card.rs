@@ -61,6 +61,9 @@ pub struct RankedCause {
     pub title: String,
     pub score: u32,
     pub evidence: Vec<String>,
+    /// Why the score: one line per fact, heaviest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
 }
 
 /// A concrete next step: exact one-line SQL (filled with real names) to run on a named replica,

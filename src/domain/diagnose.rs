@@ -55,43 +55,89 @@ fn weight(f: &Finding) -> u32 {
     }
 }
 
-/// Rank the runbook's causes by the findings that support them: crit counts 3, warn and
-/// unknown 1 (alternatives after a finding's first cause count at most 1). Ties keep the
-/// runbook's order. Causes without support are left out.
+/// How far a problem reaches: the whole cluster (a cluster-wide finding, Keeper — whose nodes
+/// only turn crit when the ensemble lost its quorum) > one replica > one table, mutation or backup.
+fn radius(s: &Subject) -> (u32, &'static str) {
+    match s {
+        Subject::Cluster | Subject::KeeperNode { .. } => (3, "cluster-wide"),
+        Subject::Replica { .. } => (2, "one replica"),
+        Subject::Table { .. } | Subject::Mutation { .. } | Subject::Backup { .. } => {
+            (1, "one table or operation")
+        }
+    }
+}
+
+/// One subject, one problem: the same fact seen by several checks counts once (an unreachable
+/// replica shows up in every check).
+fn fact(f: &Finding) -> String {
+    match &f.subject {
+        Subject::Cluster => format!("cluster:{}:{}", f.check.name(), f.summary),
+        Subject::Replica { replica } => format!("replica:{replica}"),
+        Subject::KeeperNode { node } => format!("keeper:{node}"),
+        Subject::Table {
+            replica,
+            database,
+            table,
+        } => format!("table:{replica}:{database}.{table}"),
+        Subject::Backup { replica, id, .. } => format!("backup:{replica}:{id}"),
+        Subject::Mutation {
+            replica,
+            mutation_id,
+            ..
+        } => format!("mutation:{replica}:{mutation_id}"),
+    }
+}
+
+/// Rank the runbook's causes by the distinct facts that support them. A fact weighs its worst
+/// severity (crit 3, warn/unknown 1) times its reach (cluster-wide 3, one replica 2, one table 1)
+/// for its first cause, and 1 for an alternative cause. Ties keep the runbook's order. Each cause
+/// carries its reasons (fact by fact), so a reader can see why it is first.
 pub fn rank_causes(findings: &[&Finding]) -> Vec<RankedCause> {
     let mut ranked: Vec<RankedCause> = Cause::ALL
         .iter()
         .filter_map(|&cause| {
-            let mut support: Vec<&&Finding> = findings
+            let mut facts: BTreeMap<String, (u32, &Finding, String)> = BTreeMap::new();
+            for f in findings
                 .iter()
                 .filter(|f| weight(f) > 0 && f.causes.contains(&cause))
-                .collect();
-            // A finding weighs fully for its first cause, and at most 1 for the alternatives.
-            let score: u32 = support
-                .iter()
-                .map(|f| {
-                    if f.causes[0] == cause {
-                        weight(f)
-                    } else {
-                        weight(f).min(1)
-                    }
-                })
-                .sum();
+            {
+                let (reach, label) = radius(&f.subject);
+                let (w, why) = if f.causes[0] == cause {
+                    (
+                        weight(f) * reach,
+                        format!("{} {} × {label} {reach}", f.severity.label(), weight(f)),
+                    )
+                } else {
+                    (1, "alternative cause 1".to_string())
+                };
+                let e = facts.entry(fact(f)).or_insert((0, f, String::new()));
+                if w > e.0 || (w == e.0 && f.severity > e.1.severity) {
+                    *e = (w, f, why);
+                }
+            }
+            let score: u32 = facts.values().map(|(w, ..)| w).sum();
             if score == 0 {
                 return None;
             }
-            support.sort_by_key(|f| std::cmp::Reverse(f.severity));
+            let mut support: Vec<&(u32, &Finding, String)> = facts.values().collect();
+            support.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.severity.cmp(&a.1.severity)));
             let mut evidence: Vec<String> = Vec::new();
-            for f in support {
+            for (_, f, _) in &support {
                 if !evidence.contains(&f.summary) && evidence.len() < MAX_EVIDENCE {
                     evidence.push(f.summary.clone());
                 }
             }
+            let reasons = support
+                .iter()
+                .take(MAX_EVIDENCE)
+                .map(|(w, f, why)| format!("+{w} ({why}): {}", f.summary))
+                .collect();
             Some(RankedCause {
                 cause,
                 title: cause.title().to_string(),
                 score,
                 evidence,
+                reasons,
             })
         })
         .collect();
@@ -620,12 +666,103 @@ mod tests {
         );
         let ranked = rank_causes(&[&a, &b, &ok]);
         assert_eq!(ranked.len(), 2);
-        assert_eq!((ranked[0].cause, ranked[0].score), (Cause::Keeper, 4));
+        // Cluster-wide crit 3 × 3, plus the table's warn 1 × 1.
+        assert_eq!((ranked[0].cause, ranked[0].score), (Cause::Keeper, 10));
         assert_eq!(
             ranked[0].evidence,
             vec![a.summary.clone(), b.summary.clone()]
         );
         assert_eq!((ranked[1].cause, ranked[1].score), (Cause::ReplicaLag, 1));
+    }
+
+    /// Several things wrong at once: evidence counts per distinct fact, weighted by its reach.
+    #[test]
+    fn compound_faults_rank_the_expected_cause_first() {
+        use CheckKind::*;
+        use Severity::*;
+        let node = |n: &str| Subject::KeeperNode { node: n.into() };
+        let replica = Subject::replica;
+        let backup = |r: &str| Subject::Backup {
+            replica: r.into(),
+            id: "b1".into(),
+            name: "n".into(),
+        };
+        let mutation = |r: &str| Subject::Mutation {
+            replica: r.into(),
+            database: "events".into(),
+            table: "hits".into(),
+            mutation_id: "m1".into(),
+        };
+        let off = &[Cause::ReplicaOffline][..];
+        let cases: Vec<(&str, Vec<Finding>, Cause)> = vec![
+            (
+                // Every Keeper node refusing (quorum lost) and one replica hung: the hung replica
+                // shows up in all six checks, yet it is one fact; nothing ON CLUSTER works without Keeper.
+                "keeper down + replica hung",
+                vec![
+                    f(Keeper, Crit, node("zk1:2181"), &[Cause::Keeper]),
+                    f(Keeper, Crit, node("zk2:2181"), &[Cause::Keeper]),
+                    f(Keeper, Crit, node("zk3:2181"), &[Cause::Keeper]),
+                    f(Keeper, Crit, Subject::Cluster, &[Cause::Keeper]),
+                    f(Keeper, Unknown, replica("r3"), off),
+                    f(Replicas, Crit, replica("r3"), off),
+                    f(Lag, Unknown, replica("r3"), off),
+                    f(Blockers, Unknown, replica("r3"), off),
+                    f(Backups, Unknown, replica("r3"), off),
+                    f(Settings, Unknown, replica("r3"), off),
+                ],
+                Cause::Keeper,
+            ),
+            (
+                "replica down + failed 655 naming it",
+                vec![
+                    f(Replicas, Crit, replica("r2"), off),
+                    f(Lag, Unknown, replica("r2"), off),
+                    f(
+                        Backups,
+                        Crit,
+                        backup("r1"),
+                        &[Cause::ReplicaOffline, Cause::Keeper],
+                    ),
+                ],
+                Cause::ReplicaOffline,
+            ),
+            (
+                "running backup + failing mutation on another replica",
+                vec![
+                    f(Blockers, Warn, backup("r1"), &[Cause::ConflictingOperation]),
+                    f(
+                        Blockers,
+                        Crit,
+                        mutation("r2"),
+                        &[Cause::ConflictingOperation],
+                    ),
+                    f(Lag, Warn, table("r2"), &[Cause::ReplicaLag]),
+                ],
+                Cause::ConflictingOperation,
+            ),
+            (
+                "lagging table + old failed backup",
+                vec![
+                    f(Lag, Crit, table("r1"), &[Cause::ReplicaLag]),
+                    f(Backups, Warn, backup("r1"), &[Cause::Keeper]),
+                ],
+                Cause::ReplicaLag,
+            ),
+        ];
+        for (name, findings, want) in cases {
+            let refs: Vec<&Finding> = findings.iter().collect();
+            let ranked = rank_causes(&refs);
+            assert_eq!(ranked[0].cause, want, "{name}: {ranked:#?}");
+            assert!(!ranked[0].reasons.is_empty(), "{name}: reasons");
+        }
+        // The hung replica is one fact: crit 3 × one replica 2.
+        let hung: Vec<Finding> = (0..6)
+            .map(|_| f(Lag, Unknown, replica("r3"), off))
+            .chain([f(Replicas, Crit, replica("r3"), off)])
+            .collect();
+        let refs: Vec<&Finding> = hung.iter().collect();
+        assert_eq!(rank_causes(&refs)[0].score, 6);
     }
 
     #[test]

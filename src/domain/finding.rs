@@ -210,9 +210,12 @@ impl Finding {
         if full.len() > SUMMARY_MAX {
             f = f.evidence(full);
         }
+        // A plain timeout is a replica that does not answer; "network trouble" is kept for
+        // evidence of intermittency (errors between peers, 209/210, retries).
         match err {
-            ProbeError::Timeout { .. } => f.cause(Cause::ReplicaOffline).cause(Cause::Network),
-            ProbeError::Refused | ProbeError::Network(_) => f.cause(Cause::ReplicaOffline),
+            ProbeError::Timeout { .. } | ProbeError::Refused | ProbeError::Network(_) => {
+                f.cause(Cause::ReplicaOffline)
+            }
             _ => f,
         }
     }

@@ -45,6 +45,11 @@ impl Style {
 
 /// Render the whole card.
 pub fn render(card: &Card, color: bool) -> String {
+    render_with(card, color, false)
+}
+
+/// Render the whole card; `explain_ranking` adds each cause's score, fact by fact.
+pub fn render_with(card: &Card, color: bool, explain_ranking: bool) -> String {
     let st = Style { color };
     let mut out = String::new();
     let scope = card.scope.title();
@@ -68,8 +73,14 @@ pub fn render(card: &Card, color: bool) -> String {
                 plain(&c.title),
                 st.dim(&format!("(score {})", c.score))
             );
-            for e in &c.evidence {
-                let _ = writeln!(out, "       - {}", plain(e));
+            if explain_ranking {
+                for r in &c.reasons {
+                    let _ = writeln!(out, "       {}", st.dim(&plain(r)));
+                }
+            } else {
+                for e in &c.evidence {
+                    let _ = writeln!(out, "       - {}", plain(e));
+                }
             }
         }
     }
