@@ -61,6 +61,18 @@ pub enum Command {
         #[command(subcommand)]
         what: ActCommand,
     },
+    /// Classify one error text (a failed BACKUP/RESTORE message, a log line): category, causes,
+    /// code, host, meaning, next steps. Exit 3 for an empty text.
+    Explain {
+        /// The error text, or `-` to read it from stdin.
+        text: Option<String>,
+        /// Print JSON: category, causes, code, code_name, host, meaning, next_steps.
+        #[arg(long)]
+        json: bool,
+        /// Also run the full card on this cluster, with the text's evidence on it.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
     /// Show the audit log of actions (newest first).
     Audit {
         /// Only this cluster.
@@ -186,6 +198,14 @@ pub async fn run(cli: Cli) -> i32 {
 }
 
 async fn execute(cli: Cli) -> Result<i32, UserError> {
+    if let Command::Explain {
+        text,
+        json,
+        cluster,
+    } = cli.command
+    {
+        return explain(cli.config, text, json, cluster).await;
+    }
     let path = config::resolve_path(cli.config);
     let loaded = Loaded::load(&path)?;
     match cli.command {
@@ -220,6 +240,7 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             Ok(0)
         }
         Command::Act { what } => act(&loaded, what).await,
+        Command::Explain { .. } => unreachable!("explain runs before the config is loaded"),
         Command::Audit { cluster, limit } => {
             let store = crate::store::Store::open(&loaded.store_path())?;
             let rows = store.audit_rows(cluster.as_deref(), limit as usize).await?;
@@ -437,6 +458,67 @@ async fn user_databases(cluster: &Cluster, replica: &str) -> Result<Vec<String>,
         )));
     }
     Ok(rows.into_iter().map(|r| r.name).collect())
+}
+
+/// `chops explain`: pure unless `--cluster` is given (then the config is read and the card run).
+async fn explain(
+    config_flag: Option<PathBuf>,
+    text: Option<String>,
+    json: bool,
+    cluster: Option<String>,
+) -> Result<i32, UserError> {
+    use std::io::Read;
+    let text = match text.as_deref() {
+        Some("-") => {
+            let mut buf = Vec::new();
+            // Bounded: what explain reads, and a little more to know it was longer.
+            std::io::stdin()
+                .take((crate::domain::explain::MAX_TEXT + 1) as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| UserError::Usage(format!("cannot read stdin: {e}")))?;
+            crate::domain::text::from_bytes(&buf)
+        }
+        Some(t) => t.to_string(),
+        None => {
+            return Err(UserError::Usage(
+                "no error text: pass it as an argument, or `-` to read stdin".into(),
+            ))
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(UserError::Usage("the error text is empty".into()));
+    }
+    let e = crate::domain::explain::explain(&text);
+    if json {
+        let mut v = serde_json::to_value(&e).expect("an explanation serialises");
+        if let Some(name) = cluster.as_deref() {
+            v["card"] =
+                serde_json::from_str(&render::json(&explain_card(config_flag, name, &e).await?))
+                    .expect("a card is JSON");
+        }
+        println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", render::terminal::explanation(&e, color));
+        if let Some(name) = cluster.as_deref() {
+            let card = explain_card(config_flag, name, &e).await?;
+            print!("\n{}", render::terminal::render(&card, color));
+        }
+    }
+    Ok(0)
+}
+
+async fn explain_card(
+    config_flag: Option<PathBuf>,
+    cluster: &str,
+    e: &crate::domain::explain::Explanation,
+) -> Result<crate::domain::Card, UserError> {
+    let loaded = Loaded::load(&config::resolve_path(config_flag))?;
+    let target = loaded.target(Some(cluster), &config::process_env)?;
+    let cl = Cluster::connect(&target).await?;
+    Ok(cl
+        .check_with(Scope::Full, vec![crate::domain::explain::finding(e)])
+        .await)
 }
 
 /// Completes on SIGINT or SIGTERM.

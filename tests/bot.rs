@@ -250,6 +250,8 @@ async fn registration_sends_every_command_with_its_options() {
             vec!["replica", "table", "cluster", "dry_run"],
         ),
         ("audit", vec!["cluster", "limit"]),
+        ("explain", vec!["error", "public"]),
+        ("Explain this error", vec![]),
         ("chops", vec!["help"]),
     ];
     let got: Vec<(&str, Vec<&str>)> = shape
@@ -257,7 +259,8 @@ async fn registration_sends_every_command_with_its_options() {
         .map(|(n, o)| (n.as_str(), o.iter().map(String::as_str).collect()))
         .collect();
     assert_eq!(got, want);
-    for c in cmds {
+    // Message commands (type 3) have no description; every slash command has help text.
+    for c in cmds.iter().filter(|c| c["type"] != 3) {
         assert!(
             !c["description"].as_str().unwrap_or("").is_empty(),
             "help text for {}",
@@ -396,13 +399,13 @@ async fn register_commands_cli_registers_in_each_guild() {
     .await
     .unwrap();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout.trim(), "registered 11 commands in 1 guild(s)");
+    assert_eq!(out.stdout.trim(), "registered 13 commands in 1 guild(s)");
     let reg = fake.registered(WAIT).await;
     assert_eq!(
         reg.path,
         format!("/api/v10/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
     );
-    assert_eq!(reg.body.as_array().unwrap().len(), 11);
+    assert_eq!(reg.body.as_array().unwrap().len(), 13);
     fake.assert_bodies_valid();
 }
 
@@ -1065,4 +1068,51 @@ async fn a_killed_serve_finishes_its_action_when_started_again() {
     assert_eq!(rows[0].row.decision, "succeeded", "{rows:#?}");
     assert_eq!(operator_statements(&lc, 1).len(), 1, "not sent twice");
     fake.assert_bodies_valid();
+}
+
+/// `/explain` answers privately with the explained error (snapshot); the message command
+/// "Explain this error" explains a message's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_answers_privately_and_from_a_message() {
+    let c = shared();
+    let bot = Bot::start(&c.config).await;
+    let text = "Code: 655. DB::Exception: Failed to sync backup or restore: Got error from host node2:9000: Code: 999. Coordination::Exception: Session expired. (KEEPER_EXCEPTION) (version 24.12.1.1)";
+    let id = bot.invoke("explain", &[("error", text)], CHANNEL_ID);
+    let cb = bot.fake.callback(id, WAIT).await;
+    assert_eq!(cb.body["type"], 4, "{}", cb.body);
+    assert_eq!(cb.body["data"]["flags"], 64, "ephemeral by default");
+    let mut embed = cb.body["data"]["embeds"][0].clone();
+    embed["footer"]["text"] = embed["footer"]["text"]
+        .as_str()
+        .unwrap()
+        .replace(env!("CARGO_PKG_VERSION"), "X.Y.Z")
+        .into();
+    insta::assert_json_snapshot!("explain_embed", embed);
+
+    // Right-click → Apps → Explain this error, on another bot's message.
+    let id = bot.fake.next_id();
+    let mut v = interaction(
+        id,
+        2,
+        CHANNEL_ID,
+        "Explain this error",
+        serde_json::json!([]),
+    );
+    let msg = message_json(
+        555,
+        CHANNEL_ID,
+        &serde_json::json!({"content": "backup failed: Code: 598. DB::Exception: Backup Disk('backups', 'daily') already exists. (BACKUP_ALREADY_EXISTS)"}),
+    );
+    v["data"] = serde_json::json!({
+        "id": "910000000000000001", "name": "Explain this error", "type": 3, "target_id": "555",
+        "resolved": {"messages": {"555": msg}},
+    });
+    bot.fake.dispatch(v);
+    let cb = bot.fake.callback(id, WAIT).await;
+    assert_eq!(cb.body["data"]["flags"], 64);
+    let d = cb.body["data"]["embeds"][0]["description"]
+        .as_str()
+        .unwrap();
+    assert!(d.starts_with("**name\\_reuse**"), "{d}");
+    bot.stop().await;
 }

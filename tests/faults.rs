@@ -220,7 +220,7 @@ fn failed_backups_are_classified() {
         f["summary"]
             .as_str()
             .unwrap()
-            .ends_with("backup destination not allowed or missing (code 36)"),
+            .ends_with("backup destination not allowed, missing or not shared (code 36)"),
         "{f}"
     );
     assert!(card["next_steps"].to_string().contains("allowed_disk"));

@@ -218,3 +218,81 @@ fn a_wrong_password_is_an_auth_finding_and_never_printed() {
         );
     }
 }
+
+/// `chops explain`: from an argument or stdin, as text or JSON; empty is a usage error; a huge
+/// text is read in part; with `--cluster` the card carries the pasted error's evidence.
+#[test]
+fn explain_classifies_a_pasted_error() {
+    use std::io::Write;
+    let text = "Code: 655. DB::Exception: Failed to sync backup or restore: No connection to host node2:9000 yet. (FAILED_TO_SYNC_BACKUP_OR_RESTORE) (version 24.3.1.1)";
+    let out = chops(&["explain", text], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("category: replica_offline\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("host: node2:9000"), "{}", out.stdout);
+
+    let stdin = |input: &[u8], args: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut w = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        // Written from a thread: chops stops reading after its first MiB.
+        let writer = std::thread::spawn(move || {
+            let _ = w.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        out
+    };
+    let out = stdin(
+        b"SQL Error [159] [07000]: Read timed out\n",
+        &["explain", "-", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["category"], "client_timeout", "{v:#}");
+    assert_eq!(v["code"], 159);
+    for key in ["causes", "code_name", "host", "meaning", "next_steps"] {
+        assert!(v.get(key).is_some(), "{key} in {v:#}");
+    }
+    let out = stdin(b"  \n", &["explain", "-"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "chops: the error text is empty"
+    );
+    let mut huge = b"Code: 999. DB::Exception: Coordination::Exception: Session expired. ".to_vec();
+    huge.resize(10 << 20, b'x');
+    let out = stdin(&huge, &["explain", "-", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["category"].as_str(), v["clipped"].as_bool()),
+        (Some("keeper"), Some(true))
+    );
+
+    let c = shared();
+    let out = chops(
+        &[
+            "--config",
+            &c.config,
+            "explain",
+            "--cluster",
+            "local",
+            "--json",
+            text,
+        ],
+        &[],
+    );
+    let v = out.json();
+    let pasted = findings(&v["card"]).into_iter().find(|(check, _, s)| {
+        check == "backups" && s.starts_with("pasted error: host lost or offline")
+    });
+    assert!(pasted.is_some(), "{:#}", v["card"]);
+}

@@ -85,6 +85,9 @@ pub fn failure_finding(replica: &str, row: &BackupRow, superseded: bool) -> Find
     )
     .evidence(c.message.clone())
     .flag(Flag::BackupError(c.kind));
+    if c.shared_destination {
+        f = f.flag(Flag::DestinationNotShared);
+    }
     if let Some(host) = &c.host {
         f = f.evidence(format!("names host {host}"));
     }
@@ -212,7 +215,7 @@ mod tests {
             ("Code: 598. DB::Exception: Backup Disk('backups', 'b1') already exists. (BACKUP_ALREADY_EXISTS)", Severity::Warn, "backup name reused (not a sync problem) (code 598)", &[]),
             ("Code: 999. Coordination::Exception: Session expired. (KEEPER_EXCEPTION)", Severity::Crit, "Keeper error (code 999)", &[Cause::Keeper]),
             ("Code: 159. DB::Exception: Timeout exceeded. (TIMEOUT_EXCEEDED)", Severity::Crit, "timeout / host stalled (code 159)", &[Cause::Timeout]),
-            ("Code: 36. DB::Exception: Disk ''nope'' is not allowed for backups, see the 'backups.allowed_disk' configuration parameter. (BAD_ARGUMENTS)", Severity::Crit, "backup destination not allowed or missing (code 36)", &[]),
+            ("Code: 36. DB::Exception: Disk ''nope'' is not allowed for backups, see the 'backups.allowed_disk' configuration parameter. (BAD_ARGUMENTS)", Severity::Crit, "backup destination not allowed, missing or not shared (code 36)", &[]),
         ];
         for (error, sev, text, causes) in cases {
             let f = failure_finding("r1", &row("BACKUP_FAILED", error, 60), false);

@@ -153,10 +153,15 @@ impl Cluster {
     /// Boxed as `Send`: callers such as the bot's command handlers need a `Send` future, and the
     /// compiler cannot prove it through the iterator closures below on its own.
     pub fn check(&self, scope: Scope) -> BoxFut<'_, Card> {
-        Box::pin(self.check_inner(scope))
+        Box::pin(self.check_inner(scope, Vec::new()))
     }
 
-    async fn check_inner(&self, scope: Scope) -> Card {
+    /// The card with `extra` findings added to the backups section (a pasted error's evidence).
+    pub fn check_with(&self, scope: Scope, extra: Vec<Finding>) -> BoxFut<'_, Card> {
+        Box::pin(self.check_inner(scope, extra))
+    }
+
+    async fn check_inner(&self, scope: Scope, extra: Vec<Finding>) -> Card {
         let kinds = scope.kinds();
         let start = Instant::now();
         let now_unix = SystemTime::now()
@@ -169,7 +174,7 @@ impl Cluster {
             .copied()
             .map(|k| Box::pin(self.run_one(k)) as BoxFut<'_, _>)
             .collect();
-        let mut results = Vec::new();
+        let mut results: Vec<CheckResult> = Vec::new();
         for (result, f) in gather(self.mode, runs).await {
             if let Some(f) = f {
                 facts = f;
@@ -194,6 +199,16 @@ impl Cluster {
             now_unix,
             elapsed_ms: start.elapsed().as_millis() as u64,
         };
+        if !extra.is_empty() {
+            match results.iter_mut().find(|r| r.check == CheckKind::Backups) {
+                Some(r) => r.findings.extend(extra),
+                None => results.push(CheckResult {
+                    check: CheckKind::Backups,
+                    elapsed_ms: 0,
+                    findings: extra,
+                }),
+            }
+        }
         diagnose::diagnose(&ctx, scope, results)
     }
 

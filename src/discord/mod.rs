@@ -55,6 +55,8 @@ pub fn commands() -> Vec<poise::Command<Data, Error>> {
         commands::backup_replica(),
         commands::restart_replica(),
         commands::audit(),
+        commands::explain(),
+        commands::explain_message(),
         commands::chops(),
     ]
 }

@@ -506,6 +506,59 @@ pub fn audit_embed(cluster: Option<&str>, rows: &[crate::store::AuditRecord]) ->
     }
 }
 
+/// An explained error text (`/explain`, "Explain this error").
+pub fn explain_embed(e: &crate::domain::explain::Explanation) -> Embed {
+    let mut fields = Vec::new();
+    let code = match (e.code, &e.code_name) {
+        (Some(c), Some(n)) => format!("{c} {}", discord(n)),
+        (Some(c), None) => c.to_string(),
+        (None, Some(n)) => discord(n),
+        (None, None) => "none".into(),
+    };
+    fields.push(("Code".to_string(), code));
+    if let Some(h) = &e.host {
+        fields.push(("Host".to_string(), clip(&discord(h), FIELD_VALUE_MAX)));
+    }
+    let causes: Vec<&str> = e.causes.iter().map(|c| c.title()).collect();
+    if !causes.is_empty() {
+        fields.push(("Evidence for".to_string(), causes.join("\n")));
+    }
+    let steps: Vec<String> = e
+        .next_steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| step_text(i, s, FIELD_VALUE_MAX).0)
+        .collect();
+    fields.push((
+        "Next steps".to_string(),
+        lines_within(&steps, FIELD_VALUE_MAX),
+    ));
+    let mut description = format!(
+        "**{}**\n{}\n\n{}",
+        discord(e.category.name()),
+        discord(&e.meaning),
+        clip(&discord(&e.message), 1500)
+    );
+    if let Some(a) = e.also {
+        description.push_str(&format!("\n\nor: {}", discord(a.name())));
+    }
+    if e.clipped {
+        description.push_str("\n*(only the first MiB of the text was read)*");
+    }
+    Embed {
+        title: clip(&format!("Explained · {}", e.category.label()), TITLE_MAX),
+        description: clip(&description, DESCRIPTION_MAX),
+        color: match e.category {
+            crate::domain::classify::ErrorKind::Other => GREY,
+            _ => ORANGE,
+        },
+        fields,
+        footer: format!("chops {}", env!("CARGO_PKG_VERSION")),
+        timestamp: String::new(),
+        attachments: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

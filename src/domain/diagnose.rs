@@ -473,11 +473,11 @@ fn next_steps(
         };
         let title = match kind {
             ErrorKind::NameReuse => format!("{name} already exists on {replica}: retry with a new, unique name"),
+            ErrorKind::Destination if f.has(Flag::DestinationNotShared) => format!("{name}: ON CLUSTER needs a destination every host shares (S3 or a shared disk)"),
             ErrorKind::Destination => {
                 format!("{name} on {replica}: back up to a disk listed in <backups><allowed_disk>, e.g. Disk('{}', …)", ctx.backup_disk)
             }
-            ErrorKind::LockFileMissing => format!("{name}: ON CLUSTER needs a destination every host shares (S3 or a shared disk)"),
-            ErrorKind::MixedVersions => "Upgrade every host to the same server version before an ON CLUSTER backup".to_string(),
+            ErrorKind::VersionMismatch => "Upgrade every host to the same server version before an ON CLUSTER backup".to_string(),
             ErrorKind::Access => format!("{name} on {replica}: grant BACKUP and the needed SELECT rights to the user that ran it"),
             _ => continue,
         };

@@ -159,6 +159,8 @@ pub enum Flag {
     Lagging,
     /// A failed backup/restore, with what its error means.
     BackupError(ErrorKind),
+    /// The backup's error says its destination is not shared by every host.
+    DestinationNotShared,
 }
 
 impl Finding {

@@ -200,3 +200,47 @@ pub fn audit(rows: &[crate::store::AuditRecord]) -> String {
     }
     out
 }
+
+/// An explained error text (`chops explain`).
+pub fn explanation(e: &crate::domain::explain::Explanation, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {}", st.bold("category:"), e.category.name());
+    if let Some(a) = e.also {
+        let _ = writeln!(out, "{} {}", st.bold("or:"), a.name());
+    }
+    let causes: Vec<&str> = e.causes.iter().map(|c| c.title()).collect();
+    if !causes.is_empty() {
+        let _ = writeln!(out, "{} {}", st.bold("evidence for:"), causes.join("; "));
+    }
+    let code = match (e.code, &e.code_name) {
+        (Some(c), Some(n)) => format!("{c} {}", plain(n)),
+        (Some(c), None) => c.to_string(),
+        (None, Some(n)) => plain(n),
+        (None, None) => "none".into(),
+    };
+    let _ = writeln!(out, "{} {code}", st.bold("code:"));
+    if let Some(h) = &e.host {
+        let _ = writeln!(out, "{} {}", st.bold("host:"), plain(h));
+    }
+    let _ = writeln!(out, "{} {}", st.bold("meaning:"), plain(&e.meaning));
+    let _ = writeln!(out, "{} {}", st.bold("error:"), plain(&e.message));
+    if e.clipped {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.dim("(only the first MiB of the text was read)")
+        );
+    }
+    let _ = writeln!(out, "\n{}", st.bold("Next steps"));
+    for (i, n) in e.next_steps.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {}", i + 1, plain(&n.title));
+        if let Some(sql) = &n.sql {
+            let _ = writeln!(out, "       {}", st.paint("36", &plain(sql)));
+        }
+        if let Some(note) = &n.note {
+            let _ = writeln!(out, "       {}", st.dim(&format!("note: {}", plain(note))));
+        }
+    }
+    out
+}

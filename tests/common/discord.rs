@@ -482,6 +482,10 @@ async fn rest_handler(
                     if c.get("type").is_none() {
                         c["type"] = json!(1);
                     }
+                    // Discord answers message commands with an empty description.
+                    if c.get("description").is_none() {
+                        c["description"] = json!("");
+                    }
                     c["default_member_permissions"] = c.get("default_member_permissions").cloned().unwrap_or(Value::Null);
                     c
                 })
