@@ -373,3 +373,48 @@ fn keeper_down_and_a_frozen_replica_rank_keeper_first() {
         "a plain timeout is not network trouble: {card:#}"
     );
 }
+
+/// Two compound faults made for real: a running backup on r3 with a failing mutation on r2
+/// (both conflicting operations), and a read-only replicated table with an earlier failed backup
+/// (the lag is the live problem).
+#[test]
+fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
+    let c = start();
+    must(
+        &c.urls[2],
+        "CREATE TABLE default.big (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        &c.urls[2],
+        "INSERT INTO default.big SELECT number, randomPrintableASCII(100) FROM numbers(300000)",
+    );
+    must(&c.urls[2], "BACKUP TABLE default.big TO Disk('backups', 'slow') SETTINGS max_backup_bandwidth = 500000 ASYNC");
+    must(
+        &c.urls[1],
+        "CREATE TABLE default.m (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        &c.urls[1],
+        "INSERT INTO default.m SELECT number, number FROM numbers(10)",
+    );
+    let _ = sql(
+        &c.urls[1],
+        "ALTER TABLE default.m UPDATE v = throwIf(v >= 0, 'boom') WHERE 1",
+    );
+    let (_, card) = card_of(&c);
+    assert_eq!(top_cause(&card), "conflicting_operation", "{card:#}");
+
+    let c = start();
+    must(&c.urls[0], "CREATE DATABASE shop");
+    must(&c.urls[0], "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
+    must(
+        &c.urls[1],
+        "CREATE TABLE default.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    let _ = sql(
+        &c.urls[1],
+        "BACKUP TABLE default.t TO Disk('elsewhere', 'b1')",
+    );
+    let (_, card) = card_of(&c);
+    assert_eq!(top_cause(&card), "replica_lag", "{card:#}");
+}
