@@ -14,6 +14,42 @@ fn card_of(c: &LocalCluster) -> (i32, serde_json::Value) {
     check_json(c.config_path.to_str().unwrap(), "backup")
 }
 
+/// A mutation on default.m of `url` that fails on every try.
+fn failing_mutation(url: &str) {
+    must(
+        url,
+        "CREATE TABLE default.m (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        url,
+        "INSERT INTO default.m SELECT number, number FROM numbers(10)",
+    );
+    let _ = sql(
+        url,
+        "ALTER TABLE default.m UPDATE v = throwIf(v >= 0, 'boom') WHERE 1",
+    );
+}
+
+/// A backup of 30 MB throttled so that it still runs while chops looks; returns its id.
+fn running_backup(url: &str) -> String {
+    must(
+        url,
+        "CREATE TABLE default.big (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        url,
+        "INSERT INTO default.big SELECT number, randomPrintableASCII(100) FROM numbers(300000)",
+    );
+    let started = must(url, "BACKUP TABLE default.big TO Disk('backups', 'slow') SETTINGS max_backup_bandwidth = 500000 ASYNC");
+    started.split('\t').next().unwrap().to_string()
+}
+
+/// shop.orders on `url`: a ReplicatedMergeTree table, read-only on this engine.
+fn readonly_table(url: &str) {
+    must(url, "CREATE DATABASE shop");
+    must(url, "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
+}
+
 fn top_cause(card: &serde_json::Value) -> &str {
     card["causes"][0]["cause"].as_str().unwrap_or("none")
 }
@@ -172,8 +208,7 @@ fn frozen_replica_times_out_within_the_deadline() {
 #[test]
 fn readonly_replicated_table_is_named() {
     let c = start();
-    must(&c.urls[0], "CREATE DATABASE shop");
-    must(&c.urls[0], "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
+    readonly_table(&c.urls[0]);
     let (code, card) = card_of(&c);
     assert_eq!(code, 2);
     let f = find(&card, "lag", "r1: shop.orders read-only").unwrap_or_else(|| panic!("{card:#}"));
@@ -268,18 +303,7 @@ fn failed_backups_are_classified() {
 #[test]
 fn failing_mutation_is_a_blocker_with_its_reason() {
     let c = start();
-    must(
-        &c.urls[1],
-        "CREATE TABLE default.m (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k",
-    );
-    must(
-        &c.urls[1],
-        "INSERT INTO default.m SELECT number, number FROM numbers(10)",
-    );
-    let _ = sql(
-        &c.urls[1],
-        "ALTER TABLE default.m UPDATE v = throwIf(v >= 0, 'boom') WHERE 1",
-    );
+    failing_mutation(&c.urls[1]);
     let (code, card) = card_of(&c);
     assert_eq!(code, 1, "{card:#}");
     let f = find(
@@ -305,17 +329,7 @@ fn failing_mutation_is_a_blocker_with_its_reason() {
 #[test]
 fn running_backup_is_conflicting_operation_evidence() {
     let c = start();
-    must(
-        &c.urls[2],
-        "CREATE TABLE default.big (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
-    );
-    must(
-        &c.urls[2],
-        "INSERT INTO default.big SELECT number, randomPrintableASCII(100) FROM numbers(300000)",
-    );
-    // Throttled so that it is still running while chops looks.
-    let started = must(&c.urls[2], "BACKUP TABLE default.big TO Disk('backups', 'slow') SETTINGS max_backup_bandwidth = 500000 ASYNC");
-    let id = started.split('\t').next().unwrap().to_string();
+    let id = running_backup(&c.urls[2]);
     let (code, card) = card_of(&c);
     assert_eq!(code, 1, "{card:#}");
     assert_eq!(top_cause(&card), "conflicting_operation", "{card:#}");
@@ -380,33 +394,13 @@ fn keeper_down_and_a_frozen_replica_rank_keeper_first() {
 #[test]
 fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
     let c = start();
-    must(
-        &c.urls[2],
-        "CREATE TABLE default.big (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
-    );
-    must(
-        &c.urls[2],
-        "INSERT INTO default.big SELECT number, randomPrintableASCII(100) FROM numbers(300000)",
-    );
-    must(&c.urls[2], "BACKUP TABLE default.big TO Disk('backups', 'slow') SETTINGS max_backup_bandwidth = 500000 ASYNC");
-    must(
-        &c.urls[1],
-        "CREATE TABLE default.m (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k",
-    );
-    must(
-        &c.urls[1],
-        "INSERT INTO default.m SELECT number, number FROM numbers(10)",
-    );
-    let _ = sql(
-        &c.urls[1],
-        "ALTER TABLE default.m UPDATE v = throwIf(v >= 0, 'boom') WHERE 1",
-    );
+    running_backup(&c.urls[2]);
+    failing_mutation(&c.urls[1]);
     let (_, card) = card_of(&c);
     assert_eq!(top_cause(&card), "conflicting_operation", "{card:#}");
 
     let c = start();
-    must(&c.urls[0], "CREATE DATABASE shop");
-    must(&c.urls[0], "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
+    readonly_table(&c.urls[0]);
     must(
         &c.urls[1],
         "CREATE TABLE default.t (x UInt64) ENGINE = MergeTree ORDER BY x",
