@@ -57,6 +57,7 @@ fn result(check: CheckKind, findings: Vec<chops::domain::Finding>) -> CheckResul
         check,
         elapsed_ms: 7,
         findings,
+        slowest: None,
     }
 }
 

@@ -86,6 +86,7 @@ fn failing_12() -> chops::domain::Card {
             check,
             elapsed_ms: 2001,
             findings,
+            slowest: None,
         });
     }
     diagnose(&c, Scope::Full, results)
@@ -174,6 +175,7 @@ fn limits_hold_for_pathological_names() {
             check: CheckKind::Replicas,
             elapsed_ms: 1,
             findings,
+            slowest: None,
         }],
     );
     assert_limits(&render::embed(&card));
@@ -201,6 +203,7 @@ fn healthy_embed_json() {
             check: CheckKind::Replicas,
             elapsed_ms: 9,
             findings,
+            slowest: None,
         }],
     );
     let mut json = serde_json::to_value(render::embed(&card).to_builder()).unwrap();

@@ -194,6 +194,12 @@ fn frozen_replica_times_out_within_the_deadline() {
         "{f}"
     );
     assert_eq!(f["severity"], "crit");
+    // The critical path names the frozen replica in every section that waited for it.
+    for section in card["sections"].as_array().unwrap() {
+        if section["check"] != "keeper" {
+            assert_eq!(section["slowest"]["name"], "r3", "{section:#}");
+        }
+    }
     let bound = DEADLINE_MS * 12 / 10;
     assert!(
         card["elapsed_ms"].as_u64().unwrap() <= bound,

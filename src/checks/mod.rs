@@ -206,6 +206,7 @@ impl Cluster {
                     check: CheckKind::Backups,
                     elapsed_ms: 0,
                     findings: extra,
+                    slowest: None,
                 }),
             }
         }
@@ -229,26 +230,32 @@ impl Cluster {
                 }
             }
         };
-        let (findings, facts) = tokio::time::timeout(backstop, work)
-            .await
-            .unwrap_or_else(|_| {
-                let f = Finding::new(
-                    kind,
-                    Severity::Unknown,
-                    Subject::Cluster,
-                    format!(
-                        "{} check: no answer within {} ms",
-                        kind.name(),
-                        backstop.as_millis()
-                    ),
-                );
-                (vec![f], None)
-            });
+        // The probes of this check note their times in a task-local slot (they are all polled by
+        // this task), so the card can say which replica made the check slow.
+        let measured = SLOWEST.scope(std::cell::RefCell::new(None), async {
+            let out = tokio::time::timeout(backstop, work).await;
+            (out, SLOWEST.with(|s| s.borrow().clone()))
+        });
+        let (out, slowest) = measured.await;
+        let (findings, facts) = out.unwrap_or_else(|_| {
+            let f = Finding::new(
+                kind,
+                Severity::Unknown,
+                Subject::Cluster,
+                format!(
+                    "{} check: no answer within {} ms",
+                    kind.name(),
+                    backstop.as_millis()
+                ),
+            );
+            (vec![f], None)
+        });
         (
             CheckResult {
                 check: kind,
                 elapsed_ms: start.elapsed().as_millis() as u64,
                 findings,
+                slowest,
             },
             facts,
         )
@@ -257,7 +264,7 @@ impl Cluster {
     /// `f` on every replica, results in replica order. Concurrently, at most `max_in_flight`
     /// replica probes exist at once (made as earlier ones finish), so a 10,000-replica cluster
     /// costs memory for a few hundred, not for all.
-    async fn per_replica<T, F, Fut>(&self, f: F) -> Vec<T>
+    async fn per_replica<T: Send + 'static, F, Fut>(&self, f: F) -> Vec<T>
     where
         F: Fn(ReplicaClient) -> Fut,
         Fut: Future<Output = T> + Send + 'static,
@@ -265,7 +272,7 @@ impl Cluster {
         match self.mode {
             Mode::Concurrent => {
                 futures_util::stream::iter(self.replicas.iter().cloned())
-                    .map(|c| Box::pin(f(c)) as BoxFut<'static, T>)
+                    .map(|c| Box::pin(timed(c.name.clone(), f(c))) as BoxFut<'static, T>)
                     .buffered(self.budget.limits.in_flight.max(1))
                     .collect()
                     .await
@@ -273,7 +280,7 @@ impl Cluster {
             Mode::Sequential => {
                 let mut out = Vec::with_capacity(self.replicas.len());
                 for c in self.replicas.iter().cloned() {
-                    out.push(f(c).await);
+                    out.push(timed(c.name.clone(), f(c)).await);
                 }
                 out
             }
@@ -303,7 +310,7 @@ impl Cluster {
                                 }) as BoxFut<'_, _>
                             })
                             .collect();
-                        let answers = gather(mode, words).await;
+                        let answers = timed(node.clone(), gather(mode, words)).await;
                         keeper::NodeAnswers { node, answers }
                     }) as BoxFut<'_, _>
                 })
@@ -434,6 +441,25 @@ impl Cluster {
             .await;
         settings::evaluate(&probes, &self.backup_disk)
     }
+}
+
+tokio::task_local! {
+    /// The slowest probe of the check running in this task: (replica or node, ms).
+    static SLOWEST: std::cell::RefCell<Option<(String, u64)>>;
+}
+
+/// Run `fut` (all of one replica's or node's probes for a check) and note its time.
+async fn timed<T>(name: String, fut: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let out = fut.await;
+    let ms = start.elapsed().as_millis() as u64;
+    let _ = SLOWEST.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.as_ref().is_none_or(|(_, m)| ms > *m) {
+            *s = Some((name, ms));
+        }
+    });
+    out
 }
 
 async fn fetch<T: RowOwned + RowRead>(c: &ReplicaClient, sql: &str) -> Result<Vec<T>, ProbeError> {

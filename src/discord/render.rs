@@ -284,7 +284,15 @@ fn build(card: &Card, per_field: usize) -> Embed {
     let timings: Vec<String> = card
         .sections
         .iter()
-        .map(|s| format!("{} {} ms", s.check.name(), s.elapsed_ms))
+        .map(|s| match &s.slowest {
+            Some(w) => format!(
+                "{} {} ms ({})",
+                s.check.name(),
+                s.elapsed_ms,
+                plain(&w.name)
+            ),
+            None => format!("{} {} ms", s.check.name(), s.elapsed_ms),
+        })
         .collect();
     let footer = clip(
         &format!(

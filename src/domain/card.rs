@@ -51,7 +51,17 @@ pub struct Section {
     pub title: String,
     pub status: Severity,
     pub elapsed_ms: u64,
+    /// Which replica or Keeper node made this section slow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slowest: Option<Slowest>,
     pub findings: Vec<Finding>,
+}
+
+/// The slowest answer of a section: what to look at when the card was slow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Slowest {
+    pub name: String,
+    pub elapsed_ms: u64,
 }
 
 /// A cause of the runbook with the evidence that supports it; `score` orders them.

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::action::Action;
-use super::card::{Card, NextStep, RankedCause, Section, Verdict};
+use super::card::{Card, NextStep, RankedCause, Section, Slowest, Verdict};
 use super::cause::Cause;
 use super::classify::ErrorKind;
 use super::finding::{CheckKind, Finding, Flag, Severity, Subject};
@@ -16,6 +16,8 @@ pub struct CheckResult {
     pub check: CheckKind,
     pub elapsed_ms: u64,
     pub findings: Vec<Finding>,
+    /// The replica (or Keeper node) that answered last, and its time: the card's critical path.
+    pub slowest: Option<(String, u64)>,
 }
 
 /// A replica as configured or discovered.
@@ -155,6 +157,9 @@ pub fn diagnose(ctx: &Context, scope: Scope, mut results: Vec<CheckResult>) -> C
             findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
             Section {
                 check: r.check,
+                slowest: r
+                    .slowest
+                    .map(|(name, elapsed_ms)| Slowest { name, elapsed_ms }),
                 title: r.check.title().to_string(),
                 status: findings
                     .iter()
@@ -637,6 +642,7 @@ mod tests {
                     check: CheckKind::Keeper,
                     elapsed_ms: 1,
                     findings,
+                    slowest: None,
                 }],
             );
             assert_eq!(card.verdict, verdict, "{name}");
@@ -779,6 +785,7 @@ mod tests {
                     Subject::replica("r2"),
                     &[Cause::ReplicaOffline],
                 )],
+                slowest: None,
             }],
         );
         let sqls: Vec<(&str, &str)> = card
@@ -820,6 +827,7 @@ mod tests {
                 check: CheckKind::Replicas,
                 elapsed_ms: 1,
                 findings: vec![offline],
+                slowest: None,
             }],
         );
         let texts: Vec<String> = card
@@ -879,6 +887,7 @@ mod tests {
                     check: CheckKind::Lag,
                     elapsed_ms: 1,
                     findings,
+                    slowest: None,
                 }],
             );
             let step = card
@@ -914,6 +923,7 @@ mod tests {
                     Subject::Cluster,
                     &[Cause::Timeout],
                 )],
+                slowest: None,
             }],
         );
         let sql = card.next_steps[0].sql.as_deref().unwrap();

@@ -18,7 +18,7 @@ pub mod thresholds;
 pub mod time;
 pub mod url;
 
-pub use card::{Card, NextStep, RankedCause, Section, Verdict};
+pub use card::{Card, NextStep, RankedCause, Section, Slowest, Verdict};
 pub use cause::Cause;
 pub use finding::{CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 pub use scope::Scope;

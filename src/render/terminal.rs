@@ -91,7 +91,16 @@ pub fn render_with(card: &Card, color: bool, explain_ranking: bool) -> String {
             "\n{} {} {}",
             st.severity(s.status),
             st.bold(&plain(&s.title)),
-            st.dim(&format!("{} ms", s.elapsed_ms))
+            st.dim(&match &s.slowest {
+                // The critical path: which replica or node the section waited for.
+                Some(w) => format!(
+                    "{} ms, slowest {} {} ms",
+                    s.elapsed_ms,
+                    plain(&w.name),
+                    w.elapsed_ms
+                ),
+                None => format!("{} ms", s.elapsed_ms),
+            })
         );
         for f in &s.findings {
             let _ = writeln!(out, "  {} {}", st.severity(f.severity), plain(&f.summary));
