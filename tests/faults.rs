@@ -418,3 +418,34 @@ fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
     let (_, card) = card_of(&c);
     assert_eq!(top_cause(&card), "replica_lag", "{card:#}");
 }
+
+/// Gentle on a sick cluster: a full check sends each replica at most 8 queries (and a ping),
+/// counted by the replicas' own query logs — with a mutation, a backup and a replicated table to
+/// look at, so no probe is skipped.
+#[test]
+fn a_full_check_sends_at_most_eight_queries_per_replica() {
+    let c = start();
+    readonly_table(&c.urls[0]);
+    failing_mutation(&c.urls[1]);
+    must(
+        &c.urls[2],
+        "CREATE TABLE default.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    must(
+        &c.urls[2],
+        "BACKUP TABLE default.t TO Disk('backups', 'b1')",
+    );
+    let lines = |i: usize| {
+        std::fs::read_to_string(c.dir.join(format!("r{i}.queries.jsonl")))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before: Vec<usize> = (1..=3).map(lines).collect();
+    let (_, card) = card_of(&c);
+    assert_eq!(card["sections"].as_array().unwrap().len(), 6);
+    for i in 1..=3 {
+        let sent = lines(i) - before[i - 1];
+        assert!(sent <= 8, "r{i} got {sent} queries");
+    }
+}

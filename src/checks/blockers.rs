@@ -25,13 +25,92 @@ pub const MERGES_SQL: &str =
      toUInt8(is_mutation) AS is_mutation, toUInt64(total_size_bytes_compressed) AS bytes \
      FROM system.merges ORDER BY elapsed DESC LIMIT 100";
 
-pub const RUNNING_BACKUPS_SQL: &str = "SELECT id, name, toString(status) AS status, \
-     toUInt64(dateDiff('second', start_time, now())) AS age_secs, toUInt64(num_files) AS num_files, \
-     toUInt64(total_size) AS total_size \
-     FROM system.backups WHERE status IN ('CREATING_BACKUP', 'RESTORING') ORDER BY start_time LIMIT 50";
-
 pub const DDL_QUEUE_SQL: &str = "SELECT entry, toString(status) AS status, initiator_host, query, host \
      FROM system.distributed_ddl_queue WHERE status IN ('Active', 'Inactive') ORDER BY entry LIMIT 100";
+
+/// Unfinished mutations and merges in one round trip (gentle on a sick cluster), as
+/// [`BlockerRow`]s; a server error (an older server) falls back to the separate queries.
+pub const ACTIVITY_SQL: &str = "SELECT 'mutation' AS kind, database AS s1, table AS s2, mutation_id AS s3, \
+     command AS s4, latest_fail_reason AS s5, toString(latest_fail_error_code_name) AS s6, \
+     toUInt64(parts_to_do) AS n1, toUInt64(dateDiff('second', create_time, now())) AS n2, toUInt64(0) AS n3, \
+     toFloat64(0) AS f1, toFloat64(0) AS f2 \
+     FROM (SELECT * FROM system.mutations WHERE is_done = 0 ORDER BY create_time LIMIT 100) \
+     UNION ALL SELECT 'merge', database, table, '', '', '', '', toUInt64(is_mutation), \
+     toUInt64(total_size_bytes_compressed), toUInt64(0), toFloat64(elapsed), toFloat64(progress) \
+     FROM (SELECT * FROM system.merges ORDER BY elapsed DESC LIMIT 100)";
+
+/// One row of [`ACTIVITY_SQL`]: `kind` says which table it stands for.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct BlockerRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub kind: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub s1: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub s2: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub s3: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub s4: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub s5: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub s6: String,
+    pub n1: u64,
+    pub n2: u64,
+    pub n3: u64,
+    pub f1: f64,
+    pub f2: f64,
+}
+
+/// Mutations (oldest first) and merges (longest first) of a combined answer.
+pub fn split_activity(rows: Vec<BlockerRow>) -> (Vec<MutationRow>, Vec<MergeRow>) {
+    let (mut mutations, mut merges) = (Vec::new(), Vec::new());
+    for r in rows {
+        if r.kind == "mutation" {
+            mutations.push(MutationRow {
+                database: r.s1,
+                table: r.s2,
+                mutation_id: r.s3,
+                command: r.s4,
+                parts_to_do: r.n1,
+                latest_fail_reason: r.s5,
+                latest_fail_error_code_name: r.s6,
+                age_secs: r.n2,
+            });
+        } else {
+            merges.push(MergeRow {
+                database: r.s1,
+                table: r.s2,
+                elapsed: r.f1,
+                progress: r.f2,
+                is_mutation: r.n1 as u8,
+                bytes: r.n2,
+            });
+        }
+    }
+    mutations.sort_by(|a, b| b.age_secs.cmp(&a.age_secs));
+    merges.sort_by(|a, b| b.elapsed.total_cmp(&a.elapsed));
+    (mutations, merges)
+}
+
+/// The running backups/restores among a replica's recent `system.backups` rows (oldest first).
+pub fn running(rows: Vec<crate::checks::backups::BackupRow>) -> Vec<RunningBackupRow> {
+    let mut out: Vec<RunningBackupRow> = rows
+        .into_iter()
+        .filter(|r| r.status == "CREATING_BACKUP" || r.status == "RESTORING")
+        .map(|r| RunningBackupRow {
+            id: r.id,
+            name: r.name,
+            status: r.status,
+            age_secs: r.age_secs,
+            num_files: r.num_files,
+            total_size: r.total_size,
+        })
+        .collect();
+    out.sort_by(|a, b| b.age_secs.cmp(&a.age_secs));
+    out
+}
 
 /// Merges running longer than this (seconds) are reported.
 pub const LONG_MERGE_SECS: f64 = 600.0;

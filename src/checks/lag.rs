@@ -23,6 +23,99 @@ pub const QUEUE_SQL: &str = "SELECT database, table, toUInt64(count()) AS entrie
 /// A delay above this (~10 years) is counted from the epoch: the replica never synced.
 pub const NEVER_SYNCED_SECS: u64 = 10 * 365 * 86400;
 
+/// Each replicated table with its queue summary in one round trip (gentle on a sick cluster):
+/// `system.replicas` joined with `system.replication_queue` grouped by table.
+pub const COMBINED_SQL: &str = "SELECT r.database AS database, r.table AS table, r.replica_name AS replica_name, \
+     toUInt8(r.is_readonly) AS is_readonly, toUInt8(r.is_session_expired) AS is_session_expired, \
+     toUInt64(r.absolute_delay) AS absolute_delay, toUInt64(r.queue_size) AS queue_size, \
+     toUInt64(r.inserts_in_queue) AS inserts_in_queue, toUInt64(r.merges_in_queue) AS merges_in_queue, \
+     toUInt64(r.total_replicas) AS total_replicas, toUInt64(r.active_replicas) AS active_replicas, \
+     r.last_queue_update_exception AS last_queue_update_exception, r.zookeeper_exception AS zookeeper_exception, \
+     toUInt64(q.entries) AS q_entries, toUInt64(q.max_tries) AS q_max_tries, toUInt64(q.oldest_secs) AS q_oldest_secs, \
+     q.last_exception AS q_last_exception, q.postpone_reason AS q_postpone_reason \
+     FROM system.replicas AS r LEFT JOIN (SELECT database, table, count() AS entries, max(num_tries) AS max_tries, \
+     dateDiff('second', min(create_time), now()) AS oldest_secs, argMax(last_exception, num_tries) AS last_exception, \
+     argMax(postpone_reason, num_tries) AS postpone_reason FROM system.replication_queue GROUP BY database, table) AS q \
+     ON r.database = q.database AND r.table = q.table ORDER BY database, table LIMIT 2000";
+
+/// A row of [`COMBINED_SQL`].
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct CombinedRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub database: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub table: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub replica_name: String,
+    pub is_readonly: u8,
+    pub is_session_expired: u8,
+    pub absolute_delay: u64,
+    pub queue_size: u64,
+    pub inserts_in_queue: u64,
+    pub merges_in_queue: u64,
+    pub total_replicas: u64,
+    pub active_replicas: u64,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub last_queue_update_exception: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub zookeeper_exception: String,
+    pub q_entries: u64,
+    pub q_max_tries: u64,
+    pub q_oldest_secs: u64,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub q_last_exception: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    pub q_postpone_reason: String,
+}
+
+impl LagProbe {
+    /// Split the combined answer into the tables and their queues (an error fails both).
+    pub fn from_combined(replica: &str, rows: Result<Vec<CombinedRow>, ProbeError>) -> LagProbe {
+        let (replicas, queue) = match rows {
+            Err(e) => (Err(e.clone()), Err(e)),
+            Ok(rows) => {
+                let queue = rows
+                    .iter()
+                    .filter(|r| r.q_entries > 0)
+                    .map(|r| QueueRow {
+                        database: r.database.clone(),
+                        table: r.table.clone(),
+                        entries: r.q_entries,
+                        max_tries: r.q_max_tries,
+                        oldest_secs: r.q_oldest_secs,
+                        last_exception: r.q_last_exception.clone(),
+                        postpone_reason: r.q_postpone_reason.clone(),
+                    })
+                    .collect();
+                let replicas = rows
+                    .into_iter()
+                    .map(|r| ReplicaRow {
+                        database: r.database,
+                        table: r.table,
+                        replica_name: r.replica_name,
+                        is_readonly: r.is_readonly,
+                        is_session_expired: r.is_session_expired,
+                        absolute_delay: r.absolute_delay,
+                        queue_size: r.queue_size,
+                        inserts_in_queue: r.inserts_in_queue,
+                        merges_in_queue: r.merges_in_queue,
+                        total_replicas: r.total_replicas,
+                        active_replicas: r.active_replicas,
+                        last_queue_update_exception: r.last_queue_update_exception,
+                        zookeeper_exception: r.zookeeper_exception,
+                    })
+                    .collect();
+                (Ok(replicas), Ok(queue))
+            }
+        };
+        LagProbe {
+            replica: replica.to_string(),
+            replicas,
+            queue,
+        }
+    }
+}
+
 /// Queue entries retried more often than this are reported.
 pub const STUCK_TRIES: u64 = 100;
 

@@ -360,18 +360,10 @@ impl Cluster {
     }
 
     async fn lag(&self) -> Vec<Finding> {
-        let mode = self.mode;
         let probes = self
             .per_replica(|c| async move {
-                let (replicas, queue) = join_in!(mode;
-                    fetch::<lag::ReplicaRow>(&c, lag::REPLICAS_SQL),
-                    fetch::<lag::QueueRow>(&c, lag::QUEUE_SQL)
-                );
-                lag::LagProbe {
-                    replica: c.name.clone(),
-                    replicas,
-                    queue,
-                }
+                let rows = fetch::<lag::CombinedRow>(&c, lag::COMBINED_SQL).await;
+                lag::LagProbe::from_combined(&c.name, rows)
             })
             .await;
         lag::evaluate(&probes, &self.thresholds)
@@ -381,12 +373,29 @@ impl Cluster {
         let mode = self.mode;
         let probes = self
             .per_replica(|c| async move {
-                let (mutations, merges, backups, ddl) = join_in!(mode;
-                    fetch_compat(&c, blockers::MUTATIONS_SQL, blockers::MUTATIONS_SQL_COMPAT),
-                    fetch(&c, blockers::MERGES_SQL),
-                    fetch(&c, blockers::RUNNING_BACKUPS_SQL),
-                    fetch(&c, blockers::DDL_QUEUE_SQL)
-                );
+                // Two round trips; on a server error (an older server, no distributed DDL)
+                // each part is asked on its own so that one missing table hides nothing else.
+                let activity = async {
+                    match fetch::<blockers::BlockerRow>(&c, blockers::ACTIVITY_SQL).await {
+                        Ok(rows) => {
+                            let (m, g) = blockers::split_activity(rows);
+                            (Ok(m), Ok(g))
+                        }
+                        Err(ProbeError::Server { .. }) => join_in!(mode;
+                            fetch_compat(&c, blockers::MUTATIONS_SQL, blockers::MUTATIONS_SQL_COMPAT),
+                            fetch(&c, blockers::MERGES_SQL)
+                        ),
+                        Err(e) => (Err(e.clone()), Err(e)),
+                    }
+                };
+                // Running backups come from the rows the backups check reads too (one query).
+                let running = async {
+                    c.fetch_shared::<backups::BackupRow>(backups::RECENT_SQL)
+                        .await
+                        .map(blockers::running)
+                };
+                let queues = async { join_in!(mode; running, fetch(&c, blockers::DDL_QUEUE_SQL)) };
+                let ((mutations, merges), (backups, ddl)) = join_in!(mode; activity, queues);
                 blockers::BlockersProbe {
                     replica: c.name.clone(),
                     mutations,
@@ -405,7 +414,7 @@ impl Cluster {
             .per_replica(|c| async move {
                 backups::BackupsProbe {
                     replica: c.name.clone(),
-                    rows: fetch(&c, backups::RECENT_SQL).await.map(
+                    rows: c.fetch_shared(backups::RECENT_SQL).await.map(
                         |mut r: Vec<backups::BackupRow>| {
                             r.truncate(limit);
                             r
@@ -419,23 +428,13 @@ impl Cluster {
 
     async fn settings(&self) -> (Vec<Finding>, settings::SettingsFacts) {
         let disk = self.backup_disk.clone();
-        let mode = self.mode;
         let probes = self
             .per_replica(|c| {
                 let disk = disk.clone();
                 async move {
                     let binds = [disk.as_str()];
-                    let (s, d, k) = join_in!(mode;
-                        fetch(&c, settings::SETTINGS_SQL),
-                        fetch(&c, settings::DATABASES_SQL),
-                        c.fetch(settings::DISK_SQL, &binds)
-                    );
-                    settings::SettingsProbe {
-                        replica: c.name.clone(),
-                        settings: s,
-                        databases: d,
-                        disk: k,
-                    }
+                    let rows = c.fetch(settings::COMBINED_SQL, &binds).await;
+                    settings::SettingsProbe::from_combined(&c.name, rows)
                 }
             })
             .await;

@@ -83,6 +83,11 @@ impl Default for Budget {
     }
 }
 
+/// Answers of one round, by row type and SQL: each cell is filled once.
+type SharedCell =
+    Arc<tokio::sync::OnceCell<Result<Arc<dyn std::any::Any + Send + Sync>, ProbeError>>>;
+type Shared = std::collections::HashMap<(std::any::TypeId, &'static str), SharedCell>;
+
 /// A client for one replica.
 #[derive(Clone)]
 pub struct ReplicaClient {
@@ -95,6 +100,8 @@ pub struct ReplicaClient {
     budget: Budget,
     /// Caps tripped on this replica's connections (see `capped`).
     trips: Arc<AtomicU64>,
+    /// Answers shared by the checks of one round (see [`ReplicaClient::fetch_shared`]).
+    shared: Arc<Mutex<Shared>>,
     /// When a connection to this replica was last refused: later probes of the same round fail
     /// at once instead of knocking again (a cluster of refusing hosts costs one connect each).
     refused_at: Arc<Mutex<Option<Instant>>>,
@@ -146,6 +153,7 @@ impl ReplicaClient {
             deadline,
             budget: budget.clone(),
             trips,
+            shared: Arc::new(Mutex::new(Shared::new())),
             refused_at: Arc::new(Mutex::new(None)),
         }
     }
@@ -232,6 +240,35 @@ impl ReplicaClient {
             Ok(r) => r.map_err(|e| self.map_error(e, start, trips)),
             Err(_) => Err(elapsed(start)),
         }
+    }
+
+    /// Like [`fetch`](Self::fetch) without binds, but asked once per client: checks that need the
+    /// same rows (backups and blockers both read `system.backups`) share one round trip, and a
+    /// concurrent second caller waits for the first answer instead of sending the query again.
+    /// A client lives for one check round, so the answers are never stale.
+    pub async fn fetch_shared<T>(&self, sql: &'static str) -> Result<Vec<T>, ProbeError>
+    where
+        T: RowOwned + RowRead + Clone + Send + Sync + 'static,
+    {
+        let cell = {
+            let mut shared = self.shared.lock().expect("shared answers lock");
+            shared
+                .entry((std::any::TypeId::of::<T>(), sql))
+                .or_insert_with(|| Arc::new(tokio::sync::OnceCell::new()))
+                .clone()
+        };
+        let answer = cell
+            .get_or_init(|| async {
+                self.fetch::<T>(sql, &[])
+                    .await
+                    .map(|rows| Arc::new(rows) as Arc<dyn std::any::Any + Send + Sync>)
+            })
+            .await
+            .clone()?;
+        Ok(answer
+            .downcast_ref::<Vec<T>>()
+            .expect("keyed by the row type")
+            .clone())
     }
 
     /// Run a statement (a write action) with a chosen `query_id`, within `limit`; its answer is
