@@ -283,10 +283,8 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
 
 /// The OS user running `chops act` (the requester in the audit log).
 fn os_user() -> String {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    env("USER")
-        .or_else(|| env("LOGNAME"))
-        .unwrap_or_else(passwd_user)
+    // The real user id's name, not $USER: the environment is the requester's to set.
+    passwd_user()
 }
 
 /// The name of the real user id in the password database (`uid<N>` if it has none).
@@ -313,12 +311,15 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
     };
     let target = loaded.target(common.cluster.as_deref(), &config::process_env)?;
     let operator = loaded.operator(&target.name, &config::process_env).ok();
+    // Actions need the operator account itself, not just its name in the config.
+    let mut policy = target.policy.clone();
+    policy.has_operator = operator.is_some();
     let cluster = Cluster::connect(&target).await?;
     let store = crate::store::Store::open(&loaded.store_path())?;
     let actor = crate::actions::Actor {
         cluster: &cluster,
         operator,
-        policy: &target.policy,
+        policy: &policy,
         store: &store,
         follow_every: std::time::Duration::from_millis(500),
     };

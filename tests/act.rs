@@ -9,14 +9,26 @@ use common::*;
 use chops::domain::sql;
 use serde_json::Value;
 
-const USER: &str = "oncall";
+/// The OS user running the tests: `chops act` takes the requester from the password database,
+/// never from `$USER`.
+fn os_user() -> String {
+    // SAFETY: getuid cannot fail; getpwuid's static result is copied at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        assert!(!pw.is_null(), "the test user has a passwd entry");
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
 
 /// A local cluster whose config lets the OS user `oncall` act (no cooldown unless asked).
 fn cluster(extra: &str) -> LocalCluster {
     let c = LocalCluster::start(3).expect("cluster");
     let mut text = std::fs::read_to_string(&c.config_path).unwrap();
     text.push_str(&format!(
-        "\n[clusters.local.actions]\ncli_users = [\"{USER}\"]\n{extra}\n"
+        "\n[clusters.local.actions]\ncli_users = [\"{}\"]\n{extra}\n",
+        os_user()
     ));
     std::fs::write(&c.config_path, text).unwrap();
     c
@@ -26,7 +38,8 @@ fn act(c: &LocalCluster, args: &[&str]) -> Output {
     let config = c.config_path.to_str().unwrap();
     let mut all = vec!["--config", config, "act"];
     all.extend_from_slice(args);
-    chops(&all, &[("USER", USER)])
+    // $USER says someone else: it must not matter.
+    chops(&all, &[("USER", "mallory")])
 }
 
 /// Every query replica `i` (1-based) received, as (user, query).
@@ -128,7 +141,8 @@ fn backup_runs_on_one_replica_as_the_operator_and_is_audited() {
         log.lines().next().unwrap().contains("query_id: chops-"),
         "{log}"
     );
-    assert!(log.contains("by cli:oncall in cli:oncall"), "{log}");
+    let me = os_user();
+    assert!(log.contains(&format!("by cli:{me} in cli:{me}")), "{log}");
 }
 
 #[test]
@@ -227,23 +241,32 @@ fn refusals_are_audited_and_send_nothing() {
     let c = cluster("cooldown_secs = 600");
     shop(&c.urls[0], 100);
     // Not in cli_users.
-    let config = c.config_path.to_str().unwrap();
+    let text = std::fs::read_to_string(&c.config_path).unwrap();
+    let other = c.dir.join("other-user.toml");
+    std::fs::write(
+        &other,
+        text.replace(
+            &format!("cli_users = [\"{}\"]", os_user()),
+            "cli_users = [\"someone-else\"]",
+        ),
+    )
+    .unwrap();
     let out = chops(
         &[
             "--config",
-            config,
+            other.to_str().unwrap(),
             "act",
             "backup",
             "--replica",
             "r1",
             "--yes",
         ],
-        &[("USER", "mallory")],
+        &[("USER", "someone-else")],
     );
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr.trim(),
-        "chops: OS user 'mallory' may not run actions on local: add it to cli_users in [clusters.local.actions]."
+        format!("chops: OS user '{}' may not run actions on local: add it to cli_users in [clusters.local.actions].", os_user())
     );
     // Not confirmed: stdin is not a terminal and there is no --yes.
     let out = act(&c, &["backup", "--replica", "r1"]);
@@ -291,11 +314,11 @@ fn refusals_are_audited_and_send_nothing() {
     assert_eq!(operator_statements(&c, 1).len(), 1);
     let log = audit(&c);
     for want in [
-        "refused backup:local:r1 by cli:mallory",
-        "dry-run backup:local:r1",
-        "reason: Not now: cooling down",
+        format!("refused backup:local:r1 by cli:{}", os_user()),
+        "dry-run backup:local:r1".to_string(),
+        "reason: Not now: cooling down".to_string(),
     ] {
-        assert!(log.contains(want), "{want}: {log}");
+        assert!(log.contains(&want), "{want}: {log}");
     }
     // Nothing written anywhere but r1, and every write by the operator account.
     for i in 1..=3 {
@@ -324,7 +347,7 @@ fn twenty_racing_processes_send_one_statement_two_targets_both_run() {
                     "r1",
                     "--yes",
                 ])
-                .env("USER", USER)
+                .env("USER", "mallory")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -353,7 +376,7 @@ fn twenty_racing_processes_send_one_statement_two_targets_both_run() {
             "r2",
             "--yes",
         ])
-        .env("USER", USER)
+        .env("USER", "mallory")
         .output()
         .unwrap();
     assert_eq!(
@@ -415,7 +438,7 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
             "r1",
             "--yes",
         ])
-        .env("USER", USER)
+        .env("USER", "mallory")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -448,4 +471,49 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
         "{log}"
     );
     assert_eq!(operator_statements(&c, 1).len(), 1);
+}
+
+/// A second `chops act` leaves an action another live process is running alone: only a dead
+/// process's action is reconciled.
+#[test]
+fn a_running_action_of_a_live_process_is_left_alone() {
+    let c = cluster("");
+    shop(&c.urls[0], 1_000_000);
+    let config = c.config_path.to_str().unwrap().to_string();
+    let first = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
+        .args([
+            "--config",
+            &config,
+            "act",
+            "backup",
+            "--replica",
+            "r1",
+            "--yes",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while operator_statements(&c, 1).is_empty() {
+        assert!(start.elapsed().as_secs() < 60, "the backup was never sent");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
+    assert!(
+        !second.stderr.contains("left unfinished earlier"),
+        "{}",
+        second.stderr
+    );
+    let out = first.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("succeeded: backup created on r1"),
+        "{stdout}"
+    );
+    assert!(
+        !audit(&c).contains("after a restart of chops"),
+        "{}",
+        audit(&c)
+    );
 }

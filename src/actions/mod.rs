@@ -165,6 +165,19 @@ impl Actor<'_> {
     pub async fn snapshot(&self, planned: &Planned, now: i64) -> Result<Snapshot, FlowError> {
         let action = &planned.action;
         let c = self.replica(action.replica())?;
+        let key = action.key();
+        let held: Option<String> = self
+            .store
+            .call(move |c| {
+                use rusqlite::OptionalExtension;
+                c.query_row(
+                    "SELECT owner FROM locks WHERE target = ?1 AND expires_at > ?2",
+                    rusqlite::params![key, now],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await?;
         let mut s = probe(
             c,
             planned,
@@ -174,6 +187,7 @@ impl Actor<'_> {
         )
         .await;
         s.cooldown_until = self.store.cooldown_until(&action.key(), now).await?;
+        s.locked_by = held.map(|o| o.split('@').next().unwrap_or(&o).to_string());
         Ok(s)
     }
 
@@ -192,6 +206,17 @@ impl Actor<'_> {
         let sql = planned.statement.clone();
         let dry_run = dry_run || self.policy.dry_run;
         let id_hint = format!("{}-{now}", action.key());
+        // A terminal has no second person: two-person kinds are Discord-only.
+        if matches!(who, Requester::Cli { .. }) && self.policy.two_person.contains(&action.kind()) {
+            let refusal = ActRefusal::Precondition(format!(
+                "{} actions on {} need a second member's approval: request it in Discord",
+                action.kind().name(),
+                action.cluster()
+            ));
+            return Err(self
+                .refuse(&id_hint, &action, &sql, who, place, refusal)
+                .await);
+        }
         let role_ok = self.policy.enabled() && self.policy.allows(action.kind(), who);
         if !role_ok {
             let refusal = guard::may_act(&action, &Snapshot::unprobed(), self.policy, who, now)
@@ -353,39 +378,61 @@ impl Actor<'_> {
     }
 
     /// From a confirmed row to the outcome: re-check, lock, intent, execute, follow, outcome.
+    /// From a confirmed row to its end. Whatever fails on the way, the row does not stay
+    /// `executing`: the error becomes its outcome.
     async fn run(
         &self,
         conf: &Confirmation,
         who: &Requester,
         progress: OnProgress<'_>,
     ) -> Result<Outcome, FlowError> {
-        let planned: Planned = serde_json::from_str(&conf.action_json)
-            .map_err(|e| FlowError::User(format!("This action cannot be read back ({e}).")))?;
-        let action = planned.action.clone();
         let started = std::time::Instant::now();
-        let now = now();
-        // Things change between the preview and the click: decide again on fresh probes.
-        let snap = self.snapshot(&planned, now).await?;
-        if let Err(refusal) = guard::may_act(&action, &snap, self.policy, who, now) {
-            return self
-                .end(
+        match self.run_inner(conf, who, progress, started).await {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                let why = format!("stopped before an outcome: {e}");
+                self.end(
                     conf,
-                    FinalState::Refused,
-                    "refused",
-                    refusal.to_string(),
+                    FinalState::Failed,
+                    "failed",
+                    why,
                     vec![],
                     None,
                     started,
                 )
-                .await;
+                .await
+            }
         }
+    }
+
+    async fn run_inner(
+        &self,
+        conf: &Confirmation,
+        who: &Requester,
+        progress: OnProgress<'_>,
+        started: std::time::Instant,
+    ) -> Result<Outcome, FlowError> {
+        let planned: Planned = serde_json::from_str(&conf.action_json)
+            .map_err(|e| FlowError::User(format!("This action cannot be read back ({e}).")))?;
+        let action = planned.action.clone();
+        let now = now();
         let target = action.key();
         let ttl = match action {
             Action::BackupReplica { .. } => 6 * 3600,
             Action::RestartReplica { .. } => 600,
         };
-        if let Err(held) = self.store.try_lock(&target, &conf.id, now, ttl).await? {
-            let why = format!("already running — see action {}", held.owner);
+        // The lock first, then the re-check under it: two confirmations of the same target can
+        // never both pass the checks. The owner names this process, so a later start can tell a
+        // live action from one whose process died.
+        let owner = lock_owner(&conf.id);
+        if let Err(held) = self.store.try_lock(&target, &owner, now, ttl).await? {
+            let by = held
+                .owner
+                .split('@')
+                .next()
+                .unwrap_or(&held.owner)
+                .to_string();
+            let why = format!("already running — see action {by}");
             return self
                 .end(
                     conf,
@@ -398,14 +445,47 @@ impl Actor<'_> {
                 )
                 .await;
         }
-        let result = self.locked(conf, &planned, progress, started).await;
-        self.store.unlock(&target, &conf.id).await?;
-        if self.policy.cooldown_secs > 0 && !conf.dry_run {
+        let result = self
+            .checked(conf, &planned, who, progress, started, now)
+            .await;
+        // The cooldown starts before the lock goes, so no one slips in between.
+        let ran = matches!(&result, Ok(o) if matches!(o.state, FinalState::Succeeded | FinalState::Failed));
+        if ran && self.policy.cooldown_secs > 0 {
             self.store
                 .set_cooldown(&target, now + self.policy.cooldown_secs)
                 .await?;
         }
+        self.store.unlock(&target, &owner).await?;
         result
+    }
+
+    /// Under the lock: things change between the preview and the click, so decide again on
+    /// fresh probes, then run.
+    async fn checked(
+        &self,
+        conf: &Confirmation,
+        planned: &Planned,
+        who: &Requester,
+        progress: OnProgress<'_>,
+        started: std::time::Instant,
+        now: i64,
+    ) -> Result<Outcome, FlowError> {
+        let mut snap = self.snapshot(planned, now).await?;
+        snap.locked_by = None; // the lock is ours
+        if let Err(refusal) = guard::may_act(&planned.action, &snap, self.policy, who, now) {
+            return self
+                .end(
+                    conf,
+                    FinalState::Refused,
+                    "refused",
+                    refusal.to_string(),
+                    vec![],
+                    None,
+                    started,
+                )
+                .await;
+        }
+        self.locked(conf, planned, progress, started).await
     }
 
     async fn locked(
@@ -419,16 +499,7 @@ impl Actor<'_> {
         let replica = self.replica(action.replica())?;
         let query_id = format!("chops-{}", conf.id);
         let statement = planned.statement.clone();
-        // The intent row comes first: a crash after this leaves a trace to reconcile.
-        self.audit_conf(
-            conf,
-            "executing",
-            None,
-            Some(&statement),
-            Some(&query_id),
-            None,
-        )
-        .await?;
+        // A dry run sends nothing and so writes no intent: its record is the dry-run row.
         if conf.dry_run {
             return self
                 .end(
@@ -443,9 +514,24 @@ impl Actor<'_> {
                 .await;
         }
         let op = self.operator_client(replica)?;
+        // The intent row comes first: a crash after this leaves a trace to reconcile.
+        self.audit_conf(
+            conf,
+            "executing",
+            None,
+            Some(&statement),
+            Some(&query_id),
+            None,
+        )
+        .await?;
+        let sent = std::time::Instant::now();
         match action {
             Action::BackupReplica { .. } => {
-                if let Err(e) = backup::execute(&op, &statement, &query_id).await {
+                // Only the server's own refusal means it did not start: after a timeout or a
+                // dropped connection it may well run, so it is followed by its id.
+                if let Err(e @ (ProbeError::Server { .. } | ProbeError::Auth { .. })) =
+                    backup::execute(&op, &statement, &query_id).await
+                {
                     let why = format!("the server refused: {e}");
                     return self
                         .end(
@@ -461,7 +547,7 @@ impl Actor<'_> {
                 }
                 progress(&format!("started on {}", action.replica()));
                 let id = planned.backup_id.as_deref().unwrap_or_default();
-                let (state, summary) = self.follow_backup(replica, id, progress).await;
+                let (state, summary) = self.follow_backup(replica, id, Some(sent), progress).await;
                 let decision = if state == FinalState::Succeeded {
                     "succeeded"
                 } else {
@@ -537,13 +623,18 @@ impl Actor<'_> {
         &self,
         replica: &ReplicaClient,
         id: &str,
+        sent: Option<std::time::Instant>,
         progress: OnProgress<'_>,
     ) -> (FinalState, String) {
         let mut misses = 0;
         // Look soon, then less often: a small backup ends in a second, a big one takes hours.
         let mut wait = Duration::from_millis(200);
         loop {
-            match backup::look(replica, id).await {
+            let look = backup::look(replica, id).await;
+            if look.is_ok() {
+                misses = 0;
+            }
+            match look {
                 Ok(backup::Followed::Running(p)) => progress(&p.line()),
                 Ok(backup::Followed::Created(p)) => {
                     return (
@@ -562,9 +653,11 @@ impl Actor<'_> {
                     )
                 }
                 Ok(backup::Followed::Lost { uptime_secs }) => {
-                    let why = match uptime_secs {
-                        Some(u) => format!("{} has no row for it and has been up only {u} s: the server restarted, and system.backups is in memory — look for the backup on the disk", replica.name),
-                        None => format!("{} has no row for it in system.backups", replica.name),
+                    let since = sent.map(|t| t.elapsed().as_secs());
+                    let why = match (uptime_secs, since) {
+                        (Some(u), Some(since)) if u < since => format!("{} has no row for it and has been up only {u} s: the server restarted, and system.backups is in memory — look for the backup on the disk", replica.name),
+                        (Some(u), None) => format!("{} has no row for it (up {u} s): system.backups is in memory, so a restart of the server forgets it — look for the backup on the disk", replica.name),
+                        _ => format!("{} has no row for it in system.backups", replica.name),
                     };
                     return (FinalState::Failed, why);
                 }
@@ -706,19 +799,56 @@ impl Actor<'_> {
             if conf.cluster != self.cluster.name {
                 continue;
             }
+            let started = std::time::Instant::now();
+            let end_failed = |why: String| {
+                self.end(
+                    &conf,
+                    FinalState::Failed,
+                    "failed",
+                    why,
+                    vec![],
+                    None,
+                    started,
+                )
+            };
             let Ok(planned) = serde_json::from_str::<Planned>(&conf.action_json) else {
+                out.push(
+                    end_failed("after a restart of chops: the action cannot be read back".into())
+                        .await?,
+                );
                 continue;
             };
             let action = planned.action.clone();
-            let started = std::time::Instant::now();
+            // An action whose process still runs (another `chops act`, the bot) is not ours to end.
+            let key = action.key();
+            let held: Option<String> = self
+                .store
+                .call(move |c| {
+                    use rusqlite::OptionalExtension;
+                    c.query_row("SELECT owner FROM locks WHERE target = ?1", [key], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                })
+                .await?;
+            let mine = held.filter(|o| o.split('@').next() == Some(conf.id.as_str()));
+            if mine.as_deref().is_some_and(owner_alive) {
+                continue;
+            }
             let Ok(replica) = self.replica(action.replica()) else {
+                let why = format!(
+                    "after a restart of chops: {} is no longer in the cluster; look at it by hand",
+                    action.replica()
+                );
+                out.push(end_failed(why).await?);
                 continue;
             };
+            let qid = format!("chops-{}", conf.id);
             let outcome = match &action {
                 Action::BackupReplica { .. } => {
                     let mut quiet = |_: &str| {};
                     let id = planned.backup_id.as_deref().unwrap_or_default();
-                    let (state, summary) = self.follow_backup(replica, id, &mut quiet).await;
+                    let (state, summary) = self.follow_backup(replica, id, None, &mut quiet).await;
                     let decision = if state == FinalState::Succeeded {
                         "succeeded"
                     } else {
@@ -730,7 +860,7 @@ impl Actor<'_> {
                         decision,
                         format!("after a restart of chops: {summary}"),
                         vec![],
-                        Some(format!("chops-{}", conf.id)),
+                        Some(qid),
                         started,
                     )
                     .await?
@@ -738,41 +868,59 @@ impl Actor<'_> {
                 Action::RestartReplica {
                     database, table, ..
                 } => {
+                    // Whether the statement ran: the server's query log knows (when it has one).
+                    let ran = restart_replica::ran(replica, &qid).await;
                     let now_row = restart_replica::look(replica, database, table)
                         .await
                         .ok()
                         .flatten();
-                    let state = match now_row {
-                        Some(r) if r.is_readonly == 0 => FinalState::Succeeded,
-                        _ => FinalState::Failed,
+                    let details = vec![restart_replica::before_after(
+                        &action,
+                        None,
+                        now_row.as_ref(),
+                    )];
+                    let (state, summary) = match ran {
+                        Some(Ok(())) => (FinalState::Succeeded, "after a restart of chops: the statement finished (system.query_log)".to_string()),
+                        Some(Err(e)) => (FinalState::Failed, format!("after a restart of chops: the statement failed: {e}")),
+                        None => (FinalState::Failed, "after a restart of chops: outcome unknown (no trace in system.query_log); the table as it is now".to_string()),
                     };
                     let decision = if state == FinalState::Succeeded {
                         "succeeded"
                     } else {
                         "failed"
                     };
-                    let details = vec![restart_replica::before_after(
-                        &action,
-                        None,
-                        now_row.as_ref(),
-                    )];
-                    self.end(
-                        &conf,
-                        state,
-                        decision,
-                        "after a restart of chops: re-checked".into(),
-                        details,
-                        Some(format!("chops-{}", conf.id)),
-                        started,
-                    )
-                    .await?
+                    self.end(&conf, state, decision, summary, details, Some(qid), started)
+                        .await?
                 }
             };
-            self.store.unlock(&action.key(), &conf.id).await?;
+            if let Some(owner) = mine {
+                self.store.unlock(&action.key(), &owner).await?;
+            }
             out.push(outcome);
         }
         Ok(out)
     }
+}
+
+/// The lock owner for an action run by this process: `<action id>@<pid>`.
+fn lock_owner(id: &str) -> String {
+    format!("{id}@{}", std::process::id())
+}
+
+/// Whether the process named in a lock owner (`<id>@<pid>`) still runs on this machine.
+fn owner_alive(owner: &str) -> bool {
+    let Some(pid) = owner
+        .rsplit_once('@')
+        .and_then(|(_, p)| p.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    if pid as u32 == std::process::id() {
+        return true;
+    }
+    // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// (id, name) as the store keeps them; a terminal user has id 0.
@@ -847,14 +995,16 @@ async fn probe(
                 c.fetch::<NameRow>(DATABASES_SQL, &[])
             );
             s.disk = d.ok().map(|rows| !rows.is_empty());
-            if let Ok(have) = dbs {
-                s.missing_databases = databases
-                    .iter()
-                    .filter(|d| !have.iter().any(|h| &h.name == *d))
-                    .cloned()
-                    .collect();
-            } else {
-                s.missing_databases = databases.clone();
+            match dbs {
+                Ok(have) => {
+                    s.missing_databases = databases
+                        .iter()
+                        .filter(|d| !have.iter().any(|h| &h.name == *d))
+                        .cloned()
+                        .collect();
+                }
+                // Unknown is not "missing": the replica did not answer this probe.
+                Err(e) => s.replica = Err(format!("its databases are unknown: {e}")),
             }
             if let Some(id) = &planned.backup_id {
                 let bind = [id.as_str(), id.as_str()];
@@ -862,7 +1012,8 @@ async fn probe(
                     .fetch::<NameRow>(TAKEN_SQL, &bind)
                     .await
                     .map(|rows| !rows.is_empty())
-                    .unwrap_or(false);
+                    // Not known to be new: refuse rather than risk a 598 mid-incident.
+                    .unwrap_or(true);
             }
         }
         Action::RestartReplica {

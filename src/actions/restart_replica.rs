@@ -75,6 +75,27 @@ pub async fn look(
     Ok(rows.into_iter().next())
 }
 
+/// How a statement ended, by its query id, from the server's `system.query_log`: None when the
+/// log has no trace of it (no query log, not flushed yet, or never sent).
+pub async fn ran(client: &ReplicaClient, query_id: &str) -> Option<Result<(), String>> {
+    #[derive(Debug, Clone, Row, Deserialize)]
+    struct Logged {
+        #[serde(deserialize_with = "crate::clickhouse::lossy")]
+        kind: String,
+        #[serde(deserialize_with = "crate::clickhouse::lossy")]
+        exception: String,
+    }
+    const SQL: &str = "SELECT toString(type) AS kind, exception FROM system.query_log \
+         WHERE query_id = ? AND type != 'QueryStart' ORDER BY event_time DESC LIMIT 1";
+    let rows: Vec<Logged> = client.fetch(SQL, &[query_id]).await.ok()?;
+    let row = rows.into_iter().next()?;
+    Some(if row.kind == "QueryFinish" {
+        Ok(())
+    } else {
+        Err(crate::domain::text::first_line(&row.exception, 300))
+    })
+}
+
 /// "shop.orders on ch-2: read-only, queue 340 → writable, queue 12".
 pub fn before_after(
     action: &Action,

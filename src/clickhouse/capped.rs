@@ -95,7 +95,7 @@ impl tower_service::Service<Uri> for CappedConnector {
                 scratch: vec![0; 16 * 1024].into_boxed_slice(),
                 window: 0,
                 in_body: false,
-                carry: Vec::new(),
+                pending: 0,
             })
         })
     }
@@ -116,8 +116,8 @@ pub struct CappedStream {
     window: u32,
     /// The head has ended: what follows is the body.
     in_body: bool,
-    /// The incomplete UTF-8 sequence at the end of the last error-body read.
-    carry: Vec<u8>,
+    /// Continuation bytes still owed by a character the last read ended in.
+    pending: usize,
 }
 
 impl CappedStream {
@@ -131,7 +131,7 @@ impl CappedStream {
         self.limit = self.caps.answer_bytes.max(self.caps.error_bytes);
         self.window = 0;
         self.in_body = false;
-        self.carry.clear();
+        self.pending = 0;
     }
 
     /// What the reader gets of `got`. An error body is made valid UTF-8 byte for byte (invalid
@@ -151,41 +151,11 @@ impl CappedStream {
                 }
             }
         }
-        if !self.is_error() || start == got.len() && self.carry.is_empty() {
+        if !self.is_error() || start == got.len() {
             return got.to_vec();
         }
         let mut out = got[..start].to_vec();
-        let mut data = std::mem::take(&mut self.carry);
-        data.extend_from_slice(&got[start..]);
-        let mut rest = &data[..];
-        loop {
-            match std::str::from_utf8(rest) {
-                Ok(s) => {
-                    out.extend_from_slice(s.as_bytes());
-                    break;
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    out.extend_from_slice(&rest[..valid]);
-                    match e.error_len() {
-                        Some(bad) => {
-                            out.extend(std::iter::repeat_n(b'?', bad));
-                            rest = &rest[valid + bad..];
-                        }
-                        None if got.is_empty() => {
-                            // End of the answer: an unfinished sequence is just bad bytes.
-                            out.extend(std::iter::repeat_n(b'?', rest.len() - valid));
-                            break;
-                        }
-                        None => {
-                            // Maybe finished by the next read: hold it back (at most 3 bytes).
-                            self.carry = rest[valid..].to_vec();
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+        sanitize(&mut self.pending, &got[start..], &mut out);
         out
     }
 
@@ -211,6 +181,48 @@ impl CappedStream {
     }
 }
 
+/// Append `data` to `out` as valid UTF-8 of the same length: invalid bytes become `?`; a character
+/// cut at the end passes as it is and `pending` says how many continuation bytes the next read
+/// owes it (held back instead, it could stall a body whose length is already complete).
+fn sanitize(pending: &mut usize, data: &[u8], out: &mut Vec<u8>) {
+    let mut rest = data;
+    while *pending > 0 && rest.first().is_some_and(|b| (0x80..=0xBF).contains(b)) {
+        out.push(rest[0]);
+        rest = &rest[1..];
+        *pending -= 1;
+    }
+    *pending = 0;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.extend_from_slice(s.as_bytes());
+                return;
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                out.extend_from_slice(&rest[..valid]);
+                match e.error_len() {
+                    Some(bad) => {
+                        out.extend(std::iter::repeat_n(b'?', bad));
+                        rest = &rest[valid + bad..];
+                    }
+                    None => {
+                        let tail = &rest[valid..];
+                        let need = match tail[0] {
+                            0xC0..=0xDF => 2,
+                            0xE0..=0xEF => 3,
+                            _ => 4,
+                        };
+                        *pending = need - tail.len();
+                        out.extend_from_slice(tail);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Read for CappedStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -218,18 +230,15 @@ impl Read for CappedStream {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // Up to 3 held-back bytes may be handed out with this read.
-        let want = buf
-            .remaining()
-            .saturating_sub(3)
-            .clamp(1, this.scratch.len());
+        let want = buf.remaining().min(this.scratch.len());
         let mut rb = ReadBuf::new(&mut this.scratch[..want]);
         ready!(Pin::new(&mut this.tcp).poll_read(cx, &mut rb))?;
         let n = rb.filled().len();
         let got = this.scratch[..n].to_vec();
         this.account(&got)?;
         let out = this.pass(&got);
-        buf.put_slice(&out[..out.len().min(buf.remaining())]);
+        // Same length as read: invalid bytes are replaced one for one.
+        buf.put_slice(&out);
         Poll::Ready(Ok(()))
     }
 }
@@ -261,5 +270,30 @@ impl Write for CappedStream {
 impl Connection for CappedStream {
     fn connected(&self) -> Connected {
         self.tcp.connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(reads: &[&[u8]]) -> Vec<u8> {
+        let (mut pending, mut out) = (0, Vec::new());
+        for r in reads {
+            sanitize(&mut pending, r, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn error_bodies_become_utf8_of_the_same_length() {
+        assert_eq!(run(&[b"ok \xff\xfe end"]), b"ok ?? end");
+        // A character split between two reads stays whole.
+        let e = "é".as_bytes();
+        assert_eq!(run(&[&[b'a', e[0]], &[e[1], b'b']]), "aéb".as_bytes());
+        // Cut at the very end: passed on (never held back), same length.
+        assert_eq!(run(&[&[b'x', 0xE2, 0x82]]).len(), 3);
+        // A continuation byte the last read did not promise is invalid.
+        assert_eq!(run(&[b"a", &[0x80]]), b"a?");
     }
 }

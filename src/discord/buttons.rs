@@ -53,7 +53,10 @@ pub async fn actor_parts(
     let cl = Cluster::connect(&target)
         .await
         .map_err(|e| display::discord(&e.to_string()))?;
-    Ok((cl, operator, target.policy))
+    // Actions need the operator account itself, not just its name in the config.
+    let mut policy = target.policy;
+    policy.has_operator = operator.is_some();
+    Ok((cl, operator, policy))
 }
 
 fn actor<'a>(
@@ -208,7 +211,8 @@ pub async fn start(
     // The role is known without any probe: a refusal is private and immediate.
     if !(policy.enabled() && policy.allows(action.kind(), who)) {
         let text = match actor.request(action, who, place, dry_run).await {
-            Err(FlowError::Refused(r)) => r.to_string(),
+            // Refusals can quote names and server text: shown through the display boundary.
+            Err(FlowError::Refused(r)) => display::discord(&r.to_string()),
             Err(e) => internal(&e.to_string()),
             Ok(_) => "refused".into(),
         };
@@ -232,7 +236,7 @@ pub async fn start(
             preview_message(&p, who)
         }
         Err(FlowError::Refused(r)) => {
-            serenity::EditInteractionResponse::new().content(r.to_string())
+            serenity::EditInteractionResponse::new().content(display::discord(&r.to_string()))
         }
         Err(e) => serenity::EditInteractionResponse::new().content(internal(&e.to_string())),
     };

@@ -218,6 +218,12 @@ pub async fn backup_replica(
             .collect(),
         None => replica_databases(ctx, &cluster, &replica).await?,
     };
+    if databases.is_empty() {
+        return Err(UserError(
+            "`databases` lists no database: give names, comma-separated, or leave it out.".into(),
+        )
+        .into());
+    }
     let disk = ctx
         .data()
         .config

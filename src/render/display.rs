@@ -41,6 +41,17 @@ pub fn show(s: &str, target: Target) -> String {
             out.push(c);
         }
     }
+    // Discord reads `#`, `-`, `1.` as headings and lists at the start of a line, and our lines
+    // may start with a name: escape the first character of such a start.
+    if target == Target::Discord {
+        let digits = out.chars().take_while(|c| c.is_ascii_digit()).count();
+        let list = digits > 0 && out[digits..].starts_with(". ");
+        if out.starts_with('#') || out.starts_with('-') || out.starts_with('+') {
+            out.insert(0, '\\');
+        } else if list {
+            out.insert(digits, '\\');
+        }
+    }
     // A name with "\x1b" written out shows the same as one with the real byte: that is fine,
     // the SQL carries the exact bytes.
     out
@@ -82,5 +93,9 @@ mod tests {
             "\\*\\*b\\*\\* \\_i\\_ \\[l\\](u)"
         );
         assert!(!discord("a\nb").contains('\n'));
+        assert_eq!(discord("# big"), "\\# big");
+        assert_eq!(discord("-# small"), "\\-# small");
+        assert_eq!(discord("12. item"), "12\\. item");
+        assert_eq!(discord("v1.2"), "v1.2");
     }
 }
