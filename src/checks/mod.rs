@@ -148,6 +148,18 @@ impl Cluster {
         })
     }
 
+    /// The same cluster for a new check round (see [`ReplicaClient::next_round`]).
+    pub fn next_round(&self) -> Cluster {
+        Cluster {
+            replicas: self
+                .replicas
+                .iter()
+                .map(ReplicaClient::next_round)
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// Run the scope's checks concurrently and build the card.
     ///
     /// Boxed as `Send`: callers such as the bot's command handlers need a `Send` future, and the

@@ -162,6 +162,16 @@ impl ReplicaClient {
         self.deadline
     }
 
+    /// The same replica for a new check round: the connection pools are kept (a second check
+    /// pays no connect cost), the round's memory (shared answers, refusals seen) starts empty.
+    pub fn next_round(&self) -> ReplicaClient {
+        ReplicaClient {
+            shared: Arc::new(Mutex::new(Shared::new())),
+            refused_at: Arc::new(Mutex::new(None)),
+            ..self.clone()
+        }
+    }
+
     fn refused_recently(&self) -> bool {
         let at = *self.refused_at.lock().expect("refused_at lock");
         at.is_some_and(|t| t.elapsed() < self.deadline)

@@ -50,7 +50,8 @@ pub async fn actor_parts(
         .target(Some(cluster), &config::process_env)
         .map_err(|e| display::discord(&e.to_string()))?;
     let operator = cfg.operator(cluster, &config::process_env).ok();
-    let cl = Cluster::connect(&target)
+    let cl = data
+        .cluster(&target)
         .await
         .map_err(|e| display::discord(&e.to_string()))?;
     // Actions need the operator account itself, not just its name in the config.

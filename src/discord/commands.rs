@@ -140,7 +140,7 @@ async fn replica_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutoc
             .config
             .target(Some(&cluster), &config::process_env)
         {
-            names = match Cluster::connect(&t).await {
+            names = match ctx.data().cluster(&t).await {
                 Ok(cl) => cl.replicas.iter().map(|r| r.name.clone()).collect(),
                 Err(_) => t.replicas.iter().map(|r| r.name.clone()).collect(),
             };
@@ -166,7 +166,7 @@ async fn table_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocom
             .config
             .target(Some(&cluster), &config::process_env)
         {
-            if let Ok(cl) = Cluster::connect(&t).await {
+            if let Ok(cl) = ctx.data().cluster(&t).await {
                 if let Some(c) = cl.replicas.iter().find(|r| r.name == replica) {
                     let sql = "SELECT concat(database, '.', table) AS name FROM system.replicas ORDER BY name LIMIT 500";
                     if let Ok(rows) = c.fetch::<T>(sql, &[]).await {
@@ -535,7 +535,7 @@ pub async fn run_check(
         .map_err(|e| UserError(display::discord(&e.to_string())))?;
 
     ctx.defer().await?;
-    let reply = match Cluster::connect(&target).await {
+    let reply = match ctx.data().cluster(&target).await {
         Ok(mut cl) => {
             if let Some(d) = tuning.min_delay {
                 let l = &mut cl.thresholds.delay_secs;

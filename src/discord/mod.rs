@@ -23,6 +23,43 @@ pub struct Data {
     pub config: Arc<Loaded>,
     /// Offers, confirmations, locks and the audit log (shared with `chops act`).
     pub store: crate::store::Store,
+    /// Clusters resolved earlier, with their keep-alive connection pools (see [`Data::cluster`]).
+    pub clusters: Arc<
+        tokio::sync::Mutex<
+            std::collections::HashMap<String, (std::time::Instant, crate::checks::Cluster)>,
+        >,
+    >,
+}
+
+/// How long a resolved cluster (its replicas, discovery's answer, its connection pools) is
+/// reused by the bot before it is resolved again.
+const CLUSTER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Data {
+    pub fn new(config: Arc<Loaded>, store: crate::store::Store) -> Data {
+        Data {
+            config,
+            store,
+            clusters: Arc::default(),
+        }
+    }
+
+    /// `target` ready for a check round: resolved once, then reused (fresh round state, same
+    /// pools) for [`CLUSTER_TTL`].
+    pub async fn cluster(
+        &self,
+        target: &crate::config::ClusterTarget,
+    ) -> Result<crate::checks::Cluster, crate::checks::SetupError> {
+        let mut cache = self.clusters.lock().await;
+        if let Some((at, cl)) = cache.get(&target.name) {
+            if at.elapsed() < CLUSTER_TTL {
+                return Ok(cl.next_round());
+            }
+        }
+        let cl = crate::checks::Cluster::connect(target).await?;
+        cache.insert(target.name.clone(), (std::time::Instant::now(), cl.clone()));
+        Ok(cl)
+    }
 }
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -171,10 +208,7 @@ pub async fn serve(
     let guild_ids = config.config.discord.guild_ids.clone();
     let http = http(&token, config.config.discord.proxy.as_deref());
     let store = crate::store::Store::open(&config.store_path())?;
-    let data = Data {
-        config: Arc::new(config),
-        store,
-    };
+    let data = Data::new(Arc::new(config), store);
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands(),
@@ -211,6 +245,7 @@ pub async fn serve(
                     Data {
                         config: data.config.clone(),
                         store: data.store.clone(),
+                        clusters: data.clusters.clone(),
                     },
                 );
                 tokio::spawn(async move { buttons::reconcile(&http, &again).await });
