@@ -18,6 +18,7 @@ body `Code: N. DB::Exception: … (NAME) (version …)`.
 """
 import argparse
 import json
+import random
 import email.parser
 import email.policy
 import os
@@ -94,6 +95,43 @@ class Engine:
             finally:
                 if database:
                     self.conn.query("USE default", "TSV")
+
+
+class SharedAnswers:
+    """One engine standing in for many servers: identical read-only queries arriving within
+    `ttl` seconds share one engine call (single-flight), as independent servers would compute
+    them in parallel. Off (ttl 0) unless asked for."""
+
+    def __init__(self, engine, ttl):
+        self.engine, self.ttl = engine, ttl
+        self.version = engine.version
+        self.lock = threading.Lock()
+        self.cells = {}
+
+    def answer(self, sql, fmt, settings, params, database):
+        if not self.ttl or not sql.lstrip().upper().startswith("SELECT"):
+            return self.engine.run(sql, fmt, settings, params, database)
+        key = (sql, fmt, tuple(sorted((k, v) for k, v in settings.items() if k != "query_id")),
+               tuple(sorted(params.items())), database)
+        with self.lock:
+            cell = self.cells.get(key)
+            if cell is None or time.monotonic() - cell["at"] > self.ttl:
+                cell = {"at": time.monotonic(), "done": threading.Event(), "out": None, "err": None}
+                self.cells[key] = cell
+                owner = True
+            else:
+                owner = False
+        if owner:
+            try:
+                cell["out"] = self.engine.run(sql, fmt, settings, params, database)
+            except Exception as e:  # shared with the waiters
+                cell["err"] = e
+            finally:
+                cell["done"].set()
+        cell["done"].wait()
+        if cell["err"] is not None:
+            raise cell["err"]
+        return cell["out"]
 
 
 def sql_literal(value):
@@ -174,9 +212,9 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_query(self.read_body())
 
     def handle_query(self, body):
-        if self.server.latency:
+        if self.server.latency or self.server.jitter:
             # Simulated network/server wait (not CPU): what a remote replica adds to every query.
-            time.sleep(self.server.latency)
+            time.sleep(self.server.latency + random.uniform(0, self.server.jitter))
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         ctype = self.headers.get("Content-Type", "")
@@ -212,7 +250,7 @@ class Handler(BaseHTTPRequestHandler):
             if not sql.strip():
                 return self.fail("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
             self.log_query(params, sql)
-            out = self.server.engine.run(sql, fmt, settings, query_params, params.get("database"))
+            out = self.server.engine.answer(sql, fmt, settings, query_params, params.get("database"))
         except Exception as e:  # the engine's errors carry ClickHouse's code and text
             return self.fail(str(e))
         finally:
@@ -239,26 +277,41 @@ def main():
     ap.add_argument("--query-log", default="", help="append one JSON line per query to this file")
     ap.add_argument("--latency-ms", type=float, default=0.0,
                     help="sleep this long before answering each query (benchmarks: simulated RTT)")
+    ap.add_argument("--jitter-ms", type=float, default=0.0,
+                    help="add a uniform random wait of up to this much to each query")
+    ap.add_argument("--extra-ports", type=lambda s: [int(p) for p in s.split(",") if p], default=[],
+                    help="more endpoints served by this one engine, each its own replica")
+    ap.add_argument("--extra-replicas", type=lambda s: [r for r in s.split(",") if r], default=[],
+                    help="their replica names (for the query logs: {replica} in --query-log)")
+    ap.add_argument("--share-answers-ms", type=float, default=0.0,
+                    help="identical SELECTs within this window share one engine call (many endpoints)")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     config = write_config(args)
-    engine = Engine(os.path.join(args.dir, "data"), config)
+    engine = SharedAnswers(Engine(os.path.join(args.dir, "data"), config), args.share_answers_ms / 1000.0)
     # The default listen backlog (5) overflows under a burst of concurrent probes: dropped SYNs
     # come back after the 1 s retransmit timeout and look like a slow network.
     ThreadingHTTPServer.request_queue_size = 256
-    server = ThreadingHTTPServer(("127.0.0.1", args.http_port), Handler)
-    server.daemon_threads = True
-    server.engine = engine
-    server.user = args.user
-    server.password = os.environ.get("CHOPS_GW_PASSWORD", "")
-    server.operator = args.operator_user
-    server.operator_password = os.environ.get("CHOPS_GW_OPERATOR_PASSWORD", "")
-    server.query_log = args.query_log
-    server.log_lock = threading.Lock()
-    server.spool_dir = args.dir
-    server.latency = args.latency_ms / 1000.0
-    print(f"ready http://127.0.0.1:{args.http_port} replica={args.replica}", flush=True)
-    server.serve_forever()
+    log_lock = threading.Lock()
+    servers = []
+    for port, replica in [(args.http_port, args.replica)] + list(zip(args.extra_ports, args.extra_replicas)):
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
+        server.engine = engine
+        server.user = args.user
+        server.password = os.environ.get("CHOPS_GW_PASSWORD", "")
+        server.operator = args.operator_user
+        server.operator_password = os.environ.get("CHOPS_GW_OPERATOR_PASSWORD", "")
+        server.query_log = args.query_log.replace("{replica}", replica)
+        server.log_lock = log_lock
+        server.spool_dir = args.dir
+        server.latency = args.latency_ms / 1000.0
+        server.jitter = args.jitter_ms / 1000.0
+        servers.append(server)
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"ready http://127.0.0.1:{args.http_port} replica={args.replica} (+{len(servers) - 1})", flush=True)
+    servers[0].serve_forever()
 
 
 if __name__ == "__main__":

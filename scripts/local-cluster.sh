@@ -2,6 +2,7 @@
 #! Local test cluster: one Apache ZooKeeper 3.8 + N ClickHouse-engine replicas (gateway processes).
 #
 #   scripts/local-cluster.sh start DIR [--replicas N] [--zk-port P] [--http-ports P1,P2,…] [--latency-ms MS]
+#                                      [--jitter-ms MS] [--one-engine]
 #   scripts/local-cluster.sh stop DIR
 #
 # start: writes DIR/zk/zoo.cfg and DIR/rN/config.xml, starts every server in the background,
@@ -57,13 +58,15 @@ start) ;;
 *) die "unknown command '$cmd' (start|stop)" ;;
 esac
 
-replicas=3; zk_port=""; http_ports=""; latency_ms=0
+replicas=3; zk_port=""; http_ports=""; latency_ms=0; jitter_ms=0; one_engine=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --replicas) replicas=$2; shift 2 ;;
     --zk-port) zk_port=$2; shift 2 ;;
     --http-ports) http_ports=$2; shift 2 ;;
     --latency-ms) latency_ms=$2; shift 2 ;;
+    --jitter-ms) jitter_ms=$2; shift 2 ;;
+    --one-engine) one_engine=1; shift ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -100,7 +103,21 @@ java -Xmx256m -Dzookeeper.log.dir="$dir/zk" -cp "/usr/share/java/zookeeper.jar:/
   org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zk/zoo.cfg" >"$dir/zk/log" 2>&1 &
 echo $! >"$dir/zk.pid"
 
+if [ "$one_engine" = 1 ]; then
+  # Many replicas, one engine process: every port answers as its own replica (own query log),
+  # identical SELECTs share one engine call (as independent servers would answer in parallel).
+  extra_ports=$(IFS=,; echo "${ports[*]:1}")
+  extra_names=$(for i in $(seq 2 "$replicas"); do printf 'r%s,' "$i"; done)
+  "$py" "$here/ch_gateway.py" --dir "$dir/r1" --http-port "${ports[0]}" --replica r1 \
+    --extra-ports "$extra_ports" --extra-replicas "$extra_names" --share-answers-ms 500 \
+    --cluster local --shard 1 --cluster-ports "$native_csv" --zk-port "$zk_port" \
+    --latency-ms "$latency_ms" --jitter-ms "$jitter_ms" \
+    --operator-user chops_operator --query-log "$dir/{replica}.queries.jsonl" \
+    >"$dir/r1.log" 2>&1 &
+  echo $! >"$dir/r1.pid"
+fi
 for i in $(seq 1 "$replicas"); do
+  [ "$one_engine" = 1 ] && break
   p=${ports[$((i - 1))]}
   "$py" "$here/ch_gateway.py" --dir "$dir/r$i" --http-port "$p" --replica "r$i" \
     --cluster local --shard 1 --cluster-ports "$native_csv" --zk-port "$zk_port" --latency-ms "$latency_ms" \
@@ -117,7 +134,8 @@ until timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zk_port; printf srvr >&3; c
   sleep 0.1
 done
 for i in $(seq 1 "$replicas"); do
-  wait_tcp 127.0.0.1 "${ports[$((i - 1))]}" 60 "$(cat "$dir/r$i.pid")" "replica r$i"
+  pidfile="$dir/r$i.pid"; [ "$one_engine" = 1 ] && pidfile="$dir/r1.pid"
+  wait_tcp 127.0.0.1 "${ports[$((i - 1))]}" 60 "$(cat "$pidfile")" "replica r$i"
 done
 
 {

@@ -81,6 +81,16 @@ impl LocalCluster {
     /// The same, with every replica waiting `latency_ms` before answering each query (a
     /// stand-in for the network round trip and server wait of a real, remote replica).
     pub fn start_with_latency(replicas: usize, latency_ms: u32) -> io::Result<LocalCluster> {
+        LocalCluster::start_with(replicas, latency_ms, false)
+    }
+
+    /// Many replicas in one engine process (`local-cluster.sh --one-engine`): every port answers
+    /// as its own replica, identical SELECTs share one engine call. For clusters of 10–100.
+    pub fn start_one_engine(replicas: usize, latency_ms: u32) -> io::Result<LocalCluster> {
+        LocalCluster::start_with(replicas, latency_ms, true)
+    }
+
+    fn start_with(replicas: usize, latency_ms: u32, one_engine: bool) -> io::Result<LocalCluster> {
         let dir = std::env::temp_dir().join(format!(
             "chops-lc-{}-{}",
             std::process::id(),
@@ -98,6 +108,7 @@ impl LocalCluster {
                 "--latency-ms",
                 &latency_ms.to_string(),
             ])
+            .args(one_engine.then_some("--one-engine"))
             .output()?;
         // Collect whatever started, so that a failed start is cleaned up too.
         let mut pids = Vec::new();

@@ -250,3 +250,53 @@ fn ten_thousand_refusing_replicas_give_a_card() {
         .count();
     assert_eq!(refused, 10_000, "each replica once, as refused");
 }
+
+/// 64 replicas (63 in one engine process, one that accepts and never answers): the card names
+/// the hung one, checks the other 63 fully, and does not wait past the deadline.
+#[test]
+fn one_hung_replica_of_64_does_not_hold_the_other_63() {
+    let lc = LocalCluster::start_one_engine(63, 0).expect("63 replicas");
+    let hung = Hostile::start(Mode::Silent);
+    let deadline = 5000;
+    let text = std::fs::read_to_string(&lc.config_path).unwrap().replacen(
+        "[clusters.local]\n",
+        &format!("[clusters.local]\ndeadline_ms = {deadline}\n"),
+        1,
+    );
+    let text = format!(
+        "{text}\n[[clusters.local.replicas]]\nname = \"r64\"\nurl = \"{}\"\n",
+        hung.url()
+    );
+    let cfg = write_config(&lc.dir, "c64.toml", &text);
+    let out = chops(&["--config", &cfg, "check", "backup", "--json"], &[]);
+    let card = out.json();
+    let summaries = findings(&card);
+    assert!(
+        summaries.iter().any(|(check, _, s)| check == "replicas"
+            && s.starts_with("r64: no answer (timed out after ")),
+        "{summaries:#?}"
+    );
+    for i in 1..=63 {
+        let mine: Vec<&(String, String, String)> = summaries
+            .iter()
+            .filter(|(_, _, s)| s.starts_with(&format!("r{i}:")))
+            .collect();
+        assert!(!mine.is_empty(), "r{i} not checked");
+        assert!(
+            mine.iter().all(|(_, _, s)| !s.contains("no answer")),
+            "r{i}: {mine:?}"
+        );
+    }
+    assert!(
+        card["elapsed_ms"].as_u64().unwrap() <= deadline * 11 / 10,
+        "{}",
+        card["elapsed_ms"]
+    );
+    let slowest: Vec<&serde_json::Value> = card["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.get("slowest"))
+        .collect();
+    assert!(slowest.iter().any(|s| s["name"] == "r64"), "{slowest:?}");
+}

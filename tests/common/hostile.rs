@@ -23,6 +23,8 @@ pub enum Mode {
     Big500,
     /// 200 headers, then one byte every 50 ms.
     Trickle,
+    /// Accepts, reads the request, never answers (a hung server).
+    Silent,
     /// 200 with 4 KiB of bytes that mean nothing.
     Garbage,
     /// 500 whose exception text has invalid UTF-8 and a terminal escape.
@@ -146,6 +148,10 @@ async fn answer(mut sock: TcpStream, mode: Mode) {
                 let mut body = b"Code: 999. DB::Exception: ".to_vec();
                 body.resize(10_000_000, b'x');
                 send(&mut sock, "500 Internal Server Error", &body).await
+            }
+            Mode::Silent => {
+                std::future::pending::<()>().await;
+                Ok(())
             }
             Mode::Trickle => {
                 let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
