@@ -78,7 +78,11 @@ trap 'echo "local-cluster: start failed, stopping what started" >&2; for f in "$
 
 [ -n "$zk_port" ] || zk_port=$(free_port)
 if [ -z "$http_ports" ]; then
-  ports=(); for _ in $(seq 1 "$replicas"); do ports+=("$(free_port)"); done
+  # All at once, each socket held until every port is picked: no duplicates among them.
+  read -r -a ports <<<"$("$py" -c 'import socket,sys
+n=int(sys.argv[1]); ss=[socket.socket() for _ in range(n)]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$replicas")"
 else
   IFS=, read -r -a ports <<<"$http_ports"; replicas=${#ports[@]}
 fi

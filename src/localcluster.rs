@@ -91,6 +91,19 @@ impl LocalCluster {
     }
 
     fn start_with(replicas: usize, latency_ms: u32, one_engine: bool) -> io::Result<LocalCluster> {
+        // Free ports are picked before the servers bind them: another process (or a previous
+        // cluster's socket) can take one in between. A failed start is cleaned up and retried.
+        let mut last = None;
+        for _ in 0..3 {
+            match LocalCluster::start_once(replicas, latency_ms, one_engine) {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("three tries"))
+    }
+
+    fn start_once(replicas: usize, latency_ms: u32, one_engine: bool) -> io::Result<LocalCluster> {
         let dir = std::env::temp_dir().join(format!(
             "chops-lc-{}-{}",
             std::process::id(),
