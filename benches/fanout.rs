@@ -58,7 +58,7 @@ fn scenario(replicas: usize, rtt: u32, runs: usize) -> Row {
             .map(|s| s.lines().count())
             .unwrap_or(0)
     };
-    let mut run = |mode: Mode| -> (f64, f64) {
+    let run = |mode: Mode| -> (f64, f64) {
         let mut cl = base.next_round();
         cl.mode = mode;
         let (t, c) = (Instant::now(), cpu());

@@ -88,6 +88,9 @@ pub fn failure_finding(replica: &str, row: &BackupRow, superseded: bool) -> Find
     if c.shared_destination {
         f = f.flag(Flag::DestinationNotShared);
     }
+    if c.code == Some(599) {
+        f = f.flag(Flag::BackupNotFound);
+    }
     if let Some(host) = &c.host {
         f = f.evidence(format!("names host {host}"));
     }
@@ -100,7 +103,14 @@ pub fn failure_finding(replica: &str, row: &BackupRow, superseded: bool) -> Find
             op(&row.status)
         ));
     }
-    for cause in c.kind.causes() {
+    // The kind's causes first; a second plausible kind's (e.g. DDL during the backup: schema,
+    // also a conflicting operation) count as alternatives.
+    for cause in c
+        .kind
+        .causes()
+        .iter()
+        .chain(c.also.map(|a| a.causes()).unwrap_or(&[]))
+    {
         f = f.cause(*cause);
     }
     f
@@ -233,6 +243,27 @@ mod tests {
             false,
         );
         assert!(f.evidence.contains(&"names host ch-2:9000".to_string()));
+    }
+
+    #[test]
+    fn second_kinds_and_missing_backups() {
+        // DDL during the backup: a schema problem first, a conflicting operation as the alternative.
+        let f = failure_finding(
+            "r1",
+            &row("BACKUP_FAILED", "Code: 663. DB::Exception: Table default.tbl was dropped during scanning. (INCONSISTENT_METADATA_FOR_BACKUP)", 60),
+            false,
+        );
+        assert!(
+            f.causes.contains(&Cause::ConflictingOperation),
+            "{:?}",
+            f.causes
+        );
+        let f = failure_finding(
+            "r1",
+            &row("RESTORE_FAILED", "Code: 599. DB::Exception: Backup Disk('backups', 'x') not found. (BACKUP_NOT_FOUND)", 60),
+            false,
+        );
+        assert!(f.has(Flag::BackupNotFound));
     }
 
     #[test]

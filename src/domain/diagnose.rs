@@ -479,6 +479,8 @@ fn next_steps(
         let title = match kind {
             ErrorKind::NameReuse => format!("{name} already exists on {replica}: retry with a new, unique name"),
             ErrorKind::Destination if f.has(Flag::DestinationNotShared) => format!("{name}: ON CLUSTER needs a destination every host shares (S3 or a shared disk)"),
+            // A restore from a backup that is not there: a name or a destination to check.
+            ErrorKind::Destination if f.has(Flag::BackupNotFound) => format!("{name} on {replica}: no backup there by that name: check the name and the destination it was written to"),
             ErrorKind::Destination => {
                 format!("{name} on {replica}: back up to a disk listed in <backups><allowed_disk>, e.g. Disk('{}', …)", ctx.backup_disk)
             }

@@ -161,6 +161,8 @@ pub enum Flag {
     BackupError(ErrorKind),
     /// The backup's error says its destination is not shared by every host.
     DestinationNotShared,
+    /// The destination has no backup by that name (599 BACKUP_NOT_FOUND).
+    BackupNotFound,
 }
 
 impl Finding {
