@@ -42,6 +42,21 @@ fn act(c: &LocalCluster, args: &[&str]) -> Output {
     chops(&all, &[("USER", "mallory")])
 }
 
+/// `chops act restart-replica --replica <replica> --table shop.orders --yes`.
+fn restart(c: &LocalCluster, replica: &str) -> Output {
+    act(
+        c,
+        &[
+            "restart-replica",
+            "--replica",
+            replica,
+            "--table",
+            "shop.orders",
+            "--yes",
+        ],
+    )
+}
+
 /// Every query replica `i` (1-based) received, as (user, query).
 fn queries(c: &LocalCluster, i: usize) -> Vec<(String, String)> {
     let path = c.dir.join(format!("r{i}.queries.jsonl"));
@@ -153,17 +168,7 @@ fn restart_runs_on_that_replica_and_keeper_down_refuses_it() {
         must(url, "CREATE DATABASE shop");
         must(url, "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
     }
-    let out = act(
-        &c,
-        &[
-            "restart-replica",
-            "--replica",
-            "r2",
-            "--table",
-            "shop.orders",
-            "--yes",
-        ],
-    );
+    let out = restart(&c, "r2");
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("shop.orders restarted on r2"),
@@ -183,17 +188,7 @@ fn restart_runs_on_that_replica_and_keeper_down_refuses_it() {
     assert!(operator_statements(&c, 1).is_empty() && operator_statements(&c, 3).is_empty());
 
     // Not a replicated table there: refused before any SQL exists.
-    let out = act(
-        &c,
-        &[
-            "restart-replica",
-            "--replica",
-            "r1",
-            "--table",
-            "shop.orders",
-            "--yes",
-        ],
-    );
+    let out = restart(&c, "r1");
     assert!(operator_statements(&c, 1).is_empty());
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
@@ -203,17 +198,7 @@ fn restart_runs_on_that_replica_and_keeper_down_refuses_it() {
     );
 
     c.stop_keeper();
-    let out = act(
-        &c,
-        &[
-            "restart-replica",
-            "--replica",
-            "r2",
-            "--table",
-            "shop.orders",
-            "--yes",
-        ],
-    );
+    let out = restart(&c, "r2");
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout
