@@ -41,6 +41,8 @@ struct Row {
     seq: (f64, f64),
     cpu_ms: f64,
     queries: f64,
+    /// Server-side query time per card, summed over the replicas (ms).
+    server: f64,
 }
 
 fn scenario(replicas: usize, rtt: u32, runs: usize) -> Row {
@@ -58,6 +60,18 @@ fn scenario(replicas: usize, rtt: u32, runs: usize) -> Row {
             .map(|s| s.lines().count())
             .unwrap_or(0)
     };
+    // Server-side time, summed over every replica's log (ms).
+    let server_ms = || -> f64 {
+        (1..=replicas)
+            .map(|i| {
+                std::fs::read_to_string(lc.dir.join(format!("r{i}.queries.jsonl.ms")))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.parse::<f64>().ok())
+                    .sum::<f64>()
+            })
+            .sum()
+    };
     let run = |mode: Mode| -> (f64, f64) {
         let mut cl = base.next_round();
         cl.mode = mode;
@@ -70,13 +84,14 @@ fn scenario(replicas: usize, rtt: u32, runs: usize) -> Row {
         run(Mode::Concurrent);
     }
     let (mut par, mut seq, mut cpu_ms) = (Vec::new(), Vec::new(), Vec::new());
-    let before = log_lines();
+    let (before, server_before) = (log_lines(), server_ms());
     for _ in 0..runs {
         let (ms, c) = run(Mode::Concurrent);
         par.push(ms);
         cpu_ms.push(c);
     }
     let queries = (log_lines() - before) as f64 / runs as f64;
+    let server = (server_ms() - server_before) / runs as f64;
     // Sequential runs are long at 64 replicas × 10 ms: fewer of them.
     let seq_runs = if replicas * rtt as usize >= 640 {
         2
@@ -97,6 +112,7 @@ fn scenario(replicas: usize, rtt: u32, runs: usize) -> Row {
         seq: (pct(&seq, 0.5), pct(&seq, 0.99)),
         cpu_ms: pct(&cpu_ms, 0.5),
         queries,
+        server,
     }
 }
 
@@ -114,12 +130,12 @@ fn main() {
         }
     }
     let mut report = format!(
-        "| replicas | RTT | concurrent p50 | p99 | sequential p50 | p99 | ratio (p50) | chops CPU per card | queries per replica |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+        "| replicas | RTT | concurrent p50 | p99 | sequential p50 | p99 | ratio (p50) | chops CPU per card | queries per replica | server time per card |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in &rows {
         report.push_str(&format!(
-            "| {} | {} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} | {:.0} ms | {:.1} |\n",
+            "| {} | {} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} | {:.0} ms | {:.1} | {:.0} ms |\n",
             r.replicas,
             r.rtt,
             r.par.0,
@@ -128,7 +144,8 @@ fn main() {
             r.seq.1,
             r.par.0 / r.seq.0,
             r.cpu_ms,
-            r.queries
+            r.queries,
+            r.server
         ));
     }
     report.push_str(&format!(

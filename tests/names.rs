@@ -28,6 +28,28 @@ fn names(min: usize) -> impl Strategy<Value = Vec<u8>> {
     .prop_filter("long enough", move |b| b.len() >= min)
 }
 
+/// `s` with every `YYYYmmddTHHMMSS` stamp (in backup names) replaced by `<time>`.
+fn untimed(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let stamp = i + 15 <= b.len()
+            && b[i..i + 8].iter().all(u8::is_ascii_digit)
+            && b[i + 8] == b'T'
+            && b[i + 9..i + 15].iter().all(u8::is_ascii_digit);
+        if stamp {
+            out.push_str("<time>");
+            i += 15;
+        } else {
+            let c = s[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
 fn one_line(sql: &str) {
     assert!(
         !sql.chars().any(|c| c.is_control()),
@@ -166,7 +188,9 @@ fn hostile_names_give_exact_one_line_statements() {
         one_line(stmt);
         // Printed on the terminal exactly as in JSON, on one line of its own.
         assert!(
-            term.stdout.lines().any(|l| l.trim() == *stmt),
+            term.stdout
+                .lines()
+                .any(|l| untimed(l.trim()) == untimed(stmt)),
             "{stmt} not printed whole on the terminal:\n{}",
             term.stdout
         );
@@ -220,7 +244,13 @@ fn hostile_names_give_exact_one_line_statements() {
         .collect();
     for (stmt, _) in &statements {
         one_line(stmt);
-        assert!(term.stdout.lines().any(|l| l.trim() == *stmt), "{stmt}");
+        // Two runs of chops: a backup name's time may have moved on by a second between them.
+        assert!(
+            term.stdout
+                .lines()
+                .any(|l| untimed(l.trim()) == untimed(stmt)),
+            "{stmt}"
+        );
     }
     let (stmt, on) = statements
         .iter()

@@ -92,7 +92,7 @@ impl tower_service::Service<Uri> for CappedConnector {
                 read: 0,
                 head: Vec::new(),
                 limit: caps.answer_bytes.max(caps.error_bytes),
-                scratch: vec![0; 16 * 1024].into_boxed_slice(),
+                scratch: vec![0; 8 * 1024].into_boxed_slice(),
                 window: 0,
                 in_body: false,
                 pending: 0,
