@@ -300,3 +300,26 @@ fn one_hung_replica_of_64_does_not_hold_the_other_63() {
         .collect();
     assert!(slowest.iter().any(|s| s["name"] == "r64"), "{slowest:?}");
 }
+
+/// An account with `readonly = 1` may not set query settings: chops asks again without them
+/// (and keeps doing so), instead of failing every probe.
+#[tokio::test]
+async fn a_readonly_1_account_is_queried_without_settings() {
+    use chops::checks::replicas::{ClusterRow, CLUSTER_SQL};
+    use chops::clickhouse::{Budget, ReplicaClient};
+    let server = Hostile::start(Mode::Readonly1(vec![(1, b"ch-1".to_vec(), 9000)]));
+    let c = ReplicaClient::new(
+        "r",
+        &server.url(),
+        None,
+        "default",
+        &chops::config::Secret::default(),
+        std::time::Duration::from_millis(DEADLINE_MS),
+        &Budget::default(),
+    );
+    for _ in 0..2 {
+        let rows = c.fetch::<ClusterRow>(CLUSTER_SQL, &["x"]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].host_name, "ch-1");
+    }
+}

@@ -95,6 +95,10 @@ pub struct ReplicaClient {
     pub url: String,
     pub shard: Option<u32>,
     client: Client,
+    /// The same without query settings, for an account with `readonly = 1`.
+    bare: Client,
+    /// The server refused our settings (164 READONLY): queries go without them.
+    readonly1: Arc<std::sync::atomic::AtomicBool>,
     http: HyperClient<CappedConnector, Empty<Bytes>>,
     deadline: Duration,
     budget: Budget,
@@ -137,18 +141,26 @@ impl ReplicaClient {
         let trips = connector.trips();
         // The server gives up on its own shortly after we do (at least 1 s).
         let server_limit = deadline.as_secs_f64().ceil().max(1.0) as u64;
-        let client = Client::with_http_client(pool(connector.clone()))
+        let bare = Client::with_http_client(pool(connector.clone()))
             .with_url(url)
             .with_user(user)
-            .with_password(password.expose())
+            .with_password(password.expose());
+        // Gentle on a sick server: bounded, low priority, few threads. An account with
+        // `readonly = 1` may not set any of these; its queries then go without (`bare`).
+        let client = bare
+            .clone()
             .with_setting("max_execution_time", server_limit.to_string())
             .with_setting("max_result_rows", limits.rows.to_string())
-            .with_setting("max_result_bytes", limits.answer_bytes.to_string());
+            .with_setting("max_result_bytes", limits.answer_bytes.to_string())
+            .with_setting("priority", "10")
+            .with_setting("max_threads", "2");
         ReplicaClient {
             name: name.to_string(),
             url: url.to_string(),
             shard,
             client,
+            bare,
+            readonly1: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             http: pool(connector),
             deadline,
             budget: budget.clone(),
@@ -212,11 +224,32 @@ impl ReplicaClient {
     where
         T: RowOwned + RowRead,
     {
+        let bare = self.readonly1.load(Ordering::Relaxed);
+        match self.fetch_with::<T>(sql, binds, bare).await {
+            // readonly = 1 forbids query settings: ask again without them, and from now on.
+            Err(ProbeError::Server { code: 164, .. }) if !bare => {
+                self.readonly1.store(true, Ordering::Relaxed);
+                self.fetch_with(sql, binds, true).await
+            }
+            r => r,
+        }
+    }
+
+    async fn fetch_with<T>(
+        &self,
+        sql: &str,
+        binds: &[&str],
+        bare: bool,
+    ) -> Result<Vec<T>, ProbeError>
+    where
+        T: RowOwned + RowRead,
+    {
         let start = Instant::now();
         let trips = self.trips.load(Ordering::Relaxed);
         let max_rows = self.budget.limits.rows;
+        let client = if bare { &self.bare } else { &self.client };
         let work = async {
-            let mut q = self.client.query(sql);
+            let mut q = client.query(sql);
             for b in binds {
                 q = q.bind(*b);
             }

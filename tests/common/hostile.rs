@@ -25,6 +25,9 @@ pub enum Mode {
     Trickle,
     /// Accepts, reads the request, never answers (a hung server).
     Silent,
+    /// An account with `readonly = 1`: any query setting is refused (164 READONLY); without
+    /// settings, `system.clusters` rows as in `Seed`.
+    Readonly1(Vec<(u32, Vec<u8>, u16)>),
     /// 200 with 4 KiB of bytes that mean nothing.
     Garbage,
     /// 500 whose exception text has invalid UTF-8 and a terminal escape.
@@ -148,6 +151,15 @@ async fn answer(mut sock: TcpStream, mode: Mode) {
                 let mut body = b"Code: 999. DB::Exception: ".to_vec();
                 body.resize(10_000_000, b'x');
                 send(&mut sock, "500 Internal Server Error", &body).await
+            }
+            Mode::Readonly1(rows) => {
+                let has_settings = String::from_utf8_lossy(&req).contains("max_execution_time");
+                if has_settings {
+                    let body = b"Code: 164. DB::Exception: Cannot modify 'max_execution_time' setting in readonly mode. (READONLY)";
+                    send(&mut sock, "500 Internal Server Error", body).await
+                } else {
+                    send(&mut sock, "200 OK", &cluster_rows(rows)).await
+                }
             }
             Mode::Silent => {
                 std::future::pending::<()>().await;
