@@ -129,9 +129,9 @@ fn main() {
             rows.push(r);
         }
     }
-    let mut report = format!(
+    let mut report = String::from(
         "| replicas | RTT | concurrent p50 | p99 | sequential p50 | p99 | ratio (p50) | chops CPU per card | queries per replica | server time per card |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n"
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &rows {
         report.push_str(&format!(

@@ -89,7 +89,7 @@ pub fn split_activity(rows: Vec<BlockerRow>) -> (Vec<MutationRow>, Vec<MergeRow>
             });
         }
     }
-    mutations.sort_by(|a, b| b.age_secs.cmp(&a.age_secs));
+    mutations.sort_by_key(|m| std::cmp::Reverse(m.age_secs));
     merges.sort_by(|a, b| b.elapsed.total_cmp(&a.elapsed));
     (mutations, merges)
 }
@@ -108,7 +108,7 @@ pub fn running(rows: Vec<crate::checks::backups::BackupRow>) -> Vec<RunningBacku
             total_size: r.total_size,
         })
         .collect();
-    out.sort_by(|a, b| b.age_secs.cmp(&a.age_secs));
+    out.sort_by_key(|b| std::cmp::Reverse(b.age_secs));
     out
 }
 
