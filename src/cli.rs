@@ -434,31 +434,16 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
 
 /// The user databases a replica has (what a per-replica backup covers by default).
 async fn user_databases(cluster: &Cluster, replica: &str) -> Result<Vec<String>, UserError> {
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct Name {
-        #[serde(deserialize_with = "crate::clickhouse::lossy")]
-        name: String,
-    }
-    let c = cluster
-        .replicas
-        .iter()
-        .find(|r| r.name == replica)
-        .ok_or_else(|| {
-            UserError::Usage(format!(
-                "no replica '{replica}' in cluster {}",
-                cluster.name
-            ))
-        })?;
-    let rows: Vec<Name> = c
-        .fetch(crate::checks::settings::DATABASES_SQL, &[])
-        .await
-        .map_err(|e| UserError::Usage(format!("cannot list the databases of {replica}: {e}")))?;
-    if rows.is_empty() {
-        return Err(UserError::Usage(format!(
-            "{replica} has no user databases: nothing to back up"
-        )));
-    }
-    Ok(rows.into_iter().map(|r| r.name).collect())
+    use crate::checks::DatabasesError;
+    cluster.user_databases(replica).await.map_err(|e| {
+        UserError::Usage(match e {
+            DatabasesError::NoReplica => {
+                format!("no replica '{replica}' in cluster {}", cluster.name)
+            }
+            DatabasesError::Probe(e) => format!("cannot list the databases of {replica}: {e}"),
+            DatabasesError::Empty => format!("{replica} has no user databases: nothing to back up"),
+        })
+    })
 }
 
 /// `chops explain`: pure unless `--cluster` is given (then the config is read and the card run).

@@ -57,6 +57,23 @@ fn restart(c: &LocalCluster, replica: &str) -> Output {
     )
 }
 
+/// `chops act backup --replica <replica> --yes` as a process to start ($USER says someone else:
+/// it must not matter).
+fn backup_command(config: &str, replica: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chops"));
+    cmd.args([
+        "--config",
+        config,
+        "act",
+        "backup",
+        "--replica",
+        replica,
+        "--yes",
+    ])
+    .env("USER", "mallory");
+    cmd
+}
+
 /// Every query replica `i` (1-based) received, as (user, query).
 fn queries(c: &LocalCluster, i: usize) -> Vec<(String, String)> {
     let path = c.dir.join(format!("r{i}.queries.jsonl"));
@@ -322,17 +339,7 @@ fn twenty_racing_processes_send_one_statement_two_targets_both_run() {
     let config = c.config_path.to_str().unwrap().to_string();
     let children: Vec<std::process::Child> = (0..20)
         .map(|_| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
-                .args([
-                    "--config",
-                    &config,
-                    "act",
-                    "backup",
-                    "--replica",
-                    "r1",
-                    "--yes",
-                ])
-                .env("USER", "mallory")
+            backup_command(&config, "r1")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -351,19 +358,7 @@ fn twenty_racing_processes_send_one_statement_two_targets_both_run() {
         "exactly one BACKUP reached r1"
     );
     // Different targets do not block each other.
-    let a = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
-        .args([
-            "--config",
-            &config,
-            "act",
-            "backup",
-            "--replica",
-            "r2",
-            "--yes",
-        ])
-        .env("USER", "mallory")
-        .output()
-        .unwrap();
+    let a = backup_command(&config, "r2").output().unwrap();
     assert_eq!(
         a.status.code(),
         Some(0),
@@ -413,17 +408,7 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
     let c = cluster("");
     shop(&c.urls[0], 1_000_000);
     let config = c.config_path.to_str().unwrap().to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
-        .args([
-            "--config",
-            &config,
-            "act",
-            "backup",
-            "--replica",
-            "r1",
-            "--yes",
-        ])
-        .env("USER", "mallory")
+    let mut child = backup_command(&config, "r1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -465,16 +450,7 @@ fn a_running_action_of_a_live_process_is_left_alone() {
     let c = cluster("");
     shop(&c.urls[0], 1_000_000);
     let config = c.config_path.to_str().unwrap().to_string();
-    let first = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
-        .args([
-            "--config",
-            &config,
-            "act",
-            "backup",
-            "--replica",
-            "r1",
-            "--yes",
-        ])
+    let first = backup_command(&config, "r1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

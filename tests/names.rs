@@ -50,6 +50,37 @@ fn untimed(s: &str) -> String {
     out
 }
 
+/// The JSON card and the terminal card of `config`, and every statement of the card as
+/// (SQL, replica): each one line, and printed on the terminal exactly as in JSON.
+fn printed_statements(config: &str) -> (serde_json::Value, Output, Vec<(String, String)>) {
+    let card = chops(&["--config", config, "check", "backup", "--json"], &[]).json();
+    let term = chops(
+        &["--config", config, "check", "backup", "--color", "never"],
+        &[],
+    );
+    let statements: Vec<(String, String)> = card["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            let on = s["run_on"].as_str().unwrap_or("").to_string();
+            Some((s["sql"].as_str()?.to_string(), on))
+        })
+        .collect();
+    for (stmt, _) in &statements {
+        one_line(stmt);
+        // Two runs of chops: a backup name's time may have moved on by a second between them.
+        assert!(
+            term.stdout
+                .lines()
+                .any(|l| untimed(l.trim()) == untimed(stmt)),
+            "{stmt} not printed whole on the terminal:\n{}",
+            term.stdout
+        );
+    }
+    (card, term, statements)
+}
+
 fn one_line(sql: &str) {
     assert!(
         !sql.chars().any(|c| c.is_control()),
@@ -158,12 +189,7 @@ fn hostile_names_give_exact_one_line_statements() {
     );
 
     let config = c.config_path.to_str().unwrap();
-    let json = chops(&["--config", config, "check", "backup", "--json"], &[]);
-    let card = json.json();
-    let term = chops(
-        &["--config", config, "check", "backup", "--color", "never"],
-        &[],
-    );
+    let (card, term, statements) = printed_statements(config);
     // The terminal card: no raw control character at all (newlines end chops' own lines).
     assert!(
         !term
@@ -179,22 +205,6 @@ fn hostile_names_give_exact_one_line_statements() {
         term.stdout
     );
 
-    let steps = card["next_steps"].as_array().unwrap();
-    let statements: Vec<(&str, &str)> = steps
-        .iter()
-        .filter_map(|s| Some((s["sql"].as_str()?, s["run_on"].as_str().unwrap_or(""))))
-        .collect();
-    for (stmt, _) in &statements {
-        one_line(stmt);
-        // Printed on the terminal exactly as in JSON, on one line of its own.
-        assert!(
-            term.stdout
-                .lines()
-                .any(|l| untimed(l.trim()) == untimed(stmt)),
-            "{stmt} not printed whole on the terminal:\n{}",
-            term.stdout
-        );
-    }
     let url_of = |r: &str| c.urls[r.trim_start_matches('r').parse::<usize>().unwrap() - 1].clone();
 
     // SYSTEM RESTART REPLICA on r1 names the read-only table: the engine finds it.
@@ -203,7 +213,7 @@ fn hostile_names_give_exact_one_line_statements() {
         .iter()
         .find(|(s, _)| s.starts_with("SYSTEM RESTART REPLICA"))
         .unwrap_or_else(|| panic!("no restart step: {card:#}"));
-    assert_eq!((*stmt, *on), (restart.as_str(), "r1"));
+    assert_eq!((stmt.as_str(), on.as_str()), (restart.as_str(), "r1"));
     must(&url_of(on), stmt);
 
     // KILL MUTATION on r2 names the failing mutation: the engine kills exactly that one.
@@ -231,27 +241,7 @@ fn hostile_names_give_exact_one_line_statements() {
     // With Keeper down the card suggests per-replica backups: r3's lists every hostile database,
     // and the engine backs them all up.
     c.stop_keeper();
-    let card = chops(&["--config", config, "check", "backup", "--json"], &[]).json();
-    let term = chops(
-        &["--config", config, "check", "backup", "--color", "never"],
-        &[],
-    );
-    let statements: Vec<(&str, &str)> = card["next_steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| Some((s["sql"].as_str()?, s["run_on"].as_str().unwrap_or(""))))
-        .collect();
-    for (stmt, _) in &statements {
-        one_line(stmt);
-        // Two runs of chops: a backup name's time may have moved on by a second between them.
-        assert!(
-            term.stdout
-                .lines()
-                .any(|l| untimed(l.trim()) == untimed(stmt)),
-            "{stmt}"
-        );
-    }
+    let (card, _, statements) = printed_statements(config);
     let (stmt, on) = statements
         .iter()
         .find(|(s, on)| s.starts_with("BACKUP DATABASE") && *on == "r3")

@@ -13,6 +13,7 @@ pub mod restart_replica;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::checks::settings::NameRow;
 use crate::checks::Cluster;
 use crate::clickhouse::ReplicaClient;
 use crate::config::Secret;
@@ -956,12 +957,6 @@ const DATABASES_SQL: &str = "SELECT name FROM system.databases";
 const TAKEN_SQL: &str =
     "SELECT name FROM system.backups WHERE id = ? OR position(name, ?) > 0 LIMIT 1";
 const ZK_SQL: &str = "SELECT name FROM system.zookeeper WHERE path = '/' LIMIT 1";
-
-#[derive(Debug, Clone, clickhouse::Row, serde::Deserialize)]
-struct NameRow {
-    #[serde(deserialize_with = "crate::clickhouse::lossy")]
-    name: String,
-}
 
 /// The probes behind a [`Snapshot`], all on the target replica with the read-only account, plus
 /// Keeper's own `ruok` on its nodes for a restart.

@@ -79,6 +79,14 @@ pub struct Cluster {
     pub rejected: Vec<String>,
 }
 
+/// Why a replica's user databases could not be listed (each caller words it for its user).
+#[derive(Debug)]
+pub enum DatabasesError {
+    NoReplica,
+    Probe(ProbeError),
+    Empty,
+}
+
 /// Why a cluster could not even be set up for checking.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -146,6 +154,23 @@ impl Cluster {
             budget,
             rejected,
         })
+    }
+
+    /// The user databases `replica` has: what a per-replica backup covers by default.
+    pub async fn user_databases(&self, replica: &str) -> Result<Vec<String>, DatabasesError> {
+        let c = self
+            .replicas
+            .iter()
+            .find(|r| r.name == replica)
+            .ok_or(DatabasesError::NoReplica)?;
+        let rows: Vec<settings::NameRow> = c
+            .fetch(settings::DATABASES_SQL, &[])
+            .await
+            .map_err(DatabasesError::Probe)?;
+        if rows.is_empty() {
+            return Err(DatabasesError::Empty);
+        }
+        Ok(rows.into_iter().map(|r| r.name).collect())
     }
 
     /// The same cluster for a new check round (see [`ReplicaClient::next_round`]).

@@ -4,7 +4,6 @@
 use poise::serenity_prelude as serenity;
 
 use super::{buttons, render, Context, Error, UserError};
-use crate::checks::Cluster;
 use crate::config;
 use crate::domain::action::Action;
 use crate::domain::text::clip;
@@ -151,11 +150,6 @@ async fn replica_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutoc
 
 /// Replicated tables (`db.table`) of the replica chosen so far, from its system.replicas.
 async fn table_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct T {
-        #[serde(deserialize_with = "crate::clickhouse::lossy")]
-        name: String,
-    }
     let mut names = Vec::new();
     if let (Some(cluster), Some(replica)) = (
         action_cluster(ctx, arg(ctx, "cluster")),
@@ -169,7 +163,7 @@ async fn table_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocom
             if let Ok(cl) = ctx.data().cluster(&t).await {
                 if let Some(c) = cl.replicas.iter().find(|r| r.name == replica) {
                     let sql = "SELECT concat(database, '.', table) AS name FROM system.replicas ORDER BY name LIMIT 500";
-                    if let Ok(rows) = c.fetch::<T>(sql, &[]).await {
+                    if let Ok(rows) = c.fetch::<crate::checks::settings::NameRow>(sql, &[]).await {
                         names = rows.into_iter().map(|r| r.name).collect();
                     }
                 }
@@ -280,47 +274,29 @@ async fn replica_databases(
     cluster: &str,
     replica: &str,
 ) -> Result<Vec<String>, Error> {
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct Name {
-        #[serde(deserialize_with = "crate::clickhouse::lossy")]
-        name: String,
-    }
+    use crate::checks::DatabasesError;
     let t = ctx
         .data()
         .config
         .target(Some(cluster), &config::process_env)
         .map_err(|e| UserError(display::discord(&e.to_string())))?;
-    let cl = Cluster::connect(&t)
+    let cl = ctx
+        .data()
+        .cluster(&t)
         .await
         .map_err(|e| UserError(display::discord(&e.to_string())))?;
-    let c = cl
-        .replicas
-        .iter()
-        .find(|r| r.name == replica)
-        .ok_or_else(|| {
-            UserError(format!(
-                "No replica '{}' in {cluster}.",
-                display::discord(replica)
-            ))
-        })?;
-    let rows: Vec<Name> = c
-        .fetch(crate::checks::settings::DATABASES_SQL, &[])
-        .await
-        .map_err(|e| {
-            UserError(format!(
-                "Cannot list the databases of {}: {}",
-                display::discord(replica),
+    let shown = display::discord(replica);
+    cl.user_databases(replica).await.map_err(|e| {
+        UserError(match e {
+            DatabasesError::NoReplica => format!("No replica '{shown}' in {cluster}."),
+            DatabasesError::Probe(e) => format!(
+                "Cannot list the databases of {shown}: {}",
                 display::discord(&e.to_string())
-            ))
-        })?;
-    if rows.is_empty() {
-        return Err(UserError(format!(
-            "{} has no user databases: nothing to back up.",
-            display::discord(replica)
-        ))
-        .into());
-    }
-    Ok(rows.into_iter().map(|r| r.name).collect())
+            ),
+            DatabasesError::Empty => format!("{shown} has no user databases: nothing to back up."),
+        })
+        .into()
+    })
 }
 
 /// Hand an action to the button flow (role check, preview, confirmation).
