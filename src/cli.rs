@@ -51,8 +51,20 @@ pub enum Command {
         #[arg(long)]
         explain_ranking: bool,
     },
-    /// Run the Discord bot until SIGINT/SIGTERM (token from the env var `discord.token_env` names).
-    Serve,
+    /// Run the bot, the HTTP server (/livez, /readyz, /metrics, /alertmanager), the backup
+    /// watcher and the pre-flight schedules until SIGINT/SIGTERM (token from `discord.token_env`).
+    Serve {
+        /// Do not connect to Discord: incidents are logged, not posted (metrics, webhooks, dry runs).
+        #[arg(long)]
+        no_discord: bool,
+    },
+    /// Ask a running `chops serve` whether it is up (for container health checks): exit 0 on a
+    /// 2xx answer from the URL, 1 otherwise.
+    Healthcheck {
+        /// The URL to GET (http only).
+        #[arg(long, default_value = "http://127.0.0.1:9187/livez")]
+        url: String,
+    },
     /// Register the slash commands (in each `discord.guild_ids` guild, else globally) and exit.
     RegisterCommands,
     /// Run a remediation on one replica, guarded like the bot's buttons: policy (`cli_users`),
@@ -165,6 +177,8 @@ pub enum UserError {
     Flow(#[from] crate::actions::FlowError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Run(#[from] crate::app::RunError),
     #[error("{0}")]
     Usage(String),
 }
@@ -206,6 +220,9 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
     {
         return explain(cli.config, text, json, cluster).await;
     }
+    if let Command::Healthcheck { url } = &cli.command {
+        return Ok(healthcheck(url).await);
+    }
     let path = config::resolve_path(cli.config);
     let loaded = Loaded::load(&path)?;
     match cli.command {
@@ -222,11 +239,27 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             );
             Ok(0)
         }
-        Command::Serve => {
-            let token = loaded.discord_token(&config::process_env)?;
-            discord::serve(loaded, token, shutdown_signal()).await?;
+        Command::Serve { no_discord } => {
+            let token = if no_discord {
+                None
+            } else {
+                Some(loaded.discord_token(&config::process_env)?)
+            };
+            let opts = crate::app::Options {
+                no_discord,
+                token,
+                listener: None,
+                on_listen: Some(Box::new(|addr| {
+                    use std::io::Write;
+                    // One line scripts and tests can read (the port may have been 0).
+                    println!("chops: listening on http://{addr}");
+                    let _ = std::io::stdout().flush();
+                })),
+            };
+            crate::app::run(loaded, opts, shutdown_signal()).await?;
             Ok(0)
         }
+        Command::Healthcheck { .. } => unreachable!("healthcheck runs before the config is loaded"),
         Command::RegisterCommands => {
             let token = loaded.discord_token(&config::process_env)?;
             let http = discord::http(&token, loaded.config.discord.proxy.as_deref());
@@ -505,6 +538,52 @@ async fn explain_card(
     Ok(cl
         .check_with(Scope::Full, vec![crate::domain::explain::finding(e)])
         .await)
+}
+
+/// GET `url` (http only, 3 s): 0 on a 2xx status, 1 otherwise (the reason on stderr).
+async fn healthcheck(url: &str) -> i32 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let u = match crate::domain::url::HttpUrl::parse(url) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("chops healthcheck: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let ask = async {
+        let mut s = tokio::net::TcpStream::connect((u.host.as_str(), u.port)).await?;
+        let path = if u.path.is_empty() { "/" } else { &u.path };
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
+            u.host, u.port
+        );
+        s.write_all(req.as_bytes()).await?;
+        let mut head = vec![0u8; 64];
+        let n = s.read(&mut head).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..n]).into_owned())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), ask).await {
+        Ok(Ok(head)) => {
+            let status = head.split_whitespace().nth(1).unwrap_or("");
+            if status.starts_with('2') && status.len() == 3 {
+                0
+            } else {
+                eprintln!(
+                    "chops healthcheck: {url}: status {}",
+                    crate::render::display::plain(status)
+                );
+                1
+            }
+        }
+        Ok(Err(e)) => {
+            eprintln!("chops healthcheck: {url}: {e}");
+            1
+        }
+        Err(_) => {
+            eprintln!("chops healthcheck: {url}: no answer within 3 s");
+            1
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -16,13 +16,17 @@
 //! - [`localcluster`]: the local ZooKeeper + ClickHouse-engine cluster used by tests and benches.
 
 pub mod actions;
+pub mod app;
+pub mod automation;
 pub mod checks;
 pub mod cli;
 pub mod clickhouse;
 pub mod config;
 pub mod discord;
 pub mod domain;
+pub mod http;
 pub mod keeper;
 pub mod localcluster;
+pub mod metrics;
 pub mod render;
 pub mod store;

@@ -25,6 +25,12 @@ use crate::store::{
     Transition,
 };
 
+/// Every audit row counts in `chops_actions_total{kind, outcome}` (kind: the key's first part).
+fn count_action(action_key: &str, decision: &str) {
+    let kind = action_key.split(':').next().unwrap_or("unknown");
+    crate::metrics::get().action(kind, decision);
+}
+
 /// Seconds since the epoch.
 pub fn now() -> i64 {
     SystemTime::now()
@@ -727,6 +733,7 @@ impl Actor<'_> {
         query_id: Option<&str>,
         duration_ms: Option<i64>,
     ) -> Result<(), FlowError> {
+        count_action(&c.action_key, decision);
         let (reason, outcome) = if decision == "refused" {
             (outcome, None)
         } else {
@@ -770,6 +777,7 @@ impl Actor<'_> {
         duration_ms: Option<i64>,
     ) -> Result<(), FlowError> {
         let (rid, name) = ids(who);
+        count_action(&action.key(), decision);
         self.store
             .audit(AuditRow {
                 action_id: id.to_string(),

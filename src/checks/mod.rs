@@ -4,6 +4,7 @@
 pub mod backups;
 pub mod blockers;
 pub mod discover;
+pub mod flight;
 pub mod keeper;
 pub mod lag;
 pub mod replicas;

@@ -190,6 +190,9 @@ impl ReplicaClient {
     }
 
     fn note(&self, r: &Result<impl Sized, ProbeError>) {
+        if let Err(e) = r {
+            crate::metrics::get().probe_error(e.kind(), &self.name);
+        }
         if let Err(ProbeError::Refused) = r {
             *self.refused_at.lock().expect("refused_at lock") = Some(Instant::now());
         }

@@ -4,6 +4,7 @@
 use poise::serenity_prelude as serenity;
 
 use super::{buttons, render, Context, Error, UserError};
+use crate::checks::flight::Tuning;
 use crate::config;
 use crate::domain::action::Action;
 use crate::domain::text::clip;
@@ -462,13 +463,6 @@ async fn offers(
     out
 }
 
-/// Options some commands add to a check.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tuning {
-    pub min_delay: Option<u64>,
-    pub backups_limit: Option<u64>,
-}
-
 /// One check's section of the card.
 async fn section(
     ctx: Context<'_>,
@@ -511,18 +505,9 @@ pub async fn run_check(
         .map_err(|e| UserError(display::discord(&e.to_string())))?;
 
     ctx.defer().await?;
-    let reply = match ctx.data().cluster(&target).await {
-        Ok(mut cl) => {
-            if let Some(d) = tuning.min_delay {
-                let l = &mut cl.thresholds.delay_secs;
-                l.moderate = d;
-                l.major = l.major.max(d + 1);
-                l.critical = l.critical.max(l.major + 1);
-            }
-            if let Some(n) = tuning.backups_limit {
-                cl.backups_limit = n.clamp(1, 20) as usize;
-            }
-            let card = cl.check(scope).await;
+    // One round per cluster, scope and tuning at a time: a storm of callers shares it.
+    let reply = match ctx.data().flights.card(&target, scope, tuning).await {
+        Ok(card) => {
             let mut e = render::embed(&card);
             let offers = offers(ctx, &target.policy, &card).await;
             if !target.policy.enabled() && card.next_steps.iter().any(|s| s.action.is_some()) {

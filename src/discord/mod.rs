@@ -7,6 +7,7 @@
 pub mod buttons;
 pub mod commands;
 pub mod render;
+pub mod speak;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,49 +19,8 @@ use crate::config::{Loaded, Secret};
 use crate::domain::guard;
 use crate::render::display::plain;
 
-/// What every command handler can reach.
-pub struct Data {
-    pub config: Arc<Loaded>,
-    /// Offers, confirmations, locks and the audit log (shared with `chops act`).
-    pub store: crate::store::Store,
-    /// Clusters resolved earlier, with their keep-alive connection pools (see [`Data::cluster`]).
-    pub clusters: Arc<
-        tokio::sync::Mutex<
-            std::collections::HashMap<String, (std::time::Instant, crate::checks::Cluster)>,
-        >,
-    >,
-}
-
-/// How long a resolved cluster (its replicas, discovery's answer, its connection pools) is
-/// reused by the bot before it is resolved again.
-const CLUSTER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
-
-impl Data {
-    pub fn new(config: Arc<Loaded>, store: crate::store::Store) -> Data {
-        Data {
-            config,
-            store,
-            clusters: Arc::default(),
-        }
-    }
-
-    /// `target` ready for a check round: resolved once, then reused (fresh round state, same
-    /// pools) for [`CLUSTER_TTL`].
-    pub async fn cluster(
-        &self,
-        target: &crate::config::ClusterTarget,
-    ) -> Result<crate::checks::Cluster, crate::checks::SetupError> {
-        let mut cache = self.clusters.lock().await;
-        if let Some((at, cl)) = cache.get(&target.name) {
-            if at.elapsed() < CLUSTER_TTL {
-                return Ok(cl.next_round());
-            }
-        }
-        let cl = crate::checks::Cluster::connect(target).await?;
-        cache.insert(target.name.clone(), (std::time::Instant::now(), cl.clone()));
-        Ok(cl)
-    }
-}
+/// What every command handler can reach: the application state of `chops serve`.
+pub type Data = crate::app::App;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Context<'a> = poise::Context<'a, Data, Error>;
@@ -165,6 +125,7 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
                     return;
                 }
             }
+            crate::metrics::get().interaction(&ctx.command().qualified_name, "refused");
             let text = error
                 .and_then(|e| e.downcast_ref::<UserError>().map(|u| u.0.clone()))
                 .unwrap_or_else(|| guard::Refusal::Place.to_string());
@@ -176,7 +137,14 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
             }
         }
         poise::FrameworkError::Command { error, ctx, .. } => {
-            let text = match error.downcast_ref::<UserError>() {
+            let user = error.downcast_ref::<UserError>();
+            let outcome = if user.is_some() {
+                "user_error"
+            } else {
+                "internal_error"
+            };
+            crate::metrics::get().interaction(&ctx.command().qualified_name, outcome);
+            let text = match user {
                 Some(u) => u.0.clone(),
                 None => {
                     let r = reference();
@@ -199,32 +167,57 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
     }
 }
 
-/// Connect to the gateway and answer commands until `shutdown` completes.
+/// The bot alone (no HTTP server, watcher or scheduler): connect to the gateway and answer
+/// commands until `shutdown` completes. `chops serve` runs [`crate::app::run`] instead.
 pub async fn serve(
     config: Loaded,
     token: Secret,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BotError> {
-    let guild_ids = config.config.discord.guild_ids.clone();
-    let http = http(&token, config.config.discord.proxy.as_deref());
     let store = crate::store::Store::open(&config.store_path())?;
-    let data = Data::new(Arc::new(config), store);
+    let app = crate::app::App::new(Arc::new(config), store, speak::Speaker::discord());
+    bot(app, token, shutdown).await
+}
+
+/// Connect to the gateway and answer commands for `app` until `shutdown` completes.
+pub async fn bot(
+    app: Data,
+    token: Secret,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BotError> {
+    let guild_ids = app.config.config.discord.guild_ids.clone();
+    let http = http(&token, app.config.config.discord.proxy.as_deref());
+    let data = app.clone();
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands(),
             on_error: |e| Box::pin(on_error(e)),
             // Declared once for every command: the place guard runs before any config lookup.
             command_check: Some(|ctx| Box::pin(place_guard(ctx))),
+            post_command: |ctx| {
+                Box::pin(async move {
+                    crate::metrics::get().interaction(&ctx.command().qualified_name, "ok");
+                })
+            },
             // Nothing chops sends may ping anyone, whatever a name or an error text contains.
             allowed_mentions: Some(serenity::CreateAllowedMentions::new()),
             // Buttons outlive the command that drew them: handled here, state in the store.
             event_handler: |fw, event| {
                 Box::pin(async move {
-                    if let serenity::FullEvent::InteractionCreate {
-                        interaction: serenity::Interaction::Component(ci),
-                    } = event
-                    {
-                        buttons::handle(fw.serenity_context, fw.user_data, ci).await;
+                    match event {
+                        serenity::FullEvent::InteractionCreate {
+                            interaction: serenity::Interaction::Component(ci),
+                        } => {
+                            buttons::handle(fw.serenity_context, fw.user_data, ci).await;
+                        }
+                        serenity::FullEvent::ShardStageUpdate { event } => {
+                            let up = event.new == serenity::ConnectionStage::Connected;
+                            fw.user_data
+                                .health
+                                .discord_connected
+                                .store(up, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        _ => {}
                     }
                     Ok(())
                 })
@@ -238,16 +231,12 @@ pub async fn serve(
                     Ok(n) => tracing::info!(user = %ready.user.name, registrations = n, "connected; commands registered"),
                     Err(e) => tracing::error!(user = %ready.user.name, error = %e, "connected; registering commands failed"),
                 }
+                data.health
+                    .discord_connected
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 // Actions left running by an earlier process: finish their records and messages, in
                 // the background (a backup may still be running for a while).
-                let (http, again) = (
-                    ctx.http.clone(),
-                    Data {
-                        config: data.config.clone(),
-                        store: data.store.clone(),
-                        clusters: data.clusters.clone(),
-                    },
-                );
+                let (http, again) = (ctx.http.clone(), data.clone());
                 tokio::spawn(async move { buttons::reconcile(&http, &again).await });
                 Ok(data)
             })
@@ -258,11 +247,12 @@ pub async fn serve(
         serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::empty())
             .framework(framework)
             .await?;
+    // Incidents are posted with the bot's own REST client (one rate limiter).
+    app.speaker.connect(client.http.clone());
     let shards = client.shard_manager.clone();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         shutdown.await;
-        tracing::info!("shutting down");
         let _ = stopping_tx.send(());
         shards.shutdown_all().await;
     });
@@ -281,6 +271,9 @@ pub async fn serve(
         }
         _ = grace => true,
     };
+    app.health
+        .discord_connected
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     if stuck {
         tracing::warn!(
             "shards did not stop within {:?}; exiting anyway",
@@ -293,4 +286,4 @@ pub async fn serve(
 }
 
 /// How long `serve` waits for the gateway connection to close after SIGINT/SIGTERM.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(4);

@@ -252,6 +252,20 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
+    /// A short, bounded name of the kind (metrics labels).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeError::Refused => "refused",
+            ProbeError::Timeout { .. } => "timeout",
+            ProbeError::Auth { .. } => "auth",
+            ProbeError::Server { .. } => "server",
+            ProbeError::Network(_) => "network",
+            ProbeError::Decode(_) => "decode",
+            ProbeError::TooLarge { .. } => "too_large",
+            ProbeError::Local(_) => "local",
+        }
+    }
+
     pub fn code(&self) -> Option<u32> {
         match self {
             ProbeError::Server { code, .. } | ProbeError::Auth { code } => Some(*code),

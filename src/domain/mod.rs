@@ -11,6 +11,7 @@ pub mod diagnose;
 pub mod explain;
 pub mod finding;
 pub mod guard;
+pub mod incident;
 pub mod scope;
 pub mod sql;
 pub mod text;

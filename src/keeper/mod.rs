@@ -39,10 +39,14 @@ pub async fn four_letter(
             .map_err(|e| io_error(&e, start))?;
         Ok(text::from_bytes(&buf))
     };
-    match tokio::time::timeout_at(end, work).await {
+    let r = match tokio::time::timeout_at(end, work).await {
         Ok(r) => r,
         Err(_) => Err(ProbeError::Timeout {
             after_ms: start.elapsed().as_millis() as u64,
         }),
+    };
+    if let Err(e) = &r {
+        crate::metrics::get().probe_error(e.kind(), addr);
     }
+    r
 }

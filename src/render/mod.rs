@@ -3,6 +3,7 @@
 //! (The Discord embed renderer lives with the bot.)
 
 pub mod display;
+pub mod incident;
 pub mod terminal;
 
 /// The card as pretty JSON; every string shown through [`display::plain`], so a consumer that

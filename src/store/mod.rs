@@ -8,6 +8,7 @@
 //! dedicated thread and async callers send it closures ([`Store::call`]): the runtime never waits
 //! on SQLite.
 
+mod incidents;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+pub use incidents::{AlertRecord, AlertRecorded, Recorded};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use types::{
     AuditRecord, AuditRow, Confirmation, ConfirmationState, FinalState, LockHeld, NewConfirmation,
@@ -55,6 +57,8 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 #[derive(Debug, Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    /// The file, for the readiness check (None in memory).
+    path: Option<std::sync::Arc<std::path::PathBuf>>,
 }
 
 impl Store {
@@ -73,7 +77,9 @@ impl Store {
             // Still correct (rollback journal), only readers block writers.
             tracing::warn!(path = %path.display(), mode, "store: WAL unavailable");
         }
-        Self::start(conn)
+        let mut store = Self::start(conn)?;
+        store.path = Some(std::sync::Arc::new(path.to_path_buf()));
+        Ok(store)
     }
 
     /// A private in-memory store, for tests.
@@ -90,7 +96,7 @@ impl Store {
         std::thread::Builder::new()
             .name("chops-store".into())
             .spawn(move || worker(conn, inbox))?;
-        Ok(Store { jobs })
+        Ok(Store { jobs, path: None })
     }
 
     /// Runs `f` on the store's connection and returns its result. The one bridge to SQLite.
@@ -111,11 +117,26 @@ impl Store {
             .map_err(StoreError::Sqlite)
     }
 
-    /// Whether a write lock can be taken now (waits up to [`BUSY_TIMEOUT`]); writes nothing.
+    /// Whether the store can take writes now: its file is not read-only (a file made read-only
+    /// fails the next start even though the open connection still writes), and a one-row write
+    /// commits (waits up to [`BUSY_TIMEOUT`] for other processes).
     pub async fn writable(&self) -> bool {
-        self.call(|c| {
-            c.execute_batch("BEGIN IMMEDIATE")?;
-            c.execute_batch("ROLLBACK")
+        if let Some(p) = &self.path {
+            match std::fs::metadata(p.as_path()) {
+                Ok(m) if !m.permissions().readonly() => {}
+                _ => return false,
+            }
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO heartbeat (id, at) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET at = excluded.at",
+                params![now],
+            )
         })
         .await
         .is_ok()

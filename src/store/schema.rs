@@ -83,6 +83,36 @@ const MIGRATIONS: &[&str] = &[
         first_seen INTEGER NOT NULL
     );
     ",
+    // v2: incidents chops posts on its own (watcher, alerts, pre-flight) and their delivery.
+    "
+    CREATE TABLE incidents (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        key              TEXT NOT NULL UNIQUE,
+        kind             TEXT NOT NULL CHECK (kind IN ('backup', 'restore', 'unreachable',
+                             'alert', 'preflight')),
+        cluster          TEXT NOT NULL,
+        subject          TEXT NOT NULL,
+        started_at       INTEGER NOT NULL,
+        detail_json      TEXT NOT NULL,
+        channel_id       INTEGER,
+        message_id       INTEGER,
+        posted           INTEGER NOT NULL DEFAULT 0 CHECK (posted IN (0, 1)),
+        resolution       TEXT,
+        resolution_shown INTEGER NOT NULL DEFAULT 0 CHECK (resolution_shown IN (0, 1)),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_try_at      INTEGER NOT NULL DEFAULT 0,
+        given_up         INTEGER NOT NULL DEFAULT 0 CHECK (given_up IN (0, 1)),
+        created_at       INTEGER NOT NULL
+    );
+    CREATE INDEX incidents_subject ON incidents(cluster, kind, subject);
+    CREATE INDEX incidents_due ON incidents(posted, resolution_shown, given_up);
+
+    -- One row, rewritten by the readiness probe: proof that a write commits.
+    CREATE TABLE heartbeat (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The version a fully migrated file has.

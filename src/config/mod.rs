@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod automation;
+pub use automation::{
+    HttpConfig, IncidentsConfig, MetricsConfig, PostWhen, Schedule, ScheduleConfig, WatchConfig,
+    WebhookConfig, DEFAULT_HTTP_LISTEN,
+};
+
 use crate::clickhouse::Limits;
 use crate::domain::action::ActionKind;
 use crate::domain::guard::Policy;
@@ -48,6 +54,8 @@ pub enum ConfigError {
     NoOperator { cluster: String },
     #[error("`discord.token_env` names {var}, which is not set in the environment or .env")]
     MissingToken { var: String },
+    #[error("`webhook.token_env` names {var}, which is not set in the environment or .env (or remove [webhook])")]
+    MissingWebhookToken { var: String },
     /// Several problems at once, one per line (a single problem is never wrapped in this).
     #[error("{}", lines(.0))]
     Many(Vec<ConfigError>),
@@ -83,6 +91,14 @@ pub struct Config {
     pub discord: DiscordConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub watch: WatchConfig,
+    /// Absent: no `/alertmanager` endpoint.
+    pub webhook: Option<WebhookConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// The Discord bot (`chops serve`).
@@ -203,6 +219,10 @@ pub struct ClusterConfig {
     /// Who may run which action (default deny).
     #[serde(default)]
     pub actions: ActionsConfig,
+    /// Where chops posts on its own (watcher, alerts, pre-flight) about this cluster.
+    pub incidents: Option<IncidentsConfig>,
+    /// The scheduled pre-flight check.
+    pub schedule: Option<ScheduleConfig>,
 }
 
 /// `[clusters.X.actions]`: the remediation policy.
@@ -478,6 +498,23 @@ impl Loaded {
             .ok_or_else(|| ConfigError::MissingToken { var: var.clone() })
     }
 
+    /// The webhook's bearer token from the variable `webhook.token_env` names.
+    pub fn webhook_token(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Secret, ConfigError> {
+        let var = self
+            .config
+            .webhook
+            .as_ref()
+            .map(|w| w.token_env.clone())
+            .unwrap_or_default();
+        env(&var)
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Secret::new(t.trim()))
+            .ok_or(ConfigError::MissingWebhookToken { var })
+    }
+
     /// The cluster a Discord channel defaults to: the first that lists it, else the only one.
     pub fn channel_cluster(&self, channel: u64) -> Option<String> {
         self.config
@@ -539,13 +576,13 @@ fn invalid(path: &str, key: String, message: impl Into<String>) -> ConfigError {
 }
 
 /// Every problem found, so one `config check` run lists them all rather than one per edit.
-struct Problems<'a> {
+pub(crate) struct Problems<'a> {
     path: &'a str,
     list: Vec<ConfigError>,
 }
 
 impl Problems<'_> {
-    fn add(&mut self, key: String, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, key: String, message: impl Into<String>) {
         self.list.push(invalid(self.path, key, message));
     }
     fn check(&mut self, r: Result<(), ConfigError>) {
@@ -820,6 +857,7 @@ fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
             );
         }
     }
+    automation::validate(c, &mut p);
     p.finish()
 }
 

@@ -1,0 +1,272 @@
+//! Alertmanager intake: the webhook payload (version 4), which chops cluster each alert is about,
+//! and the records to store. Pure: `http/` reads the request, the store deduplicates on
+//! (fingerprint, startsAt) — Alertmanager re-sends whole groups every group_interval and
+//! repeat_interval, and is at-least-once in HA.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::domain::incident::Detail;
+use crate::domain::text::clip;
+use crate::store::AlertRecord;
+
+/// Characters kept of each label or annotation (bodies are capped, values are not).
+const VALUE_MAX: usize = 1000;
+
+/// The webhook body. Unknown fields (`notification_reason`, `routeLabels`, later ones) are
+/// accepted and ignored; only `alerts` is required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub receiver: String,
+    #[serde(default)]
+    pub status: String,
+    pub alerts: Vec<Alert>,
+    #[serde(default)]
+    pub group_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_annotations: BTreeMap<String, String>,
+    #[serde(default, rename = "externalURL")]
+    pub external_url: String,
+    #[serde(default)]
+    pub group_key: String,
+    #[serde(default)]
+    pub truncated_alerts: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub status: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub starts_at: String,
+    #[serde(default)]
+    pub ends_at: String,
+    #[serde(default, rename = "generatorURL")]
+    pub generator_url: String,
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+/// Why a payload is refused (422; Alertmanager does not retry 4xx).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("alert {index} has no label '{label}' naming the cluster")]
+    NoClusterLabel { index: usize, label: String },
+    #[error(
+        "alert {index}: unknown cluster '{value}' (label '{label}'); add it to [webhook.clusters]"
+    )]
+    UnknownCluster {
+        index: usize,
+        label: String,
+        value: String,
+    },
+    #[error("alert {index} has status '{status}' (firing or resolved expected)")]
+    Status { index: usize, status: String },
+    #[error("payload version '{0}' is not 4")]
+    Version(String),
+}
+
+/// The chops cluster a label value names: mapped in `[webhook.clusters]`, else itself.
+fn cluster_of(cfg: &Config, value: &str) -> Option<String> {
+    let w = cfg.webhook.as_ref()?;
+    let name = w.clusters.get(value).map(String::as_str).unwrap_or(value);
+    cfg.clusters.contains_key(name).then(|| name.to_string())
+}
+
+/// A stable fingerprint from the labels, for senders that leave it out (FNV-1a over the sorted
+/// labels: the same across restarts and builds, unlike the std hasher).
+fn fingerprint_of(labels: &BTreeMap<String, String>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in labels {
+        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xfe]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Only an http(s) URL of a sane length is kept (it is shown, never fetched).
+fn link(url: &str) -> String {
+    let u = url.trim();
+    let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some("http" | "https")) && u.len() <= 2000 {
+        u.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Every alert of `p` as a record to store, or why the whole payload is refused (all or nothing:
+/// a payload is one Alertmanager notification, usually one cluster).
+pub fn intake(p: &Payload, cfg: &Config) -> Result<Vec<AlertRecord>, Rejection> {
+    if let Some(v) = p.version.as_deref().filter(|v| *v != "4") {
+        return Err(Rejection::Version(clip(v, 20)));
+    }
+    let label = cfg
+        .webhook
+        .as_ref()
+        .map(|w| w.cluster_label.clone())
+        .unwrap_or_else(|| "cluster".into());
+    let mut out = Vec::with_capacity(p.alerts.len());
+    for (index, a) in p.alerts.iter().enumerate() {
+        let resolved = match a.status.as_str() {
+            "firing" => false,
+            "resolved" => true,
+            other => {
+                return Err(Rejection::Status {
+                    index,
+                    status: clip(other, 40),
+                })
+            }
+        };
+        let value = a
+            .labels
+            .get(&label)
+            .or_else(|| p.common_labels.get(&label))
+            .or_else(|| p.group_labels.get(&label))
+            .ok_or_else(|| Rejection::NoClusterLabel {
+                index,
+                label: label.clone(),
+            })?;
+        let cluster = cluster_of(cfg, value).ok_or_else(|| Rejection::UnknownCluster {
+            index,
+            label: label.clone(),
+            value: clip(value, 100),
+        })?;
+        let get = |k: &str| {
+            a.annotations
+                .get(k)
+                .or_else(|| p.common_annotations.get(k))
+                .map(|v| clip(v, VALUE_MAX))
+                .unwrap_or_default()
+        };
+        let fingerprint = if a.fingerprint.is_empty() {
+            fingerprint_of(&a.labels)
+        } else {
+            clip(&a.fingerprint, 64)
+        };
+        let channel = cfg
+            .clusters
+            .get(&cluster)
+            .and_then(|c| c.incidents.as_ref())
+            .map(|i| i.channel);
+        out.push(AlertRecord {
+            cluster,
+            fingerprint,
+            starts_at: clip(&a.starts_at, 64),
+            resolved,
+            resolution: format!("alert resolved at {}", clip(&a.ends_at, 64)),
+            channel,
+            detail: Detail::Alert {
+                alertname: a
+                    .labels
+                    .get("alertname")
+                    .map(|v| clip(v, 200))
+                    .unwrap_or_else(|| "(no alertname)".into()),
+                severity: a
+                    .labels
+                    .get("severity")
+                    .map(|v| clip(v, 50))
+                    .unwrap_or_default(),
+                summary: get("summary"),
+                description: get("description"),
+                generator_url: link(&a.generator_url),
+                starts_at: clip(&a.starts_at, 64),
+            },
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::config::Loaded::parse(
+            "t.toml",
+            r#"
+[clusters.prod]
+replicas = [{ name = "r1", url = "http://127.0.0.1:8123" }]
+incidents = { channel = 42 }
+[webhook]
+clusters = { "prod-eu" = "prod" }
+"#,
+        )
+        .unwrap()
+        .config
+    }
+
+    fn payload(labels: &str, status: &str) -> Payload {
+        serde_json::from_str(&format!(
+            r#"{{"version":"4","status":"{status}","receiver":"chops","alerts":[{{"status":"{status}",
+            "labels":{labels},"annotations":{{"summary":"Backup failed","description":"d"}},
+            "startsAt":"2026-11-26T01:30:00Z","endsAt":"2026-11-26T01:40:00Z",
+            "generatorURL":"javascript:alert(1)","fingerprint":"abc"}}],
+            "notification_reason":"new","routeLabels":{{}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn maps_the_cluster_label() {
+        let r = intake(
+            &payload(r#"{"alertname":"X","cluster":"prod-eu"}"#, "firing"),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].cluster, "prod");
+        assert_eq!(r[0].channel, Some(42));
+        assert!(!r[0].resolved);
+        let Detail::Alert {
+            summary,
+            generator_url,
+            ..
+        } = &r[0].detail
+        else {
+            panic!("an alert detail")
+        };
+        assert_eq!(summary, "Backup failed");
+        assert_eq!(generator_url, "", "only http(s) links are kept");
+        let same = intake(&payload(r#"{"cluster":"prod"}"#, "resolved"), &config()).unwrap();
+        assert!(same[0].resolved);
+    }
+
+    #[test]
+    fn unknown_or_missing_cluster_is_refused() {
+        let e = intake(&payload(r#"{"cluster":"staging"}"#, "firing"), &config()).unwrap_err();
+        assert!(e.to_string().contains("unknown cluster 'staging'"), "{e}");
+        let e = intake(&payload(r#"{"job":"x"}"#, "firing"), &config()).unwrap_err();
+        assert_eq!(
+            e,
+            Rejection::NoClusterLabel {
+                index: 0,
+                label: "cluster".into()
+            }
+        );
+        let e = intake(&payload(r#"{"cluster":"prod"}"#, "weird"), &config()).unwrap_err();
+        assert!(matches!(e, Rejection::Status { .. }));
+    }
+
+    #[test]
+    fn fingerprint_without_one_is_stable() {
+        let mut l = BTreeMap::new();
+        l.insert("a".to_string(), "b".to_string());
+        assert_eq!(fingerprint_of(&l), fingerprint_of(&l.clone()));
+        assert_eq!(fingerprint_of(&l).len(), 16);
+    }
+}

@@ -1,0 +1,132 @@
+//! The incident poster: every incident recorded but not yet in its channel (or resolved but not
+//! yet shown so) is delivered here — after a crash too, since the store is the queue. A failed
+//! post is retried with a backoff; on shutdown the post being sent is finished, no new one starts.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::now;
+use crate::app::App;
+use crate::checks::flight::Tuning;
+use crate::domain::incident::{Detail, Incident};
+use crate::domain::Scope;
+
+/// A post that keeps failing is given up after this many tries (backoff up to 5 min: ~2 h).
+pub const MAX_ATTEMPTS: u32 = 30;
+
+/// Deliver due incidents until `stop` turns true.
+pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match app.store.due_incidents(now()).await {
+            Ok(due) => {
+                for i in due {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    deliver(&app, i).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "incident poster: cannot read the store"),
+        }
+        // Woken by a new record, or each second for backoffs that came due.
+        tokio::select! {
+            _ = app.outbox.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            r = stop.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Post one incident, or show its resolution.
+pub async fn deliver(app: &App, i: Incident) {
+    let kind = i.detail.kind().as_str();
+    let Some(channel) = i.channel_id.or_else(|| app.incident_channel(&i.cluster)) else {
+        tracing::warn!(incident = i.id, cluster = %crate::render::display::plain(&i.cluster),
+            "incident has no channel ([clusters.NAME.incidents] channel); recorded only");
+        let _ = app
+            .store
+            .mark_posted(i.id, None, None, i.resolution.clone())
+            .await;
+        return;
+    };
+    let result = if !i.posted {
+        let (card, note) = card_for(app, &i).await;
+        match app
+            .speaker
+            .post(channel, &i, card.as_deref(), note.as_deref())
+            .await
+        {
+            Ok(message) => {
+                crate::metrics::get().incident_posted(kind);
+                app.store
+                    .mark_posted(i.id, Some(channel), message, i.resolution.clone())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    } else if let Some(resolution) = &i.resolution {
+        let shown = match i.message_id {
+            Some(m) => app
+                .speaker
+                .edit(channel, m, &i)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        match shown {
+            Ok(()) => app
+                .store
+                .mark_resolution_shown(i.id, resolution)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        }
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result {
+        let gave_up = app
+            .store
+            .retry_later(i.id, now(), MAX_ATTEMPTS)
+            .await
+            .unwrap_or(false);
+        let e = crate::render::display::plain(&e);
+        if gave_up {
+            tracing::error!(incident = i.id, error = %e, "incident post failed; giving up");
+        } else {
+            tracing::warn!(incident = i.id, error = %e, "incident post failed; will retry");
+        }
+    }
+}
+
+/// The card an incident is posted with: the full check of its cluster, shared with any round in
+/// flight. None (with a note) when the cluster cannot be checked; none for an alert that was
+/// already resolved when it arrived.
+async fn card_for(
+    app: &App,
+    i: &Incident,
+) -> (Option<std::sync::Arc<crate::domain::Card>>, Option<String>) {
+    if matches!(i.detail, Detail::Alert { .. }) && i.resolution.is_some() {
+        return (None, None);
+    }
+    let target = match app
+        .config
+        .target(Some(&i.cluster), &crate::config::process_env)
+    {
+        Ok(t) => t,
+        Err(e) => return (None, Some(format!("No card: {e}"))),
+    };
+    match app
+        .flights
+        .card(&target, Scope::Full, Tuning::default())
+        .await
+    {
+        Ok(card) => (Some(card), None),
+        Err(e) => (None, Some(format!("No card: {e}"))),
+    }
+}

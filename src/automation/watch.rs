@@ -1,0 +1,264 @@
+//! The backup-failure watcher: every `[watch] interval_secs` it reads `system.backups` on every
+//! replica of each cluster that has an incident channel. A row entering a watched failure state
+//! opens an incident (one per ON CLUSTER operation: same name, starts within the window); a later
+//! success of the same name resolves it; a replica that stops answering for
+//! `unreachable_after_secs` is an incident of its own, resolved when it answers again.
+//!
+//! Every failure row is remembered in the store by (cluster, replica, id, start), so a restart of
+//! chops never posts it twice; `system.backups` is in-memory on the server, so after a server
+//! restart the old rows are simply gone, and ids that come back have a new start.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use ::clickhouse::Row;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use super::now;
+use crate::app::App;
+use crate::clickhouse::ReplicaClient;
+use crate::domain::incident::{self, row_event, utc, BackupRow, Detail, Kind, RowEvent};
+use crate::domain::text::clip;
+use crate::domain::ProbeError;
+use crate::render::display::plain;
+use crate::store::Recorded;
+
+/// Rows read per replica and round, newest first (the table is in memory and small).
+pub const WATCH_SQL: &str = "SELECT id, name, toString(status) AS status, error, \
+     toInt64(toUnixTimestamp(start_time)) AS start_secs, \
+     toInt64(toUnixTimestamp(end_time)) AS end_secs, \
+     toInt64(toUnixTimestamp(now())) AS now_secs \
+     FROM system.backups ORDER BY start_time DESC LIMIT 200";
+
+/// Characters of a failure's error text kept in the incident (the card shows it classified).
+const ERROR_KEEP: usize = 2000;
+
+#[derive(Debug, Clone, Row, Deserialize)]
+struct WatchRow {
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    id: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    name: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    status: String,
+    #[serde(deserialize_with = "crate::clickhouse::lossy")]
+    error: String,
+    start_secs: i64,
+    end_secs: i64,
+    now_secs: i64,
+}
+
+/// What the watcher remembers between rounds (in memory; the store has the rest).
+#[derive(Default)]
+pub struct Watcher {
+    /// (cluster, replica) → when it stopped answering (chops' clock) and why.
+    failing: HashMap<(String, String), (i64, String)>,
+    /// Clusters whose open "unreachable" incidents were loaded from the store.
+    loaded: HashSet<String>,
+    /// (cluster, replica) with an open "unreachable" incident.
+    open: HashSet<(String, String)>,
+}
+
+/// Run rounds until `stop` turns true.
+pub async fn run(app: App, stop: watch::Receiver<bool>) {
+    let clusters = watched(&app);
+    if clusters.is_empty() {
+        return;
+    }
+    let every = Duration::from_secs(app.config.config.watch.interval_secs);
+    let mut w = Watcher::default();
+    loop {
+        let started = Instant::now();
+        w.round(&app).await;
+        crate::metrics::get().watch_round(started.elapsed().as_secs_f64());
+        tokio::select! {
+            _ = tokio::time::sleep(every.saturating_sub(started.elapsed())) => {}
+            _ = crate::app::stopped(stop.clone()) => return,
+        }
+    }
+}
+
+/// Clusters with an incident channel.
+pub fn watched(app: &App) -> Vec<String> {
+    app.config
+        .config
+        .clusters
+        .iter()
+        .filter(|(_, c)| c.incidents.is_some())
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// A probe failure that means "not answering" (not a refusal of the query by a live server).
+fn unreachable(e: &ProbeError) -> bool {
+    matches!(
+        e,
+        ProbeError::Refused | ProbeError::Timeout { .. } | ProbeError::Network(_)
+    )
+}
+
+impl Watcher {
+    /// One round over every watched cluster; returns how many incidents it opened.
+    pub async fn round(&mut self, app: &App) -> usize {
+        let mut opened = 0;
+        for cluster in watched(app) {
+            opened += self.cluster_round(app, &cluster).await;
+        }
+        if opened > 0 {
+            app.outbox.notify_one();
+        }
+        opened
+    }
+
+    async fn cluster_round(&mut self, app: &App, cluster: &str) -> usize {
+        let target = match app
+            .config
+            .target(Some(cluster), &crate::config::process_env)
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(cluster = %plain(cluster), error = %plain(&e.to_string()), "watcher: cannot use the cluster");
+                return 0;
+            }
+        };
+        let cl = match app.flights.cluster(&target).await {
+            Ok(cl) => cl,
+            Err(e) => {
+                tracing::warn!(cluster = %plain(cluster), error = %plain(&e.to_string()), "watcher: cannot resolve the cluster's replicas");
+                return 0;
+            }
+        };
+        if self.loaded.insert(cluster.to_string()) {
+            if let Ok(open) = app.store.unreachable_open(cluster).await {
+                self.open
+                    .extend(open.into_iter().map(|r| (cluster.to_string(), r)));
+            }
+        }
+        let answers =
+            futures_util::future::join_all(cl.replicas.iter().map(|r: &ReplicaClient| {
+                let r = r.clone();
+                async move {
+                    let rows = r.fetch::<WatchRow>(WATCH_SQL, &[]).await;
+                    (r.name.clone(), rows)
+                }
+            }))
+            .await;
+        let w = &app.config.config.watch;
+        let channel = app.incident_channel(cluster);
+        let mut failures = Vec::new();
+        let mut successes = Vec::new();
+        let mut opened = 0;
+        for (replica, rows) in answers {
+            let key = (cluster.to_string(), replica.clone());
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) if unreachable(&e) => {
+                    let t = now();
+                    let (since, _) = self
+                        .failing
+                        .entry(key.clone())
+                        .or_insert((t, e.to_string()))
+                        .clone();
+                    if t - since >= w.unreachable_after_secs as i64 && !self.open.contains(&key) {
+                        let detail = Detail::Unreachable {
+                            replica: replica.clone(),
+                            since,
+                            error: clip(&e.to_string(), 300),
+                        };
+                        match app
+                            .store
+                            .open_unreachable(cluster, &replica, detail, channel, t)
+                            .await
+                        {
+                            Ok(Some(_)) => opened += 1,
+                            Ok(None) => {}
+                            Err(e) => tracing::error!(error = %e, "watcher: cannot record"),
+                        }
+                        self.open.insert(key);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    // It answers (auth, a server error): not down, but its backups are unknown.
+                    tracing::warn!(cluster = %plain(cluster), replica = %plain(&replica), error = %plain(&e.to_string()), "watcher: cannot read system.backups");
+                    self.back(app, cluster, &replica).await;
+                    continue;
+                }
+            };
+            self.back(app, cluster, &replica).await;
+            for r in rows {
+                let row = BackupRow {
+                    id: r.id,
+                    name: r.name,
+                    status: r.status,
+                    error: r.error,
+                    start: r.start_secs,
+                    end: r.end_secs,
+                };
+                match row_event(&row.status, &w.states) {
+                    RowEvent::Failed(op) => failures.push((replica.clone(), op, row, r.now_secs)),
+                    RowEvent::Succeeded(op) => successes.push((replica.clone(), op, row)),
+                    RowEvent::Other => {}
+                }
+            }
+        }
+        // Oldest first, so the first replica of an ON CLUSTER failure opens its incident.
+        failures.sort_by_key(|(_, _, row, _)| row.start);
+        for (replica, op, row, server_now) in failures {
+            let detail = Detail::Operation {
+                op,
+                status: row.status.clone(),
+                name: row.name.clone(),
+                replicas: vec![replica.clone()],
+                error: clip(&row.error, ERROR_KEEP),
+                start: row.start,
+            };
+            let news = incident::is_news(&row, server_now, w.lookback_secs);
+            match app
+                .store
+                .record_failure(
+                    &incident::failure_key(cluster, &replica, &row),
+                    cluster,
+                    detail,
+                    w.group_window_secs,
+                    news,
+                    channel,
+                    now(),
+                )
+                .await
+            {
+                Ok(Recorded::New(_)) => opened += 1,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "watcher: cannot record a failure"),
+            }
+        }
+        for (_, op, row) in successes {
+            let text = format!("{} at {}", row.name, utc(row.end.max(row.start)));
+            let text = format!("resolved by {text}");
+            match app
+                .store
+                .resolve_operation(cluster, Kind::of(op), &row.name, row.start, &text)
+                .await
+            {
+                Ok(0) => {}
+                Ok(_) => app.outbox.notify_one(),
+                Err(e) => tracing::error!(error = %e, "watcher: cannot record a resolution"),
+            }
+        }
+        opened
+    }
+
+    /// `replica` answered: an open "unreachable" incident of it is resolved.
+    async fn back(&mut self, app: &App, cluster: &str, replica: &str) {
+        let key = (cluster.to_string(), replica.to_string());
+        self.failing.remove(&key);
+        if self.open.remove(&key) {
+            let text = format!("answers again at {}", utc(now()));
+            match app.store.resolve_unreachable(cluster, replica, &text).await {
+                Ok(_) => app.outbox.notify_one(),
+                Err(e) => tracing::error!(error = %e, "watcher: cannot record a resolution"),
+            }
+        }
+    }
+}

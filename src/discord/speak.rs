@@ -1,0 +1,126 @@
+//! Speaking first: incident messages in a channel (post, then edit when resolved), through the
+//! bot's REST client — or nowhere (`chops serve --no-discord`), where the message is only logged.
+
+use std::sync::{Arc, OnceLock};
+
+use poise::serenity_prelude as serenity;
+
+use super::render;
+use crate::domain::incident::Incident;
+use crate::domain::Card;
+use crate::render::display::Target;
+
+/// Discord's limit for a message's content.
+const CONTENT_MAX: usize = 2000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakError {
+    #[error("Discord is not connected yet")]
+    NotConnected,
+    #[error("Discord: {0}")]
+    Discord(#[from] serenity::Error),
+}
+
+/// Where incidents go.
+pub struct Speaker {
+    /// None: nowhere (logged only).
+    http: Option<OnceLock<Arc<serenity::Http>>>,
+}
+
+impl Speaker {
+    /// Posts nowhere; each incident is logged at info level instead.
+    pub fn nowhere() -> Speaker {
+        Speaker { http: None }
+    }
+
+    /// Posts to Discord once [`Speaker::connect`] has handed it the bot's REST client.
+    pub fn discord() -> Speaker {
+        Speaker {
+            http: Some(OnceLock::new()),
+        }
+    }
+
+    pub fn connect(&self, http: Arc<serenity::Http>) {
+        if let Some(cell) = &self.http {
+            let _ = cell.set(http);
+        }
+    }
+
+    pub fn posts_to_discord(&self) -> bool {
+        self.http.is_some()
+    }
+
+    fn client(&self) -> Result<Option<&Arc<serenity::Http>>, SpeakError> {
+        match &self.http {
+            None => Ok(None),
+            Some(cell) => cell.get().map(Some).ok_or(SpeakError::NotConnected),
+        }
+    }
+
+    /// Posts `incident` (its header, then the card when there is one) to `channel`; returns the
+    /// message id (None when posting nowhere).
+    pub async fn post(
+        &self,
+        channel: u64,
+        incident: &Incident,
+        card: Option<&Card>,
+        note: Option<&str>,
+    ) -> Result<Option<u64>, SpeakError> {
+        let Some(http) = self.client()? else {
+            tracing::info!(
+                incident = incident.id,
+                channel,
+                header = %crate::render::incident::text(incident, Target::Plain, CONTENT_MAX),
+                verdict = card.map(|c| c.verdict.label()).unwrap_or("-"),
+                "incident (not posted: no Discord)"
+            );
+            return Ok(None);
+        };
+        let mut content = crate::render::incident::text(incident, Target::Discord, CONTENT_MAX);
+        if let Some(n) = note {
+            let n = format!("\n{}", crate::render::display::discord(n));
+            if content.chars().count() + n.chars().count() <= CONTENT_MAX {
+                content.push_str(&n);
+            }
+        }
+        let mut msg = serenity::CreateMessage::new()
+            .content(content)
+            .allowed_mentions(serenity::CreateAllowedMentions::new());
+        if let Some(card) = card {
+            let e = render::embed(card);
+            msg = msg.embed(e.to_builder()).add_files(e.files());
+        }
+        let sent = serenity::ChannelId::new(channel)
+            .send_message(http.as_ref(), msg)
+            .await?;
+        Ok(Some(sent.id.get()))
+    }
+
+    /// Rewrites the header of a posted incident (now showing its resolution); the card stays.
+    pub async fn edit(
+        &self,
+        channel: u64,
+        message: u64,
+        incident: &Incident,
+    ) -> Result<(), SpeakError> {
+        let Some(http) = self.client()? else {
+            tracing::info!(
+                incident = incident.id,
+                header = %crate::render::incident::text(incident, Target::Plain, CONTENT_MAX),
+                "incident update (not posted: no Discord)"
+            );
+            return Ok(());
+        };
+        let edit = serenity::EditMessage::new()
+            .content(crate::render::incident::text(
+                incident,
+                Target::Discord,
+                CONTENT_MAX,
+            ))
+            .allowed_mentions(serenity::CreateAllowedMentions::new());
+        serenity::ChannelId::new(channel)
+            .edit_message(http.as_ref(), serenity::MessageId::new(message), edit)
+            .await?;
+        Ok(())
+    }
+}

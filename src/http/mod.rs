@@ -1,0 +1,225 @@
+//! The HTTP server of `chops serve` (axum): `/livez`, `/readyz`, `/metrics` and the Alertmanager
+//! webhook `POST /alertmanager`. [`serve`] takes a bound listener, so tests bind port 0.
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::automation::alerts;
+use crate::store::AlertRecorded;
+
+/// The routes, on `app`.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/alertmanager", post(alertmanager))
+        // The webhook reads its body itself, under its own cap.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+/// Serve until `shutdown` completes: then stop accepting and finish the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// The process is up (the runtime answers).
+async fn livez() -> Response {
+    text(StatusCode::OK, "ok\n")
+}
+
+/// Ready to do its job: config loaded (it is, or the process would not run), store writable,
+/// Discord connected when enabled. 503 with what is not.
+async fn readyz(State(app): State<App>) -> Response {
+    let mut not = Vec::new();
+    if !app.store.writable().await {
+        not.push("store: not writable");
+    }
+    if app.health.discord_enabled && !app.discord_connected() {
+        not.push("discord: not connected");
+    }
+    if not.is_empty() {
+        text(StatusCode::OK, "ready\n")
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", not.join("\n")),
+        )
+    }
+}
+
+/// Prometheus text format; OpenMetrics when the scraper asks for it.
+async fn metrics(headers: HeaderMap) -> Response {
+    let m = crate::metrics::get();
+    let open = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if open {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            m.openmetrics_text(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            )],
+            m.prometheus_text(),
+        )
+            .into_response()
+    }
+}
+
+/// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let v = v.as_bytes();
+    let Some(given) = v.strip_prefix(b"Bearer ") else {
+        return false;
+    };
+    !token.is_empty() && bool::from(given.ct_eq(token.as_bytes()))
+}
+
+/// `POST /alertmanager`: 401 without the token, 413 over the cap, 400 not a payload, 422 an
+/// alert about a cluster chops does not know (all refused; Alertmanager does not retry 4xx),
+/// 503 when the store cannot record (Alertmanager retries), 200 once every alert is recorded.
+async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    let m = crate::metrics::get();
+    let (Some(cfg), Some(token)) = (&app.config.config.webhook, &app.webhook_token) else {
+        return text(StatusCode::NOT_FOUND, "no webhook is configured\n");
+    };
+    if !authorized(&headers, token.expose()) {
+        m.webhook_rejected("unauthorized");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+        )
+            .into_response();
+    }
+    let cap = cfg.max_body_bytes as usize;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        m.webhook_rejected("too_large");
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body over {cap} bytes\n"),
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, cap).await {
+        Ok(b) => b,
+        Err(_) => {
+            m.webhook_rejected("too_large");
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {cap} bytes\n"),
+            );
+        }
+    };
+    let payload: alerts::Payload = match serde_json::from_slice(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            m.webhook_rejected("malformed");
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("not an Alertmanager payload: {e}\n"),
+            );
+        }
+    };
+    let records = match alerts::intake(&payload, &app.config.config) {
+        Ok(r) => r,
+        Err(e) => {
+            m.webhook_rejected("unknown_cluster");
+            let reason = crate::render::display::plain(&e.to_string());
+            return text(StatusCode::UNPROCESSABLE_ENTITY, format!("{reason}\n"));
+        }
+    };
+    let received = records.len() as u64;
+    match app
+        .store
+        .record_alerts(records, crate::automation::now())
+        .await
+    {
+        Ok(outcomes) => {
+            let dup = outcomes
+                .iter()
+                .filter(|o| **o == AlertRecorded::Duplicate)
+                .count() as u64;
+            m.alerts(received, dup);
+            if dup < received {
+                app.outbox.notify_one();
+            }
+            text(
+                StatusCode::OK,
+                format!(
+                    "recorded {} alert(s), {} already known\n",
+                    received - dup,
+                    dup
+                ),
+            )
+        }
+        Err(e) => {
+            let r = crate::discord::reference();
+            tracing::error!(reference = %r, error = %e, "webhook: cannot record alerts");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot record the alerts now (reference {r}); retry\n"),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_token_only() {
+        let mut h = HeaderMap::new();
+        assert!(!authorized(&h, "s3cret"));
+        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(authorized(&h, "s3cret"));
+        assert!(!authorized(&h, "s3cre"));
+        assert!(!authorized(&h, ""));
+        h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
+        assert!(!authorized(&h, "s3cret"));
+    }
+}

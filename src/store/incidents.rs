@@ -1,0 +1,491 @@
+//! Incidents chops posts on its own, and their delivery: each is recorded (deduplicated) before it
+//! is posted, so a crash between seeing a failure or receiving an alert and posting it loses
+//! nothing — the poster finds it due on the next start. One row per incident; `posted` and
+//! `resolution_shown` say what the channel has seen.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::{Store, StoreError};
+use crate::domain::incident::{Detail, Incident, Kind};
+
+/// What recording a failure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Seen before (same replica, id and start): nothing changed.
+    Seen,
+    /// Recorded as seen, not posted (too old when first seen).
+    Silent,
+    /// A new incident (to be posted).
+    New(i64),
+    /// Added to an open incident of the same name that started within the window.
+    Joined(i64),
+}
+
+/// What recording an alert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertRecorded {
+    New,
+    /// The same (fingerprint, startsAt) and status again: Alertmanager re-sends whole groups.
+    Duplicate,
+    /// A firing alert recorded earlier is now resolved.
+    Resolved,
+}
+
+/// One alert of a webhook payload, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecord {
+    pub cluster: String,
+    pub fingerprint: String,
+    pub starts_at: String,
+    pub resolved: bool,
+    /// "resolved at …" when `resolved`.
+    pub resolution: String,
+    pub channel: Option<u64>,
+    pub detail: Detail,
+}
+
+const COLUMNS: &str =
+    "id, cluster, detail_json, channel_id, message_id, posted, resolution, attempts";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+    let json: String = r.get(2)?;
+    let detail = serde_json::from_str(&json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(Incident {
+        id: r.get(0)?,
+        cluster: r.get(1)?,
+        detail,
+        channel_id: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+        message_id: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+        posted: r.get(5)?,
+        resolution: r.get(6)?,
+        attempts: r.get(7)?,
+    })
+}
+
+fn json(d: &Detail) -> String {
+    serde_json::to_string(d).expect("a Detail is JSON")
+}
+
+/// Inserts a new incident row; its key must be new.
+#[allow(clippy::too_many_arguments)]
+fn insert(
+    c: &Connection,
+    key: &str,
+    cluster: &str,
+    subject: &str,
+    started_at: i64,
+    detail: &Detail,
+    channel: Option<u64>,
+    resolution: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO incidents (key, kind, cluster, subject, started_at, detail_json, channel_id,
+                                resolution, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            key,
+            detail.kind().as_str(),
+            cluster,
+            subject,
+            started_at,
+            json(detail),
+            channel.map(|c| c as i64),
+            resolution,
+            now
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+impl Store {
+    /// Records one failed `system.backups` row of `replica` (`detail` is a `Detail::Operation`
+    /// naming only that replica). In one transaction: the row's dedup key, then either a new
+    /// incident or this replica added to an open one of the same kind and name whose start lies
+    /// within `window_secs` (an ON CLUSTER operation failing on several replicas is one incident).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_failure(
+        &self,
+        row_key: &str,
+        cluster: &str,
+        detail: Detail,
+        window_secs: u64,
+        news: bool,
+        channel: Option<u64>,
+        now: i64,
+    ) -> Result<Recorded, StoreError> {
+        let (row_key, cluster) = (row_key.to_owned(), cluster.to_owned());
+        self.call(move |c| {
+            let Detail::Operation {
+                op,
+                name,
+                replicas,
+                start,
+                ..
+            } = &detail
+            else {
+                return Ok(Recorded::Seen);
+            };
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let fresh = tx.execute(
+                "INSERT INTO dedup (key, first_seen) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
+                params![row_key, now],
+            )? == 1;
+            if !fresh {
+                return Ok(Recorded::Seen);
+            }
+            let kind = Kind::of(*op).as_str();
+            let open: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT id, detail_json FROM incidents
+                     WHERE kind = ?1 AND cluster = ?2 AND subject = ?3 AND resolution IS NULL
+                       AND abs(started_at - ?4) <= ?5
+                     ORDER BY id DESC LIMIT 1",
+                    params![kind, cluster, name, start, window_secs as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let out = match open {
+                Some((id, existing)) => {
+                    if let Ok(Detail::Operation {
+                        op,
+                        status,
+                        name,
+                        replicas: mut seen,
+                        error,
+                        start,
+                    }) = serde_json::from_str::<Detail>(&existing)
+                    {
+                        for r in replicas {
+                            if !seen.contains(r) {
+                                seen.push(r.clone());
+                            }
+                        }
+                        let merged = Detail::Operation {
+                            op,
+                            status,
+                            name,
+                            replicas: seen,
+                            error,
+                            start,
+                        };
+                        tx.execute(
+                            "UPDATE incidents SET detail_json = ?2 WHERE id = ?1",
+                            params![id, json(&merged)],
+                        )?;
+                    }
+                    Recorded::Joined(id)
+                }
+                None if news => {
+                    let key = format!("op\u{1f}{row_key}");
+                    Recorded::New(insert(
+                        &tx, &key, &cluster, name, *start, &detail, channel, None, now,
+                    )?)
+                }
+                None => Recorded::Silent,
+            };
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Marks every open incident of `kind` and `name` on `cluster` that started at or before
+    /// `success_start` resolved with `text`. Returns how many.
+    pub async fn resolve_operation(
+        &self,
+        cluster: &str,
+        kind: Kind,
+        name: &str,
+        success_start: i64,
+        text: &str,
+    ) -> Result<usize, StoreError> {
+        let (cluster, name, text) = (cluster.to_owned(), name.to_owned(), text.to_owned());
+        self.call(move |c| {
+            c.execute(
+                "UPDATE incidents SET resolution = ?5
+                 WHERE resolution IS NULL AND kind = ?1 AND cluster = ?2 AND subject = ?3
+                   AND started_at <= ?4",
+                params![kind.as_str(), cluster, name, success_start, text],
+            )
+        })
+        .await
+    }
+
+    /// Opens an "unreachable" incident for `replica` unless one is open already.
+    pub async fn open_unreachable(
+        &self,
+        cluster: &str,
+        replica: &str,
+        detail: Detail,
+        channel: Option<u64>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (cluster, replica) = (cluster.to_owned(), replica.to_owned());
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let open: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM incidents WHERE kind = 'unreachable' AND cluster = ?1
+                       AND subject = ?2 AND resolution IS NULL",
+                    params![cluster, replica],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if open.is_some() {
+                return Ok(None);
+            }
+            let key = format!("unreachable\u{1f}{cluster}\u{1f}{replica}\u{1f}{now}");
+            let id = insert(
+                &tx, &key, &cluster, &replica, now, &detail, channel, None, now,
+            )?;
+            tx.commit()?;
+            Ok(Some(id))
+        })
+        .await
+    }
+
+    /// Resolves the open "unreachable" incident of `replica`, if any.
+    pub async fn resolve_unreachable(
+        &self,
+        cluster: &str,
+        replica: &str,
+        text: &str,
+    ) -> Result<usize, StoreError> {
+        let (cluster, replica, text) = (cluster.to_owned(), replica.to_owned(), text.to_owned());
+        self.call(move |c| {
+            c.execute(
+                "UPDATE incidents SET resolution = ?3 WHERE kind = 'unreachable' AND cluster = ?1
+                   AND subject = ?2 AND resolution IS NULL",
+                params![cluster, replica, text],
+            )
+        })
+        .await
+    }
+
+    /// Whether an "unreachable" incident of `replica` is open (so the watcher knows to resolve it).
+    pub async fn unreachable_open(&self, cluster: &str) -> Result<Vec<String>, StoreError> {
+        let cluster = cluster.to_owned();
+        self.call(move |c| {
+            let mut st = c.prepare(
+                "SELECT subject FROM incidents WHERE kind = 'unreachable' AND cluster = ?1
+                   AND resolution IS NULL",
+            )?;
+            let names = st
+                .query_map(params![cluster], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(names)
+        })
+        .await
+    }
+
+    /// Records every alert of one webhook payload in one transaction, deduplicated on
+    /// (fingerprint, startsAt): the answer to Alertmanager is sent only after this commits.
+    pub async fn record_alerts(
+        &self,
+        alerts: Vec<AlertRecord>,
+        now: i64,
+    ) -> Result<Vec<AlertRecorded>, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Vec::with_capacity(alerts.len());
+            for a in &alerts {
+                let key = format!("alert\u{1f}{}\u{1f}{}", a.fingerprint, a.starts_at);
+                let existing: Option<(i64, Option<String>)> = tx
+                    .query_row(
+                        "SELECT id, resolution FROM incidents WHERE key = ?1",
+                        params![key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                out.push(match existing {
+                    None => {
+                        let resolution = a.resolved.then_some(a.resolution.as_str());
+                        insert(
+                            &tx,
+                            &key,
+                            &a.cluster,
+                            &a.fingerprint,
+                            now,
+                            &a.detail,
+                            a.channel,
+                            resolution,
+                            now,
+                        )?;
+                        AlertRecorded::New
+                    }
+                    Some((id, None)) if a.resolved => {
+                        tx.execute(
+                            "UPDATE incidents SET resolution = ?2 WHERE id = ?1",
+                            params![id, a.resolution],
+                        )?;
+                        AlertRecorded::Resolved
+                    }
+                    Some(_) => AlertRecorded::Duplicate,
+                });
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Records a pre-flight to post, once per (cluster, scheduled time).
+    pub async fn record_preflight(
+        &self,
+        cluster: &str,
+        scheduled_for: i64,
+        detail: Detail,
+        channel: Option<u64>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let cluster = cluster.to_owned();
+        self.call(move |c| {
+            let key = format!("preflight\u{1f}{cluster}\u{1f}{scheduled_for}");
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM incidents WHERE key = ?1",
+                    params![key],
+                    |_| Ok(true),
+                )
+                .optional()?
+                .unwrap_or(false);
+            if exists {
+                return Ok(None);
+            }
+            // A pre-flight reports a state, there is nothing to resolve later.
+            let id = insert(
+                &tx,
+                &key,
+                &cluster,
+                "preflight",
+                scheduled_for,
+                &detail,
+                channel,
+                None,
+                now,
+            )?;
+            tx.execute(
+                "UPDATE incidents SET resolution_shown = 1 WHERE id = ?1",
+                params![id],
+            )?;
+            tx.commit()?;
+            Ok(Some(id))
+        })
+        .await
+    }
+
+    /// Incidents whose post or resolution the channel has not seen yet and whose next try is due.
+    pub async fn due_incidents(&self, now: i64) -> Result<Vec<Incident>, StoreError> {
+        self.call(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM incidents
+                 WHERE given_up = 0 AND next_try_at <= ?1
+                   AND (posted = 0 OR (resolution IS NOT NULL AND resolution_shown = 0))
+                 ORDER BY id LIMIT 50"
+            ))?;
+            let rows = st
+                .query_map(params![now], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The incident `id` (tests, the poster re-reading a row).
+    pub async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.call(move |c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"),
+                params![id],
+                row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Every incident, newest first (tests and `chops` diagnostics).
+    pub async fn incidents(&self, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        self.call(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM incidents ORDER BY id DESC LIMIT ?1"
+            ))?;
+            let rows = st
+                .query_map(params![limit as i64], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The message is in the channel (`message` None: posted nowhere, `--no-discord`), showing
+    /// the resolution when `with_resolution` was set at post time.
+    pub async fn mark_posted(
+        &self,
+        id: i64,
+        channel: Option<u64>,
+        message: Option<u64>,
+        shown: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE incidents SET posted = 1, channel_id = ?2, message_id = ?3, attempts = 0,
+                        next_try_at = 0,
+                        resolution_shown = CASE WHEN ?4 IS NOT NULL AND resolution = ?4
+                                                THEN 1 ELSE resolution_shown END
+                 WHERE id = ?1",
+                params![
+                    id,
+                    channel.map(|v| v as i64),
+                    message.map(|v| v as i64),
+                    shown
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// The channel shows `resolution` (a newer one, set meanwhile, stays due).
+    pub async fn mark_resolution_shown(&self, id: i64, resolution: &str) -> Result<(), StoreError> {
+        let resolution = resolution.to_owned();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE incidents SET resolution_shown = 1, attempts = 0, next_try_at = 0
+                 WHERE id = ?1 AND resolution = ?2",
+                params![id, resolution],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// A post or edit failed: try again after a backoff (1 s doubling to 5 min); after
+    /// `max_attempts` the incident is given up (logged by the caller).
+    pub async fn retry_later(
+        &self,
+        id: i64,
+        now: i64,
+        max_attempts: u32,
+    ) -> Result<bool, StoreError> {
+        self.call(move |c| {
+            let attempts: u32 = c.query_row(
+                "UPDATE incidents SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts",
+                params![id],
+                |r| r.get(0),
+            )?;
+            let backoff = 1i64 << attempts.min(9);
+            let given_up = attempts >= max_attempts;
+            c.execute(
+                "UPDATE incidents SET next_try_at = ?2, given_up = ?3 WHERE id = ?1",
+                params![id, now + backoff.min(300), given_up],
+            )?;
+            Ok(given_up)
+        })
+        .await
+    }
+}
