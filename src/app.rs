@@ -122,7 +122,13 @@ pub async fn run(
         Some(w) if w.enabled => Some(loaded.webhook_token(&crate::config::process_env)?),
         _ => None,
     };
-    crate::metrics::get().set_replica_labels(cfg.metrics.replica_labels);
+    let metrics = crate::metrics::get();
+    metrics.set_replica_labels(cfg.metrics.replica_labels);
+    let names: Vec<String> = crate::discord::commands()
+        .iter()
+        .map(|c| c.qualified_name.to_string())
+        .collect();
+    metrics.init_interactions(&names);
     let store = Store::open(&loaded.store_path())?;
     let listener = match (cfg.http.enabled, opts.listener.take()) {
         (false, _) => None,

@@ -118,7 +118,66 @@ impl Metrics {
             "Webhook requests refused, by reason (unauthorized, too_large, malformed, unknown_cluster)",
             m.webhook_rejected.clone(),
         );
-        Metrics { registry: r, ..m }
+        let m = Metrics { registry: r, ..m };
+        m.zeros();
+        m
+    }
+
+    /// Known label sets start at zero, so `rate()` and alerts on them work before the first event.
+    fn zeros(&self) {
+        for k in crate::domain::CheckKind::ALL {
+            let _ = self
+                .check_duration
+                .get_or_create(&vec![("check", k.name().to_string())]);
+        }
+        for round in ["run", "shared"] {
+            let _ = self
+                .check_rounds
+                .get_or_create(&vec![("scope", "backup".into()), ("round", round.into())]);
+        }
+        for kind in [
+            "refused",
+            "timeout",
+            "auth",
+            "server",
+            "network",
+            "decode",
+            "too_large",
+            "local",
+        ] {
+            let _ = self
+                .probe_errors
+                .get_or_create(&vec![("kind", kind.to_string())]);
+        }
+        for kind in ["backup", "restart"] {
+            for outcome in ["requested", "refused", "succeeded", "failed"] {
+                let _ = self.actions.get_or_create(&vec![
+                    ("kind", kind.to_string()),
+                    ("outcome", outcome.into()),
+                ]);
+            }
+        }
+        for kind in ["backup", "restore", "unreachable", "alert", "preflight"] {
+            let _ = self
+                .incidents_posted
+                .get_or_create(&vec![("kind", kind.to_string())]);
+        }
+        for reason in ["unauthorized", "too_large", "malformed", "unknown_cluster"] {
+            let _ = self
+                .webhook_rejected
+                .get_or_create(&vec![("reason", reason.to_string())]);
+        }
+    }
+
+    /// Every command's outcomes start at zero (the bot's command names).
+    pub fn init_interactions(&self, commands: &[String]) {
+        for c in commands {
+            for outcome in ["ok", "user_error", "internal_error", "refused"] {
+                let _ = self
+                    .interactions
+                    .get_or_create(&vec![("command", c.clone()), ("outcome", outcome.into())]);
+            }
+        }
     }
 
     /// Label probe errors with the replica (config `[metrics] replica_labels`).
