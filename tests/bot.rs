@@ -1116,3 +1116,55 @@ async fn explain_answers_privately_and_from_a_message() {
     assert!(d.starts_with("**name\\_reuse**"), "{d}");
     bot.stop().await;
 }
+
+/// Lines chops' own account (`default`) left in each replica's query log.
+fn probe_counts(lc: &LocalCluster) -> Vec<usize> {
+    (1..=lc.urls.len())
+        .map(|i| {
+            std::fs::read_to_string(lc.dir.join(format!("r{i}.queries.jsonl")))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| serde_json::from_str::<Value>(l).unwrap()["user"] == "default")
+                .count()
+        })
+        .collect()
+}
+
+/// A storm: 50 `/backup-check`s for one cluster at once run one probe round — the replicas'
+/// query logs grow by exactly what one lone `/backup-check` adds — and all 50 get the card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_backup_checks_run_one_probe_round() {
+    let lc = LocalCluster::start(3).expect("local cluster");
+    let bot = Bot::start(&lc.config_path.display().to_string()).await;
+    let before = probe_counts(&lc);
+    let ids: Vec<u64> = (0..50)
+        .map(|_| bot.invoke("backup-check", &[("cluster", "local")], CHANNEL_ID))
+        .collect();
+    for id in &ids {
+        let edit = bot.fake.edited_original(*id, WAIT).await;
+        assert!(
+            embed_of(&edit)["title"].as_str().unwrap_or("").contains("local"),
+            "every caller gets the card: {}",
+            edit.body
+        );
+    }
+    let storm: Vec<usize> = probe_counts(&lc)
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a - b)
+        .collect();
+
+    // After the short share window, one lone check: what one round costs.
+    tokio::time::sleep(chops::checks::flight::SHARE_FOR + Duration::from_millis(500)).await;
+    let before = probe_counts(&lc);
+    let id = bot.invoke("backup-check", &[("cluster", "local")], CHANNEL_ID);
+    bot.fake.edited_original(id, WAIT).await;
+    let one: Vec<usize> = probe_counts(&lc)
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert!(one.iter().all(|n| *n > 0), "a round queries every replica: {one:?}");
+    assert_eq!(storm, one, "50 concurrent checks cost one round per replica");
+    bot.stop().await;
+}
