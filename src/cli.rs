@@ -232,6 +232,9 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             for name in loaded.cluster_names() {
                 loaded.target(Some(&name), &config::process_env)?;
             }
+            if loaded.config.webhook.as_ref().is_some_and(|w| w.enabled) {
+                loaded.webhook_token(&config::process_env)?;
+            }
             println!(
                 "{}: ok (clusters: {})",
                 loaded.path,

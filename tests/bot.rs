@@ -1143,7 +1143,10 @@ async fn fifty_concurrent_backup_checks_run_one_probe_round() {
     for id in &ids {
         let edit = bot.fake.edited_original(*id, WAIT).await;
         assert!(
-            embed_of(&edit)["title"].as_str().unwrap_or("").contains("local"),
+            embed_of(&edit)["title"]
+                .as_str()
+                .unwrap_or("")
+                .contains("local"),
             "every caller gets the card: {}",
             edit.body
         );
@@ -1164,7 +1167,13 @@ async fn fifty_concurrent_backup_checks_run_one_probe_round() {
         .zip(&before)
         .map(|(a, b)| a - b)
         .collect();
-    assert!(one.iter().all(|n| *n > 0), "a round queries every replica: {one:?}");
-    assert_eq!(storm, one, "50 concurrent checks cost one round per replica");
+    assert!(
+        one.iter().all(|n| *n > 0),
+        "a round queries every replica: {one:?}"
+    );
+    assert_eq!(
+        storm, one,
+        "50 concurrent checks cost one round per replica"
+    );
     bot.stop().await;
 }

@@ -179,7 +179,26 @@ fn config_check_accepts_the_generated_and_example_configs() {
     let example = chops::localcluster::repo_root().join("config/chops.example.toml");
     let out = chops(
         &["--config", example.to_str().unwrap(), "config", "check"],
-        &[("CLICKHOUSE_PASSWORD", "x")],
+        &[("CLICKHOUSE_PASSWORD", "x"), ("CHOPS_WEBHOOK_TOKEN", "t")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The webhook's token is a secret like the passwords: named when missing.
+    let out = chops(
+        &["--config", example.to_str().unwrap(), "config", "check"],
+        &[("CLICKHOUSE_PASSWORD", "x"), ("CHOPS_WEBHOOK_TOKEN", "")],
+    );
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stderr
+            .contains("`webhook.token_env` names CHOPS_WEBHOOK_TOKEN"),
+        "{}",
+        out.stderr
+    );
+    // The container's config (docker-compose.yml's chops service) is valid too.
+    let container = chops::localcluster::repo_root().join("deploy/compose/chops.docker.toml");
+    let out = chops(
+        &["--config", container.to_str().unwrap(), "config", "check"],
+        &[],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let compose = chops::localcluster::repo_root().join("deploy/compose/chops.toml");

@@ -765,3 +765,32 @@ fn the_process_stops_on_sigterm_and_logs_json() {
     assert!(logs.contains("shutting down"), "{logs}");
     assert!(!logs.contains(TOKEN), "the webhook token is never logged");
 }
+
+/// An alert acknowledged to Alertmanager (recorded) but not yet posted when chops died is posted
+/// by the next start, from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_recorded_before_a_crash_is_posted_on_the_next_start() {
+    let c = shared();
+    let dir = scratch("crash");
+    let store = dir.join("crash.db");
+    let cfg = incident_config(std::path::Path::new(&c.config), &store, "").replace(
+        "[watch]\ninterval_secs = 1",
+        "[watch]\nenabled = false\ninterval_secs = 1",
+    );
+    let loaded = Loaded::parse("serve.toml", &cfg).unwrap();
+    let payload: chops::automation::alerts::Payload =
+        serde_json::from_value(alert_payload("firing")).unwrap();
+    let records = chops::automation::alerts::intake(&payload, &loaded.config).unwrap();
+    {
+        // What the webhook does before it answers 200 — then the process is gone.
+        let s = chops::store::Store::open(&store).unwrap();
+        let out = s.record_alerts(records, 1).await.unwrap();
+        assert_eq!(out, [chops::store::AlertRecorded::New]);
+    }
+    let fake = FakeDiscord::start().await;
+    let serve = Serve::start(&cfg, Some(&fake)).await;
+    let posts = posts_after(&fake, 1, "the recorded alert's card").await;
+    assert!(content(&posts[0]).contains("Alert ClickHouseBackupFailed"));
+    serve.stop().await;
+    fake.assert_bodies_valid();
+}

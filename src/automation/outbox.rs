@@ -47,10 +47,7 @@ pub async fn deliver(app: &App, i: Incident) {
     let Some(channel) = i.channel_id.or_else(|| app.incident_channel(&i.cluster)) else {
         tracing::warn!(incident = i.id, cluster = %crate::render::display::plain(&i.cluster),
             "incident has no channel ([clusters.NAME.incidents] channel); recorded only");
-        let _ = app
-            .store
-            .mark_posted(i.id, None, None, i.resolution.clone())
-            .await;
+        let _ = app.store.mark_posted(i.id, None, None, &i).await;
         return;
     };
     let result = if !i.posted {
@@ -63,13 +60,14 @@ pub async fn deliver(app: &App, i: Incident) {
             Ok(message) => {
                 crate::metrics::get().incident_posted(kind);
                 app.store
-                    .mark_posted(i.id, Some(channel), message, i.resolution.clone())
+                    .mark_posted(i.id, Some(channel), message, &i)
                     .await
                     .map_err(|e| e.to_string())
             }
             Err(e) => Err(e.to_string()),
         }
-    } else if let Some(resolution) = &i.resolution {
+    } else {
+        // Resolved, or its header changed: the same message is edited, never a second one.
         let shown = match i.message_id {
             Some(m) => app
                 .speaker
@@ -81,13 +79,11 @@ pub async fn deliver(app: &App, i: Incident) {
         match shown {
             Ok(()) => app
                 .store
-                .mark_resolution_shown(i.id, resolution)
+                .mark_edited(i.id, &i)
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         }
-    } else {
-        Ok(())
     };
     if let Err(e) = result {
         let gave_up = app

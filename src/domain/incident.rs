@@ -165,6 +165,8 @@ pub struct Incident {
     /// "resolved by … at …" once resolved.
     pub resolution: Option<String>,
     pub attempts: u32,
+    /// Posted, and its header changed since (another replica joined).
+    pub edit_due: bool,
 }
 
 /// Whether a failure first seen now is news: it ended within `lookback_secs` of the server's now.

@@ -158,9 +158,19 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
         Ok(p) => p,
         Err(e) => {
             m.webhook_rejected("malformed");
+            // Position and kind only: serde's message can quote the body back.
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "not the webhook's fields",
+                serde_json::error::Category::Eof => "truncated JSON",
+                _ => "not JSON",
+            };
             return text(
                 StatusCode::BAD_REQUEST,
-                format!("not an Alertmanager payload: {e}\n"),
+                format!(
+                    "not an Alertmanager payload: {what} at line {}, column {}\n",
+                    e.line(),
+                    e.column()
+                ),
             );
         }
     };

@@ -150,6 +150,7 @@ mod tests {
             posted: false,
             resolution: resolution.map(str::to_string),
             attempts: 0,
+            edit_due: false,
         }
     }
 

@@ -45,7 +45,7 @@ pub struct AlertRecord {
 }
 
 const COLUMNS: &str =
-    "id, cluster, detail_json, channel_id, message_id, posted, resolution, attempts";
+    "id, cluster, detail_json, channel_id, message_id, posted, resolution, attempts, edit_due";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     let json: String = r.get(2)?;
@@ -61,6 +61,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         posted: r.get(5)?,
         resolution: r.get(6)?,
         attempts: r.get(7)?,
+        edit_due: r.get(8)?,
     })
 }
 
@@ -171,8 +172,9 @@ impl Store {
                             error,
                             start,
                         };
+                        // Already in the channel: its header is edited to name every replica.
                         tx.execute(
-                            "UPDATE incidents SET detail_json = ?2 WHERE id = ?1",
+                            "UPDATE incidents SET detail_json = ?2, edit_due = posted WHERE id = ?1",
                             params![id, json(&merged)],
                         )?;
                     }
@@ -384,7 +386,8 @@ impl Store {
             let mut st = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM incidents
                  WHERE given_up = 0 AND next_try_at <= ?1
-                   AND (posted = 0 OR (resolution IS NOT NULL AND resolution_shown = 0))
+                   AND (posted = 0 OR edit_due = 1
+                        OR (resolution IS NOT NULL AND resolution_shown = 0))
                  ORDER BY id LIMIT 50"
             ))?;
             let rows = st
@@ -423,26 +426,30 @@ impl Store {
     }
 
     /// The message is in the channel (`message` None: posted nowhere, `--no-discord`), showing
-    /// the resolution when `with_resolution` was set at post time.
+    /// `shown` as it was read; anything that changed since (a resolution, another replica) stays
+    /// due as an edit.
     pub async fn mark_posted(
         &self,
         id: i64,
         channel: Option<u64>,
         message: Option<u64>,
-        shown: Option<String>,
+        shown: &Incident,
     ) -> Result<(), StoreError> {
+        let (detail, resolution) = (json(&shown.detail), shown.resolution.clone());
         self.call(move |c| {
             c.execute(
                 "UPDATE incidents SET posted = 1, channel_id = ?2, message_id = ?3, attempts = 0,
                         next_try_at = 0,
-                        resolution_shown = CASE WHEN ?4 IS NOT NULL AND resolution = ?4
+                        edit_due = CASE WHEN detail_json = ?4 THEN 0 ELSE 1 END,
+                        resolution_shown = CASE WHEN resolution IS ?5 AND ?5 IS NOT NULL
                                                 THEN 1 ELSE resolution_shown END
                  WHERE id = ?1",
                 params![
                     id,
                     channel.map(|v| v as i64),
                     message.map(|v| v as i64),
-                    shown
+                    detail,
+                    resolution
                 ],
             )
             .map(drop)
@@ -450,14 +457,18 @@ impl Store {
         .await
     }
 
-    /// The channel shows `resolution` (a newer one, set meanwhile, stays due).
-    pub async fn mark_resolution_shown(&self, id: i64, resolution: &str) -> Result<(), StoreError> {
-        let resolution = resolution.to_owned();
+    /// The channel shows the incident as `shown` (its detail JSON and resolution at edit time);
+    /// a change made meanwhile stays due.
+    pub async fn mark_edited(&self, id: i64, shown: &Incident) -> Result<(), StoreError> {
+        let (detail, resolution) = (json(&shown.detail), shown.resolution.clone());
         self.call(move |c| {
             c.execute(
-                "UPDATE incidents SET resolution_shown = 1, attempts = 0, next_try_at = 0
-                 WHERE id = ?1 AND resolution = ?2",
-                params![id, resolution],
+                "UPDATE incidents SET attempts = 0, next_try_at = 0,
+                        edit_due = CASE WHEN detail_json = ?2 THEN 0 ELSE edit_due END,
+                        resolution_shown = CASE WHEN resolution IS ?3 AND ?3 IS NOT NULL
+                                                THEN 1 ELSE resolution_shown END
+                 WHERE id = ?1",
+                params![id, detail, resolution],
             )
             .map(drop)
         })
@@ -487,5 +498,183 @@ impl Store {
             Ok(given_up)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::incident::Op;
+
+    fn failure(replica: &str, name: &str, start: i64) -> Detail {
+        Detail::Operation {
+            op: Op::Backup,
+            status: "BACKUP_FAILED".into(),
+            name: name.into(),
+            replicas: vec![replica.into()],
+            error: "boom".into(),
+            start,
+        }
+    }
+
+    async fn record(s: &Store, key: &str, d: Detail, news: bool) -> Recorded {
+        s.record_failure(key, "prod", d, 600, news, Some(7), 1_000)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn failures_dedup_group_and_resolve() {
+        let s = Store::open_in_memory().unwrap();
+        let Recorded::New(id) = record(&s, "k1", failure("r1", "n", 100), true).await else {
+            panic!("new")
+        };
+        assert_eq!(
+            record(&s, "k1", failure("r1", "n", 100), true).await,
+            Recorded::Seen
+        );
+        // Another replica, same name, start within the window: the same incident.
+        assert_eq!(
+            record(&s, "k2", failure("r2", "n", 130), true).await,
+            Recorded::Joined(id)
+        );
+        // Outside the window, or another name: new ones; too old: silent.
+        assert!(matches!(
+            record(&s, "k3", failure("r3", "n", 5_000), true).await,
+            Recorded::New(_)
+        ));
+        assert_eq!(
+            record(&s, "k4", failure("r1", "old", 1), false).await,
+            Recorded::Silent
+        );
+        let i = s.incident(id).await.unwrap().unwrap();
+        let Detail::Operation { replicas, .. } = &i.detail else {
+            panic!()
+        };
+        assert_eq!(replicas, &["r1", "r2"]);
+        assert!(!i.edit_due, "not posted yet: the post will name both");
+
+        // Posted; a third replica joins later: an edit is due.
+        s.mark_posted(id, Some(7), Some(70), &i).await.unwrap();
+        assert!(s
+            .due_incidents(2_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.id != id));
+        assert_eq!(
+            record(&s, "k5", failure("r3", "n", 140), true).await,
+            Recorded::Joined(id)
+        );
+        let due = s.incident(id).await.unwrap().unwrap();
+        assert!(due.edit_due);
+        s.mark_edited(id, &due).await.unwrap();
+        assert!(!s.incident(id).await.unwrap().unwrap().edit_due);
+
+        // A success of the same kind and name that started later resolves it, once.
+        assert_eq!(
+            s.resolve_operation("prod", Kind::Restore, "n", 200, "x")
+                .await
+                .unwrap(),
+            0,
+            "a restore does not resolve a backup"
+        );
+        assert_eq!(
+            s.resolve_operation("prod", Kind::Backup, "n", 50, "x")
+                .await
+                .unwrap(),
+            0,
+            "an earlier success does not"
+        );
+        assert_eq!(
+            s.resolve_operation("prod", Kind::Backup, "n", 200, "resolved by n")
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.resolve_operation("prod", Kind::Backup, "n", 300, "again")
+                .await
+                .unwrap(),
+            0
+        );
+        let due = s.due_incidents(2_000).await.unwrap();
+        let r = due
+            .iter()
+            .find(|d| d.id == id)
+            .expect("the resolution is due");
+        assert_eq!(r.resolution.as_deref(), Some("resolved by n"));
+        s.mark_edited(id, r).await.unwrap();
+        assert!(s
+            .due_incidents(2_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.id != id));
+    }
+
+    #[tokio::test]
+    async fn alerts_dedup_on_fingerprint_and_start() {
+        let s = Store::open_in_memory().unwrap();
+        let alert = |resolved: bool, starts: &str| AlertRecord {
+            cluster: "prod".into(),
+            fingerprint: "f1".into(),
+            starts_at: starts.into(),
+            resolved,
+            resolution: "alert resolved at t".into(),
+            channel: Some(7),
+            detail: Detail::Alert {
+                alertname: "A".into(),
+                severity: String::new(),
+                summary: String::new(),
+                description: String::new(),
+                generator_url: String::new(),
+                starts_at: starts.into(),
+            },
+        };
+        let out = s
+            .record_alerts(
+                vec![alert(false, "t1"), alert(false, "t1"), alert(false, "t2")],
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            [
+                AlertRecorded::New,
+                AlertRecorded::Duplicate,
+                AlertRecorded::New
+            ]
+        );
+        let out = s
+            .record_alerts(vec![alert(true, "t1"), alert(true, "t1")], 2)
+            .await
+            .unwrap();
+        assert_eq!(out, [AlertRecorded::Resolved, AlertRecorded::Duplicate]);
+        // Resolved before it was ever seen firing: recorded once, already resolved.
+        let out = s.record_alerts(vec![alert(true, "t3")], 3).await.unwrap();
+        assert_eq!(out, [AlertRecorded::New]);
+        assert_eq!(s.due_incidents(10).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn failed_posts_back_off_then_give_up() {
+        let s = Store::open_in_memory().unwrap();
+        let Recorded::New(id) = record(&s, "k", failure("r1", "n", 1), true).await else {
+            panic!()
+        };
+        assert!(!s.retry_later(id, 100, 3).await.unwrap());
+        assert!(
+            s.due_incidents(100).await.unwrap().is_empty(),
+            "backing off"
+        );
+        assert_eq!(s.due_incidents(102).await.unwrap().len(), 1);
+        assert!(!s.retry_later(id, 102, 3).await.unwrap());
+        assert!(
+            s.retry_later(id, 110, 3).await.unwrap(),
+            "third failure: given up"
+        );
+        assert!(s.due_incidents(10_000).await.unwrap().is_empty());
     }
 }

@@ -113,6 +113,10 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
     ",
+    // v3: a posted incident whose header changed (another replica joined an ON CLUSTER failure).
+    "
+    ALTER TABLE incidents ADD COLUMN edit_due INTEGER NOT NULL DEFAULT 0 CHECK (edit_due IN (0, 1));
+    ",
 ];
 
 /// The version a fully migrated file has.
