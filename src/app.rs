@@ -28,6 +28,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Health {
     pub discord_enabled: bool,
     pub discord_connected: AtomicBool,
+    /// The stop signal came: start no new post.
+    pub stopping: AtomicBool,
 }
 
 /// Shared by every part of `chops serve` (cheap to clone).
@@ -53,6 +55,7 @@ impl App {
             health: Arc::new(Health {
                 discord_enabled: speaker.posts_to_discord(),
                 discord_connected: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
             }),
             config,
             store,
@@ -173,9 +176,11 @@ pub async fn run(
 
     let signalled = Arc::new(std::sync::OnceLock::new());
     let at = signalled.clone();
+    let health = app.health.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down");
+        health.stopping.store(true, Ordering::Relaxed);
         let _ = at.set(tokio::time::Instant::now());
         let _ = stop_tx.send(true);
     };

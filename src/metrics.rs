@@ -31,6 +31,8 @@ pub struct Metrics {
     alerts_received: Counter,
     alerts_deduplicated: Counter,
     webhook_rejected: Family<Labels, Counter>,
+    alerts_skipped: Family<Labels, Counter>,
+    incidents_given_up: Counter,
     replica_labels: AtomicBool,
 }
 
@@ -56,6 +58,8 @@ impl Metrics {
             alerts_received: Counter::default(),
             alerts_deduplicated: Counter::default(),
             webhook_rejected: Family::default(),
+            alerts_skipped: Family::default(),
+            incidents_given_up: Counter::default(),
             replica_labels: AtomicBool::new(false),
             registry: Registry::default(),
         };
@@ -115,8 +119,18 @@ impl Metrics {
         );
         r.register(
             "chops_webhook_rejected",
-            "Webhook requests refused, by reason (unauthorized, too_large, malformed, unknown_cluster)",
+            "Webhook requests refused, by reason (unauthorized, too_large, malformed, version, no_alert_placed)",
             m.webhook_rejected.clone(),
+        );
+        r.register(
+            "chops_alerts_skipped",
+            "Alerts of accepted payloads chops could not place, by reason (unknown_cluster, no_cluster_label, bad_status, no_channel)",
+            m.alerts_skipped.clone(),
+        );
+        r.register(
+            "chops_incidents_given_up",
+            "Incidents whose post kept failing until chops gave up (see the log for why)",
+            m.incidents_given_up.clone(),
         );
         let m = Metrics { registry: r, ..m };
         m.zeros();
@@ -162,9 +176,25 @@ impl Metrics {
                 .incidents_posted
                 .get_or_create(&vec![("kind", kind.to_string())]);
         }
-        for reason in ["unauthorized", "too_large", "malformed", "unknown_cluster"] {
+        for reason in [
+            "unauthorized",
+            "too_large",
+            "malformed",
+            "version",
+            "no_alert_placed",
+        ] {
             let _ = self
                 .webhook_rejected
+                .get_or_create(&vec![("reason", reason.to_string())]);
+        }
+        for reason in [
+            "unknown_cluster",
+            "no_cluster_label",
+            "bad_status",
+            "no_channel",
+        ] {
+            let _ = self
+                .alerts_skipped
                 .get_or_create(&vec![("reason", reason.to_string())]);
         }
     }
@@ -244,6 +274,16 @@ impl Metrics {
         self.webhook_rejected
             .get_or_create(&vec![("reason", reason.to_string())])
             .inc();
+    }
+
+    pub fn alert_skipped(&self, reason: &'static str) {
+        self.alerts_skipped
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    }
+
+    pub fn incident_given_up(&self) {
+        self.incidents_given_up.inc();
     }
 
     /// The Prometheus text format (0.0.4).

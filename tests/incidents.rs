@@ -401,8 +401,17 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
         "{text}"
     );
     assert!(
-        text.contains("source http://prometheus.example.org:9090/graph"),
+        text.contains("· source prometheus.example.org:9090"),
         "{text}"
+    );
+    let button = &posts[0].body["components"][0]["components"][0];
+    assert_eq!(button["style"], 5, "a link button: {button}");
+    assert!(
+        button["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://prometheus.example.org:9090/graph?g0.expr="),
+        "{button}"
     );
     assert!(posts[0].body["embeds"][0].is_object(), "the card follows");
 
@@ -456,6 +465,23 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     assert_eq!(status, 422);
     assert_eq!(body.lines().count(), 1, "one line: {body}");
     assert!(body.contains("unknown cluster 'staging'"), "{body}");
+    // One alert chops cannot place does not cost the others of its payload.
+    let mut mixed = alert_payload("firing");
+    let mut foreign = mixed["alerts"][0].clone();
+    foreign["labels"]["cluster"] = "staging".into();
+    foreign["fingerprint"] = "0000000000000003".into();
+    mixed["alerts"].as_array_mut().unwrap().push(foreign);
+    let (status, body) = serve.http(
+        "POST",
+        "/alertmanager",
+        &json,
+        &serde_json::to_vec(&mixed).unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("0 alert(s), 1 already known; skipped 1: alert 1: unknown cluster 'staging'"),
+        "{body}"
+    );
     // A mapped label value works like the chops name.
     let mut mapped = alert_payload("firing");
     mapped["alerts"][0]["labels"]["cluster"] = "local-prod".into();
@@ -478,8 +504,8 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
             .find(|(n, l, _)| n == name && l == labels)
             .map(|(_, _, v)| *v)
     };
-    assert_eq!(sample("chops_alerts_received_total", ""), Some(8.0));
-    assert_eq!(sample("chops_alerts_deduplicated_total", ""), Some(5.0));
+    assert_eq!(sample("chops_alerts_received_total", ""), Some(9.0));
+    assert_eq!(sample("chops_alerts_deduplicated_total", ""), Some(6.0));
     assert_eq!(
         sample("chops_webhook_rejected_total", "reason=unauthorized"),
         Some(2.0)
@@ -493,8 +519,12 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
         Some(1.0)
     );
     assert_eq!(
-        sample("chops_webhook_rejected_total", "reason=unknown_cluster"),
+        sample("chops_webhook_rejected_total", "reason=no_alert_placed"),
         Some(1.0)
+    );
+    assert_eq!(
+        sample("chops_alerts_skipped_total", "reason=unknown_cluster"),
+        Some(2.0)
     );
     serve.stop().await;
     fake.assert_bodies_valid();
@@ -780,7 +810,9 @@ async fn an_alert_recorded_before_a_crash_is_posted_on_the_next_start() {
     let loaded = Loaded::parse("serve.toml", &cfg).unwrap();
     let payload: chops::automation::alerts::Payload =
         serde_json::from_value(alert_payload("firing")).unwrap();
-    let records = chops::automation::alerts::intake(&payload, &loaded.config).unwrap();
+    let records = chops::automation::alerts::intake(&payload, &loaded.config)
+        .unwrap()
+        .records;
     {
         // What the webhook does before it answers 200 — then the process is gone.
         let s = chops::store::Store::open(&store).unwrap();

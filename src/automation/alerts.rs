@@ -74,8 +74,31 @@ pub enum Rejection {
     },
     #[error("alert {index} has status '{status}' (firing or resolved expected)")]
     Status { index: usize, status: String },
+    #[error("alert {index}: cluster '{cluster}' has no incident channel; set [clusters.{cluster}] incidents = {{ channel = … }}")]
+    NoChannel { index: usize, cluster: String },
     #[error("payload version '{0}' is not 4")]
     Version(String),
+}
+
+impl Rejection {
+    /// The metrics label of the reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::NoClusterLabel { .. } => "no_cluster_label",
+            Rejection::UnknownCluster { .. } => "unknown_cluster",
+            Rejection::Status { .. } => "bad_status",
+            Rejection::NoChannel { .. } => "no_channel",
+            Rejection::Version(_) => "version",
+        }
+    }
+}
+
+/// What a payload gave: the alerts to record, and those skipped with why. One alert chops cannot
+/// place must not cost the others (Alertmanager does not retry a 4xx).
+#[derive(Debug, Default)]
+pub struct Intake {
+    pub records: Vec<AlertRecord>,
+    pub skipped: Vec<Rejection>,
 }
 
 /// The chops cluster a label value names: mapped in `[webhook.clusters]`, else itself.
@@ -98,30 +121,54 @@ fn fingerprint_of(labels: &BTreeMap<String, String>) -> String {
     format!("{h:016x}")
 }
 
-/// Only an http(s) URL of a sane length is kept (it is shown, never fetched).
+/// Only an http(s) URL of a sane length without spaces or controls is kept, credentials
+/// (`user:pass@`) removed: it becomes a link button, never fetched by chops.
 fn link(url: &str) -> String {
     let u = url.trim();
-    let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    if matches!(scheme.as_deref(), Some("http" | "https")) && u.len() <= 2000 {
-        u.to_string()
-    } else {
-        String::new()
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return String::new();
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "http" | "https")
+        || u.len() > 2000
+        || u.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return String::new();
     }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    if rest.is_empty() {
+        return String::new();
+    }
+    format!("{scheme}://{rest}")
 }
 
-/// Every alert of `p` as a record to store, or why the whole payload is refused (all or nothing:
-/// a payload is one Alertmanager notification, usually one cluster).
-pub fn intake(p: &Payload, cfg: &Config) -> Result<Vec<AlertRecord>, Rejection> {
+/// Every alert of `p` chops can place as a record to store, the others skipped with a reason;
+/// a payload of another version is refused whole.
+pub fn intake(p: &Payload, cfg: &Config) -> Result<Intake, Rejection> {
     if let Some(v) = p.version.as_deref().filter(|v| *v != "4") {
         return Err(Rejection::Version(clip(v, 20)));
     }
+    let mut out = Intake::default();
+    for (index, a) in p.alerts.iter().enumerate() {
+        match one(p, a, index, cfg) {
+            Ok(r) => out.records.push(r),
+            Err(e) => out.skipped.push(e),
+        }
+    }
+    Ok(out)
+}
+
+fn one(p: &Payload, a: &Alert, index: usize, cfg: &Config) -> Result<AlertRecord, Rejection> {
     let label = cfg
         .webhook
         .as_ref()
         .map(|w| w.cluster_label.clone())
         .unwrap_or_else(|| "cluster".into());
-    let mut out = Vec::with_capacity(p.alerts.len());
-    for (index, a) in p.alerts.iter().enumerate() {
+    {
         let resolved = match a.status.as_str() {
             "firing" => false,
             "resolved" => true,
@@ -162,14 +209,18 @@ pub fn intake(p: &Payload, cfg: &Config) -> Result<Vec<AlertRecord>, Rejection> 
             .clusters
             .get(&cluster)
             .and_then(|c| c.incidents.as_ref())
-            .map(|i| i.channel);
-        out.push(AlertRecord {
+            .map(|i| i.channel)
+            .ok_or_else(|| Rejection::NoChannel {
+                index,
+                cluster: cluster.clone(),
+            })?;
+        Ok(AlertRecord {
             cluster,
             fingerprint,
             starts_at: clip(&a.starts_at, 64),
             resolved,
             resolution: format!("alert resolved at {}", clip(&a.ends_at, 64)),
-            channel,
+            channel: Some(channel),
             detail: Detail::Alert {
                 alertname: a
                     .labels
@@ -186,9 +237,8 @@ pub fn intake(p: &Payload, cfg: &Config) -> Result<Vec<AlertRecord>, Rejection> 
                 generator_url: link(&a.generator_url),
                 starts_at: clip(&a.starts_at, 64),
             },
-        });
+        })
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -227,7 +277,8 @@ clusters = { "prod-eu" = "prod" }
             &payload(r#"{"alertname":"X","cluster":"prod-eu"}"#, "firing"),
             &config(),
         )
-        .unwrap();
+        .unwrap()
+        .records;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].cluster, "prod");
         assert_eq!(r[0].channel, Some(42));
@@ -242,24 +293,68 @@ clusters = { "prod-eu" = "prod" }
         };
         assert_eq!(summary, "Backup failed");
         assert_eq!(generator_url, "", "only http(s) links are kept");
-        let same = intake(&payload(r#"{"cluster":"prod"}"#, "resolved"), &config()).unwrap();
+        let same = intake(&payload(r#"{"cluster":"prod"}"#, "resolved"), &config())
+            .unwrap()
+            .records;
         assert!(same[0].resolved);
     }
 
     #[test]
-    fn unknown_or_missing_cluster_is_refused() {
-        let e = intake(&payload(r#"{"cluster":"staging"}"#, "firing"), &config()).unwrap_err();
+    fn alerts_chops_cannot_place_are_skipped_not_the_others() {
+        let skipped = |labels: &str, status: &str| {
+            let i = intake(&payload(labels, status), &config()).unwrap();
+            assert!(i.records.is_empty());
+            i.skipped.into_iter().next().unwrap()
+        };
+        let e = skipped(r#"{"cluster":"staging"}"#, "firing");
         assert!(e.to_string().contains("unknown cluster 'staging'"), "{e}");
-        let e = intake(&payload(r#"{"job":"x"}"#, "firing"), &config()).unwrap_err();
+        assert_eq!(e.reason(), "unknown_cluster");
         assert_eq!(
-            e,
+            skipped(r#"{"job":"x"}"#, "firing"),
             Rejection::NoClusterLabel {
                 index: 0,
                 label: "cluster".into()
             }
         );
-        let e = intake(&payload(r#"{"cluster":"prod"}"#, "weird"), &config()).unwrap_err();
-        assert!(matches!(e, Rejection::Status { .. }));
+        assert!(matches!(
+            skipped(r#"{"cluster":"prod"}"#, "weird"),
+            Rejection::Status { .. }
+        ));
+        // One payload, one good alert and one foreign: the good one is kept.
+        let mut p = payload(r#"{"cluster":"prod"}"#, "firing");
+        let mut other = p.alerts[0].clone();
+        other.labels.insert("cluster".into(), "staging".into());
+        p.alerts.push(other);
+        let i = intake(&p, &config()).unwrap();
+        assert_eq!((i.records.len(), i.skipped.len()), (1, 1));
+        // Another payload version is refused whole.
+        p.version = Some("5".into());
+        assert_eq!(intake(&p, &config()).unwrap_err().reason(), "version");
+    }
+
+    #[test]
+    fn a_cluster_without_an_incident_channel_is_skipped() {
+        let cfg = crate::config::Loaded::parse(
+            "t.toml",
+            "[clusters.quiet]\nreplicas = [{ name = \"r1\", url = \"http://127.0.0.1:8123\" }]\n[webhook]\n",
+        )
+        .unwrap()
+        .config;
+        let i = intake(&payload(r#"{"cluster":"quiet"}"#, "firing"), &cfg).unwrap();
+        assert_eq!(i.skipped[0].reason(), "no_channel");
+        assert!(i.skipped[0].to_string().contains("incidents = { channel"));
+    }
+
+    #[test]
+    fn links_are_http_without_credentials() {
+        assert_eq!(
+            link("https://u:p@prom:9090/graph?x=1"),
+            "https://prom:9090/graph?x=1"
+        );
+        assert_eq!(link("HTTP://prom/a@b"), "http://prom/a@b");
+        assert_eq!(link("javascript:alert(1)"), "");
+        assert_eq!(link("http://prom/a b"), "");
+        assert_eq!(link("http://u@"), "");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! yet shown so) is delivered here — after a crash too, since the store is the queue. A failed
 //! post is retried with a backoff; on shutdown the post being sent is finished, no new one starts.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -9,11 +10,17 @@ use tokio::sync::watch;
 use super::now;
 use crate::app::App;
 use crate::checks::flight::Tuning;
+use crate::discord::speak::SpeakError;
 use crate::domain::incident::{Detail, Incident};
 use crate::domain::Scope;
 
-/// A post that keeps failing is given up after this many tries (backoff up to 5 min: ~2 h).
-pub const MAX_ATTEMPTS: u32 = 30;
+/// A post that keeps failing is given up after this many tries (backoff up to 5 min: ~24 h, so
+/// a Discord outage overnight loses nothing).
+pub const MAX_ATTEMPTS: u32 = 300;
+
+/// From this try on, the post goes without the card (header only): a channel where the bot may
+/// not embed links or attach files still gets told.
+const PLAIN_AFTER: u32 = 3;
 
 /// Deliver due incidents until `stop` turns true.
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
@@ -41,7 +48,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Post one incident, or show its resolution.
+/// Post one incident, or edit its message (resolved, or another replica joined).
 pub async fn deliver(app: &App, i: Incident) {
     let kind = i.detail.kind().as_str();
     let Some(channel) = i.channel_id.or_else(|| app.incident_channel(&i.cluster)) else {
@@ -51,7 +58,15 @@ pub async fn deliver(app: &App, i: Incident) {
         return;
     };
     let result = if !i.posted {
-        let (card, note) = card_for(app, &i).await;
+        let (mut card, mut note) = card_for(app, &i).await;
+        if i.attempts >= PLAIN_AFTER {
+            card = None;
+            note = Some("The card could not be posted here; run /backup-check.".into());
+        }
+        // The check may have used up the grace period: the next start posts it instead.
+        if app.health.stopping.load(Ordering::Relaxed) {
+            return;
+        }
         match app
             .speaker
             .post(channel, &i, card.as_deref(), note.as_deref())
@@ -64,16 +79,14 @@ pub async fn deliver(app: &App, i: Incident) {
                     .await
                     .map_err(|e| e.to_string())
             }
+            // Not connected yet: not the incident's fault, no try spent.
+            Err(SpeakError::NotConnected) => return,
             Err(e) => Err(e.to_string()),
         }
     } else {
         // Resolved, or its header changed: the same message is edited, never a second one.
         let shown = match i.message_id {
-            Some(m) => app
-                .speaker
-                .edit(channel, m, &i)
-                .await
-                .map_err(|e| e.to_string()),
+            Some(m) => app.speaker.edit(channel, m, &i).await,
             None => Ok(()),
         };
         match shown {
@@ -82,7 +95,8 @@ pub async fn deliver(app: &App, i: Incident) {
                 .mark_edited(i.id, &i)
                 .await
                 .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Err(SpeakError::NotConnected) => return,
+            Err(e) => Err(e.to_string()),
         }
     };
     if let Err(e) = result {
@@ -93,9 +107,11 @@ pub async fn deliver(app: &App, i: Incident) {
             .unwrap_or(false);
         let e = crate::render::display::plain(&e);
         if gave_up {
-            tracing::error!(incident = i.id, error = %e, "incident post failed; giving up");
+            crate::metrics::get().incident_given_up();
+            tracing::error!(incident = i.id, channel, error = %e,
+                "incident post failed; giving up (does the bot see the channel and may it send there?)");
         } else {
-            tracing::warn!(incident = i.id, error = %e, "incident post failed; will retry");
+            tracing::warn!(incident = i.id, channel, error = %e, "incident post failed; will retry");
         }
     }
 }

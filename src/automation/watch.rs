@@ -25,7 +25,8 @@ use crate::render::display::plain;
 use crate::store::Recorded;
 
 /// Rows read per replica and round, newest first (the table is in memory and small).
-pub const WATCH_SQL: &str = "SELECT id, name, toString(status) AS status, error, \
+pub const WATCH_SQL: &str =
+    "SELECT id, name, toString(status) AS status, substring(error, 1, 4000) AS error, \
      toInt64(toUnixTimestamp(start_time)) AS start_secs, \
      toInt64(toUnixTimestamp(end_time)) AS end_secs, \
      toInt64(toUnixTimestamp(now())) AS now_secs \
@@ -52,13 +53,20 @@ struct WatchRow {
 /// What the watcher remembers between rounds (in memory; the store has the rest).
 #[derive(Default)]
 pub struct Watcher {
-    /// (cluster, replica) → when it stopped answering (chops' clock) and why.
-    failing: HashMap<(String, String), (i64, String)>,
+    /// (cluster, replica) → since when it has not answered (monotonic, and chops' clock for the
+    /// message) and why.
+    failing: HashMap<(String, String), (Instant, i64, String)>,
     /// Clusters whose open "unreachable" incidents were loaded from the store.
     loaded: HashSet<String>,
     /// (cluster, replica) with an open "unreachable" incident.
     open: HashSet<(String, String)>,
+    /// Per cluster: when chops last finished a round on it (any run of chops, from the store).
+    marks: HashMap<String, Option<i64>>,
 }
+
+/// Server and chops clocks may disagree this much (seconds) when a failure's end is compared
+/// with when chops last looked.
+const SKEW_SECS: i64 = 300;
 
 /// Run rounds until `stop` turns true.
 pub async fn run(app: App, stop: watch::Receiver<bool>) {
@@ -129,12 +137,28 @@ impl Watcher {
                 return 0;
             }
         };
-        if self.loaded.insert(cluster.to_string()) {
-            if let Ok(open) = app.store.unreachable_open(cluster).await {
-                self.open
-                    .extend(open.into_iter().map(|r| (cluster.to_string(), r)));
+        if !self.loaded.contains(cluster) {
+            // Retried every round until it works: an open incident must be resolvable.
+            match app.store.unreachable_open(cluster).await {
+                Ok(open) => {
+                    self.open
+                        .extend(open.into_iter().map(|r| (cluster.to_string(), r)));
+                    self.loaded.insert(cluster.to_string());
+                }
+                Err(e) => tracing::error!(error = %e, "watcher: cannot read open incidents"),
             }
         }
+        if !self.marks.contains_key(cluster) {
+            match app.store.watch_mark(cluster).await {
+                Ok(m) => {
+                    self.marks.insert(cluster.to_string(), m);
+                }
+                Err(e) => tracing::error!(error = %e, "watcher: cannot read the last round"),
+            }
+        }
+        // Failures that ended after chops last looked are news however long chops was down;
+        // on the first start ever, only those within lookback_secs.
+        let since = self.marks.get(cluster).copied().flatten();
         let answers =
             futures_util::future::join_all(cl.replicas.iter().map(|r: &ReplicaClient| {
                 let r = r.clone();
@@ -149,34 +173,42 @@ impl Watcher {
         let mut failures = Vec::new();
         let mut successes = Vec::new();
         let mut opened = 0;
+        let mut answered = false;
         for (replica, rows) in answers {
             let key = (cluster.to_string(), replica.clone());
             let rows = match rows {
                 Ok(rows) => rows,
                 Err(e) if unreachable(&e) => {
-                    let t = now();
-                    let (since, _) = self
+                    let (since, since_unix, _) = self
                         .failing
                         .entry(key.clone())
-                        .or_insert((t, e.to_string()))
+                        .or_insert((Instant::now(), now(), e.to_string()))
                         .clone();
-                    if t - since >= w.unreachable_after_secs as i64 && !self.open.contains(&key) {
+                    let after = Duration::from_secs(w.unreachable_after_secs);
+                    if since.elapsed() >= after && !self.open.contains(&key) {
                         let detail = Detail::Unreachable {
                             replica: replica.clone(),
-                            since,
+                            since: since_unix,
                             error: clip(&e.to_string(), 300),
                         };
                         match app
                             .store
-                            .open_unreachable(cluster, &replica, detail, channel, t)
+                            .open_unreachable(cluster, &replica, detail, channel, now())
                             .await
                         {
-                            Ok(Some(_)) => opened += 1,
-                            Ok(None) => {}
+                            Ok(created) => {
+                                opened += usize::from(created.is_some());
+                                self.open.insert(key);
+                            }
+                            // Not marked open: the next round tries to record it again.
                             Err(e) => tracing::error!(error = %e, "watcher: cannot record"),
                         }
-                        self.open.insert(key);
                     }
+                    continue;
+                }
+                Err(ProbeError::Local(e)) => {
+                    // chops' own trouble (out of file descriptors): nothing learnt of the replica.
+                    tracing::warn!(error = %plain(&e), "watcher: cannot probe");
                     continue;
                 }
                 Err(e) => {
@@ -186,6 +218,7 @@ impl Watcher {
                     continue;
                 }
             };
+            answered = true;
             self.back(app, cluster, &replica).await;
             for r in rows {
                 let row = BackupRow {
@@ -213,8 +246,11 @@ impl Watcher {
                 replicas: vec![replica.clone()],
                 error: clip(&row.error, ERROR_KEEP),
                 start: row.start,
+                end: row.end,
             };
-            let news = incident::is_news(&row, server_now, w.lookback_secs);
+            let ended = row.end.max(row.start);
+            let news = incident::is_news(&row, server_now, w.lookback_secs)
+                || since.is_some_and(|m| ended >= m - SKEW_SECS);
             match app
                 .store
                 .record_failure(
@@ -244,6 +280,15 @@ impl Watcher {
                 Ok(0) => {}
                 Ok(_) => app.outbox.notify_one(),
                 Err(e) => tracing::error!(error = %e, "watcher: cannot record a resolution"),
+            }
+        }
+        if answered {
+            let t = now();
+            match app.store.set_watch_mark(cluster, t).await {
+                Ok(()) => {
+                    self.marks.insert(cluster.to_string(), Some(t));
+                }
+                Err(e) => tracing::error!(error = %e, "watcher: cannot record the round"),
             }
         }
         opened

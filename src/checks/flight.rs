@@ -37,24 +37,56 @@ struct Flight {
 
 type Key = (String, &'static str, Tuning);
 
+/// A cluster as last resolved, and when.
+type Slot = Arc<Mutex<Option<(Instant, Cluster)>>>;
+
 #[derive(Default)]
 pub struct Flights {
-    clusters: Mutex<HashMap<String, (Instant, Cluster)>>,
+    /// One slot per cluster: resolving one (a seed that times out) holds up no other.
+    clusters: std::sync::Mutex<HashMap<String, Slot>>,
     rounds: std::sync::Mutex<HashMap<Key, Arc<Flight>>>,
 }
 
+/// After a failed re-resolution, the last good replica list is used and resolving is tried
+/// again after this long.
+const RETRY_RESOLVE: Duration = Duration::from_secs(30);
+
 impl Flights {
     /// `target` ready for a round: resolved once, then reused (fresh round state, same pools).
+    /// When resolving again fails (discovery's seed down), the replicas known before are used:
+    /// they are still the best guess, and the watcher keeps watching them.
     pub async fn cluster(&self, target: &ClusterTarget) -> Result<Cluster, SetupError> {
-        let mut cache = self.clusters.lock().await;
-        if let Some((at, cl)) = cache.get(&target.name) {
+        let slot = self
+            .clusters
+            .lock()
+            .expect("clusters lock")
+            .entry(target.name.clone())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if let Some((at, cl)) = &*slot {
             if at.elapsed() < CLUSTER_TTL {
                 return Ok(cl.next_round());
             }
         }
-        let cl = Cluster::connect(target).await?;
-        cache.insert(target.name.clone(), (Instant::now(), cl.clone()));
-        Ok(cl)
+        match Cluster::connect(target).await {
+            Ok(cl) => {
+                *slot = Some((Instant::now(), cl.clone()));
+                Ok(cl)
+            }
+            Err(e) => match slot.as_mut() {
+                Some((at, cl)) => {
+                    tracing::warn!(cluster = %crate::render::display::plain(&target.name),
+                        error = %crate::render::display::plain(&e.to_string()),
+                        "cannot resolve the cluster again; using the replicas known before");
+                    *at = Instant::now()
+                        .checked_sub(CLUSTER_TTL - RETRY_RESOLVE)
+                        .unwrap_or_else(Instant::now);
+                    Ok(cl.next_round())
+                }
+                None => Err(e),
+            },
+        }
     }
 
     /// The card of `scope` on `target`: from the round in flight or one that ended less than
@@ -64,10 +96,11 @@ impl Flights {
         let key: Key = (target.name.clone(), scope.name(), tuning);
         let flight = {
             let mut rounds = self.rounds.lock().expect("flights lock");
-            rounds.retain(|_, f| {
-                f.cell
-                    .get()
-                    .is_none_or(|(done, _)| done.elapsed() < SHARE_FOR)
+            // Done rounds answer for SHARE_FOR; an unfinished one only while someone waits on
+            // it (a caller that gave up leaves no entry behind).
+            rounds.retain(|_, f| match f.cell.get() {
+                Some((done, _)) => done.elapsed() < SHARE_FOR,
+                None => Arc::strong_count(f) > 1,
             });
             rounds
                 .entry(key)

@@ -334,6 +334,22 @@ pub fn card_buttons(offers: &[(String, String)]) -> Vec<serenity::CreateActionRo
         .collect()
 }
 
+/// Under an incident: the alert's source as a link button (a link in the text would be unfurled
+/// by Discord into a preview the sender controls; a button is not). Only http(s) URLs without
+/// credentials reach here (see `automation::alerts`), up to Discord's 512 characters.
+pub fn incident_buttons(i: &crate::domain::incident::Incident) -> Vec<serenity::CreateActionRow> {
+    match &i.detail {
+        crate::domain::incident::Detail::Alert { generator_url, .. }
+            if !generator_url.is_empty() && generator_url.chars().count() <= 512 =>
+        {
+            vec![serenity::CreateActionRow::Buttons(vec![
+                serenity::CreateButton::new_link(generator_url).label("Open the alert's source"),
+            ])]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Confirm / Cancel (and Approve under the two-person rule) for a preview.
 pub fn preview_buttons(
     id: &str,

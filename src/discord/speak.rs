@@ -83,9 +83,15 @@ impl Speaker {
                 content.push_str(&n);
             }
         }
+        // Discord drops a second message with the same nonce for a few minutes: a post whose
+        // answer was lost (timeout, restart) and is sent again does not show twice.
+        let nonce = format!("i{}-{}", incident.id, incident.created_at % 10_000_000_000);
         let mut msg = serenity::CreateMessage::new()
             .content(content)
-            .allowed_mentions(serenity::CreateAllowedMentions::new());
+            .nonce(serenity::Nonce::String(nonce))
+            .enforce_nonce(true)
+            .allowed_mentions(serenity::CreateAllowedMentions::new())
+            .components(render::incident_buttons(incident));
         if let Some(card) = card {
             let e = render::embed(card);
             msg = msg.embed(e.to_builder()).add_files(e.files());

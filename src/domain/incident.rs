@@ -118,6 +118,9 @@ pub enum Detail {
         error: String,
         /// Start of the first failure seen, server time (unix seconds).
         start: i64,
+        /// Its end (a success that started before it does not resolve it).
+        #[serde(default)]
+        end: i64,
     },
     /// A replica that has not answered since `since` (unix seconds, chops' clock).
     Unreachable {
@@ -167,6 +170,8 @@ pub struct Incident {
     pub attempts: u32,
     /// Posted, and its header changed since (another replica joined).
     pub edit_due: bool,
+    /// When chops recorded it (unix seconds).
+    pub created_at: i64,
 }
 
 /// Whether a failure first seen now is news: it ended within `lookback_secs` of the server's now.
@@ -252,6 +257,7 @@ mod tests {
             replicas: vec!["r1".into()],
             error: "boom".into(),
             start: 5,
+            end: 6,
         };
         let j = serde_json::to_string(&d).unwrap();
         assert_eq!(serde_json::from_str::<Detail>(&j).unwrap(), d);

@@ -116,9 +116,11 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
     !token.is_empty() && bool::from(given.ct_eq(token.as_bytes()))
 }
 
-/// `POST /alertmanager`: 401 without the token, 413 over the cap, 400 not a payload, 422 an
-/// alert about a cluster chops does not know (all refused; Alertmanager does not retry 4xx),
-/// 503 when the store cannot record (Alertmanager retries), 200 once every alert is recorded.
+/// `POST /alertmanager`: 401 without the token, 413 over the cap, 400 not a payload, 422 when no
+/// alert of it can be placed (unknown cluster, no cluster label, no incident channel; Alertmanager
+/// does not retry 4xx) — alerts that can be placed are recorded and the others skipped, with the
+/// reason in the answer; 503 when the store cannot record (Alertmanager retries); 200 once every
+/// placed alert is recorded.
 async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let m = crate::metrics::get();
     let (Some(cfg), Some(token)) = (&app.config.config.webhook, &app.webhook_token) else {
@@ -174,18 +176,47 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
             );
         }
     };
-    let records = match alerts::intake(&payload, &app.config.config) {
-        Ok(r) => r,
+    let intake = match alerts::intake(&payload, &app.config.config) {
+        Ok(i) => i,
         Err(e) => {
-            m.webhook_rejected("unknown_cluster");
+            m.webhook_rejected("version");
             let reason = crate::render::display::plain(&e.to_string());
             return text(StatusCode::UNPROCESSABLE_ENTITY, format!("{reason}\n"));
         }
     };
-    let received = records.len() as u64;
+    if payload.truncated_alerts > 0 {
+        tracing::warn!(
+            truncated = payload.truncated_alerts,
+            "webhook: Alertmanager truncated this notification (max_alerts); those alerts are not seen"
+        );
+    }
+    for s in &intake.skipped {
+        m.alert_skipped(s.reason());
+    }
+    // One line on why alerts were skipped (the first reason, and how many more).
+    let skipped = match intake.skipped.first() {
+        None => String::new(),
+        Some(first) => {
+            let more = intake.skipped.len() - 1;
+            let more = if more > 0 {
+                format!(" (+{more} more)")
+            } else {
+                String::new()
+            };
+            crate::render::display::plain(&format!("{first}{more}"))
+        }
+    };
+    if intake.records.is_empty() {
+        m.webhook_rejected("no_alert_placed");
+        return text(StatusCode::UNPROCESSABLE_ENTITY, format!("{skipped}\n"));
+    }
+    if !intake.skipped.is_empty() {
+        tracing::warn!(skipped = intake.skipped.len(), first = %skipped, "webhook: alerts skipped");
+    }
+    let received = intake.records.len() as u64;
     match app
         .store
-        .record_alerts(records, crate::automation::now())
+        .record_alerts(intake.records, crate::automation::now())
         .await
     {
         Ok(outcomes) => {
@@ -197,10 +228,15 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
             if dup < received {
                 app.outbox.notify_one();
             }
+            let skipped = if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; skipped {}: {skipped}", intake.skipped.len())
+            };
             text(
                 StatusCode::OK,
                 format!(
-                    "recorded {} alert(s), {} already known\n",
+                    "recorded {} alert(s), {} already known{skipped}\n",
                     received - dup,
                     dup
                 ),

@@ -32,6 +32,7 @@ pub fn lines(i: &Incident, t: Target) -> Vec<String> {
             replicas,
             error,
             start,
+            ..
         } => {
             out.push(format!(
                 "🛑 {} {}",
@@ -103,9 +104,9 @@ pub fn lines(i: &Incident, t: Target) -> Vec<String> {
                 }
             }
             let mut source = format!("Started {}", piece(starts_at, t));
-            if !generator_url.is_empty() {
-                // Shown as text: a link from an alert is not followed by chops, only shown.
-                source.push_str(&format!(" · source {}", piece(generator_url, t)));
+            if let Some(host) = url_host(generator_url) {
+                // The host only: the full link is a button (not unfurled into a preview).
+                source.push_str(&format!(" · source {}", piece(host, t)));
             }
             out.push(source);
         }
@@ -122,6 +123,13 @@ pub fn lines(i: &Incident, t: Target) -> Vec<String> {
         }
     }
     out
+}
+
+/// `host[:port]` of an `http(s)://` URL.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then_some(host)
 }
 
 /// The header as one text of at most `max` characters (Discord content: 2000).
@@ -151,6 +159,7 @@ mod tests {
             resolution: resolution.map(str::to_string),
             attempts: 0,
             edit_due: false,
+            created_at: 0,
         }
     }
 
@@ -164,6 +173,7 @@ mod tests {
                 replicas: vec!["r1".into(), "r2\n".into()],
                 error: "Code: 499. DB::Exception: boom\nsecond line".into(),
                 start: 0,
+                end: 1,
             },
             None,
         );

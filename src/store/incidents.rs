@@ -45,7 +45,8 @@ pub struct AlertRecord {
 }
 
 const COLUMNS: &str =
-    "id, cluster, detail_json, channel_id, message_id, posted, resolution, attempts, edit_due";
+    "id, cluster, detail_json, channel_id, message_id, posted, resolution, attempts, edit_due,
+     created_at";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     let json: String = r.get(2)?;
@@ -62,6 +63,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         resolution: r.get(6)?,
         attempts: r.get(7)?,
         edit_due: r.get(8)?,
+        created_at: r.get(9)?,
     })
 }
 
@@ -157,26 +159,32 @@ impl Store {
                         replicas: mut seen,
                         error,
                         start,
+                        end,
                     }) = serde_json::from_str::<Detail>(&existing)
                     {
+                        let before = seen.len();
                         for r in replicas {
                             if !seen.contains(r) {
                                 seen.push(r.clone());
                             }
                         }
-                        let merged = Detail::Operation {
-                            op,
-                            status,
-                            name,
-                            replicas: seen,
-                            error,
-                            start,
-                        };
-                        // Already in the channel: its header is edited to name every replica.
-                        tx.execute(
-                            "UPDATE incidents SET detail_json = ?2, edit_due = posted WHERE id = ?1",
-                            params![id, json(&merged)],
-                        )?;
+                        if seen.len() > before {
+                            let merged = Detail::Operation {
+                                op,
+                                status,
+                                name,
+                                replicas: seen,
+                                error,
+                                start,
+                                end,
+                            };
+                            // Already in the channel: its header is edited to name every replica.
+                            tx.execute(
+                                "UPDATE incidents SET detail_json = ?2, edit_due = posted
+                                 WHERE id = ?1",
+                                params![id, json(&merged)],
+                            )?;
+                        }
                     }
                     Recorded::Joined(id)
                 }
@@ -194,8 +202,9 @@ impl Store {
         .await
     }
 
-    /// Marks every open incident of `kind` and `name` on `cluster` that started at or before
-    /// `success_start` resolved with `text`. Returns how many.
+    /// Marks every open incident of `kind` and `name` on `cluster` that ended before
+    /// `success_start` resolved with `text` (a success that overlapped the failure — another
+    /// host of the same ON CLUSTER operation — resolves nothing). Returns how many.
     pub async fn resolve_operation(
         &self,
         cluster: &str,
@@ -209,7 +218,7 @@ impl Store {
             c.execute(
                 "UPDATE incidents SET resolution = ?5
                  WHERE resolution IS NULL AND kind = ?1 AND cluster = ?2 AND subject = ?3
-                   AND started_at <= ?4",
+                   AND max(started_at, coalesce(json_extract(detail_json, '$.end'), 0)) < ?4",
                 params![kind.as_str(), cluster, name, success_start, text],
             )
         })
@@ -279,6 +288,33 @@ impl Store {
                 .query_map(params![cluster], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(names)
+        })
+        .await
+    }
+
+    /// When chops last finished a watcher round on `cluster` (unix seconds), if ever.
+    pub async fn watch_mark(&self, cluster: &str) -> Result<Option<i64>, StoreError> {
+        let cluster = cluster.to_owned();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT at FROM watch_marks WHERE cluster = ?1",
+                params![cluster],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn set_watch_mark(&self, cluster: &str, at: i64) -> Result<(), StoreError> {
+        let cluster = cluster.to_owned();
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO watch_marks (cluster, at) VALUES (?1, ?2)
+                 ON CONFLICT(cluster) DO UPDATE SET at = excluded.at",
+                params![cluster, at],
+            )
+            .map(drop)
         })
         .await
     }
@@ -514,6 +550,7 @@ mod tests {
             replicas: vec![replica.into()],
             error: "boom".into(),
             start,
+            end: start + 1,
         }
     }
 

@@ -116,6 +116,13 @@ const MIGRATIONS: &[&str] = &[
     // v3: a posted incident whose header changed (another replica joined an ON CLUSTER failure).
     "
     ALTER TABLE incidents ADD COLUMN edit_due INTEGER NOT NULL DEFAULT 0 CHECK (edit_due IN (0, 1));
+
+    -- When chops last finished a watcher round per cluster: failures that ended after it are
+    -- news however long chops was down.
+    CREATE TABLE watch_marks (
+        cluster TEXT PRIMARY KEY,
+        at      INTEGER NOT NULL
+    );
     ",
 ];
 
