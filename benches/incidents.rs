@@ -6,14 +6,17 @@
 //! - the watcher's cost per round on 3 replicas: its own histogram (from /metrics), the process's
 //!   CPU time per round, and the queries each replica received per round (its query log);
 //! - SIGTERM → exit.
+//!
 //! Writes target/chops-incidents-bench.md.
 
 #[path = "../tests/common/discord.rs"]
 mod discord;
+#[path = "../tests/common/http.rs"]
+mod http;
 #[path = "../tests/common/openapi.rs"]
 mod openapi;
 
-use std::io::{BufRead, Read, Write};
+use std::io::BufRead;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -24,29 +27,6 @@ const TOKEN: &str = "bench-token";
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// (VmRSS, VmHWM) in KiB.
@@ -131,6 +111,14 @@ fn main() {
         .spawn()
         .unwrap();
     let pid = child.id();
+    // Stopped by its PID on any early exit of the bench (a panic below).
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            stop_pid(self.0);
+        }
+    }
+    let guard = KillOnDrop(pid as i32);
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -139,18 +127,15 @@ fn main() {
         .trim()
         .trim_start_matches("chops: listening on http://")
         .parse()
-        .unwrap_or_else(|_| {
-            stop_pid(pid as i32);
-            panic!("no address in {line:?}")
-        });
+        .unwrap_or_else(|_| panic!("no address in {line:?}"));
     rt.block_on(fake.registered(Duration::from_secs(30)));
 
     // Idle: the watcher at 1 s rounds and HTTP, nothing to post.
     std::thread::sleep(Duration::from_secs(5));
     let (cpu0, q0, t0) = (cpu_secs(pid), query_lines(&lc), Instant::now());
-    let m0 = http(addr, "GET", "/metrics", &[], b"");
+    let m0 = http::request(addr, "GET", "/metrics", &[], b"").1;
     std::thread::sleep(Duration::from_secs(20));
-    let m1 = http(addr, "GET", "/metrics", &[], b"");
+    let m1 = http::request(addr, "GET", "/metrics", &[], b"").1;
     let (cpu1, q1, idle_wall) = (cpu_secs(pid), query_lines(&lc), t0.elapsed());
     let (idle_rss, idle_hwm) = rss(pid);
     let rounds = metric(&m1, "chops_watch_rounds_total") - metric(&m0, "chops_watch_rounds_total");
@@ -179,14 +164,14 @@ fn main() {
         for i in 0..n {
             let before = posts();
             let sent = Instant::now();
-            let answer = http(
+            let (status, answer) = http::request(
                 addr,
                 "POST",
                 "/alertmanager",
                 &headers,
                 &alert(&format!("{tag}{i:014}")),
             );
-            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert_eq!(status, 200, "{answer}");
             rt.block_on(
                 fake.wait_for("the alert card", Duration::from_secs(30), |_| {
                     posts() > before
@@ -214,11 +199,11 @@ fn main() {
             break s;
         }
         if sent.elapsed() > Duration::from_secs(15) {
-            stop_pid(pid as i32);
             panic!("no exit after SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    std::mem::forget(guard); // reaped
     let exit_ms = sent.elapsed().as_secs_f64() * 1000.0;
     fake.assert_bodies_valid();
 

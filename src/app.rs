@@ -121,6 +121,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let cfg = &loaded.config;
+    opts.no_discord |= !cfg.discord.enabled;
     let webhook_token = match &cfg.webhook {
         Some(w) if w.enabled => Some(loaded.webhook_token(&crate::config::process_env)?),
         _ => None,
@@ -169,10 +170,12 @@ pub async fn run(
     if app.config.config.watch.enabled {
         tasks.spawn(crate::automation::watch::run(app.clone(), stop_rx.clone()));
     }
-    tasks.spawn(crate::automation::schedule::run(
-        app.clone(),
-        stop_rx.clone(),
-    ));
+    if app.config.config.scheduler.enabled {
+        tasks.spawn(crate::automation::schedule::run(
+            app.clone(),
+            stop_rx.clone(),
+        ));
+    }
 
     let signalled = Arc::new(std::sync::OnceLock::new());
     let at = signalled.clone();

@@ -243,6 +243,7 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             Ok(0)
         }
         Command::Serve { no_discord } => {
+            let no_discord = no_discord || !loaded.config.discord.enabled;
             let token = if no_discord {
                 None
             } else {

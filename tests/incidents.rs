@@ -6,12 +6,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chops::config::{Loaded, Secret};
 use common::discord::*;
+use common::http::request as http;
 use common::*;
 use serde_json::Value;
 
@@ -85,47 +86,6 @@ impl Serve {
     ) -> (u16, String) {
         http(self.addr, method, path, headers, body)
     }
-}
-
-/// One HTTP/1.1 request (Connection: close); the body is written by another thread so a server
-/// that answers before reading it all (413) is still heard.
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let body = body.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = w.write_all(&body);
-    });
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let _ = writer.join();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// The local cluster's config with an incident channel, a fast watcher, the webhook, a store.
@@ -722,6 +682,15 @@ async fn preflight_posts_when_not_healthy_once_per_time() {
     assert!(app.store.incident(id).await.unwrap().unwrap().posted);
 }
 
+/// Stops a child process by its PID when dropped (a failing assertion must not leave it running).
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        chops::localcluster::stop_pid(self.0);
+    }
+}
+
 /// The real process: `chops serve --no-discord` prints where it listens, logs JSON lines with
 /// CHOPS_LOG_FORMAT=json, answers /livez, and exits 0 soon after SIGTERM.
 #[test]
@@ -745,16 +714,15 @@ fn the_process_stops_on_sigterm_and_logs_json() {
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
+    // Whatever fails below, the child is stopped (by its PID) when the guard goes.
+    let guard = KillOnDrop(pid);
     let mut line = String::new();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     let addr: SocketAddr = line
         .trim()
         .strip_prefix("chops: listening on http://")
-        .unwrap_or_else(|| {
-            chops::localcluster::stop_pid(pid);
-            panic!("first line: {line:?}")
-        })
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
         .parse()
         .unwrap();
     assert_eq!(http(addr, "GET", "/livez", &[], b"").0, 200);
@@ -772,11 +740,11 @@ fn the_process_stops_on_sigterm_and_logs_json() {
             break s;
         }
         if sent.elapsed() > Duration::from_secs(15) {
-            chops::localcluster::stop_pid(pid);
             panic!("chops serve did not exit after SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    std::mem::forget(guard); // reaped: its PID is no longer ours to signal
     assert!(status.success(), "{status:?}");
     eprintln!("exit {:?} after SIGTERM", sent.elapsed());
     let healthcheck = chops(

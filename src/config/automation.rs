@@ -35,7 +35,7 @@ impl Default for HttpConfig {
 fn default_listen() -> String {
     DEFAULT_HTTP_LISTEN.into()
 }
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 
@@ -137,6 +137,20 @@ pub struct MetricsConfig {
     /// Label probe errors with the replica's name (off: a label per replica is high-cardinality).
     #[serde(default)]
     pub replica_labels: bool,
+}
+
+/// `[scheduler]`: the per-cluster pre-flight schedules, all at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig { enabled: true }
+    }
 }
 
 /// `[clusters.X.incidents]`: where chops speaks first about this cluster.

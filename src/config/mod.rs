@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 pub mod automation;
 pub use automation::{
-    HttpConfig, IncidentsConfig, MetricsConfig, PostWhen, Schedule, ScheduleConfig, WatchConfig,
-    WebhookConfig, DEFAULT_HTTP_LISTEN,
+    HttpConfig, IncidentsConfig, MetricsConfig, PostWhen, Schedule, ScheduleConfig,
+    SchedulerConfig, WatchConfig, WebhookConfig, DEFAULT_HTTP_LISTEN,
 };
 
 use crate::clickhouse::Limits;
@@ -99,12 +99,17 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
 }
 
 /// The Discord bot (`chops serve`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscordConfig {
+    /// false: `chops serve` runs without the bot (as `--no-discord`).
+    #[serde(default = "automation::yes")]
+    pub enabled: bool,
     /// Guilds where commands are registered (guild-scoped, instant) and answered. Empty: global.
     #[serde(default)]
     pub guild_ids: Vec<u64>,
@@ -118,6 +123,7 @@ pub struct DiscordConfig {
 impl Default for DiscordConfig {
     fn default() -> Self {
         DiscordConfig {
+            enabled: true,
             guild_ids: Vec::new(),
             token_env: default_token_env(),
             proxy: None,

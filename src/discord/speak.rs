@@ -18,7 +18,13 @@ pub enum SpeakError {
     #[error("Discord is not connected yet")]
     NotConnected,
     #[error("Discord: {0}")]
-    Discord(#[from] serenity::Error),
+    Discord(Box<serenity::Error>),
+}
+
+impl From<serenity::Error> for SpeakError {
+    fn from(e: serenity::Error) -> Self {
+        SpeakError::Discord(Box::new(e))
+    }
 }
 
 /// Where incidents go.

@@ -554,6 +554,15 @@ mod tests {
         }
     }
 
+    /// Whether incident `id` is due for the poster at t = 2000.
+    async fn is_due(s: &Store, id: i64) -> bool {
+        s.due_incidents(2_000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.id == id)
+    }
+
     async fn record(s: &Store, key: &str, d: Detail, news: bool) -> Recorded {
         s.record_failure(key, "prod", d, 600, news, Some(7), 1_000)
             .await
@@ -593,12 +602,7 @@ mod tests {
 
         // Posted; a third replica joins later: an edit is due.
         s.mark_posted(id, Some(7), Some(70), &i).await.unwrap();
-        assert!(s
-            .due_incidents(2_000)
-            .await
-            .unwrap()
-            .iter()
-            .all(|d| d.id != id));
+        assert!(!is_due(&s, id).await);
         assert_eq!(
             record(&s, "k5", failure("r3", "n", 140), true).await,
             Recorded::Joined(id)
@@ -642,12 +646,7 @@ mod tests {
             .expect("the resolution is due");
         assert_eq!(r.resolution.as_deref(), Some("resolved by n"));
         s.mark_edited(id, r).await.unwrap();
-        assert!(s
-            .due_incidents(2_000)
-            .await
-            .unwrap()
-            .iter()
-            .all(|d| d.id != id));
+        assert!(!is_due(&s, id).await);
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ pub use chops::localcluster::LocalCluster;
 
 pub mod discord;
 pub mod hostile;
+pub mod http;
 pub mod openapi;
 
 static SHARED: OnceLock<Mutex<Option<LocalCluster>>> = OnceLock::new();
