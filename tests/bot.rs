@@ -308,7 +308,12 @@ async fn serve_runs_until_sigterm_and_never_logs_the_token() {
     let cfg = write_config(
         &dir,
         "serve.toml",
-        &with_discord(&text, &fake, "token_env = \"CHOPS_TEST_DISCORD_TOKEN\"\n"),
+        &with_discord(
+            // Port 0: tests run in parallel, the default port is not theirs.
+            &format!("{text}\n[http]\nlisten = \"127.0.0.1:0\"\n"),
+            &fake,
+            "token_env = \"CHOPS_TEST_DISCORD_TOKEN\"\n",
+        ),
     );
     let token = "MTIz.fake-token-never-print-me";
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
@@ -536,24 +541,8 @@ fn with_actions(lc: &LocalCluster, actions: &str) -> String {
 }
 
 /// `interaction` sent by `user` holding `roles`.
-fn as_member(mut v: Value, user: u64, roles: &[u64]) -> Value {
-    v["member"]["user"] = user_json(user, if user == USER_ID { "oncall" } else { "other" });
-    v["member"]["roles"] =
-        serde_json::json!(roles.iter().map(|r| r.to_string()).collect::<Vec<_>>());
-    v
-}
 
 /// A button click (`custom_id`) on message `message` in CHANNEL_ID.
-fn click(id: u64, custom_id: &str, message: u64, user: u64, roles: &[u64]) -> Value {
-    let mut v = as_member(
-        interaction(id, 3, CHANNEL_ID, "unused", serde_json::json!([])),
-        user,
-        roles,
-    );
-    v["data"] = serde_json::json!({"custom_id": custom_id, "component_type": 2});
-    v["message"] = message_json(message, CHANNEL_ID, &serde_json::json!({}));
-    v
-}
 
 /// Every button's (label, custom_id) of a message body.
 fn buttons(body: &Value) -> Vec<(String, String)> {
@@ -997,7 +986,10 @@ async fn a_killed_serve_finishes_its_action_when_started_again() {
         &lc.dir,
         "serve.toml",
         &with_discord(
-            &format!("{text}\n[store]\npath = \"{}\"\n", store.display()),
+            &format!(
+                "{text}\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+                store.display()
+            ),
             &fake,
             "token_env = \"CHOPS_TEST_DISCORD_TOKEN\"\n",
         ),

@@ -279,7 +279,18 @@ async fn a_failed_backup_is_posted_once_and_resolved_by_its_success() {
 async fn an_unreachable_replica_is_posted_once_and_resolved_once() {
     let lc = LocalCluster::start(2).expect("local cluster");
     let store = lc.dir.join("unreachable.db");
-    let cfg = incident_config(&lc.config_path, &store, "");
+    // Actions enabled: the incident's card carries its runnable next steps as buttons.
+    let cfg = incident_config(
+        &lc.config_path,
+        &store,
+        "[clusters.local.actions]\nbackup_roles = [900000000000000101]\n",
+    );
+    for q in [
+        "CREATE DATABASE shop",
+        "CREATE TABLE shop.orders (x UInt64) ENGINE = MergeTree ORDER BY x",
+    ] {
+        must(&lc.urls[0], q);
+    }
     let fake = FakeDiscord::start().await;
     let serve = Serve::start(&cfg, Some(&fake)).await;
     rounds(1).await;
@@ -294,6 +305,34 @@ async fn an_unreachable_replica_is_posted_once_and_resolved_once() {
     assert!(
         text.contains("**Replica r2 of cluster local is not answering (since "),
         "{text}"
+    );
+    let buttons: Vec<String> = posts[0].body["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .map(|b| b["label"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        buttons.iter().any(|l| l.contains("r1")),
+        "the per-replica backup of the reachable replica is a button: {buttons:?}"
+    );
+    // Clicking it works as under /backup-check: the guarded preview, Confirm and all.
+    let offer = posts[0].body["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .expect("an offer button")
+        .to_string();
+    let id = fake.next_id();
+    fake.dispatch(click(id, &offer, 4242, USER_ID, &[900_000_000_000_000_101]));
+    assert_eq!(fake.callback(id, WAIT).await.body["type"], 5);
+    let preview = fake.edited_original(id, WAIT).await;
+    assert!(
+        preview.body["embeds"][0]["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("BACKUP DATABASE `shop`"),
+        "{}",
+        preview.body
     );
     rounds(3).await;
     assert_eq!(channel_posts(&fake).len(), 1, "posted once");

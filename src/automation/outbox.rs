@@ -63,13 +63,22 @@ pub async fn deliver(app: &App, i: Incident) {
             card = None;
             note = Some("The card could not be posted here; run /backup-check.".into());
         }
+        // The card's next steps as buttons, guarded on click like those under /backup-check.
+        let offers = match (
+            &card,
+            app.config
+                .target(Some(&i.cluster), &crate::config::process_env),
+        ) {
+            (Some(c), Ok(t)) => crate::discord::buttons::offers(&app.store, &t.policy, c).await,
+            _ => Vec::new(),
+        };
         // The check may have used up the grace period: the next start posts it instead.
         if app.health.stopping.load(Ordering::Relaxed) {
             return;
         }
         match app
             .speaker
-            .post(channel, &i, card.as_deref(), note.as_deref())
+            .post(channel, &i, card.as_deref(), note.as_deref(), &offers)
             .await
         {
             Ok(message) => {

@@ -432,37 +432,6 @@ pub async fn help(ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Store each runnable step's action and return (offer id, button label); none when actions are
-/// not enabled for the cluster (default deny: no roles, no buttons).
-async fn offers(
-    ctx: Context<'_>,
-    policy: &guard::Policy,
-    card: &crate::domain::Card,
-) -> Vec<(String, String)> {
-    if !policy.enabled() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for a in card
-        .next_steps
-        .iter()
-        .filter_map(|s| s.action.as_ref())
-        .take(25)
-    {
-        let json = serde_json::to_string(a).expect("an action serialises");
-        match ctx
-            .data()
-            .store
-            .put_offer(json, a.cluster().to_string(), crate::actions::now(), 3600)
-            .await
-        {
-            Ok(id) => out.push((id, a.title())),
-            Err(e) => tracing::warn!(error = %e, "could not store a card button"),
-        }
-    }
-    out
-}
-
 /// One check's section of the card.
 async fn section(
     ctx: Context<'_>,
@@ -509,7 +478,7 @@ pub async fn run_check(
     let reply = match ctx.data().flights.card(&target, scope, tuning).await {
         Ok(card) => {
             let mut e = render::embed(&card);
-            let offers = offers(ctx, &target.policy, &card).await;
+            let offers = buttons::offers(&ctx.data().store, &target.policy, &card).await;
             if !target.policy.enabled() && card.next_steps.iter().any(|s| s.action.is_some()) {
                 e.footer = clip(
                     &format!("{} · actions are not enabled for {}", e.footer, target.name),

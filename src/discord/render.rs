@@ -350,6 +350,17 @@ pub fn incident_buttons(i: &crate::domain::incident::Incident) -> Vec<serenity::
     }
 }
 
+/// Every row under an incident: its link, then the card's action buttons (Discord allows 5 rows).
+pub fn incident_rows(
+    i: &crate::domain::incident::Incident,
+    offers: &[(String, String)],
+) -> Vec<serenity::CreateActionRow> {
+    let mut rows = incident_buttons(i);
+    let room = 5 - rows.len();
+    rows.extend(card_buttons(offers).into_iter().take(room));
+    rows
+}
+
 /// Confirm / Cancel (and Approve under the two-person rule) for a preview.
 pub fn preview_buttons(
     id: &str,

@@ -71,6 +71,7 @@ impl Speaker {
         incident: &Incident,
         card: Option<&Card>,
         note: Option<&str>,
+        offers: &[(String, String)],
     ) -> Result<Option<u64>, SpeakError> {
         let Some(http) = self.client()? else {
             tracing::info!(
@@ -97,7 +98,7 @@ impl Speaker {
             .nonce(serenity::Nonce::String(nonce))
             .enforce_nonce(true)
             .allowed_mentions(serenity::CreateAllowedMentions::new())
-            .components(render::incident_buttons(incident));
+            .components(render::incident_rows(incident, offers));
         if let Some(card) = card {
             let e = render::embed(card);
             msg = msg.embed(e.to_builder()).add_files(e.files());

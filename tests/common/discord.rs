@@ -138,6 +138,25 @@ pub fn elsewhere(mut interaction: Value, guild: Option<u64>) -> Value {
     interaction
 }
 
+/// `v` as sent by guild member `user` holding `roles`.
+pub fn as_member(mut v: Value, user: u64, roles: &[u64]) -> Value {
+    v["member"]["user"] = user_json(user, if user == USER_ID { "oncall" } else { "other" });
+    v["member"]["roles"] = json!(roles.iter().map(|r| r.to_string()).collect::<Vec<_>>());
+    v
+}
+
+/// A click on button `custom_id` of `message` by member `user` holding `roles`.
+pub fn click(id: u64, custom_id: &str, message: u64, user: u64, roles: &[u64]) -> Value {
+    let mut v = as_member(
+        interaction(id, 3, CHANNEL_ID, "unused", json!([])),
+        user,
+        roles,
+    );
+    v["data"] = json!({"custom_id": custom_id, "component_type": 2});
+    v["message"] = message_json(message, CHANNEL_ID, &json!({}));
+    v
+}
+
 impl FakeDiscord {
     pub async fn start() -> FakeDiscord {
         let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
