@@ -494,6 +494,65 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     assert_eq!(status, 200);
     posts_after(&fake, 2, "the mapped alert's card").await;
 
+    // A group of three alerts arrives as one notification: one message lists them; one of them
+    // resolved later edits that message.
+    let mut group = alert_payload("firing");
+    let template = group["alerts"][0].clone();
+    group["alerts"] = serde_json::json!([]);
+    for (n, table) in ["orders", "events", "users"].iter().enumerate() {
+        let mut a = template.clone();
+        a["labels"]["alertname"] = "ClickHouseReplicaReadonly".into();
+        a["labels"]["table"] = (*table).into();
+        a["annotations"]["summary"] = format!("{table} is read-only").into();
+        a["fingerprint"] = format!("00000000000001{n:02}").into();
+        group["alerts"].as_array_mut().unwrap().push(a);
+    }
+    let before = channel_posts(&fake).len();
+    let (status, _) = serve.http(
+        "POST",
+        "/alertmanager",
+        &json,
+        &serde_json::to_vec(&group).unwrap(),
+    );
+    assert_eq!(status, 200);
+    let posts = posts_after(&fake, before + 1, "the group's one message").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        channel_posts(&fake).len(),
+        before + 1,
+        "one message for the group"
+    );
+    let text = content(&posts[before]);
+    assert!(
+        text.starts_with("🔥 **3 alerts on cluster local**"),
+        "{text}"
+    );
+    for table in ["orders", "events", "users"] {
+        assert!(text.contains(&format!("{table} is read-only")), "{text}");
+    }
+    let edits_before = channel_edits(&fake).len();
+    let mut one = group.clone();
+    one["alerts"] = serde_json::json!([group["alerts"][1].clone()]);
+    one["alerts"][0]["status"] = "resolved".into();
+    one["alerts"][0]["endsAt"] = "2026-11-26T02:00:00Z".into();
+    let (status, _) = serve.http(
+        "POST",
+        "/alertmanager",
+        &json,
+        &serde_json::to_vec(&one).unwrap(),
+    );
+    assert_eq!(status, 200);
+    fake.wait_for("the group's edit", WAIT, |_| {
+        channel_edits(&fake).len() > edits_before
+    })
+    .await;
+    let edited = content(&channel_edits(&fake)[edits_before]);
+    assert!(
+        edited.starts_with("🔥 **3 alerts on cluster local** (1 resolved)"),
+        "{edited}"
+    );
+    assert!(edited.contains("✅ ClickHouseReplicaReadonly (critical): events is read-only — alert resolved at 2026-11-26T02:00:00Z"), "{edited}");
+
     // What the metrics say of all that.
     let (_, metrics) = serve.http("GET", "/metrics", &[], b"");
     let families = prometheus_families(&metrics, "prometheus");
@@ -503,7 +562,7 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
             .find(|(n, l, _)| n == name && l == labels)
             .map(|(_, _, v)| *v)
     };
-    assert_eq!(sample("chops_alerts_received_total", ""), Some(9.0));
+    assert_eq!(sample("chops_alerts_received_total", ""), Some(13.0));
     assert_eq!(sample("chops_alerts_deduplicated_total", ""), Some(6.0));
     assert_eq!(
         sample("chops_webhook_rejected_total", "reason=unauthorized"),

@@ -30,11 +30,11 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
         }
         match app.store.due_incidents(now()).await {
             Ok(due) => {
-                for i in due {
+                for batch in batches(due) {
                     if *stop.borrow() {
                         return;
                     }
-                    deliver(&app, i).await;
+                    deliver_batch(&app, batch).await;
                 }
             }
             Err(e) => tracing::error!(error = %e, "incident poster: cannot read the store"),
@@ -48,27 +48,69 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Incidents one message may show together.
+const BATCH_MAX: usize = 50;
+
+/// What goes out together: alerts not yet posted of one cluster and channel (an Alertmanager
+/// group, a storm) in one message, likewise replicas not answering (chops' own network, a zone
+/// down); everything else alone. Order is kept.
+pub fn batches(due: Vec<Incident>) -> Vec<Vec<Incident>> {
+    let mut out: Vec<Vec<Incident>> = Vec::new();
+    for i in due {
+        let groupable =
+            !i.posted && matches!(i.detail, Detail::Alert { .. } | Detail::Unreachable { .. });
+        if groupable {
+            let with = out.iter_mut().find(|b| {
+                let f = &b[0];
+                !f.posted
+                    && f.detail.kind() == i.detail.kind()
+                    && f.cluster == i.cluster
+                    && f.channel_id == i.channel_id
+                    && b.len() < BATCH_MAX
+            });
+            if let Some(b) = with {
+                b.push(i);
+                continue;
+            }
+        }
+        out.push(vec![i]);
+    }
+    out
+}
+
 /// Post one incident, or edit its message (resolved, or another replica joined).
 pub async fn deliver(app: &App, i: Incident) {
-    let kind = i.detail.kind().as_str();
-    let Some(channel) = i.channel_id.or_else(|| app.incident_channel(&i.cluster)) else {
-        tracing::warn!(incident = i.id, cluster = %crate::render::display::plain(&i.cluster),
-            "incident has no channel ([clusters.NAME.incidents] channel); recorded only");
-        let _ = app.store.mark_posted(i.id, None, None, &i).await;
+    deliver_batch(app, vec![i]).await
+}
+
+/// Post `batch` as one message, or edit the message its first incident is on (every incident
+/// that message shows, as they are now).
+async fn deliver_batch(app: &App, batch: Vec<Incident>) {
+    let Some(first) = batch.first().cloned() else {
         return;
     };
-    let result = if !i.posted {
-        let (mut card, mut note) = card_for(app, &i).await;
-        if i.attempts >= PLAIN_AFTER {
+    let Some(channel) = first
+        .channel_id
+        .or_else(|| app.incident_channel(&first.cluster))
+    else {
+        tracing::warn!(incident = first.id, cluster = %crate::render::display::plain(&first.cluster),
+            "incident has no channel ([clusters.NAME.incidents] channel); recorded only");
+        for i in &batch {
+            let _ = app.store.mark_posted(i.id, None, None, i).await;
+        }
+        return;
+    };
+    let result = if !first.posted {
+        let (mut card, mut note) = card_for(app, &batch).await;
+        if first.attempts >= PLAIN_AFTER {
             card = None;
             note = Some("The card could not be posted here; run /backup-check.".into());
         }
         // The card's next steps as buttons, guarded on click like those under /backup-check.
-        let offers = match (
-            &card,
-            app.config
-                .target(Some(&i.cluster), &crate::config::process_env),
-        ) {
+        let target = app
+            .config
+            .target(Some(&first.cluster), &crate::config::process_env);
+        let offers = match (&card, target) {
             (Some(c), Ok(t)) => crate::discord::buttons::offers(&app.store, &t.policy, c).await,
             _ => Vec::new(),
         };
@@ -78,15 +120,18 @@ pub async fn deliver(app: &App, i: Incident) {
         }
         match app
             .speaker
-            .post(channel, &i, card.as_deref(), note.as_deref(), &offers)
+            .post(channel, &batch, card.as_deref(), note.as_deref(), &offers)
             .await
         {
             Ok(message) => {
-                crate::metrics::get().incident_posted(kind);
-                app.store
-                    .mark_posted(i.id, Some(channel), message, &i)
-                    .await
-                    .map_err(|e| e.to_string())
+                let mut r = Ok(());
+                for i in &batch {
+                    crate::metrics::get().incident_posted(i.detail.kind().as_str());
+                    if let Err(e) = app.store.mark_posted(i.id, Some(channel), message, i).await {
+                        r = Err(e.to_string());
+                    }
+                }
+                r
             }
             // Not connected yet: not the incident's fault, no try spent.
             Err(SpeakError::NotConnected) => return,
@@ -94,50 +139,68 @@ pub async fn deliver(app: &App, i: Incident) {
         }
     } else {
         // Resolved, or its header changed: the same message is edited, never a second one.
-        let shown = match i.message_id {
-            Some(m) => app.speaker.edit(channel, m, &i).await,
-            None => Ok(()),
+        let shown = match first.message_id {
+            Some(m) => {
+                let all = match app.store.incidents_on_message(channel, m).await {
+                    Ok(all) if !all.is_empty() => all,
+                    _ => vec![first.clone()],
+                };
+                app.speaker.edit(channel, m, &all).await.map(|()| all)
+            }
+            None => Ok(vec![first.clone()]),
         };
         match shown {
-            Ok(()) => app
-                .store
-                .mark_edited(i.id, &i)
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(all) => {
+                let mut r = Ok(());
+                for i in &all {
+                    if let Err(e) = app.store.mark_edited(i.id, i).await {
+                        r = Err(e.to_string());
+                    }
+                }
+                r
+            }
             Err(SpeakError::NotConnected) => return,
             Err(e) => Err(e.to_string()),
         }
     };
     if let Err(e) = result {
-        let gave_up = app
-            .store
-            .retry_later(i.id, now(), MAX_ATTEMPTS)
-            .await
-            .unwrap_or(false);
         let e = crate::render::display::plain(&e);
-        if gave_up {
-            crate::metrics::get().incident_given_up();
-            tracing::error!(incident = i.id, channel, error = %e,
-                "incident post failed; giving up (does the bot see the channel and may it send there?)");
-        } else {
-            tracing::warn!(incident = i.id, channel, error = %e, "incident post failed; will retry");
+        for i in &batch {
+            let gave_up = app
+                .store
+                .retry_later(i.id, now(), MAX_ATTEMPTS)
+                .await
+                .unwrap_or(false);
+            if gave_up {
+                crate::metrics::get().incident_given_up();
+                tracing::error!(incident = i.id, channel, error = %e,
+                    "incident post failed; giving up (does the bot see the channel and may it send there?)");
+            } else {
+                tracing::warn!(incident = i.id, channel, error = %e, "incident post failed; will retry");
+            }
         }
     }
 }
 
-/// The card an incident is posted with: the full check of its cluster, shared with any round in
-/// flight. None (with a note) when the cluster cannot be checked; none for an alert that was
-/// already resolved when it arrived.
+/// The card a message is posted with: the full check of its cluster, shared with any round in
+/// flight. None (with a note) when the cluster cannot be checked; none for alerts that were all
+/// resolved already when they arrived.
 async fn card_for(
     app: &App,
-    i: &Incident,
+    batch: &[Incident],
 ) -> (Option<std::sync::Arc<crate::domain::Card>>, Option<String>) {
-    if matches!(i.detail, Detail::Alert { .. }) && i.resolution.is_some() {
+    let Some(first) = batch.first() else {
+        return (None, None);
+    };
+    if batch
+        .iter()
+        .all(|i| matches!(i.detail, Detail::Alert { .. }) && i.resolution.is_some())
+    {
         return (None, None);
     }
     let target = match app
         .config
-        .target(Some(&i.cluster), &crate::config::process_env)
+        .target(Some(&first.cluster), &crate::config::process_env)
     {
         Ok(t) => t,
         Err(e) => return (None, Some(format!("No card: {e}"))),
@@ -149,5 +212,86 @@ async fn card_for(
     {
         Ok(card) => (Some(card), None),
         Err(e) => (None, Some(format!("No card: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::incident::Op;
+
+    fn incident(id: i64, cluster: &str, detail: Detail, posted: bool) -> Incident {
+        Incident {
+            id,
+            cluster: cluster.into(),
+            detail,
+            channel_id: Some(7),
+            message_id: posted.then_some(70),
+            posted,
+            resolution: None,
+            attempts: 0,
+            edit_due: false,
+            created_at: 0,
+        }
+    }
+
+    fn alert(n: &str) -> Detail {
+        Detail::Alert {
+            alertname: n.into(),
+            severity: String::new(),
+            summary: String::new(),
+            description: String::new(),
+            generator_url: String::new(),
+            starts_at: String::new(),
+        }
+    }
+
+    fn down(r: &str) -> Detail {
+        Detail::Unreachable {
+            replica: r.into(),
+            since: 0,
+            error: String::new(),
+        }
+    }
+
+    #[test]
+    fn alerts_and_silent_replicas_of_one_cluster_go_out_together() {
+        let failure = Detail::Operation {
+            op: Op::Backup,
+            status: "BACKUP_FAILED".into(),
+            name: "n".into(),
+            replicas: vec!["r1".into()],
+            error: String::new(),
+            start: 0,
+            end: 0,
+        };
+        let due = vec![
+            incident(1, "prod", alert("A"), false),
+            incident(2, "prod", down("r1"), false),
+            incident(3, "prod", alert("B"), false),
+            incident(4, "stage", alert("C"), false),
+            incident(5, "prod", failure.clone(), false),
+            incident(6, "prod", failure, false),
+            incident(7, "prod", down("r2"), false),
+            // Posted ones (edits) always alone.
+            incident(8, "prod", alert("D"), true),
+        ];
+        let ids: Vec<Vec<i64>> = batches(due)
+            .iter()
+            .map(|b| b.iter().map(|i| i.id).collect())
+            .collect();
+        assert_eq!(
+            ids,
+            [vec![1, 3], vec![2, 7], vec![4], vec![5], vec![6], vec![8]]
+        );
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_batch_max() {
+        let due: Vec<Incident> = (0..(BATCH_MAX as i64 + 1))
+            .map(|i| incident(i, "prod", alert("A"), false))
+            .collect();
+        let sizes: Vec<usize> = batches(due).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [BATCH_MAX, 1]);
     }
 }

@@ -352,10 +352,10 @@ pub fn incident_buttons(i: &crate::domain::incident::Incident) -> Vec<serenity::
 
 /// Every row under an incident: its link, then the card's action buttons (Discord allows 5 rows).
 pub fn incident_rows(
-    i: &crate::domain::incident::Incident,
+    i: Option<&crate::domain::incident::Incident>,
     offers: &[(String, String)],
 ) -> Vec<serenity::CreateActionRow> {
-    let mut rows = incident_buttons(i);
+    let mut rows = i.map(incident_buttons).unwrap_or_default();
     let room = 5 - rows.len();
     rows.extend(card_buttons(offers).into_iter().take(room));
     rows

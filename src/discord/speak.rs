@@ -9,6 +9,7 @@ use super::render;
 use crate::domain::incident::Incident;
 use crate::domain::Card;
 use crate::render::display::Target;
+use crate::render::incident::group_text;
 
 /// Discord's limit for a message's content.
 const CONTENT_MAX: usize = 2000;
@@ -63,27 +64,31 @@ impl Speaker {
         }
     }
 
-    /// Posts `incident` (its header, then the card when there is one) to `channel`; returns the
-    /// message id (None when posting nowhere).
+    /// Posts `incidents` (one, or several of one kind posted together) to `channel`: the header,
+    /// then the card when there is one; returns the message id (None when posting nowhere).
     pub async fn post(
         &self,
         channel: u64,
-        incident: &Incident,
+        incidents: &[Incident],
         card: Option<&Card>,
         note: Option<&str>,
         offers: &[(String, String)],
     ) -> Result<Option<u64>, SpeakError> {
+        let Some(first) = incidents.first() else {
+            return Ok(None);
+        };
         let Some(http) = self.client()? else {
             tracing::info!(
-                incident = incident.id,
+                incident = first.id,
+                together = incidents.len(),
                 channel,
-                header = %crate::render::incident::text(incident, Target::Plain, CONTENT_MAX),
+                header = %group_text(incidents, Target::Plain, CONTENT_MAX),
                 verdict = card.map(|c| c.verdict.label()).unwrap_or("-"),
                 "incident (not posted: no Discord)"
             );
             return Ok(None);
         };
-        let mut content = crate::render::incident::text(incident, Target::Discord, CONTENT_MAX);
+        let mut content = group_text(incidents, Target::Discord, CONTENT_MAX);
         if let Some(n) = note {
             let n = format!("\n{}", crate::render::display::discord(n));
             if content.chars().count() + n.chars().count() <= CONTENT_MAX {
@@ -92,13 +97,14 @@ impl Speaker {
         }
         // Discord drops a second message with the same nonce for a few minutes: a post whose
         // answer was lost (timeout, restart) and is sent again does not show twice.
-        let nonce = format!("i{}-{}", incident.id, incident.created_at % 10_000_000_000);
+        let nonce = format!("i{}-{}", first.id, first.created_at % 10_000_000_000);
+        let link_of = (incidents.len() == 1).then_some(first);
         let mut msg = serenity::CreateMessage::new()
             .content(content)
             .nonce(serenity::Nonce::String(nonce))
             .enforce_nonce(true)
             .allowed_mentions(serenity::CreateAllowedMentions::new())
-            .components(render::incident_rows(incident, offers));
+            .components(render::incident_rows(link_of, offers));
         if let Some(card) = card {
             let e = render::embed(card);
             msg = msg.embed(e.to_builder()).add_files(e.files());
@@ -109,27 +115,24 @@ impl Speaker {
         Ok(Some(sent.id.get()))
     }
 
-    /// Rewrites the header of a posted incident (now showing its resolution); the card stays.
+    /// Rewrites the header of a posted message (every incident it shows, as they are now: a
+    /// resolution, another replica); the card stays.
     pub async fn edit(
         &self,
         channel: u64,
         message: u64,
-        incident: &Incident,
+        incidents: &[Incident],
     ) -> Result<(), SpeakError> {
         let Some(http) = self.client()? else {
             tracing::info!(
-                incident = incident.id,
-                header = %crate::render::incident::text(incident, Target::Plain, CONTENT_MAX),
+                message,
+                header = %group_text(incidents, Target::Plain, CONTENT_MAX),
                 "incident update (not posted: no Discord)"
             );
             return Ok(());
         };
         let edit = serenity::EditMessage::new()
-            .content(crate::render::incident::text(
-                incident,
-                Target::Discord,
-                CONTENT_MAX,
-            ))
+            .content(group_text(incidents, Target::Discord, CONTENT_MAX))
             .allowed_mentions(serenity::CreateAllowedMentions::new());
         serenity::ChannelId::new(channel)
             .edit_message(http.as_ref(), serenity::MessageId::new(message), edit)

@@ -125,6 +125,120 @@ pub fn lines(i: &Incident, t: Target) -> Vec<String> {
     out
 }
 
+/// Incidents of one kind shown in one message at most this many lines each.
+const GROUP_LINES: usize = 15;
+
+/// The header of one message for `all` (one incident, or several of one kind and cluster posted
+/// together: an Alertmanager group, several replicas down at once): a title, then a line each.
+pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
+    let [first, ..] = all else {
+        return Vec::new();
+    };
+    if all.len() == 1 {
+        return lines(first, t);
+    }
+    let bold = |s: String| match t {
+        Target::Discord => format!("**{s}**"),
+        Target::Plain => s,
+    };
+    let cluster = show(&first.cluster, t);
+    let n = all.len();
+    let resolved = all.iter().filter(|i| i.resolution.is_some()).count();
+    let what = match first.detail {
+        Detail::Unreachable { .. } => format!("{n} replicas of cluster {cluster} not answering"),
+        _ => format!("{n} alerts on cluster {cluster}"),
+    };
+    let mut out = vec![if resolved == n {
+        format!("✅ {} {what}", bold("Resolved:".into()))
+    } else if resolved > 0 {
+        format!(
+            "{} {} ({resolved} resolved)",
+            if matches!(first.detail, Detail::Alert { .. }) {
+                "🔥"
+            } else {
+                "🛑"
+            },
+            bold(what)
+        )
+    } else {
+        format!(
+            "{} {}",
+            if matches!(first.detail, Detail::Alert { .. }) {
+                "🔥"
+            } else {
+                "🛑"
+            },
+            bold(what)
+        )
+    }];
+    for i in all.iter().take(GROUP_LINES) {
+        let mark = if i.resolution.is_some() { "✅" } else { "•" };
+        let body = match &i.detail {
+            Detail::Alert {
+                alertname,
+                severity,
+                summary,
+                ..
+            } => {
+                let sev = if severity.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", piece(severity, t))
+                };
+                let summary = if summary.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", piece(&first_line(summary, 2000), t))
+                };
+                format!("{}{sev}{summary}", piece(alertname, t))
+            }
+            Detail::Unreachable {
+                replica,
+                since,
+                error,
+            } => format!(
+                "{} since {} — {}",
+                show(replica, t),
+                utc(*since),
+                piece(error, t)
+            ),
+            other => lines(
+                &Incident {
+                    detail: other.clone(),
+                    resolution: None,
+                    ..i.clone()
+                },
+                t,
+            )
+            .join(" "),
+        };
+        let done = i
+            .resolution
+            .as_ref()
+            .map(|r| format!(" — {}", piece(r, t)))
+            .unwrap_or_default();
+        out.push(format!("{mark} {body}{done}"));
+    }
+    if n > GROUP_LINES {
+        out.push(format!("… and {} more", n - GROUP_LINES));
+    }
+    out
+}
+
+/// [`group_lines`] as one text of at most `max` characters.
+pub fn group_text(all: &[Incident], t: Target, max: usize) -> String {
+    cut(group_lines(all, t).join("\n"), max)
+}
+
+fn cut(joined: String, max: usize) -> String {
+    if joined.chars().count() <= max {
+        return joined;
+    }
+    let mut out: String = joined.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// `host[:port]` of an `http(s)://` URL.
 fn url_host(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
@@ -134,13 +248,7 @@ fn url_host(url: &str) -> Option<&str> {
 
 /// The header as one text of at most `max` characters (Discord content: 2000).
 pub fn text(i: &Incident, t: Target, max: usize) -> String {
-    let joined = lines(i, t).join("\n");
-    if joined.chars().count() <= max {
-        return joined;
-    }
-    let mut out: String = joined.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    cut(lines(i, t).join("\n"), max)
 }
 
 #[cfg(test)]
@@ -189,6 +297,40 @@ mod tests {
         );
         assert!(l[2].starts_with("Error: Code: 499"));
         assert!(!l.concat().contains('\n'));
+    }
+
+    #[test]
+    fn a_group_is_one_title_and_a_line_each() {
+        let alert = |id: i64, name: &str, resolved: bool| Incident {
+            id,
+            ..incident(
+                Detail::Alert {
+                    alertname: name.into(),
+                    severity: "critical".into(),
+                    summary: "Backup *failed*".into(),
+                    description: String::new(),
+                    generator_url: String::new(),
+                    starts_at: "t".into(),
+                },
+                resolved.then_some("alert resolved at t2"),
+            )
+        };
+        let all = [alert(1, "A", false), alert(2, "B", true)];
+        let l = group_lines(&all, Target::Discord);
+        assert_eq!(l[0], "🔥 **2 alerts on cluster prod** (1 resolved)");
+        assert_eq!(l[1], "• A (critical): Backup \\*failed\\*");
+        assert_eq!(
+            l[2],
+            "✅ B (critical): Backup \\*failed\\* — alert resolved at t2"
+        );
+        let many: Vec<Incident> = (0..20).map(|i| alert(i, "X", true)).collect();
+        let l = group_lines(&many, Target::Plain);
+        assert_eq!(l[0], "✅ Resolved: 20 alerts on cluster prod");
+        assert_eq!(l.last().unwrap(), "… and 5 more");
+        assert_eq!(
+            group_lines(&all[..1], Target::Plain),
+            lines(&all[0], Target::Plain)
+        );
     }
 
     #[test]

@@ -447,6 +447,25 @@ impl Store {
         .await
     }
 
+    /// Every incident shown by message `message` in `channel`, oldest first (a batch posted as one).
+    pub async fn incidents_on_message(
+        &self,
+        channel: u64,
+        message: u64,
+    ) -> Result<Vec<Incident>, StoreError> {
+        self.call(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM incidents WHERE channel_id = ?1 AND message_id = ?2
+                 ORDER BY id"
+            ))?;
+            let rows = st
+                .query_map(params![channel as i64, message as i64], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     /// Every incident, newest first (tests and `chops` diagnostics).
     pub async fn incidents(&self, limit: usize) -> Result<Vec<Incident>, StoreError> {
         self.call(move |c| {

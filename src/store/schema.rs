@@ -124,6 +124,10 @@ const MIGRATIONS: &[&str] = &[
         at      INTEGER NOT NULL
     );
     ",
+    // v4: the incidents one message shows (a batch), found when the message is edited.
+    "
+    CREATE INDEX incidents_message ON incidents(channel_id, message_id);
+    ",
 ];
 
 /// The version a fully migrated file has.
