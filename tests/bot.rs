@@ -540,10 +540,6 @@ fn with_actions(lc: &LocalCluster, actions: &str) -> String {
     path.display().to_string()
 }
 
-/// `interaction` sent by `user` holding `roles`.
-
-/// A button click (`custom_id`) on message `message` in CHANNEL_ID.
-
 /// Every button's (label, custom_id) of a message body.
 fn buttons(body: &Value) -> Vec<(String, String)> {
     body["components"]

@@ -53,10 +53,22 @@ const BATCH_MAX: usize = 50;
 
 /// What goes out together: alerts not yet posted of one cluster and channel (an Alertmanager
 /// group, a storm) in one message, likewise replicas not answering (chops' own network, a zone
-/// down); everything else alone. Order is kept.
+/// down); posted incidents due for an edit of the same message in one edit; everything else
+/// alone. Order is kept.
 pub fn batches(due: Vec<Incident>) -> Vec<Vec<Incident>> {
     let mut out: Vec<Vec<Incident>> = Vec::new();
     for i in due {
+        if i.posted && i.message_id.is_some() {
+            let same = out.iter_mut().find(|b| {
+                b[0].posted && b[0].message_id == i.message_id && b[0].channel_id == i.channel_id
+            });
+            if let Some(b) = same {
+                b.push(i);
+                continue;
+            }
+            out.push(vec![i]);
+            continue;
+        }
         let groupable =
             !i.posted && matches!(i.detail, Detail::Alert { .. } | Detail::Unreachable { .. });
         if groupable {
@@ -95,9 +107,7 @@ async fn deliver_batch(app: &App, batch: Vec<Incident>) {
     else {
         tracing::warn!(incident = first.id, cluster = %crate::render::display::plain(&first.cluster),
             "incident has no channel ([clusters.NAME.incidents] channel); recorded only");
-        for i in &batch {
-            let _ = app.store.mark_posted(i.id, None, None, i).await;
-        }
+        let _ = app.store.mark_posted(&batch, None, None).await;
         return;
     };
     let result = if !first.posted {
@@ -124,14 +134,18 @@ async fn deliver_batch(app: &App, batch: Vec<Incident>) {
             .await
         {
             Ok(message) => {
-                let mut r = Ok(());
                 for i in &batch {
                     crate::metrics::get().incident_posted(i.detail.kind().as_str());
-                    if let Err(e) = app.store.mark_posted(i.id, Some(channel), message, i).await {
-                        r = Err(e.to_string());
+                }
+                match app.store.mark_posted(&batch, Some(channel), message).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        // In the channel but not recorded so: a retry with the same nonce
+                        // returns this message instead of a second one.
+                        tracing::error!(error = %e, "incident posted but not recorded as posted");
+                        Err(e.to_string())
                     }
                 }
-                r
             }
             // Not connected yet: not the incident's fault, no try spent.
             Err(SpeakError::NotConnected) => return,
@@ -139,45 +153,46 @@ async fn deliver_batch(app: &App, batch: Vec<Incident>) {
         }
     } else {
         // Resolved, or its header changed: the same message is edited, never a second one.
-        let shown = match first.message_id {
-            Some(m) => {
-                let all = match app.store.incidents_on_message(channel, m).await {
-                    Ok(all) if !all.is_empty() => all,
-                    _ => vec![first.clone()],
-                };
-                app.speaker.edit(channel, m, &all).await.map(|()| all)
-            }
-            None => Ok(vec![first.clone()]),
+        let all = match first.message_id {
+            Some(m) => match app.store.incidents_on_message(channel, m).await {
+                Ok(all) if !all.is_empty() => Ok(all),
+                Ok(_) => Ok(batch.clone()),
+                // Never rewrite a shared message from part of what it shows.
+                Err(e) => Err(e.to_string()),
+            },
+            None => Ok(batch.clone()),
         };
-        match shown {
+        match all {
+            Err(e) => Err(e),
             Ok(all) => {
-                let mut r = Ok(());
-                for i in &all {
-                    if let Err(e) = app.store.mark_edited(i.id, i).await {
-                        r = Err(e.to_string());
-                    }
+                let shown = match first.message_id {
+                    Some(m) => app.speaker.edit(channel, m, &all).await,
+                    None => Ok(()),
+                };
+                match shown {
+                    Ok(()) => app.store.mark_edited(&all).await.map_err(|e| e.to_string()),
+                    Err(SpeakError::NotConnected) => return,
+                    Err(e) => Err(e.to_string()),
                 }
-                r
             }
-            Err(SpeakError::NotConnected) => return,
-            Err(e) => Err(e.to_string()),
         }
     };
     if let Err(e) = result {
         let e = crate::render::display::plain(&e);
-        for i in &batch {
-            let gave_up = app
-                .store
-                .retry_later(i.id, now(), MAX_ATTEMPTS)
-                .await
-                .unwrap_or(false);
-            if gave_up {
-                crate::metrics::get().incident_given_up();
-                tracing::error!(incident = i.id, channel, error = %e,
-                    "incident post failed; giving up (does the bot see the channel and may it send there?)");
-            } else {
-                tracing::warn!(incident = i.id, channel, error = %e, "incident post failed; will retry");
-            }
+        // One message, one backoff: its incidents are tried again together.
+        let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
+        let gave_up = app
+            .store
+            .retry_later(&ids, now(), MAX_ATTEMPTS)
+            .await
+            .unwrap_or(false);
+        if gave_up {
+            crate::metrics::get().incident_given_up();
+            tracing::error!(incident = first.id, together = ids.len(), channel, error = %e,
+                "incident post failed; giving up (does the bot see the channel and may it send there?)");
+        } else {
+            tracing::warn!(incident = first.id, together = ids.len(), channel, error = %e,
+                "incident post failed; will retry");
         }
     }
 }
@@ -273,8 +288,9 @@ mod tests {
             incident(5, "prod", failure.clone(), false),
             incident(6, "prod", failure, false),
             incident(7, "prod", down("r2"), false),
-            // Posted ones (edits) always alone.
+            // Posted ones due for an edit: one edit per message.
             incident(8, "prod", alert("D"), true),
+            incident(9, "prod", alert("E"), true),
         ];
         let ids: Vec<Vec<i64>> = batches(due)
             .iter()
@@ -282,7 +298,7 @@ mod tests {
             .collect();
         assert_eq!(
             ids,
-            [vec![1, 3], vec![2, 7], vec![4], vec![5], vec![6], vec![8]]
+            [vec![1, 3], vec![2, 7], vec![4], vec![5], vec![6], vec![8, 9]]
         );
     }
 

@@ -97,7 +97,8 @@ impl Speaker {
         }
         // Discord drops a second message with the same nonce for a few minutes: a post whose
         // answer was lost (timeout, restart) and is sent again does not show twice.
-        let nonce = format!("i{}-{}", first.id, first.created_at % 10_000_000_000);
+        // The nonce names the whole batch (a grown batch is a new message, not the old one).
+        let nonce = nonce_of(incidents);
         let link_of = (incidents.len() == 1).then_some(first);
         let mut msg = serenity::CreateMessage::new()
             .content(content)
@@ -139,4 +140,20 @@ impl Speaker {
             .await?;
         Ok(())
     }
+}
+
+/// At most 25 characters (Discord's limit): a digest of the incidents a message shows.
+fn nonce_of(incidents: &[Incident]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for i in incidents {
+        for b in
+            i.id.to_le_bytes()
+                .into_iter()
+                .chain(i.created_at.to_le_bytes())
+        {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("chops{h:016x}")
 }

@@ -171,7 +171,7 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
             bold(what)
         )
     }];
-    for i in all.iter().take(GROUP_LINES) {
+    for i in all {
         let mark = if i.resolution.is_some() { "✅" } else { "•" };
         let body = match &i.detail {
             Detail::Alert {
@@ -217,17 +217,48 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
             .as_ref()
             .map(|r| format!(" — {}", piece(r, t)))
             .unwrap_or_default();
-        out.push(format!("{mark} {body}{done}"));
-    }
-    if n > GROUP_LINES {
-        out.push(format!("… and {} more", n - GROUP_LINES));
+        out.push(clip(&format!("{mark} {body}{done}"), LINE_MAX));
     }
     out
 }
 
-/// [`group_lines`] as one text of at most `max` characters.
+/// Characters of one incident's line in a group.
+const LINE_MAX: usize = 200;
+
+/// [`group_lines`] as one text of at most `max` characters: the title, then as many lines as fit
+/// (at most [`GROUP_LINES`]), then "… and N more" for the rest — never a line cut in half.
 pub fn group_text(all: &[Incident], t: Target, max: usize) -> String {
-    cut(group_lines(all, t).join("\n"), max)
+    let mut lines = group_lines(all, t).into_iter();
+    let Some(title) = lines.next() else {
+        return String::new();
+    };
+    if all.len() == 1 {
+        return cut(
+            std::iter::once(title)
+                .chain(lines)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            max,
+        );
+    }
+    let rest: Vec<String> = lines.collect();
+    let mut out = cut(title, max);
+    let reserve = 24; // "\n… and NN more"
+    let mut shown = 0;
+    for l in &rest {
+        let next = out.chars().count() + 1 + l.chars().count();
+        let more = rest.len() - shown - 1;
+        if shown == GROUP_LINES || next + if more > 0 { reserve } else { 0 } > max {
+            break;
+        }
+        out.push('\n');
+        out.push_str(l);
+        shown += 1;
+    }
+    if shown < rest.len() {
+        out.push_str(&format!("\n… and {} more", rest.len() - shown));
+    }
+    out
 }
 
 fn cut(joined: String, max: usize) -> String {
@@ -324,9 +355,21 @@ mod tests {
             "✅ B (critical): Backup \\*failed\\* — alert resolved at t2"
         );
         let many: Vec<Incident> = (0..20).map(|i| alert(i, "X", true)).collect();
-        let l = group_lines(&many, Target::Plain);
-        assert_eq!(l[0], "✅ Resolved: 20 alerts on cluster prod");
-        assert_eq!(l.last().unwrap(), "… and 5 more");
+        let text = group_text(&many, Target::Plain, 2000);
+        assert!(text.starts_with("✅ Resolved: 20 alerts on cluster prod\n"));
+        assert!(text.ends_with("\n… and 5 more"), "{text}");
+        // Whatever the limit, whole lines only, and the rest counted.
+        let small = group_text(&many, Target::Plain, 200);
+        assert!(small.chars().count() <= 200, "{small}");
+        let last = small.lines().last().unwrap();
+        assert!(
+            last.starts_with("… and ") && last.ends_with(" more"),
+            "{small}"
+        );
+        assert!(small
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with('✅') || l.starts_with('…')));
         assert_eq!(
             group_lines(&all[..1], Target::Plain),
             lines(&all[0], Target::Plain)

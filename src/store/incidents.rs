@@ -103,6 +103,19 @@ fn insert(
     Ok(c.last_insert_rowid())
 }
 
+/// Whether incident `shown.id` still is what `shown` showed: (the same detail, its resolution
+/// seen). Compared as values, so a row written by an older build (fewer fields) is not "changed".
+fn settled(c: &Connection, shown: &Incident) -> rusqlite::Result<(bool, bool)> {
+    let (json_now, resolution_now): (String, Option<String>) = c.query_row(
+        "SELECT detail_json, resolution FROM incidents WHERE id = ?1",
+        params![shown.id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let same = serde_json::from_str::<Detail>(&json_now).is_ok_and(|d| d == shown.detail);
+    let seen = resolution_now.is_some() && resolution_now == shown.resolution;
+    Ok((same, seen))
+}
+
 impl Store {
     /// Records one failed `system.backups` row of `replica` (`detail` is a `Detail::Operation`
     /// naming only that replica). In one transaction: the row's dedup key, then either a new
@@ -481,75 +494,92 @@ impl Store {
     }
 
     /// The message is in the channel (`message` None: posted nowhere, `--no-discord`), showing
-    /// `shown` as it was read; anything that changed since (a resolution, another replica) stays
-    /// due as an edit.
+    /// every incident of `shown` as it was read; anything that changed since (a resolution,
+    /// another replica) stays due as an edit. One transaction for the whole batch.
     pub async fn mark_posted(
         &self,
-        id: i64,
+        shown: &[Incident],
         channel: Option<u64>,
         message: Option<u64>,
-        shown: &Incident,
     ) -> Result<(), StoreError> {
-        let (detail, resolution) = (json(&shown.detail), shown.resolution.clone());
+        let shown = shown.to_vec();
         self.call(move |c| {
-            c.execute(
-                "UPDATE incidents SET posted = 1, channel_id = ?2, message_id = ?3, attempts = 0,
-                        next_try_at = 0,
-                        edit_due = CASE WHEN detail_json = ?4 THEN 0 ELSE 1 END,
-                        resolution_shown = CASE WHEN resolution IS ?5 AND ?5 IS NOT NULL
-                                                THEN 1 ELSE resolution_shown END
-                 WHERE id = ?1",
-                params![
-                    id,
-                    channel.map(|v| v as i64),
-                    message.map(|v| v as i64),
-                    detail,
-                    resolution
-                ],
-            )
-            .map(drop)
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for i in &shown {
+                let (same, resolution_seen) = settled(&tx, i)?;
+                tx.execute(
+                    "UPDATE incidents SET posted = 1, channel_id = ?2, message_id = ?3,
+                            attempts = 0, next_try_at = 0, edit_due = ?4,
+                            resolution_shown = max(resolution_shown, ?5)
+                     WHERE id = ?1",
+                    params![
+                        i.id,
+                        channel.map(|v| v as i64),
+                        message.map(|v| v as i64),
+                        !same,
+                        resolution_seen
+                    ],
+                )?;
+            }
+            tx.commit()
         })
         .await
     }
 
-    /// The channel shows the incident as `shown` (its detail JSON and resolution at edit time);
-    /// a change made meanwhile stays due.
-    pub async fn mark_edited(&self, id: i64, shown: &Incident) -> Result<(), StoreError> {
-        let (detail, resolution) = (json(&shown.detail), shown.resolution.clone());
+    /// The message shows every incident of `shown` as it was read (one transaction); a change
+    /// made meanwhile stays due.
+    pub async fn mark_edited(&self, shown: &[Incident]) -> Result<(), StoreError> {
+        let shown = shown.to_vec();
         self.call(move |c| {
-            c.execute(
-                "UPDATE incidents SET attempts = 0, next_try_at = 0,
-                        edit_due = CASE WHEN detail_json = ?2 THEN 0 ELSE edit_due END,
-                        resolution_shown = CASE WHEN resolution IS ?3 AND ?3 IS NOT NULL
-                                                THEN 1 ELSE resolution_shown END
-                 WHERE id = ?1",
-                params![id, detail, resolution],
-            )
-            .map(drop)
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for i in &shown {
+                let (same, resolution_seen) = settled(&tx, i)?;
+                tx.execute(
+                    "UPDATE incidents SET attempts = 0, next_try_at = 0,
+                            edit_due = CASE WHEN ?2 THEN 0 ELSE edit_due END,
+                            resolution_shown = max(resolution_shown, ?3)
+                     WHERE id = ?1",
+                    params![i.id, same, resolution_seen],
+                )?;
+            }
+            tx.commit()
         })
         .await
     }
 
-    /// A post or edit failed: try again after a backoff (1 s doubling to 5 min); after
-    /// `max_attempts` the incident is given up (logged by the caller).
+    /// A post or edit of `ids` (one message) failed: try them again together after a backoff
+    /// (1 s doubling to 5 min); after `max_attempts` they are given up (logged by the caller).
+    /// Returns whether they were given up.
     pub async fn retry_later(
         &self,
-        id: i64,
+        ids: &[i64],
         now: i64,
         max_attempts: u32,
     ) -> Result<bool, StoreError> {
+        let ids = ids.to_vec();
         self.call(move |c| {
-            let attempts: u32 = c.query_row(
-                "UPDATE incidents SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts",
-                params![id],
-                |r| r.get(0),
-            )?;
-            let backoff = 1i64 << attempts.min(9);
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut attempts = 0u32;
+            for id in &ids {
+                let a: Option<u32> = tx
+                    .query_row(
+                        "SELECT attempts FROM incidents WHERE id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                attempts = attempts.max(a.unwrap_or(0) + 1);
+            }
+            let backoff = (1i64 << attempts.min(9)).min(300);
             let given_up = attempts >= max_attempts;
-            c.execute(
-                "UPDATE incidents SET next_try_at = ?2, given_up = ?3 WHERE id = ?1",
-                params![id, now + backoff.min(300), given_up],
-            )?;
+            for id in &ids {
+                tx.execute(
+                    "UPDATE incidents SET attempts = ?2, next_try_at = ?3, given_up = ?4
+                     WHERE id = ?1",
+                    params![id, attempts, now + backoff, given_up],
+                )?;
+            }
+            tx.commit()?;
             Ok(given_up)
         })
         .await
@@ -620,7 +650,9 @@ mod tests {
         assert!(!i.edit_due, "not posted yet: the post will name both");
 
         // Posted; a third replica joins later: an edit is due.
-        s.mark_posted(id, Some(7), Some(70), &i).await.unwrap();
+        s.mark_posted(std::slice::from_ref(&i), Some(7), Some(70))
+            .await
+            .unwrap();
         assert!(!is_due(&s, id).await);
         assert_eq!(
             record(&s, "k5", failure("r3", "n", 140), true).await,
@@ -628,7 +660,7 @@ mod tests {
         );
         let due = s.incident(id).await.unwrap().unwrap();
         assert!(due.edit_due);
-        s.mark_edited(id, &due).await.unwrap();
+        s.mark_edited(std::slice::from_ref(&due)).await.unwrap();
         assert!(!s.incident(id).await.unwrap().unwrap().edit_due);
 
         // A success of the same kind and name that started later resolves it, once.
@@ -664,7 +696,7 @@ mod tests {
             .find(|d| d.id == id)
             .expect("the resolution is due");
         assert_eq!(r.resolution.as_deref(), Some("resolved by n"));
-        s.mark_edited(id, r).await.unwrap();
+        s.mark_edited(std::slice::from_ref(r)).await.unwrap();
         assert!(!is_due(&s, id).await);
     }
 
@@ -719,15 +751,15 @@ mod tests {
         let Recorded::New(id) = record(&s, "k", failure("r1", "n", 1), true).await else {
             panic!()
         };
-        assert!(!s.retry_later(id, 100, 3).await.unwrap());
+        assert!(!s.retry_later(&[id], 100, 3).await.unwrap());
         assert!(
             s.due_incidents(100).await.unwrap().is_empty(),
             "backing off"
         );
         assert_eq!(s.due_incidents(102).await.unwrap().len(), 1);
-        assert!(!s.retry_later(id, 102, 3).await.unwrap());
+        assert!(!s.retry_later(&[id], 102, 3).await.unwrap());
         assert!(
-            s.retry_later(id, 110, 3).await.unwrap(),
+            s.retry_later(&[id], 110, 3).await.unwrap(),
             "third failure: given up"
         );
         assert!(s.due_incidents(10_000).await.unwrap().is_empty());
