@@ -298,7 +298,14 @@ mod tests {
             .collect();
         assert_eq!(
             ids,
-            [vec![1, 3], vec![2, 7], vec![4], vec![5], vec![6], vec![8, 9]]
+            [
+                vec![1, 3],
+                vec![2, 7],
+                vec![4],
+                vec![5],
+                vec![6],
+                vec![8, 9]
+            ]
         );
     }
 

@@ -148,29 +148,17 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
         Detail::Unreachable { .. } => format!("{n} replicas of cluster {cluster} not answering"),
         _ => format!("{n} alerts on cluster {cluster}"),
     };
-    let mut out = vec![if resolved == n {
-        format!("✅ {} {what}", bold("Resolved:".into()))
-    } else if resolved > 0 {
-        format!(
-            "{} {} ({resolved} resolved)",
-            if matches!(first.detail, Detail::Alert { .. }) {
-                "🔥"
-            } else {
-                "🛑"
-            },
-            bold(what)
-        )
+    let icon = if matches!(first.detail, Detail::Alert { .. }) {
+        "🔥"
     } else {
-        format!(
-            "{} {}",
-            if matches!(first.detail, Detail::Alert { .. }) {
-                "🔥"
-            } else {
-                "🛑"
-            },
-            bold(what)
-        )
-    }];
+        "🛑"
+    };
+    let title = match resolved {
+        r if r == n => format!("✅ {} {what}", bold("Resolved:".into())),
+        0 => format!("{icon} {}", bold(what)),
+        r => format!("{icon} {} ({r} resolved)", bold(what)),
+    };
+    let mut out = vec![title];
     for i in all {
         let mark = if i.resolution.is_some() { "✅" } else { "•" };
         let body = match &i.detail {
