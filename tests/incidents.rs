@@ -19,6 +19,8 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 const TOKEN_ENV: &str = "CHOPS_TEST_WEBHOOK_TOKEN";
 const TOKEN: &str = "t0ken-for-tests";
+/// The role the on-call member holds (the cluster's backup role in these tests).
+const ROLE: u64 = 900_000_000_000_000_101;
 
 /// `chops serve` in this process (`chops::app::run`), HTTP on a port-0 listener.
 struct Serve {
@@ -119,6 +121,22 @@ fn channel_edits(fake: &FakeDiscord) -> Vec<Recorded> {
         .collect()
 }
 
+/// (label, custom_id) of every button of a posted message (custom_id empty for links).
+fn button_ids(r: &Recorded) -> Vec<(String, String)> {
+    r.body["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .map(|b| {
+            (
+                b["label"].as_str().unwrap_or("").to_string(),
+                b["custom_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 fn content(r: &Recorded) -> String {
     r.body["content"].as_str().unwrap_or_default().to_string()
 }
@@ -142,7 +160,11 @@ async fn rounds(n: u64) {
 async fn a_failed_backup_is_posted_once_and_resolved_by_its_success() {
     let lc = LocalCluster::start(3).expect("local cluster");
     let store = lc.dir.join("incidents.db");
-    let cfg = incident_config(&lc.config_path, &store, "");
+    let cfg = incident_config(
+        &lc.config_path,
+        &store,
+        &format!("[clusters.local.actions]\nbackup_roles = [{ROLE}]\n"),
+    );
     let fake = FakeDiscord::start().await;
     let serve = Serve::start(&cfg, Some(&fake)).await;
 
@@ -270,6 +292,39 @@ async fn a_failed_backup_is_posted_once_and_resolved_by_its_success() {
         "every replica joined the one incident"
     );
 
+    // Nothing will succeed under that name: the on-call closes it by hand, with a role only.
+    let custom_id = button_ids(&posts[1])
+        .into_iter()
+        .find(|(label, _)| label == "Mark resolved")
+        .expect("a Mark resolved button")
+        .1;
+    let id = fake.next_id();
+    fake.dispatch(click(id, &custom_id, 4343, USER_ID, &[]));
+    let refused = fake.callback(id, WAIT).await;
+    assert!(
+        refused.body["data"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Marking incidents resolved needs one of the cluster's action roles"),
+        "{}",
+        refused.body
+    );
+    let edits_before = channel_edits(&fake).len();
+    let id = fake.next_id();
+    fake.dispatch(click(id, &custom_id, 4343, USER_ID, &[ROLE]));
+    let done = fake.callback(id, WAIT).await;
+    assert_eq!(done.body["data"]["flags"], 64, "ephemeral: {}", done.body);
+    fake.wait_for("the hand-resolved edit", WAIT, |_| {
+        channel_edits(&fake).len() > edits_before
+    })
+    .await;
+    let edited = content(channel_edits(&fake).last().unwrap());
+    assert!(
+        edited.starts_with("✅ **Resolved:** marked resolved by oncall at "),
+        "{edited}"
+    );
+    assert!(edited.contains("'oncluster-7'"), "{edited}");
+
     serve.stop().await;
     fake.assert_bodies_valid();
 }
@@ -283,7 +338,7 @@ async fn an_unreachable_replica_is_posted_once_and_resolved_once() {
     let cfg = incident_config(
         &lc.config_path,
         &store,
-        "[clusters.local.actions]\nbackup_roles = [900000000000000101]\n",
+        &format!("[clusters.local.actions]\nbackup_roles = [{ROLE}]\n"),
     );
     for q in [
         "CREATE DATABASE shop",
@@ -306,24 +361,22 @@ async fn an_unreachable_replica_is_posted_once_and_resolved_once() {
         text.contains("**Replica r2 of cluster local is not answering (since "),
         "{text}"
     );
-    let buttons: Vec<String> = posts[0].body["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-        .map(|b| b["label"].as_str().unwrap_or("").to_string())
-        .collect();
+    let buttons = button_ids(&posts[0]);
+    let offer = buttons
+        .iter()
+        .find(|(label, id)| label.contains("r1") && id.starts_with("chops:offer:"))
+        .unwrap_or_else(|| {
+            panic!("the per-replica backup of the reachable replica is a button: {buttons:?}")
+        })
+        .1
+        .clone();
     assert!(
-        buttons.iter().any(|l| l.contains("r1")),
-        "the per-replica backup of the reachable replica is a button: {buttons:?}"
+        buttons.iter().any(|(l, _)| l == "Mark resolved"),
+        "{buttons:?}"
     );
     // Clicking it works as under /backup-check: the guarded preview, Confirm and all.
-    let offer = posts[0].body["components"][0]["components"][0]["custom_id"]
-        .as_str()
-        .expect("an offer button")
-        .to_string();
     let id = fake.next_id();
-    fake.dispatch(click(id, &offer, 4242, USER_ID, &[900_000_000_000_000_101]));
+    fake.dispatch(click(id, &offer, 4242, USER_ID, &[ROLE]));
     assert_eq!(fake.callback(id, WAIT).await.body["type"], 5);
     let preview = fake.edited_original(id, WAIT).await;
     assert!(

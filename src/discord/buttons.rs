@@ -162,7 +162,60 @@ pub async fn handle(ctx: &serenity::Context, data: &Data, ci: &serenity::Compone
     match verb {
         "offer" => offer(ctx, data, ci, id, &who).await,
         "confirm" | "approve" | "cancel" => decide(ctx, data, ci, verb, id, &who).await,
+        "resolve" => resolve(ctx, data, ci, id, &who).await,
         _ => ephemeral(ctx, ci, "This button is not one of chops' any more.").await,
+    }
+}
+
+/// "Mark resolved" under an incident: by a member holding one of the cluster's action roles;
+/// the message is then edited by the poster like any resolution.
+async fn resolve(
+    ctx: &serenity::Context,
+    data: &Data,
+    ci: &serenity::ComponentInteraction,
+    id: &str,
+    who: &Requester,
+) {
+    let incident = match id.parse::<i64>() {
+        Ok(n) => data.store.incident(n).await,
+        Err(_) => Ok(None),
+    };
+    let incident = match incident {
+        Ok(Some(i)) => i,
+        Ok(None) => return ephemeral(ctx, ci, "This incident is not in chops' store.").await,
+        Err(e) => return ephemeral(ctx, ci, &internal(&e.to_string())).await,
+    };
+    let policy = data
+        .config
+        .config
+        .clusters
+        .get(&incident.cluster)
+        .map(|c| c.actions.policy(c.operator_user.is_some()))
+        .unwrap_or_default();
+    if !policy.may_resolve(who) {
+        return ephemeral(
+            ctx,
+            ci,
+            "Marking incidents resolved needs one of the cluster's action roles ([clusters.NAME.actions]).",
+        )
+        .await;
+    }
+    let name = match who {
+        Requester::Discord { name, .. } => name.clone(),
+        Requester::Cli { user } => user.clone(),
+    };
+    let text = format!(
+        "marked resolved by {name} at {}",
+        crate::domain::incident::utc(actions::now())
+    );
+    match data.store.resolve_incident(incident.id, &text).await {
+        Ok(true) => {
+            tracing::info!(incident = incident.id, by = %display::plain(&who.label()), "incident marked resolved");
+            data.outbox.notify_one();
+            ephemeral(ctx, ci, "Marked resolved; the message says so in a moment.").await
+        }
+        Ok(false) => ephemeral(ctx, ci, "Already resolved.").await,
+        Err(e) => ephemeral(ctx, ci, &internal(&e.to_string())).await,
     }
 }
 

@@ -356,6 +356,22 @@ pub fn incident_rows(
     offers: &[(String, String)],
 ) -> Vec<serenity::CreateActionRow> {
     let mut rows = i.map(incident_buttons).unwrap_or_default();
+    // A failed operation or a silent replica can be closed by hand (a retry under a new name,
+    // a replica taken out for good); alerts close from Alertmanager.
+    if let Some(i) = i.filter(|i| {
+        i.resolution.is_none()
+            && matches!(
+                i.detail,
+                crate::domain::incident::Detail::Operation { .. }
+                    | crate::domain::incident::Detail::Unreachable { .. }
+            )
+    }) {
+        rows.push(serenity::CreateActionRow::Buttons(vec![
+            serenity::CreateButton::new(format!("chops:resolve:{}", i.id))
+                .label("Mark resolved")
+                .style(serenity::ButtonStyle::Secondary),
+        ]));
+    }
     let room = 5 - rows.len();
     rows.extend(card_buttons(offers).into_iter().take(room));
     rows

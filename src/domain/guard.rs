@@ -117,6 +117,19 @@ impl Policy {
         }
     }
 
+    /// May mark one of the cluster's incidents resolved by hand (a retry under a new name, a
+    /// replica taken out for good): a member holding any of the cluster's action roles.
+    pub fn may_resolve(&self, who: &Requester) -> bool {
+        match who {
+            Requester::Discord { roles, .. } => roles.iter().any(|r| {
+                self.backup_roles.contains(r)
+                    || self.restart_roles.contains(r)
+                    || self.approver_roles.contains(r)
+            }),
+            Requester::Cli { .. } => false,
+        }
+    }
+
     pub fn may_approve(&self, who: &Requester) -> bool {
         match who {
             Requester::Discord { roles, .. } => {
@@ -502,5 +515,22 @@ mod tests {
         assert!(!p.needs_approval(ActionKind::Backup, &member(&[8])));
         assert!(p.may_approve(&member(&[9])));
         assert!(!p.may_approve(&member(&[7])));
+    }
+
+    #[test]
+    fn resolving_by_hand_needs_one_of_the_clusters_roles() {
+        let p = Policy {
+            backup_roles: vec![8],
+            approver_roles: vec![9],
+            ..Policy::default()
+        };
+        assert!(p.may_resolve(&member(&[8])));
+        assert!(p.may_resolve(&member(&[1, 9])));
+        assert!(!p.may_resolve(&member(&[1])));
+        assert!(
+            !Policy::default().may_resolve(&member(&[8])),
+            "default deny"
+        );
+        assert!(!p.may_resolve(&Requester::Cli { user: "a".into() }));
     }
 }

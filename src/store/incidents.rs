@@ -238,6 +238,20 @@ impl Store {
         .await
     }
 
+    /// Resolves incident `id` by hand with `text`, unless it is resolved already. Returns whether
+    /// it was open.
+    pub async fn resolve_incident(&self, id: i64, text: &str) -> Result<bool, StoreError> {
+        let text = text.to_owned();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE incidents SET resolution = ?2 WHERE id = ?1 AND resolution IS NULL",
+                params![id, text],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
     /// Opens an "unreachable" incident for `replica` unless one is open already.
     pub async fn open_unreachable(
         &self,
