@@ -540,22 +540,6 @@ fn with_actions(lc: &LocalCluster, actions: &str) -> String {
     path.display().to_string()
 }
 
-/// Every button's (label, custom_id) of a message body.
-fn buttons(body: &Value) -> Vec<(String, String)> {
-    body["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-        .map(|b| {
-            (
-                b["label"].as_str().unwrap_or("").to_string(),
-                b["custom_id"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The store of the bot started last on `lc` (each bot has its own file in the cluster's dir).
 fn bot_store(lc: &LocalCluster) -> chops::store::Store {
     let newest = std::fs::read_dir(&lc.dir)

@@ -121,22 +121,6 @@ fn channel_edits(fake: &FakeDiscord) -> Vec<Recorded> {
         .collect()
 }
 
-/// (label, custom_id) of every button of a posted message (custom_id empty for links).
-fn button_ids(r: &Recorded) -> Vec<(String, String)> {
-    r.body["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
-        .map(|b| {
-            (
-                b["label"].as_str().unwrap_or("").to_string(),
-                b["custom_id"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 fn content(r: &Recorded) -> String {
     r.body["content"].as_str().unwrap_or_default().to_string()
 }
@@ -293,7 +277,7 @@ async fn a_failed_backup_is_posted_once_and_resolved_by_its_success() {
     );
 
     // Nothing will succeed under that name: the on-call closes it by hand, with a role only.
-    let custom_id = button_ids(&posts[1])
+    let custom_id = buttons(&posts[1].body)
         .into_iter()
         .find(|(label, _)| label == "Mark resolved")
         .expect("a Mark resolved button")
@@ -361,7 +345,7 @@ async fn an_unreachable_replica_is_posted_once_and_resolved_once() {
         text.contains("**Replica r2 of cluster local is not answering (since "),
         "{text}"
     );
-    let buttons = button_ids(&posts[0]);
+    let buttons = buttons(&posts[0].body);
     let offer = buttons
         .iter()
         .find(|(label, id)| label.contains("r1") && id.starts_with("chops:offer:"))

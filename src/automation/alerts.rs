@@ -111,14 +111,10 @@ fn cluster_of(cfg: &Config, value: &str) -> Option<String> {
 /// A stable fingerprint from the labels, for senders that leave it out (FNV-1a over the sorted
 /// labels: the same across restarts and builds, unlike the std hasher).
 fn fingerprint_of(labels: &BTreeMap<String, String>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (k, v) in labels {
-        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xfe]) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
+    let bytes = labels
+        .iter()
+        .flat_map(|(k, v)| k.bytes().chain([0xff]).chain(v.bytes()).chain([0xfe]));
+    format!("{:016x}", crate::domain::text::fnv1a(bytes))
 }
 
 /// Only an http(s) URL of a sane length without spaces or controls is kept, credentials

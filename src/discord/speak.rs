@@ -144,16 +144,10 @@ impl Speaker {
 
 /// At most 25 characters (Discord's limit): a digest of the incidents a message shows.
 fn nonce_of(incidents: &[Incident]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for i in incidents {
-        for b in
-            i.id.to_le_bytes()
-                .into_iter()
-                .chain(i.created_at.to_le_bytes())
-        {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("chops{h:016x}")
+    let bytes = incidents.iter().flat_map(|i| {
+        i.id.to_le_bytes()
+            .into_iter()
+            .chain(i.created_at.to_le_bytes())
+    });
+    format!("chops{:016x}", crate::domain::text::fnv1a(bytes))
 }

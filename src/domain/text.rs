@@ -133,6 +133,14 @@ pub const SUMMARY_MAX: usize = 300;
 /// Longest evidence line a card shows for server text.
 pub const EVIDENCE_MAX: usize = 2000;
 
+/// 64-bit FNV-1a of `bytes`: a digest that is the same across processes, restarts and builds
+/// (unlike the std hasher), for keys chops stores or sends (alert fingerprints, message nonces).
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

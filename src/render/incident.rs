@@ -12,13 +12,27 @@ fn piece(s: &str, t: Target) -> String {
     show(&clip(s, PIECE_MAX), t)
 }
 
+/// Our own words emphasised (Discord markdown; plain text as is).
+fn bold(s: String, t: Target) -> String {
+    match t {
+        Target::Discord => format!("**{s}**"),
+        Target::Plain => s,
+    }
+}
+
+/// " (critical)" for an alert's severity label, nothing without one.
+fn severity_of(s: &str, t: Target) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", piece(s, t))
+    }
+}
+
 /// The header of `i`: its first line says what happened; a resolution, when there is one, comes
 /// first. Discord gets markdown emphasis on our own words only.
 pub fn lines(i: &Incident, t: Target) -> Vec<String> {
-    let bold = |s: String| match t {
-        Target::Discord => format!("**{s}**"),
-        Target::Plain => s,
-    };
+    let bold = |s: String| bold(s, t);
     let cluster = show(&i.cluster, t);
     let mut out = Vec::new();
     if let Some(r) = &i.resolution {
@@ -86,11 +100,7 @@ pub fn lines(i: &Incident, t: Target) -> Vec<String> {
             generator_url,
             starts_at,
         } => {
-            let sev = if severity.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", piece(severity, t))
-            };
+            let sev = severity_of(severity, t);
             out.push(format!(
                 "🔥 {}{sev}",
                 bold(format!(
@@ -137,10 +147,7 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
     if all.len() == 1 {
         return lines(first, t);
     }
-    let bold = |s: String| match t {
-        Target::Discord => format!("**{s}**"),
-        Target::Plain => s,
-    };
+    let bold = |s: String| bold(s, t);
     let cluster = show(&first.cluster, t);
     let n = all.len();
     let resolved = all.iter().filter(|i| i.resolution.is_some()).count();
@@ -168,11 +175,7 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
                 summary,
                 ..
             } => {
-                let sev = if severity.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", piece(severity, t))
-                };
+                let sev = severity_of(severity, t);
                 let summary = if summary.is_empty() {
                     String::new()
                 } else {

@@ -157,6 +157,22 @@ pub fn click(id: u64, custom_id: &str, message: u64, user: u64, roles: &[u64]) -
     v
 }
 
+/// (label, custom_id) of every button of a message body (custom_id empty for link buttons).
+pub fn buttons(body: &Value) -> Vec<(String, String)> {
+    body["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .map(|b| {
+            (
+                b["label"].as_str().unwrap_or("").to_string(),
+                b["custom_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 impl FakeDiscord {
     pub async fn start() -> FakeDiscord {
         let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
