@@ -1,27 +1,56 @@
-//! `chops serve`: the application state (config, store, check rounds, where incidents go, health),
-//! built once and shared by the bot, the HTTP server, the watcher, the scheduler and the incident
-//! poster; and [`run`], which starts them together and stops them on one signal.
+//! The application state of `chops serve` (config, store, check rounds, where incidents go,
+//! health), built once by the composition root (`serve`) and shared by the bot, the HTTP server,
+//! the watcher, the scheduler and the incident poster. Only state lives here: the parts that use
+//! it import it, and the composition root that starts them sits above them all.
 //!
-//! Shutdown: the signal stops the HTTP server accepting (requests in flight finish), the watcher
-//! and scheduler stop between rounds, the poster finishes the post it is sending, the gateway
-//! closes; whatever is still running after [`SHUTDOWN_GRACE`] is abandoned so the process exits.
+//! Where incidents go is the [`Speak`] trait, so this state need not know the bot: the Discord
+//! speaker (`discord::speak`) or nowhere (`chops serve --no-discord`).
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::net::TcpListener;
+use futures_util::future::BoxFuture;
 use tokio::sync::{watch, Notify};
 
 use crate::checks::flight::Flights;
 use crate::checks::{Cluster, SetupError};
-use crate::config::{ClusterTarget, ConfigError, Loaded, Secret};
-use crate::discord::speak::Speaker;
-use crate::store::{Store, StoreError};
+use crate::config::{ClusterTarget, Loaded, Secret};
+use crate::domain::incident::Incident;
+use crate::domain::Card;
+use crate::store::Store;
 
-/// From the signal to exit, at most.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakError {
+    #[error("Discord is not connected yet")]
+    NotConnected,
+    #[error("Discord: {0}")]
+    Discord(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where incident messages go (Discord, or nowhere: logged only).
+pub trait Speak: Send + Sync {
+    /// True when messages reach a channel (false: `--no-discord`).
+    fn posts_to_discord(&self) -> bool;
+
+    /// Posts `incidents` (one, or several of one kind posted together) to `channel`: the header,
+    /// then the card when there is one; returns the message id (None when posting nowhere).
+    fn post<'a>(
+        &'a self,
+        channel: u64,
+        incidents: &'a [Incident],
+        card: Option<&'a Card>,
+        note: Option<&'a str>,
+        offers: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Option<u64>, SpeakError>>;
+
+    /// Rewrites the header of a posted message (every incident it shows, as they are now).
+    fn edit<'a>(
+        &'a self,
+        channel: u64,
+        message: u64,
+        incidents: &'a [Incident],
+    ) -> BoxFuture<'a, Result<(), SpeakError>>;
+}
 
 /// What `/readyz` reports besides the store.
 #[derive(Debug, Default)]
@@ -41,7 +70,7 @@ pub struct App {
     /// Resolved clusters and single-flight check rounds.
     pub flights: Arc<Flights>,
     /// Where incident messages go.
-    pub speaker: Arc<Speaker>,
+    pub speaker: Arc<dyn Speak>,
     pub health: Arc<Health>,
     /// Wakes the incident poster when something new is recorded.
     pub outbox: Arc<Notify>,
@@ -50,7 +79,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Arc<Loaded>, store: Store, speaker: Speaker) -> App {
+    pub fn new(config: Arc<Loaded>, store: Store, speaker: Arc<dyn Speak>) -> App {
         App {
             health: Arc::new(Health {
                 discord_enabled: speaker.posts_to_discord(),
@@ -60,7 +89,7 @@ impl App {
             config,
             store,
             flights: Arc::default(),
-            speaker: Arc::new(speaker),
+            speaker,
             outbox: Arc::default(),
             webhook_token: None,
         }
@@ -86,134 +115,13 @@ impl App {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("cannot open the store: {0}")]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Bot(#[from] crate::discord::BotError),
-}
-
-/// How to run.
-#[derive(Default)]
-pub struct Options {
-    /// Post nowhere and do not connect to Discord (metrics, webhooks, dry runs, tests).
-    pub no_discord: bool,
-    /// The bot token (required unless `no_discord`).
-    pub token: Option<Secret>,
-    /// Serve HTTP on this listener instead of binding `[http] listen` (tests bind port 0).
-    pub listener: Option<TcpListener>,
-    /// Told the HTTP address once it listens (`chops serve` prints it).
-    pub on_listen: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
-}
-
-/// Runs every enabled part until `shutdown` completes, then stops them (≤ [`SHUTDOWN_GRACE`]).
-pub async fn run(
-    loaded: Loaded,
-    mut opts: Options,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
-    let cfg = &loaded.config;
-    opts.no_discord |= !cfg.discord.enabled;
-    let webhook_token = match &cfg.webhook {
-        Some(w) if w.enabled => Some(loaded.webhook_token(&crate::config::process_env)?),
-        _ => None,
-    };
-    let metrics = crate::metrics::get();
-    metrics.set_replica_labels(cfg.metrics.replica_labels);
-    let names: Vec<String> = crate::discord::commands()
-        .iter()
-        .map(|c| c.qualified_name.to_string())
-        .collect();
-    metrics.init_interactions(&names);
-    let store = Store::open(&loaded.store_path())?;
-    let listener = match (cfg.http.enabled, opts.listener.take()) {
-        (false, _) => None,
-        (true, Some(l)) => Some(l),
-        (true, None) => Some(
-            TcpListener::bind(&cfg.http.listen)
-                .await
-                .map_err(|source| RunError::Listen {
-                    addr: cfg.http.listen.clone(),
-                    source,
-                })?,
-        ),
-    };
-    let speaker = if opts.no_discord {
-        Speaker::nowhere()
-    } else {
-        Speaker::discord()
-    };
-    let mut app = App::new(Arc::new(loaded), store, speaker);
-    app.webhook_token = webhook_token;
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(listener) = listener {
-        if let (Some(tell), Ok(addr)) = (opts.on_listen.take(), listener.local_addr()) {
-            tell(addr);
-        }
-        tasks.spawn(crate::http::serve(
-            listener,
-            app.clone(),
-            stopped(stop_rx.clone()),
-        ));
-    }
-    tasks.spawn(crate::automation::outbox::run(app.clone(), stop_rx.clone()));
-    if app.config.config.watch.enabled {
-        tasks.spawn(crate::automation::watch::run(app.clone(), stop_rx.clone()));
-    }
-    if app.config.config.scheduler.enabled {
-        tasks.spawn(crate::automation::schedule::run(
-            app.clone(),
-            stop_rx.clone(),
-        ));
-    }
-
-    let signalled = Arc::new(std::sync::OnceLock::new());
-    let at = signalled.clone();
-    let health = app.health.clone();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down");
-        health.stopping.store(true, Ordering::Relaxed);
-        let _ = at.set(tokio::time::Instant::now());
-        let _ = stop_tx.send(true);
-    };
-    let result = if opts.no_discord {
-        signal.await;
-        Ok(())
-    } else {
-        let token = opts.token.take().ok_or(ConfigError::MissingToken {
-            var: app.config.config.discord.token_env.clone(),
-        })?;
-        crate::discord::bot(app.clone(), token, signal)
-            .await
-            .map_err(RunError::from)
-    };
-    // Everything got the stop signal with the bot's: the rest shares the same grace period.
-    let deadline = signalled
-        .get()
-        .copied()
-        .unwrap_or_else(tokio::time::Instant::now)
-        + SHUTDOWN_GRACE
-        - Duration::from_millis(300);
-    let _ = tokio::time::timeout_at(deadline, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    tasks.abort_all();
-    result
-}
-
 /// Completes when the stop flag turns true (or its sender is gone).
 pub async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
+}
+
+/// A short reference that ties an "internal error" message to its log line (random, so two
+/// processes never hand out the same one).
+pub fn reference() -> String {
+    format!("{:08x}", crate::clock::random_u64() as u32)
 }

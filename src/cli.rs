@@ -178,7 +178,7 @@ pub enum UserError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Run(#[from] crate::app::RunError),
+    Run(#[from] crate::serve::RunError),
     #[error("{0}")]
     Usage(String),
 }
@@ -204,7 +204,7 @@ pub async fn run(cli: Cli) -> i32 {
         Err(e) => {
             // One line per problem, each through the display boundary (config text is untrusted).
             for line in e.to_string().lines() {
-                eprintln!("chops: {}", crate::render::display::plain(line));
+                eprintln!("chops: {}", crate::domain::display::plain(line));
             }
             EXIT_USAGE
         }
@@ -249,7 +249,7 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
             } else {
                 Some(loaded.discord_token(&config::process_env)?)
             };
-            let opts = crate::app::Options {
+            let opts = crate::serve::Options {
                 no_discord,
                 token,
                 listener: None,
@@ -260,7 +260,7 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
                     let _ = std::io::stdout().flush();
                 })),
             };
-            crate::app::run(loaded, opts, shutdown_signal()).await?;
+            crate::serve::run(loaded, opts, shutdown_signal()).await?;
             Ok(0)
         }
         Command::Healthcheck { .. } => unreachable!("healthcheck runs before the config is loaded"),
@@ -326,17 +326,10 @@ fn os_user() -> String {
 
 /// The name of the real user id in the password database (`uid<N>` if it has none).
 fn passwd_user() -> String {
-    // SAFETY: getuid cannot fail; getpwuid returns NULL or a pointer to static storage that we
-    // copy at once (the CLI is single-threaded here).
-    unsafe {
-        let uid = libc::getuid();
-        let pw = libc::getpwuid(uid);
-        if pw.is_null() || (*pw).pw_name.is_null() {
-            return format!("uid{uid}");
-        }
-        std::ffi::CStr::from_ptr((*pw).pw_name)
-            .to_string_lossy()
-            .into_owned()
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid{uid}"),
     }
 }
 
@@ -367,7 +360,7 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
             "chops: action {} left unfinished earlier, now {}: {}",
             o.id,
             o.state_label(),
-            render::display::plain(&o.summary)
+            crate::domain::display::plain(&o.summary)
         );
     }
     let action = match &what {
@@ -419,7 +412,7 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
     let preview = match actor.request(action, &who, &place, common.dry_run).await {
         Ok(p) => p,
         Err(crate::actions::FlowError::Refused(r)) => {
-            eprintln!("chops: {}", render::display::plain(&r.to_string()));
+            eprintln!("chops: {}", crate::domain::display::plain(&r.to_string()));
             return Ok(1);
         }
         Err(e) => return Err(e.into()),
@@ -443,7 +436,7 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
     let mut show = move |line: &str| {
         // A progress line on a terminal; quiet when not a TTY (logs, CI).
         if tty {
-            eprint!("\r\x1b[2K{}", render::display::plain(line));
+            eprint!("\r\x1b[2K{}", crate::domain::display::plain(line));
         }
     };
     let result = actor.confirm(&preview.id, &who, &mut show).await?;
@@ -574,7 +567,7 @@ async fn healthcheck(url: &str) -> i32 {
             } else {
                 eprintln!(
                     "chops healthcheck: {url}: status {}",
-                    crate::render::display::plain(status)
+                    crate::domain::display::plain(status)
                 );
                 1
             }

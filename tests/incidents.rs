@@ -22,7 +22,7 @@ const TOKEN: &str = "t0ken-for-tests";
 /// The role the on-call member holds (the cluster's backup role in these tests).
 const ROLE: u64 = 900_000_000_000_000_101;
 
-/// `chops serve` in this process (`chops::app::run`), HTTP on a port-0 listener.
+/// `chops serve` in this process (`chops::serve::run`), HTTP on a port-0 listener.
 struct Serve {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -44,7 +44,7 @@ impl Serve {
         let loaded = Loaded::parse("serve.toml", &text).expect("serve config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let opts = chops::app::Options {
+        let opts = chops::serve::Options {
             no_discord: fake.is_none(),
             token: fake.map(|_| Secret::new("fake-token")),
             listener: Some(listener),
@@ -55,7 +55,7 @@ impl Serve {
             let shutdown = async move {
                 let _ = rx.await;
             };
-            chops::app::run(loaded, opts, shutdown)
+            chops::serve::run(loaded, opts, shutdown)
                 .await
                 .expect("chops serve");
         });
@@ -712,7 +712,7 @@ async fn health_and_metrics_endpoints() {
     let app = chops::app::App::new(
         std::sync::Arc::new(app_cfg),
         chops::store::Store::open_in_memory().unwrap(),
-        chops::discord::speak::Speaker::nowhere(),
+        std::sync::Arc::new(chops::discord::speak::Speaker::nowhere()),
     );
     app.flights
         .card(&target, chops::domain::Scope::Full, Default::default())
@@ -785,7 +785,7 @@ async fn preflight_posts_when_not_healthy_once_per_time() {
     let app = chops::app::App::new(
         std::sync::Arc::new(loaded),
         chops::store::Store::open(&store).unwrap(),
-        chops::discord::speak::Speaker::nowhere(),
+        std::sync::Arc::new(chops::discord::speak::Speaker::nowhere()),
     );
     let at: jiff::Zoned = "2026-11-27T01:30:00+01:00[Europe/Berlin]".parse().unwrap();
     let healthy = chops::automation::schedule::preflight(&app, "local", &schedule, &at).await;

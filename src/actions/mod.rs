@@ -9,9 +9,12 @@
 //! number of processes can share it.
 
 pub mod backup;
+pub mod offer;
 pub mod restart_replica;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::now;
 
 use crate::checks::settings::NameRow;
 use crate::checks::Cluster;
@@ -29,14 +32,6 @@ use crate::store::{
 fn count_action(action_key: &str, decision: &str) {
     let kind = action_key.split(':').next().unwrap_or("unknown");
     crate::metrics::get().action(kind, decision);
-}
-
-/// Seconds since the epoch.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// What an action needs: the cluster (read-only clients for the probes), the operator account,
@@ -927,9 +922,11 @@ fn owner_alive(owner: &str) -> bool {
     if pid as u32 == std::process::id() {
         return true;
     }
-    // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    // Signal 0 sends nothing; it only asks whether the process exists (EPERM: it does, not ours).
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
 }
 
 /// (id, name) as the store keeps them; a terminal user has id 0.

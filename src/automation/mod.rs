@@ -7,8 +7,3 @@ pub mod alerts;
 pub mod outbox;
 pub mod schedule;
 pub mod watch;
-
-/// Seconds since the epoch (chops' clock).
-pub fn now() -> i64 {
-    crate::actions::now()
-}

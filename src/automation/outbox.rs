@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::now;
 use crate::app::App;
+use crate::app::SpeakError;
 use crate::checks::flight::Tuning;
-use crate::discord::speak::SpeakError;
+use crate::clock::now;
 use crate::domain::incident::{Detail, Incident};
 use crate::domain::Scope;
 
@@ -105,7 +105,7 @@ async fn deliver_batch(app: &App, batch: Vec<Incident>) {
         .channel_id
         .or_else(|| app.incident_channel(&first.cluster))
     else {
-        tracing::warn!(incident = first.id, cluster = %crate::render::display::plain(&first.cluster),
+        tracing::warn!(incident = first.id, cluster = %crate::domain::display::plain(&first.cluster),
             "incident has no channel ([clusters.NAME.incidents] channel); recorded only");
         let _ = app.store.mark_posted(&batch, None, None).await;
         return;
@@ -121,7 +121,7 @@ async fn deliver_batch(app: &App, batch: Vec<Incident>) {
             .config
             .target(Some(&first.cluster), &crate::config::process_env);
         let offers = match (&card, target) {
-            (Some(c), Ok(t)) => crate::discord::buttons::offers(&app.store, &t.policy, c).await,
+            (Some(c), Ok(t)) => crate::actions::offer::offers(&app.store, &t.policy, c).await,
             _ => Vec::new(),
         };
         // The check may have used up the grace period: the next start posts it instead.
@@ -178,7 +178,7 @@ async fn deliver_batch(app: &App, batch: Vec<Incident>) {
         }
     };
     if let Err(e) = result {
-        let e = crate::render::display::plain(&e);
+        let e = crate::domain::display::plain(&e);
         // One message, one backoff: its incidents are tried again together.
         let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
         let gave_up = app

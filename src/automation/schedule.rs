@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::now;
 use crate::app::App;
 use crate::checks::flight::Tuning;
+use crate::clock::now;
 use crate::config::{PostWhen, Schedule};
+use crate::domain::display::plain;
 use crate::domain::incident::Detail;
 use crate::domain::{Scope, Verdict};
-use crate::render::display::plain;
 
 /// The next time `s` fires strictly after `after`, in its zone.
 pub fn next_fire(s: &Schedule, after: &jiff::Zoned) -> Option<jiff::Zoned> {

@@ -15,13 +15,13 @@ use ::clickhouse::Row;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::now;
 use crate::app::App;
 use crate::clickhouse::ReplicaClient;
+use crate::clock::now;
+use crate::domain::display::plain;
 use crate::domain::incident::{self, row_event, utc, BackupRow, Detail, Kind, RowEvent};
 use crate::domain::text::clip;
 use crate::domain::ProbeError;
-use crate::render::display::plain;
 use crate::store::Recorded;
 
 /// Rows read per replica and round, newest first (the table is in memory and small).

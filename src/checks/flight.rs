@@ -76,8 +76,8 @@ impl Flights {
             }
             Err(e) => match slot.as_mut() {
                 Some((at, cl)) => {
-                    tracing::warn!(cluster = %crate::render::display::plain(&target.name),
-                        error = %crate::render::display::plain(&e.to_string()),
+                    tracing::warn!(cluster = %crate::domain::display::plain(&target.name),
+                        error = %crate::domain::display::plain(&e.to_string()),
                         "cannot resolve the cluster again; using the replicas known before");
                     *at = Instant::now()
                         .checked_sub(CLUSTER_TTL - RETRY_RESOLVE)

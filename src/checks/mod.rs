@@ -12,7 +12,7 @@ pub mod settings;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ::clickhouse::{RowOwned, RowRead};
 use futures_util::future::join_all;
@@ -202,10 +202,7 @@ impl Cluster {
     async fn check_inner(&self, scope: Scope, extra: Vec<Finding>) -> Card {
         let kinds = scope.kinds();
         let start = Instant::now();
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now_unix = crate::clock::now() as u64;
         let mut facts = settings::SettingsFacts::default();
         let runs: Vec<BoxFut<'_, _>> = kinds
             .iter()

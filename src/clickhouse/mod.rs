@@ -17,35 +17,11 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
+pub use crate::config::Limits;
 use crate::config::Secret;
 use crate::domain::text::{self, first_line};
 use crate::domain::ProbeError;
 use capped::{CappedConnector, Caps};
-
-/// What one answer may cost chops, and how many probes may be in flight at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Bytes of one successful answer (also sent as `max_result_bytes`).
-    pub answer_bytes: u64,
-    /// Bytes of one error answer (a server's exception text is small; default 256 KiB).
-    pub error_bytes: u64,
-    /// Rows of one answer (also sent as `max_result_rows`).
-    pub rows: u64,
-    /// Probes (queries, pings, Keeper words) in flight at once for one check.
-    pub in_flight: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            answer_bytes: 64 << 20,
-            // Cards show an error's first line (≤ 2,000 characters); a stack trace fits too.
-            error_bytes: 256 << 10,
-            rows: 100_000,
-            in_flight: 256,
-        }
-    }
-}
 
 /// Shared by every probe of one check: the limits and the in-flight semaphore.
 #[derive(Debug, Clone)]

@@ -14,7 +14,6 @@ pub use automation::{
     SchedulerConfig, WatchConfig, WebhookConfig, DEFAULT_HTTP_LISTEN,
 };
 
-use crate::clickhouse::Limits;
 use crate::domain::action::ActionKind;
 use crate::domain::guard::Policy;
 use crate::domain::thresholds::{Levels, Thresholds};
@@ -144,6 +143,31 @@ pub struct Defaults {
     pub thresholds: ThresholdsConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+}
+
+/// What one answer may cost chops, and how many probes may be in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one successful answer (also sent as `max_result_bytes`).
+    pub answer_bytes: u64,
+    /// Bytes of one error answer (a server's exception text is small; default 256 KiB).
+    pub error_bytes: u64,
+    /// Rows of one answer (also sent as `max_result_rows`).
+    pub rows: u64,
+    /// Probes (queries, pings, Keeper words) in flight at once for one check.
+    pub in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            answer_bytes: 64 << 20,
+            // Cards show an error's first line (≤ 2,000 characters); a stack trace fits too.
+            error_bytes: 256 << 10,
+            rows: 100_000,
+            in_flight: 256,
+        }
+    }
 }
 
 /// What one answer may cost chops (`[defaults.limits]`); every key optional.

@@ -14,8 +14,8 @@ use crate::actions::{self, Actor, FlowError, Preview};
 use crate::checks::Cluster;
 use crate::config;
 use crate::domain::action::Action;
+use crate::domain::display;
 use crate::domain::guard::{self, Requester};
-use crate::render::display;
 use crate::store::{Confirmation, Transition};
 
 /// How often a running action's message is edited (Discord rate-limits edits).
@@ -115,36 +115,6 @@ async fn edit(
 }
 
 /// Route a component interaction that belongs to chops.
-/// Store each runnable step's action and return (offer id, button label); none when actions are
-/// not enabled for the cluster (default deny: no roles, no buttons). Used under a command's card
-/// and under an incident's card alike: a click is guarded the same way wherever the button is.
-pub async fn offers(
-    store: &crate::store::Store,
-    policy: &guard::Policy,
-    card: &crate::domain::Card,
-) -> Vec<(String, String)> {
-    if !policy.enabled() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for a in card
-        .next_steps
-        .iter()
-        .filter_map(|s| s.action.as_ref())
-        .take(25)
-    {
-        let json = serde_json::to_string(a).expect("an action serialises");
-        match store
-            .put_offer(json, a.cluster().to_string(), actions::now(), 3600)
-            .await
-        {
-            Ok(id) => out.push((id, a.title())),
-            Err(e) => tracing::warn!(error = %e, "could not store a card button"),
-        }
-    }
-    out
-}
-
 pub async fn handle(ctx: &serenity::Context, data: &Data, ci: &serenity::ComponentInteraction) {
     let Some((verb, id)) = ci
         .data
@@ -206,7 +176,7 @@ async fn resolve(
     };
     let text = format!(
         "marked resolved by {name} at {}",
-        crate::domain::incident::utc(actions::now())
+        crate::domain::incident::utc(crate::clock::now())
     );
     match data.store.resolve_incident(incident.id, &text).await {
         Ok(true) => {
@@ -227,7 +197,7 @@ async fn offer(
     id: &str,
     who: &Requester,
 ) {
-    let json = match data.store.offer(id, actions::now()).await {
+    let json = match data.store.offer(id, crate::clock::now()).await {
         Ok(Some(j)) => j,
         Ok(None) => {
             return ephemeral(ctx, ci, "This button expired: run /backup-check again.").await
@@ -484,7 +454,7 @@ fn flow_text(e: FlowError) -> String {
 
 /// An internal error: logged with a reference the user can quote.
 fn internal(detail: &str) -> String {
-    let r = super::reference();
+    let r = crate::app::reference();
     tracing::error!(reference = %r, error = %display::plain(detail), "action failed");
     format!("internal error, reference {r}")
 }

@@ -7,9 +7,9 @@ use super::{buttons, render, Context, Error, UserError};
 use crate::checks::flight::Tuning;
 use crate::config;
 use crate::domain::action::Action;
+use crate::domain::display;
 use crate::domain::text::clip;
 use crate::domain::{guard, CheckKind, Scope};
-use crate::render::display;
 
 /// Cluster names from the config that start with what the user typed.
 async fn cluster_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
@@ -478,7 +478,8 @@ pub async fn run_check(
     let reply = match ctx.data().flights.card(&target, scope, tuning).await {
         Ok(card) => {
             let mut e = render::embed(&card);
-            let offers = buttons::offers(&ctx.data().store, &target.policy, &card).await;
+            let offers =
+                crate::actions::offer::offers(&ctx.data().store, &target.policy, &card).await;
             if !target.policy.enabled() && card.next_steps.iter().any(|s| s.action.is_some()) {
                 e.footer = clip(
                     &format!("{} · actions are not enabled for {}", e.footer, target.name),
@@ -493,8 +494,9 @@ pub async fn run_check(
             }
             reply
         }
-        Err(e) => serenity::EditInteractionResponse::new()
-            .content(render::clip(&display::discord(&e.to_string()), 2000)),
+        Err(e) => serenity::EditInteractionResponse::new().content(
+            crate::domain::text::clip_chars(&display::discord(&e.to_string()), 2000),
+        ),
     };
     // Sent past poise (an edit), so its `allowed_mentions` default is set here too.
     let reply = reply.allowed_mentions(serenity::CreateAllowedMentions::new());

@@ -10,14 +10,13 @@ pub mod render;
 pub mod speak;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 
 use crate::config::{Loaded, Secret};
+use crate::domain::display::plain;
 use crate::domain::guard;
-use crate::render::display::plain;
 
 /// What every command handler can reach: the application state of `chops serve`.
 pub type Data = crate::app::App;
@@ -85,21 +84,6 @@ pub async fn register(http: &serenity::Http, guild_ids: &[u64]) -> Result<usize,
     Ok(guild_ids.len())
 }
 
-static REFERENCE: AtomicU64 = AtomicU64::new(0);
-
-/// A short reference that ties an "internal error" message to its log line.
-pub fn reference() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{:x}-{}",
-        nanos & 0xff_ffff,
-        REFERENCE.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// DMs and guilds outside `discord.guild_ids` are refused before anything else happens.
 async fn place_guard(ctx: Context<'_>) -> Result<bool, Error> {
     guard::may_speak_in(
@@ -147,7 +131,7 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
             let text = match user {
                 Some(u) => u.0.clone(),
                 None => {
-                    let r = reference();
+                    let r = crate::app::reference();
                     tracing::error!(reference = %r, command = %ctx.command().qualified_name, error = %plain(&error.to_string()), "command failed");
                     format!("internal error, reference {r}")
                 }
@@ -168,21 +152,23 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
 }
 
 /// The bot alone (no HTTP server, watcher or scheduler): connect to the gateway and answer
-/// commands until `shutdown` completes. `chops serve` runs [`crate::app::run`] instead.
+/// commands until `shutdown` completes. `chops serve` runs the composition root (`serve::run`) instead.
 pub async fn serve(
     config: Loaded,
     token: Secret,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BotError> {
     let store = crate::store::Store::open(&config.store_path())?;
-    let app = crate::app::App::new(Arc::new(config), store, speak::Speaker::discord());
-    bot(app, token, shutdown).await
+    let speaker = Arc::new(speak::Speaker::discord());
+    let app = crate::app::App::new(Arc::new(config), store, speaker.clone());
+    bot(app, token, speaker, shutdown).await
 }
 
 /// Connect to the gateway and answer commands for `app` until `shutdown` completes.
 pub async fn bot(
     app: Data,
     token: Secret,
+    speaker: Arc<speak::Speaker>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BotError> {
     let guild_ids = app.config.config.discord.guild_ids.clone();
@@ -248,7 +234,7 @@ pub async fn bot(
             .framework(framework)
             .await?;
     // Incidents are posted with the bot's own REST client (one rate limiter).
-    app.speaker.connect(client.http.clone());
+    speaker.connect(client.http.clone());
     let shards = client.shard_manager.clone();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

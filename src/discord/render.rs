@@ -4,8 +4,9 @@
 
 use poise::serenity_prelude as serenity;
 
+use crate::domain::display::{discord, plain};
+use crate::domain::text::clip_chars;
 use crate::domain::{Card, Finding, NextStep, Severity, Verdict};
-use crate::render::display::{discord, plain};
 
 pub const TITLE_MAX: usize = 256;
 pub const DESCRIPTION_MAX: usize = 4096;
@@ -71,16 +72,6 @@ fn count(s: &str) -> usize {
     s.chars().count()
 }
 
-/// Cut `s` to at most `max` characters, marking the cut with "…".
-pub fn clip(s: &str, max: usize) -> String {
-    if count(s) <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 pub fn color(v: Verdict) -> u32 {
     match v {
         Verdict::Healthy => 0x2e_cc_71,
@@ -118,12 +109,12 @@ fn lines_within(lines: &[String], max: usize) -> String {
         } else {
             let tail = format!("… and {rest} more");
             if out.is_empty() {
-                return clip(line, max);
+                return clip_chars(line, max);
             }
             return if count(&out) + 1 + count(&tail) <= max {
                 format!("{out}\n{tail}")
             } else {
-                clip(&out, max)
+                clip_chars(&out, max)
             };
         }
     }
@@ -134,7 +125,7 @@ fn finding_line(f: &Finding) -> String {
     let mut line = format!("{} {}", mark(f.severity), discord(&f.summary));
     if f.severity > Severity::Ok {
         if let Some(e) = f.evidence.first() {
-            line.push_str(&format!("\n  ↳ {}", clip(&discord(e), 160)));
+            line.push_str(&format!("\n  ↳ {}", clip_chars(&discord(e), 160)));
         }
     }
     line
@@ -147,11 +138,11 @@ fn step_text(i: usize, s: &NextStep, max: usize) -> (String, Option<(String, Str
         .as_ref()
         .map(|r| format!(" — on **{}**", discord(r)))
         .unwrap_or_default();
-    let head = clip(&format!("**{}.** {}{on}", i + 1, discord(&s.title)), 200);
+    let head = clip_chars(&format!("**{}.** {}{on}", i + 1, discord(&s.title)), 200);
     let note = s
         .note
         .as_ref()
-        .map(|n| format!("\n*{}*", clip(&discord(n), 150)))
+        .map(|n| format!("\n*{}*", clip_chars(&discord(n), 150)))
         .unwrap_or_default();
     let room = max.saturating_sub(count(&head) + count(&note));
     let mut body = String::new();
@@ -165,7 +156,7 @@ fn step_text(i: usize, s: &NextStep, max: usize) -> (String, Option<(String, Str
             block
         } else {
             let name = format!("step-{}.sql", i + 1);
-            let part = clip(&format!("\n*(statement attached: {name})*"), room);
+            let part = clip_chars(&format!("\n*(statement attached: {name})*"), room);
             file = Some((name, format!("{}\n", plain(code))));
             part
         };
@@ -189,7 +180,7 @@ pub fn embed(card: &Card) -> Embed {
 
 fn build(card: &Card, per_field: usize) -> Embed {
     let scope = card.scope.title();
-    let title = clip(
+    let title = clip_chars(
         &format!(
             "{} {} · {} · {}",
             mark(card.worst()),
@@ -213,7 +204,7 @@ fn build(card: &Card, per_field: usize) -> Embed {
             description.push_str(&format!("\nAlso possible: {}", others.join(", ")));
         }
     }
-    let description = clip(&description, DESCRIPTION_MAX.min(per_field * 2));
+    let description = clip_chars(&description, DESCRIPTION_MAX.min(per_field * 2));
 
     let mut fields: Vec<(String, String)> = Vec::new();
     for s in &card.sections {
@@ -224,7 +215,7 @@ fn build(card: &Card, per_field: usize) -> Embed {
             lines_within(&lines, per_field)
         };
         fields.push((
-            clip(
+            clip_chars(
                 &format!("{} {}", mark(s.status), discord(&s.title)),
                 FIELD_NAME_MAX,
             ),
@@ -271,7 +262,7 @@ fn build(card: &Card, per_field: usize) -> Embed {
     }
     if hidden > 0 {
         if let Some(last) = fields.last_mut() {
-            last.1 = clip(
+            last.1 = clip_chars(
                 &format!(
                     "{}\n… {hidden} more: run `chops check backup` for all",
                     last.1
@@ -294,7 +285,7 @@ fn build(card: &Card, per_field: usize) -> Embed {
             None => format!("{} {} ms", s.check.name(), s.elapsed_ms),
         })
         .collect();
-    let footer = clip(
+    let footer = clip_chars(
         &format!(
             "{} · total {} ms · chops {}",
             timings.join(" · "),
@@ -325,7 +316,7 @@ pub fn card_buttons(offers: &[(String, String)]) -> Vec<serenity::CreateActionRo
                 row.iter()
                     .map(|(id, label)| {
                         serenity::CreateButton::new(format!("chops:offer:{id}"))
-                            .label(clip(&plain(label), 80))
+                            .label(clip_chars(&plain(label), 80))
                             .style(serenity::ButtonStyle::Secondary)
                     })
                     .collect(),
@@ -443,7 +434,7 @@ pub fn preview_embed(p: &crate::actions::Preview, requester_id: Option<u64>) -> 
     }
     description.push_str(&who_line);
     Embed {
-        title: clip(
+        title: clip_chars(
             &format!(
                 "Preview · {} · {}",
                 plain(&p.action.title()),
@@ -451,7 +442,7 @@ pub fn preview_embed(p: &crate::actions::Preview, requester_id: Option<u64>) -> 
             ),
             TITLE_MAX,
         ),
-        description: clip(&description, DESCRIPTION_MAX),
+        description: clip_chars(&description, DESCRIPTION_MAX),
         color: BLUE,
         fields: vec![],
         footer: format!("action {} · chops {}", p.id, env!("CARGO_PKG_VERSION")),
@@ -464,8 +455,8 @@ pub fn preview_embed(p: &crate::actions::Preview, requester_id: Option<u64>) -> 
 pub fn progress_embed(title: &str, sql: &str, id: &str, line: &str) -> Embed {
     let (code, _) = statement(sql, 3000);
     Embed {
-        title: clip(&format!("Running · {}", plain(title)), TITLE_MAX),
-        description: clip(&format!("{code}\n⏳ {}", discord(line)), DESCRIPTION_MAX),
+        title: clip_chars(&format!("Running · {}", plain(title)), TITLE_MAX),
+        description: clip_chars(&format!("{code}\n⏳ {}", discord(line)), DESCRIPTION_MAX),
         color: ORANGE,
         fields: vec![],
         footer: format!("action {id}"),
@@ -493,11 +484,11 @@ pub fn outcome_embed(title: &str, sql: &str, o: &crate::actions::Outcome) -> Emb
         None => format!("action {}", o.id),
     };
     Embed {
-        title: clip(
+        title: clip_chars(
             &format!("{} · {}", o.state_label(), plain(title)),
             TITLE_MAX,
         ),
-        description: clip(&description, DESCRIPTION_MAX),
+        description: clip_chars(&description, DESCRIPTION_MAX),
         color,
         fields: vec![],
         footer,
@@ -509,7 +500,7 @@ pub fn outcome_embed(title: &str, sql: &str, o: &crate::actions::Outcome) -> Emb
 /// A short state line replacing a preview (cancelled, expired).
 pub fn closed_embed(title: &str, id: &str, why: &str) -> Embed {
     Embed {
-        title: clip(&format!("{} · {}", plain(why), plain(title)), TITLE_MAX),
+        title: clip_chars(&format!("{} · {}", plain(why), plain(title)), TITLE_MAX),
         description: String::new(),
         color: GREY,
         fields: vec![],
@@ -533,7 +524,7 @@ pub fn audit_embed(cluster: Option<&str>, rows: &[crate::store::AuditRecord]) ->
                 discord(&a.requester_name)
             );
             if let Some(x) = a.reason.as_ref().or(a.outcome.as_ref()) {
-                line.push_str(&format!(" — {}", clip(&discord(x), 150)));
+                line.push_str(&format!(" — {}", clip_chars(&discord(x), 150)));
             }
             line
         })
@@ -545,7 +536,7 @@ pub fn audit_embed(cluster: Option<&str>, rows: &[crate::store::AuditRecord]) ->
     };
     Embed {
         title: match cluster {
-            Some(c) => clip(&format!("Audit · {}", plain(c)), TITLE_MAX),
+            Some(c) => clip_chars(&format!("Audit · {}", plain(c)), TITLE_MAX),
             None => "Audit".to_string(),
         },
         description,
@@ -568,7 +559,7 @@ pub fn explain_embed(e: &crate::domain::explain::Explanation) -> Embed {
     };
     fields.push(("Code".to_string(), code));
     if let Some(h) = &e.host {
-        fields.push(("Host".to_string(), clip(&discord(h), FIELD_VALUE_MAX)));
+        fields.push(("Host".to_string(), clip_chars(&discord(h), FIELD_VALUE_MAX)));
     }
     let causes: Vec<&str> = e.causes.iter().map(|c| c.title()).collect();
     if !causes.is_empty() {
@@ -588,7 +579,7 @@ pub fn explain_embed(e: &crate::domain::explain::Explanation) -> Embed {
         "**{}**\n{}\n\n{}",
         discord(e.category.name()),
         discord(&e.meaning),
-        clip(&discord(&e.message), 1500)
+        clip_chars(&discord(&e.message), 1500)
     );
     if let Some(a) = e.also {
         description.push_str(&format!("\n\nor: {}", discord(a.name())));
@@ -597,8 +588,8 @@ pub fn explain_embed(e: &crate::domain::explain::Explanation) -> Embed {
         description.push_str("\n*(only the first MiB of the text was read)*");
     }
     Embed {
-        title: clip(&format!("Explained · {}", e.category.label()), TITLE_MAX),
-        description: clip(&description, DESCRIPTION_MAX),
+        title: clip_chars(&format!("Explained · {}", e.category.label()), TITLE_MAX),
+        description: clip_chars(&description, DESCRIPTION_MAX),
         color: match e.category {
             crate::domain::classify::ErrorKind::Other => GREY,
             _ => ORANGE,
@@ -615,9 +606,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clip_and_lines() {
-        assert_eq!(clip("abcdef", 4), "abc…");
-        assert_eq!(clip("abc", 4), "abc");
+    fn lines_within_counts_the_rest() {
         let lines: Vec<String> = (0..50)
             .map(|i| format!("line {i:02} with some text"))
             .collect();

@@ -5,27 +5,20 @@ use std::sync::{Arc, OnceLock};
 
 use poise::serenity_prelude as serenity;
 
+use futures_util::future::BoxFuture;
+
 use super::render;
+use crate::app::{Speak, SpeakError};
+use crate::domain::display::Target;
 use crate::domain::incident::Incident;
 use crate::domain::Card;
-use crate::render::display::Target;
 use crate::render::incident::group_text;
 
 /// Discord's limit for a message's content.
 const CONTENT_MAX: usize = 2000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SpeakError {
-    #[error("Discord is not connected yet")]
-    NotConnected,
-    #[error("Discord: {0}")]
-    Discord(Box<serenity::Error>),
-}
-
-impl From<serenity::Error> for SpeakError {
-    fn from(e: serenity::Error) -> Self {
-        SpeakError::Discord(Box::new(e))
-    }
+fn failed(e: serenity::Error) -> SpeakError {
+    SpeakError::Discord(Box::new(e))
 }
 
 /// Where incidents go.
@@ -53,10 +46,6 @@ impl Speaker {
         }
     }
 
-    pub fn posts_to_discord(&self) -> bool {
-        self.http.is_some()
-    }
-
     fn client(&self) -> Result<Option<&Arc<serenity::Http>>, SpeakError> {
         match &self.http {
             None => Ok(None),
@@ -64,9 +53,7 @@ impl Speaker {
         }
     }
 
-    /// Posts `incidents` (one, or several of one kind posted together) to `channel`: the header,
-    /// then the card when there is one; returns the message id (None when posting nowhere).
-    pub async fn post(
+    async fn post_now(
         &self,
         channel: u64,
         incidents: &[Incident],
@@ -90,7 +77,7 @@ impl Speaker {
         };
         let mut content = group_text(incidents, Target::Discord, CONTENT_MAX);
         if let Some(n) = note {
-            let n = format!("\n{}", crate::render::display::discord(n));
+            let n = format!("\n{}", crate::domain::display::discord(n));
             if content.chars().count() + n.chars().count() <= CONTENT_MAX {
                 content.push_str(&n);
             }
@@ -112,13 +99,13 @@ impl Speaker {
         }
         let sent = serenity::ChannelId::new(channel)
             .send_message(http.as_ref(), msg)
-            .await?;
+            .await
+            .map_err(failed)?;
         Ok(Some(sent.id.get()))
     }
 
-    /// Rewrites the header of a posted message (every incident it shows, as they are now: a
-    /// resolution, another replica); the card stays.
-    pub async fn edit(
+    /// The card stays: only the header is rewritten.
+    async fn edit_now(
         &self,
         channel: u64,
         message: u64,
@@ -137,8 +124,35 @@ impl Speaker {
             .allowed_mentions(serenity::CreateAllowedMentions::new());
         serenity::ChannelId::new(channel)
             .edit_message(http.as_ref(), serenity::MessageId::new(message), edit)
-            .await?;
+            .await
+            .map_err(failed)?;
         Ok(())
+    }
+}
+
+impl Speak for Speaker {
+    fn posts_to_discord(&self) -> bool {
+        self.http.is_some()
+    }
+
+    fn post<'a>(
+        &'a self,
+        channel: u64,
+        incidents: &'a [Incident],
+        card: Option<&'a Card>,
+        note: Option<&'a str>,
+        offers: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Option<u64>, SpeakError>> {
+        Box::pin(self.post_now(channel, incidents, card, note, offers))
+    }
+
+    fn edit<'a>(
+        &'a self,
+        channel: u64,
+        message: u64,
+        incidents: &'a [Incident],
+    ) -> BoxFuture<'a, Result<(), SpeakError>> {
+        Box::pin(self.edit_now(channel, message, incidents))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod card;
 pub mod cause;
 pub mod classify;
 pub mod diagnose;
+pub mod display;
 pub mod explain;
 pub mod finding;
 pub mod guard;

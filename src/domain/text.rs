@@ -4,7 +4,7 @@
 //! without losing any: valid UTF-8 stays as it is, and each byte that is not (or that falls in the
 //! reserved range below) becomes one *raw-byte* character `U+10FF00 + byte`. [`to_bytes`] reverses
 //! it exactly, so SQL naming such an object is built from the server's own bytes (`sql::ident`),
-//! while display code shows raw bytes as `\xHH` (`render::display`). The reserved range is the end
+//! while display code shows raw bytes as `\xHH` (`domain::display`). The reserved range is the end
 //! of the last private-use plane; a real name using it still round-trips, byte by byte.
 
 /// First character of the raw-byte range (`U+10FF00 + byte`).
@@ -60,7 +60,7 @@ pub fn to_bytes(s: &str) -> Vec<u8> {
 }
 
 /// How a hidden character is shown (`\n`, `\t`, `\r`, `\xHH`, `\u{XXXX}`); None: as itself.
-/// The display boundary (`render::display`) writes these; [`clip`] counts them.
+/// The display boundary (`domain::display`) writes these; [`clip`] counts them.
 pub fn escape(c: char) -> Option<String> {
     if !is_hidden(c) {
         return None;
@@ -78,6 +78,17 @@ pub fn escape(c: char) -> Option<String> {
 /// Characters `c` takes once shown.
 fn shown_width(c: char) -> usize {
     escape(c).map_or(1, |e| e.len())
+}
+
+/// `s` (already shown) cut to at most `max` characters, the cut marked "…": for limits counted in
+/// characters, such as Discord's. [`clip`] is for text not yet shown.
+pub fn clip_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// `s` cut so that, shown, it takes at most `max` characters, the cut marked `…(N more bytes)`.
@@ -162,6 +173,13 @@ mod tests {
             raw_byte(from_bytes(&[0xfe]).chars().next().unwrap()),
             Some(0xfe)
         );
+    }
+
+    #[test]
+    fn clip_chars_counts_characters() {
+        assert_eq!(clip_chars("abcdef", 4), "abc…");
+        assert_eq!(clip_chars("abc", 4), "abc");
+        assert_eq!(clip_chars("ééééé", 3), "éé…");
     }
 
     #[test]

@@ -180,7 +180,7 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
         Ok(i) => i,
         Err(e) => {
             m.webhook_rejected("version");
-            let reason = crate::render::display::plain(&e.to_string());
+            let reason = crate::domain::display::plain(&e.to_string());
             return text(StatusCode::UNPROCESSABLE_ENTITY, format!("{reason}\n"));
         }
     };
@@ -203,7 +203,7 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
             } else {
                 String::new()
             };
-            crate::render::display::plain(&format!("{first}{more}"))
+            crate::domain::display::plain(&format!("{first}{more}"))
         }
     };
     if intake.records.is_empty() {
@@ -216,7 +216,7 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
     let received = intake.records.len() as u64;
     match app
         .store
-        .record_alerts(intake.records, crate::automation::now())
+        .record_alerts(intake.records, crate::clock::now())
         .await
     {
         Ok(outcomes) => {
@@ -243,7 +243,7 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
             )
         }
         Err(e) => {
-            let r = crate::discord::reference();
+            let r = crate::app::reference();
             tracing::error!(reference = %r, error = %e, "webhook: cannot record alerts");
             text(
                 StatusCode::SERVICE_UNAVAILABLE,

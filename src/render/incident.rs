@@ -1,7 +1,7 @@
 //! The lines an incident message opens with (the card follows): what failed, where, when, the
 //! error — every untrusted piece through the display boundary, for Discord or a log line.
 
-use super::display::{show, Target};
+use crate::domain::display::{show, Target};
 use crate::domain::incident::{utc, Detail, Incident};
 use crate::domain::text::{clip, first_line};
 

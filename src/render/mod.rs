@@ -1,8 +1,9 @@
-//! Renderers of the [`Card`](crate::domain::Card): plain/colour terminal text and JSON, and
-//! [`display`], the one boundary every untrusted string passes before it is shown.
+//! Renderers of the [`Card`](crate::domain::Card): plain/colour terminal text and JSON. Every
+//! untrusted string passes [`crate::domain::display`], the one boundary, before it is shown.
 //! (The Discord embed renderer lives with the bot.)
 
-pub mod display;
+use crate::domain::display;
+
 pub mod incident;
 pub mod terminal;
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::display::plain;
+use crate::domain::display::plain;
 use crate::domain::{Card, Severity, Verdict};
 
 struct Style {

@@ -14,14 +14,10 @@ mod schema;
 mod tests;
 mod types;
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::io::Read;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -127,10 +123,7 @@ impl Store {
                 _ => return false,
             }
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::clock::now();
         self.call(move |c| {
             c.execute(
                 "INSERT INTO heartbeat (id, at) VALUES (1, ?1)
@@ -645,23 +638,5 @@ fn from_sql_id(v: i64) -> u64 {
 
 /// 16 hex chars: fits a Discord custom_id with room to spare, and is not guessable from another.
 fn new_id() -> String {
-    let mut bytes = [0u8; 8];
-    let n = match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
-        Ok(()) => u64::from_le_bytes(bytes),
-        Err(_) => fallback_random(),
-    };
-    format!("{n:016x}")
-}
-
-/// Where /dev/urandom is missing: std's randomly keyed SipHash over time, a counter and the pid.
-fn fallback_random() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.write_u128(nanos);
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.finish()
+    format!("{:016x}", crate::clock::random_u64())
 }
