@@ -1,6 +1,6 @@
 //! Guard decisions: where the bot may speak ([`may_speak_in`], [`may_speak`]) and whether an
-//! action may run ([`may_act`]): one pure decision used by the card's "Not now" notes, the
-//! preview and execution alike.
+//! action may run ([`may_act`]): one pure decision used by the card's "Not now" notes (through
+//! [`restart_risk`]), the preview and execution alike.
 //!
 //! Speaking: the *place* (guild, DM) before anything reads the config or a secret, then the
 //! *channel* of the resolved cluster. Refusals name no cluster.
@@ -161,6 +161,37 @@ impl TableState {
     }
 }
 
+/// What a `SYSTEM RESTART REPLICA` would break now (the runbook's step 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartRisk {
+    /// Keeper does not answer: the replica cannot re-initialise, the table stays read-only.
+    KeeperDown,
+    /// The replica is the table's last active one: the table would be unavailable.
+    LastActive,
+}
+
+impl RestartRisk {
+    /// The restart rules, in the order the guard checks them.
+    pub const ALL: [RestartRisk; 2] = [RestartRisk::KeeperDown, RestartRisk::LastActive];
+
+    /// Whether this risk is real, given whether Keeper answers and whether the replica is the
+    /// last active one of the table ([`TableState::last_active`]).
+    pub fn applies(self, keeper_answers: bool, last_active: bool) -> bool {
+        match self {
+            RestartRisk::KeeperDown => !keeper_answers,
+            RestartRisk::LastActive => last_active,
+        }
+    }
+}
+
+/// The first restart rule broken: what the guard would refuse a restart for (None: Keeper and
+/// the table allow it). The card's "Not now" notes read this; [`preconditions`] lists every rule.
+pub fn restart_risk(keeper_answers: bool, last_active: bool) -> Option<RestartRisk> {
+    RestartRisk::ALL
+        .into_iter()
+        .find(|r| r.applies(keeper_answers, last_active))
+}
+
 /// Live facts about an action's target, probed right before deciding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -222,60 +253,78 @@ pub fn preconditions(action: &Action, s: &Snapshot, now: i64) -> Vec<Preconditio
         Err(e) => pre(false, "", format!("{r} does not answer ({e})")),
     });
     match action {
-        Action::BackupReplica { disk, .. } => {
-            out.push(pre(
-                s.running.is_empty(),
-                format!("no backup or restore running on {r}"),
-                format!("{r} is running {}", s.running.join(", ")),
-            ));
-            out.push(match s.disk {
-                Some(true) => pre(true, format!("disk '{disk}' exists on {r}"), ""),
-                Some(false) => pre(false, "", format!("{r} has no disk '{disk}'")),
-                None => pre(false, "", format!("disk '{disk}' on {r}: unknown")),
-            });
-            out.push(pre(
-                s.missing_databases.is_empty(),
-                format!("every database exists on {r}"),
-                format!("{r} has no database {}", s.missing_databases.join(", ")),
-            ));
-            out.push(pre(
-                !s.name_taken,
-                "the backup name is new",
-                "a backup with this name already exists",
-            ));
-        }
+        Action::BackupReplica { disk, .. } => out.extend(backup_preconditions(r, disk, s)),
         Action::RestartReplica {
             database, table, ..
-        } => {
-            out.push(match s.table {
-                Some(_) => pre(true, format!("{database}.{table} is Replicated on {r}"), ""),
-                None => pre(
-                    false,
-                    "",
-                    format!("{database}.{table} is not a Replicated table on {r}"),
-                ),
-            });
-            out.push(match &s.keeper {
-                Ok(()) => pre(true, "Keeper answers", ""),
-                Err(e) => pre(
-                    false,
-                    "",
-                    format!("Keeper does not answer ({e}): the table would stay read-only"),
-                ),
-            });
-            let last = s.table.is_some_and(|t| t.last_active());
-            out.push(pre(
-                !last,
-                format!("{r} is not the last active replica of {database}.{table}"),
-                format!("{r} is the last active replica of {database}.{table}: the table would be unavailable"),
-            ));
-            out.push(pre(
-                s.running.is_empty(),
-                format!("no backup running on {r}"),
-                format!("{r} is running {}", s.running.join(", ")),
-            ));
-        }
+        } => out.extend(restart_preconditions(r, &format!("{database}.{table}"), s)),
     }
+    out
+}
+
+/// What a per-replica backup on `r` to `disk` needs of the replica.
+fn backup_preconditions(r: &str, disk: &str, s: &Snapshot) -> [Precondition; 4] {
+    [
+        pre(
+            s.running.is_empty(),
+            format!("no backup or restore running on {r}"),
+            format!("{r} is running {}", s.running.join(", ")),
+        ),
+        match s.disk {
+            Some(true) => pre(true, format!("disk '{disk}' exists on {r}"), ""),
+            Some(false) => pre(false, "", format!("{r} has no disk '{disk}'")),
+            None => pre(false, "", format!("disk '{disk}' on {r}: unknown")),
+        },
+        pre(
+            s.missing_databases.is_empty(),
+            format!("every database exists on {r}"),
+            format!("{r} has no database {}", s.missing_databases.join(", ")),
+        ),
+        pre(
+            !s.name_taken,
+            "the backup name is new",
+            "a backup with this name already exists",
+        ),
+    ]
+}
+
+/// What restarting `table` (`db.table`) on `r` needs: a Replicated table, then the restart
+/// rules ([`RestartRisk::ALL`]), then no backup running there.
+fn restart_preconditions(r: &str, table: &str, s: &Snapshot) -> Vec<Precondition> {
+    let mut out = vec![match s.table {
+        Some(_) => pre(true, format!("{table} is Replicated on {r}"), ""),
+        None => pre(
+            false,
+            "",
+            format!("{table} is not a Replicated table on {r}"),
+        ),
+    }];
+    let keeper_answers = s.keeper.is_ok();
+    let last = s.table.is_some_and(|t| t.last_active());
+    for risk in RestartRisk::ALL {
+        let ok = !risk.applies(keeper_answers, last);
+        out.push(match risk {
+            RestartRisk::KeeperDown => pre(
+                ok,
+                "Keeper answers",
+                format!(
+                    "Keeper does not answer ({}): the table would stay read-only",
+                    s.keeper.as_ref().err().map_or("", String::as_str)
+                ),
+            ),
+            RestartRisk::LastActive => pre(
+                ok,
+                format!("{r} is not the last active replica of {table}"),
+                format!(
+                    "{r} is the last active replica of {table}: the table would be unavailable"
+                ),
+            ),
+        });
+    }
+    out.push(pre(
+        s.running.is_empty(),
+        format!("no backup running on {r}"),
+        format!("{r} is running {}", s.running.join(", ")),
+    ));
     out
 }
 
@@ -502,6 +551,53 @@ mod tests {
         .contains("last active replica"));
         // Read-only with an expired session is not active: restarting it is the fix.
         assert!(!healthy().table.unwrap().last_active());
+    }
+
+    /// The card's "Not now" note and the guard name the same first reason.
+    #[test]
+    fn restart_risk_is_what_the_guard_refuses_first() {
+        let last = TableState {
+            readonly: false,
+            session_expired: false,
+            active_replicas: 1,
+            total_replicas: 2,
+        };
+        for (keeper_answers, last_active, want) in [
+            (true, false, None),
+            (true, true, Some(RestartRisk::LastActive)),
+            (false, false, Some(RestartRisk::KeeperDown)),
+            (false, true, Some(RestartRisk::KeeperDown)),
+        ] {
+            assert_eq!(restart_risk(keeper_answers, last_active), want);
+            let s = Snapshot {
+                keeper: if keeper_answers {
+                    Ok(())
+                } else {
+                    Err("connection refused".into())
+                },
+                table: Some(if last_active {
+                    last
+                } else {
+                    healthy().table.unwrap()
+                }),
+                ..healthy()
+            };
+            let why = match may_act(&restart(), &s, &policy(), &member(&[7]), 1000) {
+                Ok(()) => None,
+                Err(ActRefusal::Precondition(why)) => Some(why),
+                Err(other) => panic!("{other:?}"),
+            };
+            let named = match want {
+                None => None,
+                Some(RestartRisk::KeeperDown) => Some("Keeper does not answer"),
+                Some(RestartRisk::LastActive) => Some("last active replica"),
+            };
+            assert_eq!(
+                why.as_deref().map(|w| named.is_some_and(|n| w.contains(n))),
+                named.map(|_| true),
+                "{keeper_answers} {last_active}: {why:?}"
+            );
+        }
     }
 
     #[test]
