@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Problems;
 use crate::domain::url;
 
 /// Where `/livez`, `/readyz`, `/metrics` and `/alertmanager` listen by default (loopback: put a
@@ -237,111 +236,6 @@ pub fn parse_cron(s: &str) -> Result<croner::Cron, String> {
     }
     s.parse::<croner::Cron>()
         .map_err(|e| format!("'{}' is not a valid cron: {e}", url::shown(s)))
-}
-
-fn env_name_ok(var: &str) -> bool {
-    !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Every problem of the automation tables, added to `p`.
-pub(super) fn validate(c: &super::Config, p: &mut Problems<'_>) {
-    if c.http.enabled && c.http.listen.parse::<std::net::SocketAddr>().is_err() {
-        p.add(
-            "http.listen".into(),
-            format!(
-                "'{}' must be ip:port, e.g. 127.0.0.1:9187 or 0.0.0.0:9187",
-                url::shown(&c.http.listen)
-            ),
-        );
-    }
-    let w = &c.watch;
-    for (key, v, min, max) in [
-        ("interval_secs", w.interval_secs, 1, 86_400),
-        (
-            "unreachable_after_secs",
-            w.unreachable_after_secs,
-            1,
-            86_400 * 7,
-        ),
-        ("group_window_secs", w.group_window_secs, 0, 86_400),
-        ("lookback_secs", w.lookback_secs, 0, 86_400 * 30),
-    ] {
-        if !(min..=max).contains(&v) {
-            p.add(
-                format!("watch.{key}"),
-                format!("{v} is out of range ({min}..={max})"),
-            );
-        }
-    }
-    for (i, s) in w.states.iter().enumerate() {
-        if !WATCHABLE_STATES.contains(&s.as_str()) {
-            p.add(
-                format!("watch.states[{i}]"),
-                format!(
-                    "'{}' is not one of {}",
-                    url::shown(s),
-                    WATCHABLE_STATES.join(", ")
-                ),
-            );
-        }
-    }
-    if let Some(h) = &c.webhook {
-        if !env_name_ok(&h.token_env) {
-            p.add(
-                "webhook.token_env".into(),
-                "must be the NAME of an environment variable, e.g. CHOPS_WEBHOOK_TOKEN",
-            );
-        }
-        if h.cluster_label.is_empty()
-            || !h
-                .cluster_label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            p.add(
-                "webhook.cluster_label".into(),
-                "must be a Prometheus label name (letters, digits, '_')",
-            );
-        }
-        for (label, cluster) in &h.clusters {
-            if !c.clusters.contains_key(cluster) {
-                p.add(
-                    format!("webhook.clusters.\"{}\"", url::shown(label)),
-                    format!("'{}' is not a configured cluster", url::shown(cluster)),
-                );
-            }
-        }
-        if !(1024..=64 << 20).contains(&h.max_body_bytes) {
-            p.add(
-                "webhook.max_body_bytes".into(),
-                format!("{} is out of range (1024..=67108864)", h.max_body_bytes),
-            );
-        }
-    }
-    for (raw, cl) in &c.clusters {
-        let name = url::shown(raw);
-        if let Some(i) = &cl.incidents {
-            if i.channel == 0 {
-                p.add(
-                    format!("clusters.{name}.incidents.channel"),
-                    "must be a Discord channel id",
-                );
-            }
-        }
-        if let Some(s) = &cl.schedule {
-            if let Err(problems) = s.parse() {
-                for (key, message) in problems {
-                    p.add(format!("clusters.{name}.schedule.{key}"), message);
-                }
-            }
-            if cl.incidents.is_none() {
-                p.add(
-                    format!("clusters.{name}.schedule"),
-                    "needs [clusters.NAME.incidents] channel = <id>: the pre-flight posts there",
-                );
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,23 +1,29 @@
 //! Configuration: `config/chops.toml` (clusters, Keeper nodes, deadlines, thresholds) plus secrets
 //! from the environment (or `.env`). Unknown keys are errors that name the key and line.
+//!
+//! This file is the schema and its resolution ([`Loaded`], [`ClusterTarget`]); `automation`
+//! holds the tables of what `chops serve` runs besides the bot, `validate/` one validator per
+//! section, `secret` the [`Secret`] type that nothing prints.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 pub mod automation;
+mod secret;
+mod validate;
+
 pub use automation::{
     HttpConfig, IncidentsConfig, MetricsConfig, PostWhen, Schedule, ScheduleConfig,
     SchedulerConfig, WatchConfig, WebhookConfig, DEFAULT_HTTP_LISTEN,
 };
+pub use secret::Secret;
 
 use crate::domain::action::ActionKind;
 use crate::domain::guard::Policy;
 use crate::domain::thresholds::{Levels, Thresholds};
-use crate::domain::url::{self, HttpUrl};
 
 pub const DEFAULT_PATH: &str = "config/chops.toml";
 const DEFAULT_DEADLINE_MS: u64 = 2000;
@@ -58,25 +64,6 @@ pub enum ConfigError {
     /// Several problems at once, one per line (a single problem is never wrapped in this).
     #[error("{}", lines(.0))]
     Many(Vec<ConfigError>),
-}
-
-/// A secret string: never shown by Debug or Display.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -409,7 +396,7 @@ impl Loaded {
 
     pub fn parse(path: &str, text: &str) -> Result<Loaded, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
-        validate(path, &config)?;
+        validate::validate(path, &config)?;
         Ok(Loaded {
             path: path.to_string(),
             config,
@@ -597,298 +584,12 @@ fn parse_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     }
 }
 
-fn invalid(path: &str, key: String, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        path: path.to_string(),
-        key,
-        message: message.into(),
-    }
-}
-
-/// Every problem found, so one `config check` run lists them all rather than one per edit.
-pub(crate) struct Problems<'a> {
-    path: &'a str,
-    list: Vec<ConfigError>,
-}
-
-impl Problems<'_> {
-    pub(crate) fn add(&mut self, key: String, message: impl Into<String>) {
-        self.list.push(invalid(self.path, key, message));
-    }
-    fn check(&mut self, r: Result<(), ConfigError>) {
-        if let Err(e) = r {
-            self.list.push(e);
-        }
-    }
-    fn finish(mut self) -> Result<(), ConfigError> {
-        match self.list.len() {
-            0 => Ok(()),
-            1 => Err(self.list.remove(0)),
-            _ => Err(ConfigError::Many(self.list)),
-        }
-    }
-}
-
 fn lines(errors: &[ConfigError]) -> String {
     errors
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
-/// Why a replica name is refused. Names end up in cards, Discord embeds and SQL literals.
-fn replica_name_problem(n: &str) -> Option<String> {
-    if n.trim().is_empty() {
-        Some("must not be empty".into())
-    } else if n.chars().any(char::is_control) {
-        Some(format!("'{}' contains a control character", url::shown(n)))
-    } else if n.trim() != n {
-        Some(format!(
-            "'{}' starts or ends with whitespace",
-            url::shown(n)
-        ))
-    } else if n.chars().count() > 128 {
-        Some("is longer than 128 characters".into())
-    } else {
-        None
-    }
-}
-
-/// A `discover.hosts` key: `host`, `host:port`, `[v6]` or `[v6]:port` (as in system.clusters).
-fn valid_host_key(h: &str) -> bool {
-    url::parse_host_port(h).is_ok()
-        || url::valid_host(h)
-        || h.strip_prefix('[')
-            .and_then(|x| x.strip_suffix(']'))
-            .is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok())
-}
-
-/// A config entry fit for a message: redacted if it may carry credentials, escaped, clipped.
-fn show_entry(s: &str) -> String {
-    if s.contains('@') {
-        url::shown(&url::redact(s))
-    } else {
-        url::shown(s)
-    }
-}
-
-fn check_url(path: &str, key: String, u: &str) -> Result<(), ConfigError> {
-    // The UrlError text never repeats the URL, which may hold a password.
-    HttpUrl::parse(u)
-        .map(drop)
-        .map_err(|e| invalid(path, key, e.to_string()))
-}
-
-fn check_levels(path: &str, key: String, l: &Option<Levels>) -> Result<(), ConfigError> {
-    match l {
-        Some(l) if !l.is_ascending() => Err(invalid(
-            path,
-            key,
-            "must satisfy moderate < major < critical",
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn check_deadline(path: &str, key: String, ms: u64) -> Result<(), ConfigError> {
-    if !(100..=60_000).contains(&ms) {
-        return Err(invalid(
-            path,
-            key,
-            format!("{ms} is out of range (100..=60000 ms)"),
-        ));
-    }
-    Ok(())
-}
-
-fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
-    let mut p = Problems {
-        path,
-        list: Vec::new(),
-    };
-    p.check(check_deadline(
-        path,
-        "defaults.deadline_ms".into(),
-        c.defaults.deadline_ms,
-    ));
-    p.check(check_levels(
-        path,
-        "defaults.thresholds.delay_secs".into(),
-        &c.defaults.thresholds.delay_secs,
-    ));
-    p.check(check_levels(
-        path,
-        "defaults.thresholds.queue_size".into(),
-        &c.defaults.thresholds.queue_size,
-    ));
-    let l = &c.defaults.limits;
-    for (key, v, min, max) in [
-        ("max_answer_bytes", l.max_answer_bytes, 1024, 1 << 40),
-        ("max_error_bytes", l.max_error_bytes, 1024, 1 << 30),
-        ("max_rows", l.max_rows, 1, 1 << 40),
-        (
-            "max_in_flight",
-            l.max_in_flight.map(|n| n as u64),
-            1,
-            65_536,
-        ),
-    ] {
-        if let Some(v) = v.filter(|v| !(min..=max).contains(v)) {
-            p.add(
-                format!("defaults.limits.{key}"),
-                format!("{v} is out of range ({min}..={max})"),
-            );
-        }
-    }
-    if c.clusters.is_empty() {
-        p.add("clusters".into(), "no cluster is configured");
-    }
-    if let Some(proxy) = &c.discord.proxy {
-        p.check(check_url(path, "discord.proxy".into(), proxy));
-    }
-    if !c
-        .discord
-        .token_env
-        .chars()
-        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-        || c.discord.token_env.is_empty()
-    {
-        p.add(
-            "discord.token_env".into(),
-            "must be the NAME of an environment variable, e.g. DISCORD_TOKEN",
-        );
-    }
-    for (raw, cl) in &c.clusters {
-        // Escaped: a hostile key must not break the one-line-per-error output.
-        let name = url::shown(raw);
-        let k = |s: &str| format!("clusters.{name}.{s}");
-        if !valid_name(raw) {
-            p.add(
-                format!("clusters.{name}"),
-                "cluster names use letters, digits, '_', '.', '-'",
-            );
-        }
-        if cl.replicas.is_empty() && cl.discover.is_none() {
-            p.add(format!("clusters.{name}"), "needs `replicas` or `discover`");
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, r) in cl.replicas.iter().enumerate() {
-            let key = k(&format!("replicas[{i}].name"));
-            if let Some(problem) = replica_name_problem(&r.name) {
-                p.add(key, problem);
-            } else if !seen.insert(r.name.as_str()) {
-                p.add(key, format!("'{}' is listed twice", url::shown(&r.name)));
-            }
-            p.check(check_url(path, k(&format!("replicas[{i}].url")), &r.url));
-        }
-        if let Some(d) = &cl.discover {
-            p.check(check_url(path, k("discover.seed"), &d.seed));
-            if d.http_port == 0 {
-                p.add(k("discover.http_port"), "must be a port from 1 to 65535");
-            }
-            for (h, u) in &d.hosts {
-                let key = k(&format!("discover.hosts.\"{}\"", show_entry(h)));
-                if !valid_host_key(h) {
-                    p.add(
-                        key.clone(),
-                        "the key must be host or host:port, as in system.clusters",
-                    );
-                }
-                p.check(check_url(path, key, u));
-            }
-        }
-        for (i, node) in cl.keeper.iter().enumerate() {
-            if let Err(e) = url::parse_host_port(node) {
-                p.add(
-                    k(&format!("keeper[{i}]")),
-                    format!("'{}' is not host:port: {e}", show_entry(node)),
-                );
-            }
-        }
-        if let Some(var) = &cl.password_env {
-            let ok = !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !ok {
-                p.add(
-                    k("password_env"),
-                    "must be the NAME of an environment variable, e.g. CLICKHOUSE_PASSWORD",
-                );
-            }
-        }
-        if let Some(ms) = cl.deadline_ms {
-            p.check(check_deadline(path, k("deadline_ms"), ms));
-        }
-        if let Some(t) = &cl.thresholds {
-            p.check(check_levels(
-                path,
-                k("thresholds.delay_secs"),
-                &t.delay_secs,
-            ));
-            p.check(check_levels(
-                path,
-                k("thresholds.queue_size"),
-                &t.queue_size,
-            ));
-        }
-        if !valid_name(&cl.backup_disk) {
-            p.add(
-                k("backup_disk"),
-                "disk names use letters, digits, '_', '.', '-'",
-            );
-        }
-        if let Some(u) = &cl.operator_user {
-            if u.is_empty() || u.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                p.add(
-                    k("operator_user"),
-                    "must be a user name without spaces or control characters",
-                );
-            }
-        }
-        if let Some(var) = &cl.operator_password_env {
-            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                p.add(
-                    k("operator_password_env"),
-                    "must be the NAME of an environment variable, e.g. CLICKHOUSE_OPERATOR_PASSWORD",
-                );
-            }
-        }
-        let a = &cl.actions;
-        for (i, kind) in a.two_person.iter().enumerate() {
-            if ActionKind::parse(kind).is_none() {
-                p.add(
-                    k(&format!("actions.two_person[{i}]")),
-                    "must be \"backup\" or \"restart\"",
-                );
-            }
-        }
-        if !(10..=3600).contains(&a.confirm_ttl_secs) {
-            p.add(
-                k("actions.confirm_ttl_secs"),
-                format!("{} is out of range (10..=3600)", a.confirm_ttl_secs),
-            );
-        }
-        if a.cooldown_secs > 86_400 {
-            p.add(
-                k("actions.cooldown_secs"),
-                format!("{} is out of range (0..=86400)", a.cooldown_secs),
-            );
-        }
-        if !a.two_person.is_empty() && a.approver_roles.is_empty() {
-            p.add(
-                k("actions.approver_roles"),
-                "two_person needs at least one approver role",
-            );
-        }
-    }
-    automation::validate(c, &mut p);
-    p.finish()
 }
 
 #[cfg(test)]

@@ -1,0 +1,17 @@
+//! `[http]`: the listen address of the one HTTP server.
+
+use super::Problems;
+use crate::config::HttpConfig;
+use crate::domain::url;
+
+pub(super) fn check(h: &HttpConfig, p: &mut Problems<'_>) {
+    if h.enabled && h.listen.parse::<std::net::SocketAddr>().is_err() {
+        p.add(
+            "http.listen".into(),
+            format!(
+                "'{}' must be ip:port, e.g. 127.0.0.1:9187 or 0.0.0.0:9187",
+                url::shown(&h.listen)
+            ),
+        );
+    }
+}
