@@ -22,7 +22,7 @@ use crate::domain::display::plain;
 use crate::domain::incident::{self, row_event, utc, BackupRow, Detail, Kind, RowEvent};
 use crate::domain::text::clip;
 use crate::domain::ProbeError;
-use crate::store::Recorded;
+use crate::store::{FailureRecord, Recorded};
 
 /// Rows read per replica and round, newest first (the table is in memory and small).
 pub const WATCH_SQL: &str =
@@ -254,12 +254,14 @@ impl Watcher {
             match app
                 .store
                 .record_failure(
-                    &incident::failure_key(cluster, &replica, &row),
-                    cluster,
-                    detail,
-                    w.group_window_secs,
-                    news,
-                    channel,
+                    FailureRecord {
+                        row_key: incident::failure_key(cluster, &replica, &row),
+                        cluster: cluster.to_string(),
+                        detail,
+                        window_secs: w.group_window_secs,
+                        news,
+                        channel,
+                    },
                     now(),
                 )
                 .await

@@ -44,6 +44,22 @@ pub struct AlertRecord {
     pub detail: Detail,
 }
 
+/// One failed `system.backups` row, as [`Store::record_failure`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRecord {
+    /// The row's dedup key (replica, id, start): a row seen again changes nothing.
+    pub row_key: String,
+    pub cluster: String,
+    /// A `Detail::Operation` naming only the replica of the row.
+    pub detail: Detail,
+    /// Failures of the same kind and name whose starts lie this close are one incident.
+    pub window_secs: u64,
+    /// false: recorded as seen, never posted (too old when first seen).
+    pub news: bool,
+    /// Where a new incident is posted.
+    pub channel: Option<u64>,
+}
+
 const COLUMNS: &str =
     "id, cluster, detail_json, channel_id, message_id, posted, resolution, attempts, edit_due,
      created_at";
@@ -71,36 +87,123 @@ fn json(d: &Detail) -> String {
     serde_json::to_string(d).expect("a Detail is JSON")
 }
 
-/// Inserts a new incident row; its key must be new.
-#[allow(clippy::too_many_arguments)]
-fn insert(
-    c: &Connection,
-    key: &str,
-    cluster: &str,
-    subject: &str,
+/// A new incident row ([`insert`]).
+struct NewIncident<'a> {
+    /// Unique: what makes recording the same thing twice a no-op.
+    key: &'a str,
+    cluster: &'a str,
+    /// The name, replica or fingerprint the incident is about.
+    subject: &'a str,
     started_at: i64,
-    detail: &Detail,
+    detail: &'a Detail,
     channel: Option<u64>,
-    resolution: Option<&str>,
-    now: i64,
-) -> rusqlite::Result<i64> {
+    /// Set for an incident that is resolved when first seen (a resolved alert).
+    resolution: Option<&'a str>,
+}
+
+/// Inserts a new incident row; its key must be new.
+fn insert(c: &Connection, n: &NewIncident<'_>, now: i64) -> rusqlite::Result<i64> {
     c.execute(
         "INSERT INTO incidents (key, kind, cluster, subject, started_at, detail_json, channel_id,
                                 resolution, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
-            key,
-            detail.kind().as_str(),
-            cluster,
-            subject,
-            started_at,
-            json(detail),
-            channel.map(|c| c as i64),
-            resolution,
+            n.key,
+            n.detail.kind().as_str(),
+            n.cluster,
+            n.subject,
+            n.started_at,
+            json(n.detail),
+            n.channel.map(|c| c as i64),
+            n.resolution,
             now
         ],
     )?;
     Ok(c.last_insert_rowid())
+}
+
+/// Records one failure in one transaction (see [`Store::record_failure`]).
+fn record_failure(c: &mut Connection, f: &FailureRecord, now: i64) -> rusqlite::Result<Recorded> {
+    let Detail::Operation {
+        op,
+        name,
+        replicas,
+        start,
+        ..
+    } = &f.detail
+    else {
+        return Ok(Recorded::Seen);
+    };
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let fresh = tx.execute(
+        "INSERT INTO dedup (key, first_seen) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
+        params![f.row_key, now],
+    )? == 1;
+    if !fresh {
+        return Ok(Recorded::Seen);
+    }
+    let open: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, detail_json FROM incidents
+             WHERE kind = ?1 AND cluster = ?2 AND subject = ?3 AND resolution IS NULL
+               AND abs(started_at - ?4) <= ?5
+             ORDER BY id DESC LIMIT 1",
+            params![
+                Kind::of(*op).as_str(),
+                f.cluster,
+                name,
+                start,
+                f.window_secs as i64
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let out = match open {
+        Some((id, existing)) => {
+            join(&tx, id, &existing, replicas)?;
+            Recorded::Joined(id)
+        }
+        None if f.news => {
+            let key = format!("op\u{1f}{}", f.row_key);
+            let row = NewIncident {
+                key: &key,
+                cluster: &f.cluster,
+                subject: name,
+                started_at: *start,
+                detail: &f.detail,
+                channel: f.channel,
+                resolution: None,
+            };
+            Recorded::New(insert(&tx, &row, now)?)
+        }
+        None => Recorded::Silent,
+    };
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Adds `replicas` to the operation incident `id` (stored as `existing`) that does not name them
+/// yet. Already in the channel: its header is edited to name every replica.
+fn join(c: &Connection, id: i64, existing: &str, replicas: &[String]) -> rusqlite::Result<()> {
+    let Ok(mut merged) = serde_json::from_str::<Detail>(existing) else {
+        return Ok(());
+    };
+    let Detail::Operation { replicas: seen, .. } = &mut merged else {
+        return Ok(());
+    };
+    let before = seen.len();
+    for r in replicas {
+        if !seen.contains(r) {
+            seen.push(r.clone());
+        }
+    }
+    if seen.len() > before {
+        c.execute(
+            "UPDATE incidents SET detail_json = ?2, edit_due = posted WHERE id = ?1",
+            params![id, json(&merged)],
+        )?;
+    }
+    Ok(())
 }
 
 /// Whether incident `shown.id` still is what `shown` showed: (the same detail, its resolution
@@ -117,102 +220,16 @@ fn settled(c: &Connection, shown: &Incident) -> rusqlite::Result<(bool, bool)> {
 }
 
 impl Store {
-    /// Records one failed `system.backups` row of `replica` (`detail` is a `Detail::Operation`
-    /// naming only that replica). In one transaction: the row's dedup key, then either a new
-    /// incident or this replica added to an open one of the same kind and name whose start lies
-    /// within `window_secs` (an ON CLUSTER operation failing on several replicas is one incident).
-    #[allow(clippy::too_many_arguments)]
+    /// Records one failed `system.backups` row. In one transaction: the row's dedup key, then
+    /// either a new incident or this replica added to an open one of the same kind and name
+    /// whose start lies within the window (an ON CLUSTER operation failing on several replicas
+    /// is one incident).
     pub async fn record_failure(
         &self,
-        row_key: &str,
-        cluster: &str,
-        detail: Detail,
-        window_secs: u64,
-        news: bool,
-        channel: Option<u64>,
+        failure: FailureRecord,
         now: i64,
     ) -> Result<Recorded, StoreError> {
-        let (row_key, cluster) = (row_key.to_owned(), cluster.to_owned());
-        self.call(move |c| {
-            let Detail::Operation {
-                op,
-                name,
-                replicas,
-                start,
-                ..
-            } = &detail
-            else {
-                return Ok(Recorded::Seen);
-            };
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let fresh = tx.execute(
-                "INSERT INTO dedup (key, first_seen) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
-                params![row_key, now],
-            )? == 1;
-            if !fresh {
-                return Ok(Recorded::Seen);
-            }
-            let kind = Kind::of(*op).as_str();
-            let open: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT id, detail_json FROM incidents
-                     WHERE kind = ?1 AND cluster = ?2 AND subject = ?3 AND resolution IS NULL
-                       AND abs(started_at - ?4) <= ?5
-                     ORDER BY id DESC LIMIT 1",
-                    params![kind, cluster, name, start, window_secs as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let out = match open {
-                Some((id, existing)) => {
-                    if let Ok(Detail::Operation {
-                        op,
-                        status,
-                        name,
-                        replicas: mut seen,
-                        error,
-                        start,
-                        end,
-                    }) = serde_json::from_str::<Detail>(&existing)
-                    {
-                        let before = seen.len();
-                        for r in replicas {
-                            if !seen.contains(r) {
-                                seen.push(r.clone());
-                            }
-                        }
-                        if seen.len() > before {
-                            let merged = Detail::Operation {
-                                op,
-                                status,
-                                name,
-                                replicas: seen,
-                                error,
-                                start,
-                                end,
-                            };
-                            // Already in the channel: its header is edited to name every replica.
-                            tx.execute(
-                                "UPDATE incidents SET detail_json = ?2, edit_due = posted
-                                 WHERE id = ?1",
-                                params![id, json(&merged)],
-                            )?;
-                        }
-                    }
-                    Recorded::Joined(id)
-                }
-                None if news => {
-                    let key = format!("op\u{1f}{row_key}");
-                    Recorded::New(insert(
-                        &tx, &key, &cluster, name, *start, &detail, channel, None, now,
-                    )?)
-                }
-                None => Recorded::Silent,
-            };
-            tx.commit()?;
-            Ok(out)
-        })
-        .await
+        self.call(move |c| record_failure(c, &failure, now)).await
     }
 
     /// Marks every open incident of `kind` and `name` on `cluster` that ended before
@@ -276,9 +293,16 @@ impl Store {
                 return Ok(None);
             }
             let key = format!("unreachable\u{1f}{cluster}\u{1f}{replica}\u{1f}{now}");
-            let id = insert(
-                &tx, &key, &cluster, &replica, now, &detail, channel, None, now,
-            )?;
+            let row = NewIncident {
+                key: &key,
+                cluster: &cluster,
+                subject: &replica,
+                started_at: now,
+                detail: &detail,
+                channel,
+                resolution: None,
+            };
+            let id = insert(&tx, &row, now)?;
             tx.commit()?;
             Ok(Some(id))
         })
@@ -368,17 +392,16 @@ impl Store {
                 out.push(match existing {
                     None => {
                         let resolution = a.resolved.then_some(a.resolution.as_str());
-                        insert(
-                            &tx,
-                            &key,
-                            &a.cluster,
-                            &a.fingerprint,
-                            now,
-                            &a.detail,
-                            a.channel,
+                        let row = NewIncident {
+                            key: &key,
+                            cluster: &a.cluster,
+                            subject: &a.fingerprint,
+                            started_at: now,
+                            detail: &a.detail,
+                            channel: a.channel,
                             resolution,
-                            now,
-                        )?;
+                        };
+                        insert(&tx, &row, now)?;
                         AlertRecorded::New
                     }
                     Some((id, None)) if a.resolved => {
@@ -422,17 +445,16 @@ impl Store {
                 return Ok(None);
             }
             // A pre-flight reports a state, there is nothing to resolve later.
-            let id = insert(
-                &tx,
-                &key,
-                &cluster,
-                "preflight",
-                scheduled_for,
-                &detail,
+            let row = NewIncident {
+                key: &key,
+                cluster: &cluster,
+                subject: "preflight",
+                started_at: scheduled_for,
+                detail: &detail,
                 channel,
-                None,
-                now,
-            )?;
+                resolution: None,
+            };
+            let id = insert(&tx, &row, now)?;
             tx.execute(
                 "UPDATE incidents SET resolution_shown = 1 WHERE id = ?1",
                 params![id],
@@ -627,9 +649,15 @@ mod tests {
     }
 
     async fn record(s: &Store, key: &str, d: Detail, news: bool) -> Recorded {
-        s.record_failure(key, "prod", d, 600, news, Some(7), 1_000)
-            .await
-            .unwrap()
+        let failure = FailureRecord {
+            row_key: key.into(),
+            cluster: "prod".into(),
+            detail: d,
+            window_secs: 600,
+            news,
+            channel: Some(7),
+        };
+        s.record_failure(failure, 1_000).await.unwrap()
     }
 
     #[tokio::test]

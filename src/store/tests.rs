@@ -199,11 +199,10 @@ async fn concurrent_confirms_and_locks_across_connections_have_one_winner() {
     assert_eq!(won, 1);
 }
 
+/// One-person: only the requester, once.
 #[tokio::test]
-async fn confirm_rules() {
+async fn one_person_confirm_rules() {
     let s = Store::open_in_memory().unwrap();
-
-    // One-person: only the requester, once.
     let one = s
         .create_confirmation(request(false, 100, 400))
         .await
@@ -236,8 +235,12 @@ async fn confirm_rules() {
         Transition::AlreadyDone(ConfirmationState::Succeeded)
     );
     assert!(s.unfinished().await.unwrap().is_empty());
+}
 
-    // Two-person: approval first, by someone else.
+/// Two-person: approval first, by someone else.
+#[tokio::test]
+async fn two_person_confirm_rules() {
+    let s = Store::open_in_memory().unwrap();
     let two = s
         .create_confirmation(request(true, 100, 400))
         .await
@@ -269,8 +272,12 @@ async fn confirm_rules() {
         Transition::NotRequester
     );
     assert_eq!(s.confirm(&two, ALICE, 202).await.unwrap(), Transition::Done);
+}
 
-    // Expiry marks the row.
+/// Expiry marks the row; only the requester cancels; unknown ids are unknown.
+#[tokio::test]
+async fn expiry_and_cancel_rules() {
+    let s = Store::open_in_memory().unwrap();
     let late = s
         .create_confirmation(request(false, 100, 400))
         .await
