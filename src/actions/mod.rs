@@ -1,5 +1,9 @@
-//! Remediation, one file per action (`backup`, `restart_replica`: plan, execute, follow) and the
-//! flow every entry point shares (Discord buttons and commands, `chops act`):
+//! Remediation: the flow every entry point shares (Discord buttons and commands, `chops act`),
+//! here; each action's own code in its file (`backup`, `restart_replica`: plan, execute, run,
+//! reconcile after a restart of chops); the live pre-checks the guard reads in `snapshot`; card
+//! buttons in `offer`.
+//!
+//! The flow:
 //!
 //! request → guard (role, live preconditions) → preview + confirmation row → confirm (single use,
 //! requester only, approval when two-person) → re-check with fresh probes → lock → audit intent →
