@@ -1,5 +1,9 @@
-//! Remediation, one file per action (`backup`, `restart_replica`: plan, execute, follow) and the
-//! flow every entry point shares (Discord buttons and commands, `chops act`):
+//! Remediation: the flow every entry point shares (Discord buttons and commands, `chops act`),
+//! here; each action's own code in its file (`backup`, `restart_replica`: plan, execute, run,
+//! reconcile after a restart of chops); the live pre-checks the guard reads in `snapshot`; card
+//! buttons in `offer`.
+//!
+//! The flow:
 //!
 //! request → guard (role, live preconditions) → preview + confirmation row → confirm (single use,
 //! requester only, approval when two-person) → re-check with fresh probes → lock → audit intent →
@@ -11,18 +15,17 @@
 pub mod backup;
 pub mod offer;
 pub mod restart_replica;
+pub mod snapshot;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::clock::now;
 
-use crate::checks::settings::NameRow;
 use crate::checks::Cluster;
 use crate::clickhouse::ReplicaClient;
 use crate::config::Secret;
 use crate::domain::action::Action;
 use crate::domain::guard::{self, ActRefusal, Policy, Precondition, Requester, Snapshot};
-use crate::domain::ProbeError;
 use crate::store::{
     AuditRow, Confirmation, ConfirmationState, FinalState, NewConfirmation, Store, StoreError,
     Transition,
@@ -163,36 +166,6 @@ impl Actor<'_> {
         ))
     }
 
-    /// Fresh probes of everything the guard looks at (read-only account).
-    pub async fn snapshot(&self, planned: &Planned, now: i64) -> Result<Snapshot, FlowError> {
-        let action = &planned.action;
-        let c = self.replica(action.replica())?;
-        let key = action.key();
-        let held: Option<String> = self
-            .store
-            .call(move |c| {
-                use rusqlite::OptionalExtension;
-                c.query_row(
-                    "SELECT owner FROM locks WHERE target = ?1 AND expires_at > ?2",
-                    rusqlite::params![key, now],
-                    |r| r.get(0),
-                )
-                .optional()
-            })
-            .await?;
-        let mut s = probe(
-            c,
-            planned,
-            &self.cluster.keeper,
-            self.cluster.deadline,
-            &self.cluster.budget,
-        )
-        .await;
-        s.cooldown_until = self.store.cooldown_until(&action.key(), now).await?;
-        s.locked_by = held.map(|o| o.split('@').next().unwrap_or(&o).to_string());
-        Ok(s)
-    }
-
     /// Start the flow: the requester's role, then a preview with live preconditions and a
     /// confirmation row. A refusal is audited too.
     pub async fn request(
@@ -205,95 +178,83 @@ impl Actor<'_> {
         let now = now();
         self.replica(action.replica())?;
         let planned = Planned::new(action.clone(), now);
-        let sql = planned.statement.clone();
-        let dry_run = dry_run || self.policy.dry_run;
         let id_hint = format!("{}-{now}", action.key());
-        // A terminal has no second person: two-person kinds are Discord-only.
-        if matches!(who, Requester::Cli { .. }) && self.policy.two_person.contains(&action.kind()) {
-            let refusal = ActRefusal::Precondition(format!(
-                "{} actions on {} need a second member's approval: request it in Discord",
-                action.kind().name(),
-                action.cluster()
-            ));
-            return Err(self
-                .refuse(&id_hint, &action, &sql, who, place, refusal)
-                .await);
-        }
-        let role_ok = self.policy.enabled() && self.policy.allows(action.kind(), who);
-        if !role_ok {
-            let refusal = guard::may_act(&action, &Snapshot::unprobed(), self.policy, who, now)
-                .expect_err("role refused");
-            return Err(self
-                .refuse(&id_hint, &action, &sql, who, place, refusal)
-                .await);
+        let asked = Asked {
+            id: &id_hint,
+            action: &action,
+            sql: &planned.statement,
+            who,
+            place,
+        };
+        if let Some(refusal) = self.refused_unprobed(&action, who, now) {
+            return Err(self.refuse(&asked, refusal).await);
         }
         let snap = self.snapshot(&planned, now).await?;
         // Typed names must exist on the server: otherwise no preview (and no SQL) at all.
-        let missing = match &action {
-            Action::RestartReplica {
-                database,
-                table,
-                replica,
-                ..
-            } if snap.replica.is_ok() && snap.table.is_none() => Some(format!(
-                "{database}.{table} is not a Replicated table on {replica}"
-            )),
-            Action::BackupReplica { replica, .. }
-                if snap.replica.is_ok() && !snap.missing_databases.is_empty() =>
-            {
-                Some(format!(
-                    "{replica} has no database {}",
-                    snap.missing_databases.join(", ")
-                ))
-            }
-            _ => None,
-        };
-        if let Some(why) = missing {
+        if let Some(why) = unknown_name(&action, &snap) {
             let refusal = ActRefusal::Precondition(why);
-            return Err(self
-                .refuse(&id_hint, &action, &sql, who, place, refusal)
-                .await);
+            return Err(self.refuse(&asked, refusal).await);
         }
         let checks = guard::preconditions(&action, &snap, now);
-        let needs_approval = self.policy.needs_approval(action.kind(), who);
-        let (requester_id, requester_name) = ids(who);
+        let dry_run = dry_run || self.policy.dry_run;
+        self.record(&asked, &planned, dry_run, now, checks).await
+    }
+
+    /// Refusals that need no probe: the requester's role, and a two-person kind asked for on a
+    /// terminal (which has no second person: those kinds are Discord-only).
+    fn refused_unprobed(&self, action: &Action, who: &Requester, now: i64) -> Option<ActRefusal> {
+        if matches!(who, Requester::Cli { .. }) && self.policy.two_person.contains(&action.kind()) {
+            return Some(ActRefusal::Precondition(format!(
+                "{} actions on {} need a second member's approval: request it in Discord",
+                action.kind().name(),
+                action.cluster()
+            )));
+        }
+        if self.policy.enabled() && self.policy.allows(action.kind(), who) {
+            return None;
+        }
+        let refusal = guard::may_act(action, &Snapshot::unprobed(), self.policy, who, now)
+            .expect_err("role refused");
+        Some(refusal)
+    }
+
+    /// The confirmation row and its "requested" audit row; the preview it answers with.
+    async fn record(
+        &self,
+        asked: &Asked<'_>,
+        planned: &Planned,
+        dry_run: bool,
+        now: i64,
+        checks: Vec<Precondition>,
+    ) -> Result<Preview, FlowError> {
+        let action = asked.action;
+        let needs_approval = self.policy.needs_approval(action.kind(), asked.who);
+        let (requester_id, requester_name) = ids(asked.who);
         let expires_at = now + self.policy.confirm_ttl_secs;
         let id = self
             .store
             .create_confirmation(NewConfirmation {
                 action_key: action.key(),
-                action_json: serde_json::to_string(&planned).expect("a plan serialises"),
+                action_json: serde_json::to_string(planned).expect("a plan serialises"),
                 cluster: action.cluster().to_string(),
                 replica: action.replica().to_string(),
-                sql: sql.clone(),
+                sql: asked.sql.to_string(),
                 requester_id,
                 requester_name: requester_name.clone(),
-                place: place.to_string(),
+                place: asked.place.to_string(),
                 two_person: needs_approval,
                 dry_run,
                 created_at: now,
                 expires_at,
             })
             .await?;
-        self.audit(
-            &id,
-            &action,
-            &sql,
-            who,
-            None,
-            place,
-            "requested",
-            None,
-            None,
-            None,
-            None,
-        )
-        .await?;
+        let requested = Asked { id: &id, ..*asked };
+        self.audit(&requested, "requested", None).await?;
         Ok(Preview {
             effect: action.effect(),
             id,
-            action,
-            sql,
+            action: action.clone(),
+            sql: asked.sql.to_string(),
             checks,
             requester: requester_name,
             needs_approval,
@@ -303,22 +264,11 @@ impl Actor<'_> {
     }
 
     /// Audit a refusal that came before any confirmation row, and hand it back as the error.
-    async fn refuse(
-        &self,
-        id: &str,
-        action: &Action,
-        sql: &str,
-        who: &Requester,
-        place: &str,
-        refusal: ActRefusal,
-    ) -> FlowError {
-        let reason = Some(refusal.to_string());
-        let audited = self
-            .audit(
-                id, action, sql, who, None, place, "refused", reason, None, None, None,
-            )
-            .await;
-        match audited {
+    async fn refuse(&self, asked: &Asked<'_>, refusal: ActRefusal) -> FlowError {
+        match self
+            .audit(asked, "refused", Some(refusal.to_string()))
+            .await
+        {
             Ok(()) => FlowError::Refused(refusal),
             Err(e) => e,
         }
@@ -379,30 +329,22 @@ impl Actor<'_> {
         self.run(&conf, who, progress).await.map(Ok)
     }
 
-    /// From a confirmed row to the outcome: re-check, lock, intent, execute, follow, outcome.
-    /// From a confirmed row to its end. Whatever fails on the way, the row does not stay
-    /// `executing`: the error becomes its outcome.
+    /// From a confirmed row to its end: re-check, lock, intent, execute, follow, outcome.
+    /// Whatever fails on the way, the row does not stay `executing`: the error becomes its
+    /// outcome.
     async fn run(
         &self,
         conf: &Confirmation,
         who: &Requester,
         progress: OnProgress<'_>,
     ) -> Result<Outcome, FlowError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         match self.run_inner(conf, who, progress, started).await {
             Ok(o) => Ok(o),
             Err(e) => {
                 let why = format!("stopped before an outcome: {e}");
-                self.end(
-                    conf,
-                    FinalState::Failed,
-                    "failed",
-                    why,
-                    vec![],
-                    None,
-                    started,
-                )
-                .await
+                self.end(conf, Ending::new(FinalState::Failed, why), started)
+                    .await
             }
         }
     }
@@ -412,14 +354,13 @@ impl Actor<'_> {
         conf: &Confirmation,
         who: &Requester,
         progress: OnProgress<'_>,
-        started: std::time::Instant,
+        started: Instant,
     ) -> Result<Outcome, FlowError> {
         let planned: Planned = serde_json::from_str(&conf.action_json)
             .map_err(|e| FlowError::User(format!("This action cannot be read back ({e}).")))?;
-        let action = planned.action.clone();
         let now = now();
-        let target = action.key();
-        let ttl = match action {
+        let target = planned.action.key();
+        let ttl = match planned.action {
             Action::BackupReplica { .. } => 6 * 3600,
             Action::RestartReplica { .. } => 600,
         };
@@ -428,23 +369,10 @@ impl Actor<'_> {
         // live action from one whose process died.
         let owner = lock_owner(&conf.id);
         if let Err(held) = self.store.try_lock(&target, &owner, now, ttl).await? {
-            let by = held
-                .owner
-                .split('@')
-                .next()
-                .unwrap_or(&held.owner)
-                .to_string();
+            let by = held.owner.split('@').next().unwrap_or(&held.owner);
             let why = format!("already running — see action {by}");
             return self
-                .end(
-                    conf,
-                    FinalState::Refused,
-                    "refused",
-                    why,
-                    vec![],
-                    None,
-                    started,
-                )
+                .end(conf, Ending::new(FinalState::Refused, why), started)
                 .await;
         }
         let result = self
@@ -469,231 +397,70 @@ impl Actor<'_> {
         planned: &Planned,
         who: &Requester,
         progress: OnProgress<'_>,
-        started: std::time::Instant,
+        started: Instant,
         now: i64,
     ) -> Result<Outcome, FlowError> {
         let mut snap = self.snapshot(planned, now).await?;
         snap.locked_by = None; // the lock is ours
         if let Err(refusal) = guard::may_act(&planned.action, &snap, self.policy, who, now) {
-            return self
-                .end(
-                    conf,
-                    FinalState::Refused,
-                    "refused",
-                    refusal.to_string(),
-                    vec![],
-                    None,
-                    started,
-                )
-                .await;
+            let ending = Ending::new(FinalState::Refused, refusal.to_string());
+            return self.end(conf, ending, started).await;
         }
         self.locked(conf, planned, progress, started).await
     }
 
+    /// Decided and locked: the intent row, then the action's own run (or the dry run's record).
     async fn locked(
         &self,
         conf: &Confirmation,
         planned: &Planned,
         progress: OnProgress<'_>,
-        started: std::time::Instant,
+        started: Instant,
     ) -> Result<Outcome, FlowError> {
         let action = &planned.action;
         let replica = self.replica(action.replica())?;
-        let query_id = format!("chops-{}", conf.id);
-        let statement = planned.statement.clone();
+        let statement = &planned.statement;
         // A dry run sends nothing and so writes no intent: its record is the dry-run row.
         if conf.dry_run {
+            let why = format!("dry run: would run on {}: {statement}", action.replica());
             return self
-                .end(
-                    conf,
-                    FinalState::DryRun,
-                    "dry-run",
-                    format!("dry run: would run on {}: {statement}", action.replica()),
-                    vec![],
-                    None,
-                    started,
-                )
+                .end(conf, Ending::new(FinalState::DryRun, why), started)
                 .await;
         }
-        let op = self.operator_client(replica)?;
+        let sending = Sending {
+            planned,
+            replica,
+            op: self.operator_client(replica)?,
+            query_id: format!("chops-{}", conf.id),
+        };
         // The intent row comes first: a crash after this leaves a trace to reconcile.
-        self.audit_conf(
-            conf,
-            "executing",
-            None,
-            Some(&statement),
-            Some(&query_id),
-            None,
-        )
-        .await?;
-        let sent = std::time::Instant::now();
-        match action {
+        let (sql, qid) = (Some(statement.as_str()), Some(sending.query_id.as_str()));
+        self.audit_conf(conf, "executing", None, sql, qid, None)
+            .await?;
+        let ending = match action {
             Action::BackupReplica { .. } => {
-                // Only the server's own refusal means it did not start: after a timeout or a
-                // dropped connection it may well run, so it is followed by its id.
-                if let Err(e @ (ProbeError::Server { .. } | ProbeError::Auth { .. })) =
-                    backup::execute(&op, &statement, &query_id).await
-                {
-                    let why = format!("the server refused: {e}");
-                    return self
-                        .end(
-                            conf,
-                            FinalState::Failed,
-                            "failed",
-                            why,
-                            vec![],
-                            Some(query_id),
-                            started,
-                        )
-                        .await;
-                }
-                progress(&format!("started on {}", action.replica()));
-                let id = planned.backup_id.as_deref().unwrap_or_default();
-                let (state, summary) = self.follow_backup(replica, id, Some(sent), progress).await;
-                let decision = if state == FinalState::Succeeded {
-                    "succeeded"
-                } else {
-                    "failed"
-                };
-                self.end(
-                    conf,
-                    state,
-                    decision,
-                    summary,
-                    vec![],
-                    Some(query_id),
-                    started,
-                )
-                .await
+                backup::run(&sending, self.follow_every, progress).await
             }
             Action::RestartReplica {
                 database, table, ..
-            } => {
-                let before = restart_replica::look(replica, database, table)
-                    .await
-                    .ok()
-                    .flatten();
-                progress(&format!(
-                    "restarting {database}.{table} on {}",
-                    action.replica()
-                ));
-                let r = restart_replica::execute(&op, &statement, &query_id).await;
-                let after = restart_replica::look(replica, database, table)
-                    .await
-                    .ok()
-                    .flatten();
-                let details = vec![restart_replica::before_after(
-                    action,
-                    before.as_ref(),
-                    after.as_ref(),
-                )];
-                match r {
-                    Ok(()) => {
-                        let summary =
-                            format!("{database}.{table} restarted on {}", action.replica());
-                        self.end(
-                            conf,
-                            FinalState::Succeeded,
-                            "succeeded",
-                            summary,
-                            details,
-                            Some(query_id),
-                            started,
-                        )
-                        .await
-                    }
-                    Err(e) => {
-                        let summary = format!("SYSTEM RESTART REPLICA failed: {e}");
-                        self.end(
-                            conf,
-                            FinalState::Failed,
-                            "failed",
-                            summary,
-                            details,
-                            Some(query_id),
-                            started,
-                        )
-                        .await
-                    }
-                }
-            }
-        }
+            } => restart_replica::run(&sending, database, table, progress).await,
+        };
+        self.end(conf, ending, started).await
     }
 
-    /// Look at the backup's row until it ends; (final state, one line).
-    async fn follow_backup(
-        &self,
-        replica: &ReplicaClient,
-        id: &str,
-        sent: Option<std::time::Instant>,
-        progress: OnProgress<'_>,
-    ) -> (FinalState, String) {
-        let mut misses = 0;
-        // Look soon, then less often: a small backup ends in a second, a big one takes hours.
-        let mut wait = Duration::from_millis(200);
-        loop {
-            let look = backup::look(replica, id).await;
-            if look.is_ok() {
-                misses = 0;
-            }
-            match look {
-                Ok(backup::Followed::Running(p)) => progress(&p.line()),
-                Ok(backup::Followed::Created(p)) => {
-                    return (
-                        FinalState::Succeeded,
-                        format!("backup created on {}: {}", replica.name, p.line()),
-                    )
-                }
-                Ok(backup::Followed::Failed {
-                    status,
-                    error,
-                    meaning,
-                }) => {
-                    return (
-                        FinalState::Failed,
-                        format!("{status} on {}: {error} ({meaning})", replica.name),
-                    )
-                }
-                Ok(backup::Followed::Lost { uptime_secs }) => {
-                    let since = sent.map(|t| t.elapsed().as_secs());
-                    let why = match (uptime_secs, since) {
-                        (Some(u), Some(since)) if u < since => format!("{} has no row for it and has been up only {u} s: the server restarted, and system.backups is in memory — look for the backup on the disk", replica.name),
-                        (Some(u), None) => format!("{} has no row for it (up {u} s): system.backups is in memory, so a restart of the server forgets it — look for the backup on the disk", replica.name),
-                        _ => format!("{} has no row for it in system.backups", replica.name),
-                    };
-                    return (FinalState::Failed, why);
-                }
-                Err(e) => {
-                    // A replica that stops answering while it backs up: say so, keep looking a while.
-                    misses += 1;
-                    progress(&format!("no answer from {} ({e})", replica.name));
-                    if misses >= 20 {
-                        return (
-                            FinalState::Failed,
-                            format!(
-                                "lost sight of the backup: {} stopped answering ({e})",
-                                replica.name
-                            ),
-                        );
-                    }
-                }
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(self.follow_every);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
+    /// Record the end: the outcome's audit row (with how long it took) and the row's final state.
     async fn end(
         &self,
         conf: &Confirmation,
-        state: FinalState,
-        decision: &str,
-        summary: String,
-        details: Vec<String>,
-        query_id: Option<String>,
-        started: std::time::Instant,
+        ending: Ending,
+        started: Instant,
     ) -> Result<Outcome, FlowError> {
+        let Ending {
+            state,
+            summary,
+            details,
+            query_id,
+        } = ending;
         let ms = started.elapsed().as_millis() as i64;
         let outcome = if details.is_empty() {
             summary.clone()
@@ -702,7 +469,7 @@ impl Actor<'_> {
         };
         self.audit_conf(
             conf,
-            decision,
+            decision(state),
             Some(outcome),
             None,
             query_id.as_deref(),
@@ -756,40 +523,33 @@ impl Actor<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// An audit row of a request (before it has a confirmation row, or as it gets one).
     async fn audit(
         &self,
-        id: &str,
-        action: &Action,
-        sql: &str,
-        who: &Requester,
-        approver: Option<String>,
-        place: &str,
+        asked: &Asked<'_>,
         decision: &str,
         reason: Option<String>,
-        query_id: Option<String>,
-        outcome: Option<String>,
-        duration_ms: Option<i64>,
     ) -> Result<(), FlowError> {
-        let (rid, name) = ids(who);
+        let (rid, name) = ids(asked.who);
+        let action = asked.action;
         count_action(&action.key(), decision);
         self.store
             .audit(AuditRow {
-                action_id: id.to_string(),
+                action_id: asked.id.to_string(),
                 time: now(),
                 cluster: action.cluster().to_string(),
                 replica: action.replica().to_string(),
                 action_key: action.key(),
-                sql: sql.to_string(),
+                sql: asked.sql.to_string(),
                 requester_id: Some(rid).filter(|id| *id != 0),
                 requester_name: name,
-                approver,
-                place: place.to_string(),
+                approver: None,
+                place: asked.place.to_string(),
                 decision: decision.to_string(),
                 reason,
-                query_id,
-                outcome,
-                duration_ms,
+                query_id: None,
+                outcome: None,
+                duration_ms: None,
             })
             .await?;
         Ok(())
@@ -803,106 +563,150 @@ impl Actor<'_> {
             if conf.cluster != self.cluster.name {
                 continue;
             }
-            let started = std::time::Instant::now();
-            let end_failed = |why: String| {
-                self.end(
-                    &conf,
-                    FinalState::Failed,
-                    "failed",
-                    why,
-                    vec![],
-                    None,
-                    started,
-                )
-            };
-            let Ok(planned) = serde_json::from_str::<Planned>(&conf.action_json) else {
-                out.push(
-                    end_failed("after a restart of chops: the action cannot be read back".into())
-                        .await?,
-                );
-                continue;
-            };
-            let action = planned.action.clone();
-            // An action whose process still runs (another `chops act`, the bot) is not ours to end.
-            let key = action.key();
-            let held: Option<String> = self
-                .store
-                .call(move |c| {
-                    use rusqlite::OptionalExtension;
-                    c.query_row("SELECT owner FROM locks WHERE target = ?1", [key], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                })
-                .await?;
-            let mine = held.filter(|o| o.split('@').next() == Some(conf.id.as_str()));
-            if mine.as_deref().is_some_and(owner_alive) {
-                continue;
-            }
-            let Ok(replica) = self.replica(action.replica()) else {
-                let why = format!(
-                    "after a restart of chops: {} is no longer in the cluster; look at it by hand",
-                    action.replica()
-                );
-                out.push(end_failed(why).await?);
-                continue;
-            };
-            let qid = format!("chops-{}", conf.id);
-            let outcome = match &action {
-                Action::BackupReplica { .. } => {
-                    let mut quiet = |_: &str| {};
-                    let id = planned.backup_id.as_deref().unwrap_or_default();
-                    let (state, summary) = self.follow_backup(replica, id, None, &mut quiet).await;
-                    let decision = if state == FinalState::Succeeded {
-                        "succeeded"
-                    } else {
-                        "failed"
-                    };
-                    self.end(
-                        &conf,
-                        state,
-                        decision,
-                        format!("after a restart of chops: {summary}"),
-                        vec![],
-                        Some(qid),
-                        started,
-                    )
-                    .await?
-                }
-                Action::RestartReplica {
-                    database, table, ..
-                } => {
-                    // Whether the statement ran: the server's query log knows (when it has one).
-                    let ran = restart_replica::ran(replica, &qid).await;
-                    let now_row = restart_replica::look(replica, database, table)
-                        .await
-                        .ok()
-                        .flatten();
-                    let details = vec![restart_replica::before_after(
-                        &action,
-                        None,
-                        now_row.as_ref(),
-                    )];
-                    let (state, summary) = match ran {
-                        Some(Ok(())) => (FinalState::Succeeded, "after a restart of chops: the statement finished (system.query_log)".to_string()),
-                        Some(Err(e)) => (FinalState::Failed, format!("after a restart of chops: the statement failed: {e}")),
-                        None => (FinalState::Failed, "after a restart of chops: outcome unknown (no trace in system.query_log); the table as it is now".to_string()),
-                    };
-                    let decision = if state == FinalState::Succeeded {
-                        "succeeded"
-                    } else {
-                        "failed"
-                    };
-                    self.end(&conf, state, decision, summary, details, Some(qid), started)
-                        .await?
-                }
-            };
-            if let Some(owner) = mine {
-                self.store.unlock(&action.key(), &owner).await?;
-            }
-            out.push(outcome);
+            out.extend(self.reconcile_one(&conf).await?);
         }
         Ok(out)
+    }
+
+    /// One action left `executing`; none when its process still runs (another `chops act`, the
+    /// bot): it is not ours to end.
+    async fn reconcile_one(&self, conf: &Confirmation) -> Result<Option<Outcome>, FlowError> {
+        let started = Instant::now();
+        let failed = |why: String| Ending::new(FinalState::Failed, why);
+        let Ok(planned) = serde_json::from_str::<Planned>(&conf.action_json) else {
+            let why = "after a restart of chops: the action cannot be read back";
+            let outcome = self.end(conf, failed(why.into()), started).await?;
+            return Ok(Some(outcome));
+        };
+        let action = &planned.action;
+        let mine = self.own_lock(&conf.id, action.key()).await?;
+        if mine.as_deref().is_some_and(owner_alive) {
+            return Ok(None);
+        }
+        let Ok(replica) = self.replica(action.replica()) else {
+            let why = format!(
+                "after a restart of chops: {} is no longer in the cluster; look at it by hand",
+                action.replica()
+            );
+            return Ok(Some(self.end(conf, failed(why), started).await?));
+        };
+        let qid = format!("chops-{}", conf.id);
+        let ending = match action {
+            Action::BackupReplica { .. } => {
+                backup::reconcile(replica, &planned, &qid, self.follow_every).await
+            }
+            Action::RestartReplica {
+                database, table, ..
+            } => restart_replica::reconcile(replica, action, database, table, &qid).await,
+        };
+        let outcome = self.end(conf, ending, started).await?;
+        if let Some(owner) = mine {
+            self.store.unlock(&action.key(), &owner).await?;
+        }
+        Ok(Some(outcome))
+    }
+
+    /// The owner of `key`'s lock (expired or not) when the lock is action `id`'s.
+    async fn own_lock(&self, id: &str, key: String) -> Result<Option<String>, FlowError> {
+        let held: Option<String> = self
+            .store
+            .call(move |c| {
+                use rusqlite::OptionalExtension;
+                c.query_row("SELECT owner FROM locks WHERE target = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()
+            })
+            .await?;
+        Ok(held.filter(|o| o.split('@').next() == Some(id)))
+    }
+}
+
+/// What was asked, before it has a confirmation row: enough for its audit rows.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    /// The confirmation's id, or a hint (`<action key>-<time>`) when refused before one exists.
+    id: &'a str,
+    action: &'a Action,
+    sql: &'a str,
+    who: &'a Requester,
+    place: &'a str,
+}
+
+/// A confirmed, checked action about to be sent: what each action's `run` needs.
+struct Sending<'a> {
+    planned: &'a Planned,
+    /// The target as the read-only account (to follow and re-check it).
+    replica: &'a ReplicaClient,
+    /// The target as the operator account (to send the statement).
+    op: ReplicaClient,
+    query_id: String,
+}
+
+/// How an action ended, before it is recorded.
+#[derive(Debug)]
+struct Ending {
+    state: FinalState,
+    /// One line: what happened.
+    summary: String,
+    /// Before → after of the re-check.
+    details: Vec<String>,
+    /// The statement's query id, once one was sent.
+    query_id: Option<String>,
+}
+
+impl Ending {
+    fn new(state: FinalState, summary: impl Into<String>) -> Ending {
+        Ending {
+            state,
+            summary: summary.into(),
+            details: Vec::new(),
+            query_id: None,
+        }
+    }
+
+    fn details(self, details: Vec<String>) -> Ending {
+        Ending { details, ..self }
+    }
+
+    fn sent(self, query_id: &str) -> Ending {
+        Ending {
+            query_id: Some(query_id.to_string()),
+            ..self
+        }
+    }
+}
+
+/// The audit log's word for how an action ended.
+fn decision(state: FinalState) -> &'static str {
+    match state {
+        FinalState::Succeeded => "succeeded",
+        FinalState::Failed => "failed",
+        FinalState::Refused => "refused",
+        FinalState::DryRun => "dry-run",
+    }
+}
+
+/// Ask for a typed name the target does not have: the reason, so no preview (and no SQL) is made.
+fn unknown_name(action: &Action, snap: &Snapshot) -> Option<String> {
+    match action {
+        Action::RestartReplica {
+            database,
+            table,
+            replica,
+            ..
+        } if snap.replica.is_ok() && snap.table.is_none() => Some(format!(
+            "{database}.{table} is not a Replicated table on {replica}"
+        )),
+        Action::BackupReplica { replica, .. }
+            if snap.replica.is_ok() && !snap.missing_databases.is_empty() =>
+        {
+            Some(format!(
+                "{replica} has no database {}",
+                snap.missing_databases.join(", ")
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -934,137 +738,6 @@ fn ids(who: &Requester) -> (u64, String) {
     match who {
         Requester::Discord { id, name, .. } => (*id, name.clone()),
         Requester::Cli { user } => (0, format!("cli:{user}")),
-    }
-}
-
-impl Snapshot {
-    /// Nothing probed yet (a refusal that needs no probe).
-    pub fn unprobed() -> Snapshot {
-        Snapshot {
-            replica: Err("not probed".into()),
-            running: vec![],
-            disk: None,
-            missing_databases: vec![],
-            name_taken: false,
-            table: None,
-            keeper: Err("not probed".into()),
-            locked_by: None,
-            cooldown_until: None,
-        }
-    }
-}
-
-const RUNNING_SQL: &str =
-    "SELECT name FROM system.backups WHERE status IN ('CREATING_BACKUP', 'RESTORING')";
-const DISK_SQL: &str = "SELECT name FROM system.disks WHERE name = ?";
-const DATABASES_SQL: &str = "SELECT name FROM system.databases";
-/// A backup with this id, or whose destination has this name, already exists on the replica.
-const TAKEN_SQL: &str =
-    "SELECT name FROM system.backups WHERE id = ? OR position(name, ?) > 0 LIMIT 1";
-const ZK_SQL: &str = "SELECT name FROM system.zookeeper WHERE path = '/' LIMIT 1";
-
-/// The probes behind a [`Snapshot`], all on the target replica with the read-only account, plus
-/// Keeper's own `ruok` on its nodes for a restart.
-async fn probe(
-    c: &ReplicaClient,
-    planned: &Planned,
-    keeper: &[String],
-    deadline: Duration,
-    budget: &crate::clickhouse::Budget,
-) -> Snapshot {
-    let action = &planned.action;
-    let mut s = Snapshot::unprobed();
-    let running = c.fetch::<NameRow>(RUNNING_SQL, &[]).await;
-    s.replica = match &running {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    };
-    s.running = running
-        .map(|rows| rows.into_iter().map(|r| r.name).collect())
-        .unwrap_or_default();
-    if s.replica.is_err() {
-        return s;
-    }
-    match action {
-        Action::BackupReplica {
-            databases, disk, ..
-        } => {
-            let disk_bind = [disk.as_str()];
-            let (d, dbs) = tokio::join!(
-                c.fetch::<NameRow>(DISK_SQL, &disk_bind),
-                c.fetch::<NameRow>(DATABASES_SQL, &[])
-            );
-            s.disk = d.ok().map(|rows| !rows.is_empty());
-            match dbs {
-                Ok(have) => {
-                    s.missing_databases = databases
-                        .iter()
-                        .filter(|d| !have.iter().any(|h| &h.name == *d))
-                        .cloned()
-                        .collect();
-                }
-                // Unknown is not "missing": the replica did not answer this probe.
-                Err(e) => s.replica = Err(format!("its databases are unknown: {e}")),
-            }
-            if let Some(id) = &planned.backup_id {
-                let bind = [id.as_str(), id.as_str()];
-                s.name_taken = c
-                    .fetch::<NameRow>(TAKEN_SQL, &bind)
-                    .await
-                    .map(|rows| !rows.is_empty())
-                    // Not known to be new: refuse rather than risk a 598 mid-incident.
-                    .unwrap_or(true);
-            }
-        }
-        Action::RestartReplica {
-            database, table, ..
-        } => {
-            s.table = restart_replica::look(c, database, table)
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.state());
-            s.keeper = keeper_answers(c, keeper, deadline, budget).await;
-        }
-    }
-    s
-}
-
-/// Keeper answers: a majority of the configured nodes say `imok`; with no nodes configured, the
-/// replica's own `system.zookeeper` answers.
-async fn keeper_answers(
-    c: &ReplicaClient,
-    nodes: &[String],
-    deadline: Duration,
-    budget: &crate::clickhouse::Budget,
-) -> Result<(), String> {
-    if nodes.is_empty() {
-        return match c.fetch::<NameRow>(ZK_SQL, &[]).await {
-            Ok(_) => Ok(()),
-            Err(ProbeError::Server { code: 60, .. }) => {
-                Err("no Keeper is configured on that server".into())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-    }
-    let answers = futures_util::future::join_all(
-        nodes
-            .iter()
-            .map(|n| crate::keeper::four_letter(n, "ruok", deadline, budget)),
-    )
-    .await;
-    let ok = answers
-        .iter()
-        .filter(|a| matches!(a, Ok(t) if t.trim() == "imok"))
-        .count();
-    if ok * 2 > nodes.len() {
-        Ok(())
-    } else {
-        let first = answers
-            .iter()
-            .find_map(|a| a.as_ref().err().map(|e| e.to_string()))
-            .unwrap_or_else(|| "no quorum".into());
-        Err(format!("{ok} of {} nodes answer: {first}", nodes.len()))
     }
 }
 

@@ -1,15 +1,18 @@
 //! `SYSTEM RESTART REPLICA db.table` on one replica: `plan` (the SQL), `execute` (as the operator,
-//! synchronous, bounded), `follow` (the table's `system.replicas` row, before and after).
+//! synchronous, bounded), `look` (the table's `system.replicas` row, before and after), `run`
+//! (look, execute, look) and `reconcile` (its end, after a restart of chops, from the query log).
 
 use std::time::Duration;
 
 use clickhouse::Row;
 use serde::Deserialize;
 
+use super::{Ending, OnProgress, Sending};
 use crate::clickhouse::ReplicaClient;
 use crate::domain::action::Action;
 use crate::domain::guard::TableState;
 use crate::domain::ProbeError;
+use crate::store::FinalState;
 
 /// The table as one replica sees it.
 pub const TABLE_SQL: &str = "SELECT toUInt8(is_readonly) AS is_readonly, \
@@ -117,4 +120,60 @@ pub fn before_after(
         show(before),
         show(after)
     )
+}
+
+/// Restart `database.table` on the target: its row before, the statement, its row after.
+pub(super) async fn run(
+    s: &Sending<'_>,
+    database: &str,
+    table: &str,
+    progress: OnProgress<'_>,
+) -> Ending {
+    let action = &s.planned.action;
+    let replica = action.replica();
+    let before = look(s.replica, database, table).await.ok().flatten();
+    progress(&format!("restarting {database}.{table} on {replica}"));
+    let r = execute(&s.op, &s.planned.statement, &s.query_id).await;
+    let after = look(s.replica, database, table).await.ok().flatten();
+    let details = vec![before_after(action, before.as_ref(), after.as_ref())];
+    let ending = match r {
+        Ok(()) => Ending::new(
+            FinalState::Succeeded,
+            format!("{database}.{table} restarted on {replica}"),
+        ),
+        Err(e) => Ending::new(
+            FinalState::Failed,
+            format!("SYSTEM RESTART REPLICA failed: {e}"),
+        ),
+    };
+    ending.details(details).sent(&s.query_id)
+}
+
+/// After a restart of chops: whether the statement ran (the server's query log knows, when it
+/// has one), and the table as it is now.
+pub(super) async fn reconcile(
+    replica: &ReplicaClient,
+    action: &Action,
+    database: &str,
+    table: &str,
+    query_id: &str,
+) -> Ending {
+    let ran = ran(replica, query_id).await;
+    let now_row = look(replica, database, table).await.ok().flatten();
+    let details = vec![before_after(action, None, now_row.as_ref())];
+    let ending = match ran {
+        Some(Ok(())) => Ending::new(
+            FinalState::Succeeded,
+            "after a restart of chops: the statement finished (system.query_log)",
+        ),
+        Some(Err(e)) => Ending::new(
+            FinalState::Failed,
+            format!("after a restart of chops: the statement failed: {e}"),
+        ),
+        None => Ending::new(
+            FinalState::Failed,
+            "after a restart of chops: outcome unknown (no trace in system.query_log); the table as it is now",
+        ),
+    };
+    ending.details(details).sent(query_id)
 }

@@ -1,9 +1,11 @@
 //! Recent backups: `system.backups` rows per replica; every failure's error classified with the
 //! runbook's table. (system.backups lives in memory: it starts empty after a server restart.)
+//! The SQL, the probe (`run`) and the pure `evaluate`.
 
 use ::clickhouse::Row;
 use serde::Deserialize;
 
+use super::Cluster;
 use crate::domain::classify::{classify, ErrorKind};
 use crate::domain::{CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 
@@ -116,6 +118,7 @@ pub fn failure_finding(replica: &str, row: &BackupRow, superseded: bool) -> Find
     f
 }
 
+/// Judge every replica: each failed or cancelled row, then one [ok] line of what went well.
 pub fn evaluate(probes: &[BackupsProbe]) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in probes {
@@ -127,76 +130,107 @@ pub fn evaluate(probes: &[BackupsProbe]) -> Vec<Finding> {
                 continue;
             }
         };
-        // Rows are newest first: a failure is superseded by any newer success of the same kind.
-        let mut failures = 0;
-        for (i, row) in rows.iter().enumerate() {
-            if is_failure(&row.status) {
-                failures += 1;
-                let superseded = rows[..i]
-                    .iter()
-                    .any(|newer| is_success(&newer.status) && op(&newer.status) == op(&row.status));
-                out.push(failure_finding(r, row, superseded));
-            } else if row.status.ends_with("_CANCELLED") {
-                out.push(Finding::new(
-                    CheckKind::Backups,
-                    Severity::Warn,
-                    Subject::Backup {
-                        replica: r.clone(),
-                        id: row.id.clone(),
-                        name: row.name.clone(),
-                    },
-                    format!(
-                        "{r}: {} {} was cancelled {} s ago",
-                        op(&row.status),
-                        row.name,
-                        row.age_secs
-                    ),
-                ));
-            }
-        }
-        let last_ok = rows.iter().find(|row| is_success(&row.status));
-        let running = rows
-            .iter()
-            .filter(|row| matches!(row.status.as_str(), "CREATING_BACKUP" | "RESTORING"))
-            .count();
-        let mut parts = Vec::new();
-        if let Some(ok) = last_ok {
-            parts.push(format!(
-                "last {} {} {} {} s ago ({} files, {} bytes, took {} s)",
-                op(&ok.status),
-                ok.name,
-                if ok.status == "RESTORED" {
-                    "restored"
-                } else {
-                    "created"
-                },
-                ok.age_secs,
-                ok.num_files,
-                ok.total_size,
-                ok.duration_secs
-            ));
-        }
-        if running > 0 {
-            parts.push(format!("{running} in progress"));
-        }
-        if rows.is_empty() {
-            parts.push("no backups or restores since the server started".into());
-        }
-        if failures == 0 || !parts.is_empty() {
-            let text = if parts.is_empty() {
-                format!("{} recent rows", rows.len())
-            } else {
-                parts.join("; ")
-            };
+        let failures = rows.iter().filter(|row| is_failure(&row.status)).count();
+        out.extend(row_findings(r, rows));
+        out.extend(summary(r, rows, failures));
+    }
+    out
+}
+
+/// Failed rows (classified) and cancelled ones, newest first.
+fn row_findings(r: &str, rows: &[BackupRow]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    // Rows are newest first: a failure is superseded by any newer success of the same kind.
+    for (i, row) in rows.iter().enumerate() {
+        if is_failure(&row.status) {
+            let superseded = rows[..i]
+                .iter()
+                .any(|newer| is_success(&newer.status) && op(&newer.status) == op(&row.status));
+            out.push(failure_finding(r, row, superseded));
+        } else if row.status.ends_with("_CANCELLED") {
             out.push(Finding::new(
                 CheckKind::Backups,
-                Severity::Ok,
-                Subject::replica(r),
-                format!("{r}: {text}"),
+                Severity::Warn,
+                Subject::Backup {
+                    replica: r.to_string(),
+                    id: row.id.clone(),
+                    name: row.name.clone(),
+                },
+                format!(
+                    "{r}: {} {} was cancelled {} s ago",
+                    op(&row.status),
+                    row.name,
+                    row.age_secs
+                ),
             ));
         }
     }
     out
+}
+
+/// The replica's last success, what runs now, or that it has no history; none when all there
+/// is to say is its failures.
+fn summary(r: &str, rows: &[BackupRow], failures: usize) -> Option<Finding> {
+    let mut parts = Vec::new();
+    if let Some(ok) = rows.iter().find(|row| is_success(&row.status)) {
+        parts.push(format!(
+            "last {} {} {} {} s ago ({} files, {} bytes, took {} s)",
+            op(&ok.status),
+            ok.name,
+            if ok.status == "RESTORED" {
+                "restored"
+            } else {
+                "created"
+            },
+            ok.age_secs,
+            ok.num_files,
+            ok.total_size,
+            ok.duration_secs
+        ));
+    }
+    let running = rows
+        .iter()
+        .filter(|row| matches!(row.status.as_str(), "CREATING_BACKUP" | "RESTORING"))
+        .count();
+    if running > 0 {
+        parts.push(format!("{running} in progress"));
+    }
+    if rows.is_empty() {
+        parts.push("no backups or restores since the server started".into());
+    }
+    if failures > 0 && parts.is_empty() {
+        return None;
+    }
+    let text = if parts.is_empty() {
+        format!("{} recent rows", rows.len())
+    } else {
+        parts.join("; ")
+    };
+    Some(Finding::new(
+        CheckKind::Backups,
+        Severity::Ok,
+        Subject::replica(r),
+        format!("{r}: {text}"),
+    ))
+}
+
+/// The probe: each replica's recent `system.backups` rows (shared with the blockers check, one
+/// query per round), judged.
+pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
+    let limit = cl.backups_limit;
+    let probes = cl
+        .per_replica(|c| async move {
+            let rows = c.fetch_shared(RECENT_SQL).await;
+            BackupsProbe {
+                replica: c.name.clone(),
+                rows: rows.map(|mut r: Vec<BackupRow>| {
+                    r.truncate(limit);
+                    r
+                }),
+            }
+        })
+        .await;
+    evaluate(&probes)
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
-//! Blocking operations: unfinished mutations, merges, running BACKUP/RESTORE, the distributed DDL queue.
+//! Blocking operations: unfinished mutations, merges, running BACKUP/RESTORE, the distributed DDL
+//! queue. The SQL (one combined query, separate ones for older servers), the probe (`run`) and the
+//! pure `evaluate`.
 
-use ::clickhouse::Row;
+use ::clickhouse::{Row, RowOwned, RowRead};
 use serde::Deserialize;
 
+use super::backups::{BackupRow, RECENT_SQL};
+use super::{fetch, Cluster, Mode};
+use crate::clickhouse::ReplicaClient;
 use crate::domain::text::first_line;
 use crate::domain::{Cause, CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 
@@ -95,7 +100,7 @@ pub fn split_activity(rows: Vec<BlockerRow>) -> (Vec<MutationRow>, Vec<MergeRow>
 }
 
 /// The running backups/restores among a replica's recent `system.backups` rows (oldest first).
-pub fn running(rows: Vec<crate::checks::backups::BackupRow>) -> Vec<RunningBackupRow> {
+pub fn running(rows: Vec<BackupRow>) -> Vec<RunningBackupRow> {
     let mut out: Vec<RunningBackupRow> = rows
         .into_iter()
         .filter(|r| r.status == "CREATING_BACKUP" || r.status == "RESTORING")
@@ -222,154 +227,201 @@ pub fn evaluate(probes: &[BlockersProbe]) -> Vec<Finding> {
     let mut ddl_seen: Vec<String> = Vec::new();
     for p in probes {
         let r = &p.replica;
-        let mut count = 0usize;
-        let before = out.len();
-        match &p.backups {
-            Ok(rows) => {
-                for b in rows {
-                    count += 1;
-                    let what = if b.status == "RESTORING" {
-                        "restore"
-                    } else {
-                        "backup"
-                    };
-                    out.push(
-                        Finding::new(
-                            CheckKind::Blockers,
-                            Severity::Warn,
-                            Subject::Backup {
-                                replica: r.clone(),
-                                id: b.id.clone(),
-                                name: b.name.clone(),
-                            },
-                            format!(
-                                "{r}: {what} {} running for {} s ({} files, {} bytes so far)",
-                                b.name, b.age_secs, b.num_files, b.total_size
-                            ),
-                        )
-                        .cause(Cause::ConflictingOperation)
-                        .evidence(format!("id {}, status {}", b.id, b.status)),
-                    );
-                }
+        let backups = match &p.backups {
+            Ok(rows) => rows,
+            Err(e) => {
+                // The replica did not answer: one finding is enough.
+                out.push(Finding::probe_failed(CheckKind::Blockers, r, e));
+                continue;
             }
-            Err(e) => out.push(Finding::probe_failed(CheckKind::Blockers, r, e)),
-        }
-        if p.backups.is_err() {
-            continue; // the replica did not answer: one finding is enough
-        }
+        };
+        let mut found: Vec<Finding> = backups.iter().map(|b| backup_finding(r, b)).collect();
         match &p.mutations {
-            Ok(rows) => {
-                for m in rows {
-                    count += 1;
-                    out.push(mutation_finding(r, m));
-                }
-            }
-            Err(e) => out.push(Finding::new(
-                CheckKind::Blockers,
-                Severity::Unknown,
-                Subject::replica(r),
-                format!("{r}: system.mutations: {e}"),
-            )),
+            Ok(rows) => found.extend(rows.iter().map(|m| mutation_finding(r, m))),
+            Err(e) => found.push(unknown(r, "system.mutations", e)),
         }
         match &p.merges {
-            Ok(rows) => {
-                for m in rows
-                    .iter()
-                    .filter(|m| m.elapsed > LONG_MERGE_SECS || m.is_mutation == 1)
-                {
-                    count += 1;
-                    let kind = if m.is_mutation == 1 {
-                        "mutation merge"
-                    } else {
-                        "merge"
-                    };
-                    out.push(
-                        Finding::new(
-                            CheckKind::Blockers,
-                            Severity::Warn,
-                            Subject::Table {
-                                replica: r.clone(),
-                                database: m.database.clone(),
-                                table: m.table.clone(),
-                            },
-                            format!(
-                                "{r}: {kind} on {}.{} running {:.0} s, {:.0}% done",
-                                m.database,
-                                m.table,
-                                m.elapsed,
-                                m.progress * 100.0
-                            ),
-                        )
-                        .cause(Cause::ConflictingOperation)
-                        .evidence(format!("{} bytes compressed", m.bytes)),
-                    );
-                }
-                let short_merges = rows
-                    .iter()
-                    .filter(|m| !(m.elapsed > LONG_MERGE_SECS || m.is_mutation == 1))
-                    .count();
-                if short_merges > 0 {
-                    out.push(Finding::new(
-                        CheckKind::Blockers,
-                        Severity::Ok,
-                        Subject::replica(r),
-                        format!("{r}: {short_merges} short merges running"),
-                    ));
-                }
-            }
-            Err(e) => out.push(Finding::new(
-                CheckKind::Blockers,
-                Severity::Unknown,
-                Subject::replica(r),
-                format!("{r}: system.merges: {e}"),
-            )),
+            Ok(rows) => found.extend(merge_findings(r, rows)),
+            Err(e) => found.push(unknown(r, "system.merges", e)),
         }
         match &p.ddl {
-            Ok(rows) => {
-                for d in rows {
-                    if ddl_seen.contains(&d.entry) {
-                        continue;
-                    }
-                    ddl_seen.push(d.entry.clone());
-                    count += 1;
-                    out.push(
-                        Finding::new(
-                            CheckKind::Blockers,
-                            Severity::Warn,
-                            Subject::Cluster,
-                            format!(
-                                "Distributed DDL {} {} on {} (from {})",
-                                d.entry,
-                                d.status.to_lowercase(),
-                                d.host,
-                                d.initiator_host
-                            ),
-                        )
-                        .cause(Cause::ConflictingOperation)
-                        .evidence(format!("query: {}", first_line(&d.query, 200))),
-                    );
-                }
-            }
+            Ok(rows) => found.extend(ddl_findings(rows, &mut ddl_seen)),
             // 139: no <distributed_ddl> in the server config: there is no queue to block on.
             Err(ProbeError::Server { code: 139, .. }) => {}
-            Err(e) => out.push(Finding::new(
-                CheckKind::Blockers,
-                Severity::Unknown,
-                Subject::replica(r),
-                format!("{r}: distributed_ddl_queue: {e}"),
-            )),
+            Err(e) => found.push(unknown(r, "distributed_ddl_queue", e)),
         }
         // "Nothing running" only when every probe answered: an error is never an [ok].
-        if count == 0 && out.len() == before {
-            out.push(Finding::new(
+        if found.is_empty() {
+            found.push(Finding::new(
                 CheckKind::Blockers,
                 Severity::Ok,
                 Subject::replica(r),
                 format!("{r}: no running backups, mutations or long merges"),
             ));
         }
+        out.extend(found);
     }
     out
+}
+
+/// A part of the probe that failed on an answering replica.
+fn unknown(r: &str, table: &str, e: &ProbeError) -> Finding {
+    Finding::new(
+        CheckKind::Blockers,
+        Severity::Unknown,
+        Subject::replica(r),
+        format!("{r}: {table}: {e}"),
+    )
+}
+
+/// A backup or restore running on the replica.
+fn backup_finding(r: &str, b: &RunningBackupRow) -> Finding {
+    let what = if b.status == "RESTORING" {
+        "restore"
+    } else {
+        "backup"
+    };
+    Finding::new(
+        CheckKind::Blockers,
+        Severity::Warn,
+        Subject::Backup {
+            replica: r.to_string(),
+            id: b.id.clone(),
+            name: b.name.clone(),
+        },
+        format!(
+            "{r}: {what} {} running for {} s ({} files, {} bytes so far)",
+            b.name, b.age_secs, b.num_files, b.total_size
+        ),
+    )
+    .cause(Cause::ConflictingOperation)
+    .evidence(format!("id {}, status {}", b.id, b.status))
+}
+
+/// Long merges and mutation merges one by one; short merges counted in one [ok] line.
+fn merge_findings(r: &str, rows: &[MergeRow]) -> Vec<Finding> {
+    let blocking = |m: &&MergeRow| m.elapsed > LONG_MERGE_SECS || m.is_mutation == 1;
+    let mut out: Vec<Finding> = rows
+        .iter()
+        .filter(blocking)
+        .map(|m| {
+            let kind = if m.is_mutation == 1 {
+                "mutation merge"
+            } else {
+                "merge"
+            };
+            Finding::new(
+                CheckKind::Blockers,
+                Severity::Warn,
+                Subject::Table {
+                    replica: r.to_string(),
+                    database: m.database.clone(),
+                    table: m.table.clone(),
+                },
+                format!(
+                    "{r}: {kind} on {}.{} running {:.0} s, {:.0}% done",
+                    m.database,
+                    m.table,
+                    m.elapsed,
+                    m.progress * 100.0
+                ),
+            )
+            .cause(Cause::ConflictingOperation)
+            .evidence(format!("{} bytes compressed", m.bytes))
+        })
+        .collect();
+    let short_merges = rows.len() - out.len();
+    if short_merges > 0 {
+        out.push(Finding::new(
+            CheckKind::Blockers,
+            Severity::Ok,
+            Subject::replica(r),
+            format!("{r}: {short_merges} short merges running"),
+        ));
+    }
+    out
+}
+
+/// Distributed DDL entries not yet in `seen` (every replica shows the same queue).
+fn ddl_findings(rows: &[DdlRow], seen: &mut Vec<String>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for d in rows {
+        if seen.contains(&d.entry) {
+            continue;
+        }
+        seen.push(d.entry.clone());
+        out.push(
+            Finding::new(
+                CheckKind::Blockers,
+                Severity::Warn,
+                Subject::Cluster,
+                format!(
+                    "Distributed DDL {} {} on {} (from {})",
+                    d.entry,
+                    d.status.to_lowercase(),
+                    d.host,
+                    d.initiator_host
+                ),
+            )
+            .cause(Cause::ConflictingOperation)
+            .evidence(format!("query: {}", first_line(&d.query, 200))),
+        );
+    }
+    out
+}
+
+/// The probe: running backups, mutations, merges and the DDL queue on every replica; judged.
+pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
+    let mode = cl.mode;
+    let probes = cl
+        .per_replica(|c| async move {
+            // Running backups come from the rows the backups check reads too (one query).
+            let backups = async { c.fetch_shared::<BackupRow>(RECENT_SQL).await.map(running) };
+            let queues = async { join_in!(mode; backups, fetch(&c, DDL_QUEUE_SQL)) };
+            let ((mutations, merges), (backups, ddl)) = join_in!(mode; activity(&c, mode), queues);
+            BlockersProbe {
+                replica: c.name.clone(),
+                mutations,
+                merges,
+                backups,
+                ddl,
+            }
+        })
+        .await;
+    evaluate(&probes)
+}
+
+type Activity = (
+    Result<Vec<MutationRow>, ProbeError>,
+    Result<Vec<MergeRow>, ProbeError>,
+);
+
+/// Mutations and merges in one round trip; on a server error (an older server, no distributed
+/// DDL) each is asked on its own, so that one missing table hides nothing else.
+async fn activity(c: &ReplicaClient, mode: Mode) -> Activity {
+    match fetch::<BlockerRow>(c, ACTIVITY_SQL).await {
+        Ok(rows) => {
+            let (m, g) = split_activity(rows);
+            (Ok(m), Ok(g))
+        }
+        Err(ProbeError::Server { .. }) => join_in!(mode;
+            fetch_compat(c, MUTATIONS_SQL, MUTATIONS_SQL_COMPAT),
+            fetch(c, MERGES_SQL)
+        ),
+        Err(e) => (Err(e.clone()), Err(e)),
+    }
+}
+
+/// `sql`, or `older` when the server does not know one of the columns (UNKNOWN_IDENTIFIER, 47).
+async fn fetch_compat<T: RowOwned + RowRead>(
+    c: &ReplicaClient,
+    sql: &str,
+    older: &str,
+) -> Result<Vec<T>, ProbeError> {
+    match c.fetch(sql, &[]).await {
+        Err(ProbeError::Server { code: 47, .. }) => c.fetch(older, &[]).await,
+        r => r,
+    }
 }
 
 #[cfg(test)]
@@ -403,8 +455,42 @@ mod tests {
         }
     }
 
+    /// The first finding of `p` alone: its severity and a part of its summary; a warning names
+    /// a conflicting operation, nothing else does.
+    fn first_is(name: &str, p: BlockersProbe, sev: Severity, text: &str) {
+        let f = evaluate(&[p]);
+        assert_eq!(f[0].severity, sev, "{name}");
+        assert!(f[0].summary.contains(text), "{name}: {}", f[0].summary);
+        assert_eq!(
+            f[0].causes.contains(&Cause::ConflictingOperation),
+            sev == Severity::Warn,
+            "{name}"
+        );
+    }
+
     #[test]
-    fn blocker_table() {
+    fn idle_and_unanswered() {
+        let idle = "r1: no running backups, mutations or long merges";
+        first_is("idle", probe(), Severity::Ok, idle);
+        let no_ddl_config = BlockersProbe {
+            ddl: Err(ProbeError::Server {
+                code: 139,
+                name: String::new(),
+                message: String::new(),
+            }),
+            ..probe()
+        };
+        first_is("no ddl config", no_ddl_config, Severity::Ok, "no running");
+        let down = BlockersProbe {
+            backups: Err(ProbeError::Refused),
+            ..probe()
+        };
+        let refused = "no answer (connection refused)";
+        first_is("down", down, Severity::Unknown, refused);
+    }
+
+    #[test]
+    fn running_backup() {
         let backup = RunningBackupRow {
             id: "abc".into(),
             name: "Disk('backups', 'b')".into(),
@@ -413,6 +499,32 @@ mod tests {
             num_files: 3,
             total_size: 1024,
         };
+        let p = BlockersProbe {
+            backups: Ok(vec![backup]),
+            ..probe()
+        };
+        let text = "r1: backup Disk('backups', 'b') running for 5 s (3 files, 1024 bytes so far)";
+        first_is("backup", p, Severity::Warn, text);
+    }
+
+    #[test]
+    fn unfinished_mutations() {
+        let failing = BlockersProbe {
+            mutations: Ok(vec![mutation("Code: 395. boom")]),
+            ..probe()
+        };
+        let text = "keeps failing (FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)";
+        first_is("failing mutation", failing, Severity::Warn, text);
+        let pending = BlockersProbe {
+            mutations: Ok(vec![mutation("")]),
+            ..probe()
+        };
+        let text = "unfinished for 30 s, 1 parts to do";
+        first_is("pending mutation", pending, Severity::Warn, text);
+    }
+
+    #[test]
+    fn long_merge_and_ddl() {
         let merge = MergeRow {
             database: "db".into(),
             table: "t".into(),
@@ -421,6 +533,12 @@ mod tests {
             is_mutation: 0,
             bytes: 1,
         };
+        let p = BlockersProbe {
+            merges: Ok(vec![merge]),
+            ..probe()
+        };
+        let text = "merge on db.t running 900 s, 50% done";
+        first_is("long merge", p, Severity::Warn, text);
         let ddl = DdlRow {
             entry: "query-0000000001".into(),
             status: "Active".into(),
@@ -428,91 +546,12 @@ mod tests {
             query: "ALTER TABLE x".into(),
             host: "ch2".into(),
         };
-        let cases: Vec<(&str, BlockersProbe, Severity, &str)> = vec![
-            (
-                "idle",
-                probe(),
-                Severity::Ok,
-                "r1: no running backups, mutations or long merges",
-            ),
-            (
-                "backup",
-                BlockersProbe {
-                    backups: Ok(vec![backup]),
-                    ..probe()
-                },
-                Severity::Warn,
-                "r1: backup Disk('backups', 'b') running for 5 s (3 files, 1024 bytes so far)",
-            ),
-            (
-                "failing mutation",
-                BlockersProbe {
-                    mutations: Ok(vec![mutation("Code: 395. boom")]),
-                    ..probe()
-                },
-                Severity::Warn,
-                "keeps failing (FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)",
-            ),
-            (
-                "pending mutation",
-                BlockersProbe {
-                    mutations: Ok(vec![mutation("")]),
-                    ..probe()
-                },
-                Severity::Warn,
-                "unfinished for 30 s, 1 parts to do",
-            ),
-            (
-                "long merge",
-                BlockersProbe {
-                    merges: Ok(vec![merge]),
-                    ..probe()
-                },
-                Severity::Warn,
-                "merge on db.t running 900 s, 50% done",
-            ),
-            (
-                "ddl",
-                BlockersProbe {
-                    ddl: Ok(vec![ddl]),
-                    ..probe()
-                },
-                Severity::Warn,
-                "Distributed DDL query-0000000001 active on ch2",
-            ),
-            (
-                "no ddl config",
-                BlockersProbe {
-                    ddl: Err(ProbeError::Server {
-                        code: 139,
-                        name: String::new(),
-                        message: String::new(),
-                    }),
-                    ..probe()
-                },
-                Severity::Ok,
-                "no running",
-            ),
-            (
-                "down",
-                BlockersProbe {
-                    backups: Err(ProbeError::Refused),
-                    ..probe()
-                },
-                Severity::Unknown,
-                "no answer (connection refused)",
-            ),
-        ];
-        for (name, p, sev, text) in cases {
-            let f = evaluate(&[p]);
-            assert_eq!(f[0].severity, sev, "{name}");
-            assert!(f[0].summary.contains(text), "{name}: {}", f[0].summary);
-            assert_eq!(
-                f[0].causes.contains(&Cause::ConflictingOperation),
-                sev == Severity::Warn,
-                "{name}"
-            );
-        }
+        let p = BlockersProbe {
+            ddl: Ok(vec![ddl]),
+            ..probe()
+        };
+        let text = "Distributed DDL query-0000000001 active on ch2";
+        first_is("ddl", p, Severity::Warn, text);
     }
 
     #[test]

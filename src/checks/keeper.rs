@@ -1,10 +1,12 @@
 //! Keeper health: four-letter words on every Keeper node, and `system.zookeeper` from every replica.
+//! The words and SQL, the probe (`run`) and the pure `evaluate`.
 
 use std::collections::BTreeMap;
 
 use ::clickhouse::Row;
 use serde::Deserialize;
 
+use super::{gather, timed, BoxFut, Cluster};
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
 /// The replica's own view of Keeper (runbook step 1).
@@ -95,170 +97,153 @@ fn num<T: std::str::FromStr>(m: &BTreeMap<String, String>, k: &str) -> Option<T>
     m.get(k).and_then(|v| v.parse().ok())
 }
 
-/// Judge one Keeper node from its answers.
+/// Judge one Keeper node from its answers: down, not serving, read-only, of unknown state,
+/// strained, or healthy. Words it refused or failed to answer are listed as evidence.
 pub fn evaluate_node(n: &NodeAnswers) -> Finding {
-    let subject = Subject::KeeperNode {
-        node: n.node.clone(),
-    };
-    let get = |w: &str| {
-        n.answers
-            .iter()
-            .find(|(word, _)| *word == w)
-            .map(|(_, r)| interpret(r))
-    };
     let all: Vec<(&str, Answer)> = n.answers.iter().map(|(w, r)| (*w, interpret(r))).collect();
-    let mut evidence: Vec<String> = Vec::new();
-    for (w, a) in &all {
-        match a {
-            Answer::NotAllowed => {
-                evidence.push(format!("{w}: not allowed (not in 4lw.commands.whitelist)"))
-            }
-            Answer::Failed(e) => evidence.push(format!("{w}: {e}")),
-            Answer::NotServing => evidence.push(format!("{w}: not currently serving requests")),
-            Answer::Text(_) => {}
-        }
-    }
-    let finish =
-        |f: Finding, evidence: &[String]| evidence.iter().fold(f, |f, e| f.evidence(e.clone()));
+    let f = unreachable_node(&n.node, &all).unwrap_or_else(|| serving_node(&n.node, &all));
+    refusals(&all).into_iter().fold(f, |f, e| f.evidence(e))
+}
 
-    // Nothing answered at all: down.
+/// What each word that gave no usable text said instead.
+fn refusals(all: &[(&str, Answer)]) -> Vec<String> {
+    all.iter()
+        .filter_map(|(w, a)| match a {
+            Answer::NotAllowed => Some(format!("{w}: not allowed (not in 4lw.commands.whitelist)")),
+            Answer::Failed(e) => Some(format!("{w}: {e}")),
+            Answer::NotServing => Some(format!("{w}: not currently serving requests")),
+            Answer::Text(_) => None,
+        })
+        .collect()
+}
+
+fn node_finding(node: &str, severity: Severity, text: impl std::fmt::Display) -> Finding {
+    let subject = Subject::KeeperNode {
+        node: node.to_string(),
+    };
+    Finding::new(
+        CheckKind::Keeper,
+        severity,
+        subject,
+        format!("Keeper {node}: {text}"),
+    )
+}
+
+/// Down (nothing answered) or not serving (no quorum): the node is of no use to the cluster.
+fn unreachable_node(node: &str, all: &[(&str, Answer)]) -> Option<Finding> {
     if all.iter().all(|(_, a)| matches!(a, Answer::Failed(_))) {
-        let first = all.iter().find_map(|(_, a)| {
-            if let Answer::Failed(e) = a {
-                Some(e.clone())
-            } else {
-                None
-            }
-        });
-        let why = first
-            .map(|e| e.to_string())
+        let why = all
+            .iter()
+            .find_map(|(_, a)| match a {
+                Answer::Failed(e) => Some(e.to_string()),
+                _ => None,
+            })
             .unwrap_or_else(|| "no answer".into());
-        return finish(
-            Finding::new(
-                CheckKind::Keeper,
-                Severity::Crit,
-                subject,
-                format!("Keeper {}: down ({why})", n.node),
-            )
-            .cause(Cause::Keeper),
-            &evidence,
-        );
+        let f = node_finding(node, Severity::Crit, format!("down ({why})"));
+        return Some(f.cause(Cause::Keeper));
     }
     if all.iter().any(|(_, a)| *a == Answer::NotServing) {
-        return finish(
-            Finding::new(
-                CheckKind::Keeper,
-                Severity::Crit,
-                subject,
-                format!("Keeper {}: not serving requests (no quorum?)", n.node),
-            )
-            .cause(Cause::Keeper),
-            &evidence,
-        );
+        let f = node_finding(node, Severity::Crit, "not serving requests (no quorum?)");
+        return Some(f.cause(Cause::Keeper));
     }
-    let mut stats = BTreeMap::new();
-    if let Some(Answer::Text(t)) = get("srvr") {
-        stats.extend(parse_srvr(&t));
-    }
-    if let Some(Answer::Text(t)) = get("mntr") {
-        stats.extend(parse_mntr(&t));
-    }
-    let imok = matches!(get("ruok"), Some(Answer::Text(t)) if t.trim() == "imok");
-    let read_only = matches!(get("isro"), Some(Answer::Text(t)) if t.trim() == "ro");
-    let state = stats.get("zk_server_state").cloned();
-    let avg: Option<f64> = num(&stats, "zk_avg_latency");
-    let max: Option<f64> = num(&stats, "zk_max_latency");
-    let outstanding: Option<u64> = num(&stats, "zk_outstanding_requests");
-    let conns: Option<u64> = num(&stats, "zk_num_alive_connections");
-    let znodes: Option<u64> = num(&stats, "zk_znode_count");
-    let followers: Option<u64> = num(&stats, "zk_followers");
-    let synced: Option<u64> = num(&stats, "zk_synced_followers");
+    None
+}
 
-    let mut numbers = Vec::new();
-    if let Some(s) = &state {
-        numbers.push(s.clone());
-    }
-    if let (Some(a), Some(m)) = (avg, max) {
-        numbers.push(format!("latency avg {a} ms / max {m} ms"));
-    }
-    if let Some(o) = outstanding {
-        numbers.push(format!("{o} outstanding"));
-    }
-    if let Some(c) = conns {
-        numbers.push(format!("{c} connections"));
-    }
-    if let Some(z) = znodes {
-        numbers.push(format!("{z} znodes"));
-    }
-    if let (Some(f), Some(s)) = (followers, synced) {
-        numbers.push(format!("{s}/{f} followers synced"));
-    }
-    let detail = numbers.join(", ");
-
-    if read_only {
-        return finish(
-            Finding::new(
-                CheckKind::Keeper,
-                Severity::Crit,
-                subject,
-                format!("Keeper {}: read-only mode (isro = ro), writes fail", n.node),
-            )
-            .cause(Cause::Keeper),
-            &evidence,
+/// A node that answers: judged by `isro`, `ruok` and the numbers of `srvr`/`mntr`.
+fn serving_node(node: &str, all: &[(&str, Answer)]) -> Finding {
+    let text = |w: &str| match all.iter().find(|(word, _)| *word == w) {
+        Some((_, Answer::Text(t))) => Some(t.as_str()),
+        _ => None,
+    };
+    let stats = Stats::read(text("srvr"), text("mntr"));
+    if text("isro").is_some_and(|t| t.trim() == "ro") {
+        let f = node_finding(
+            node,
+            Severity::Crit,
+            "read-only mode (isro = ro), writes fail",
         );
+        return f.cause(Cause::Keeper);
     }
-    if state.is_none() {
+    if stats.state.is_none() {
         // Alive at best, but whether it serves is unknown (mntr/srvr not allowed or failed).
-        let what = if imok {
+        let what = if text("ruok").is_some_and(|t| t.trim() == "imok") {
             "alive (imok) but its serving state is unknown"
         } else {
             "serving state unknown"
         };
-        return finish(
-            Finding::new(
-                CheckKind::Keeper,
-                Severity::Unknown,
-                subject,
-                format!("Keeper {}: {what}", n.node),
-            ),
-            &evidence,
-        );
+        return node_finding(node, Severity::Unknown, what);
     }
-    let mut problems = Vec::new();
-    if avg.is_some_and(|a| a > MAX_AVG_LATENCY_MS) {
-        problems.push(format!("high latency (avg {} ms)", avg.unwrap_or_default()));
+    let problems = stats.problems();
+    if problems.is_empty() {
+        return node_finding(node, Severity::Ok, stats.detail());
     }
-    if outstanding.is_some_and(|o| o > MAX_OUTSTANDING) {
-        problems.push(format!(
-            "{} outstanding requests",
-            outstanding.unwrap_or_default()
-        ));
-    }
-    if let (Some(f), Some(s)) = (followers, synced) {
-        if s < f {
-            problems.push(format!("only {s} of {f} followers synced"));
+    node_finding(node, Severity::Warn, problems.join(", "))
+        .cause(Cause::Keeper)
+        .evidence(stats.detail())
+}
+
+/// A node's numbers, from `srvr` and `mntr` (mntr's win where both say).
+#[derive(Debug, Default)]
+struct Stats {
+    state: Option<String>,
+    avg: Option<f64>,
+    max: Option<f64>,
+    outstanding: Option<u64>,
+    conns: Option<u64>,
+    znodes: Option<u64>,
+    followers: Option<u64>,
+    synced: Option<u64>,
+}
+
+impl Stats {
+    fn read(srvr: Option<&str>, mntr: Option<&str>) -> Stats {
+        let mut m = BTreeMap::new();
+        m.extend(srvr.map(parse_srvr).unwrap_or_default());
+        m.extend(mntr.map(parse_mntr).unwrap_or_default());
+        Stats {
+            state: m.get("zk_server_state").cloned(),
+            avg: num(&m, "zk_avg_latency"),
+            max: num(&m, "zk_max_latency"),
+            outstanding: num(&m, "zk_outstanding_requests"),
+            conns: num(&m, "zk_num_alive_connections"),
+            znodes: num(&m, "zk_znode_count"),
+            followers: num(&m, "zk_followers"),
+            synced: num(&m, "zk_synced_followers"),
         }
     }
-    if !problems.is_empty() {
-        let f = Finding::new(
-            CheckKind::Keeper,
-            Severity::Warn,
-            subject,
-            format!("Keeper {}: {}", n.node, problems.join(", ")),
-        )
-        .cause(Cause::Keeper)
-        .evidence(detail);
-        return finish(f, &evidence);
+
+    /// "leader, latency avg 0.5 ms / max 3 ms, 0 outstanding, …": whatever the node told.
+    fn detail(&self) -> String {
+        let mut numbers = Vec::new();
+        numbers.extend(self.state.clone());
+        if let (Some(a), Some(m)) = (self.avg, self.max) {
+            numbers.push(format!("latency avg {a} ms / max {m} ms"));
+        }
+        numbers.extend(self.outstanding.map(|o| format!("{o} outstanding")));
+        numbers.extend(self.conns.map(|c| format!("{c} connections")));
+        numbers.extend(self.znodes.map(|z| format!("{z} znodes")));
+        if let (Some(f), Some(s)) = (self.followers, self.synced) {
+            numbers.push(format!("{s}/{f} followers synced"));
+        }
+        numbers.join(", ")
     }
-    finish(
-        Finding::new(
-            CheckKind::Keeper,
-            Severity::Ok,
-            subject,
-            format!("Keeper {}: {detail}", n.node),
-        ),
-        &evidence,
-    )
+
+    /// Latency, backlog and lagging followers beyond the limits.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(a) = self.avg.filter(|a| *a > MAX_AVG_LATENCY_MS) {
+            problems.push(format!("high latency (avg {a} ms)"));
+        }
+        if let Some(o) = self.outstanding.filter(|o| *o > MAX_OUTSTANDING) {
+            problems.push(format!("{o} outstanding requests"));
+        }
+        if let (Some(f), Some(s)) = (self.followers, self.synced) {
+            if s < f {
+                problems.push(format!("only {s} of {f} followers synced"));
+            }
+        }
+        problems
+    }
 }
 
 /// Judge a replica's `system.zookeeper` answer.
@@ -347,6 +332,41 @@ pub fn evaluate(
     out
 }
 
+/// The probe: every word on every Keeper node, and `system.zookeeper` on every replica; judged.
+pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
+    let nodes = gather(
+        cl.mode,
+        cl.keeper
+            .iter()
+            .cloned()
+            .map(|node| Box::pin(ask(cl, node)) as BoxFut<'_, _>)
+            .collect(),
+    );
+    let views = cl.per_replica(|c| async move {
+        let r: Result<Vec<ZkRow>, ProbeError> = c.fetch(ZOOKEEPER_ROOT_SQL, &[]).await;
+        (c.name.clone(), r)
+    });
+    let (nodes, views) = join_in!(cl.mode; nodes, views);
+    evaluate(&nodes, &views)
+}
+
+/// One node's answers to every word, timed as one probe of that node.
+async fn ask(cl: &Cluster, node: String) -> NodeAnswers {
+    let (deadline, budget) = (cl.deadline, &cl.budget);
+    let words: Vec<BoxFut<'_, _>> = WORDS
+        .iter()
+        .map(|w| {
+            let node = node.clone();
+            Box::pin(async move {
+                let answer = crate::keeper::four_letter(&node, w, deadline, budget).await;
+                (*w, answer)
+            }) as BoxFut<'_, _>
+        })
+        .collect();
+    let answers = timed(node.clone(), gather(cl.mode, words)).await;
+    NodeAnswers { node, answers }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,7 +442,8 @@ mod tests {
             name: "KEEPER_EXCEPTION".into(),
             message: "Session expired".into(),
         });
-        let cases: Vec<(Result<Vec<ZkRow>, ProbeError>, Severity, &str)> = vec![
+        type View = Result<Vec<ZkRow>, ProbeError>;
+        let cases: Vec<(View, Severity, &str)> = vec![
             (
                 Ok(vec![ZkRow {
                     name: "clickhouse".into(),

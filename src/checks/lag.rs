@@ -1,9 +1,13 @@
 //! Replication lag: `system.replicas` per table (read-only, session expired, delay, queue,
 //! active/total) and a `system.replication_queue` summary (oldest entry, max tries, last exception).
+//! The SQL, the probe (`run`) and the pure `evaluate`; whether a restart would take the last active
+//! replica is the guard's rule ([`TableState::last_active`]), asked, not repeated.
 
 use ::clickhouse::Row;
 use serde::Deserialize;
 
+use super::{fetch, Cluster};
+use crate::domain::guard::TableState;
 use crate::domain::text::first_line;
 use crate::domain::thresholds::Thresholds;
 use crate::domain::{Cause, CheckKind, Finding, Flag, ProbeError, Severity, Subject};
@@ -164,6 +168,49 @@ pub struct LagProbe {
     pub queue: Result<Vec<QueueRow>, ProbeError>,
 }
 
+impl ReplicaRow {
+    /// The table as the guard sees it (whether a restart of this replica may run).
+    pub fn state(&self) -> TableState {
+        TableState {
+            readonly: self.is_readonly != 0,
+            session_expired: self.is_session_expired != 0,
+            active_replicas: self.active_replicas,
+            total_replicas: self.total_replicas,
+        }
+    }
+}
+
+/// A table's finding while it is judged: the problems found so far and the worst severity.
+struct Verdict {
+    f: Finding,
+    problems: Vec<String>,
+    severity: Severity,
+}
+
+impl Verdict {
+    /// One more problem for the summary; the severity becomes at least `severity`.
+    fn problem(mut self, text: impl Into<String>, severity: Severity) -> Self {
+        self.problems.push(text.into());
+        self.severity = self.severity.max(severity);
+        self
+    }
+
+    fn cause(mut self, c: Cause) -> Self {
+        self.f = self.f.cause(c);
+        self
+    }
+
+    fn flag(mut self, flag: Flag) -> Self {
+        self.f = self.f.flag(flag);
+        self
+    }
+
+    fn evidence(mut self, e: String) -> Self {
+        self.f = self.f.evidence(e);
+        self
+    }
+}
+
 /// Judge one table on one replica.
 pub fn evaluate_table(
     replica: &str,
@@ -171,92 +218,27 @@ pub fn evaluate_table(
     queue: Option<&QueueRow>,
     t: &Thresholds,
 ) -> Finding {
-    let name = format!("{}.{}", row.database, row.table);
     let subject = Subject::Table {
         replica: replica.into(),
         database: row.database.clone(),
         table: row.table.clone(),
     };
-    let mut problems: Vec<String> = Vec::new();
-    let mut severity = Severity::Ok;
-    let mut f = Finding::new(CheckKind::Lag, Severity::Ok, subject, String::new());
-    let bump = |s: &mut Severity, to: Severity| *s = (*s).max(to);
-    if row.is_session_expired == 1 {
-        problems.push("Keeper session expired".into());
-        bump(&mut severity, Severity::Crit);
-        f = f.cause(Cause::Keeper).flag(Flag::SessionExpired);
+    let v = Verdict {
+        f: Finding::new(CheckKind::Lag, Severity::Ok, subject, String::new()),
+        problems: Vec::new(),
+        severity: Severity::Ok,
+    };
+    let v = exceptions(row, state_problems(row, t, v));
+    let mut v = match queue {
+        Some(q) => queue_problems(q, v),
+        None => v,
+    };
+    // Restarting the only active replica makes the table unavailable everywhere: the guard
+    // refuses it, and the flag lets the card say so before anyone asks.
+    if row.state().last_active() {
+        v = v.flag(Flag::LastActiveReplica);
     }
-    if row.is_readonly == 1 {
-        problems.push("read-only".into());
-        bump(&mut severity, Severity::Crit);
-        f = f.cause(Cause::ReplicaLag).flag(Flag::ReadOnly);
-    }
-    if row.absolute_delay > NEVER_SYNCED_SECS {
-        // The delay is measured from the epoch: the replica never processed its queue.
-        problems.push("never synced".into());
-        bump(&mut severity, Severity::Crit);
-        f = f.cause(Cause::ReplicaLag).flag(Flag::Lagging);
-    } else if let Some(level) = t.delay_secs.level(row.absolute_delay) {
-        problems.push(format!("{} delay {} s", level.name(), row.absolute_delay));
-        bump(&mut severity, level.severity());
-        f = f.cause(Cause::ReplicaLag).flag(Flag::Lagging);
-    }
-    if let Some(level) = t.queue_size.level(row.queue_size) {
-        problems.push(format!("{} queue {}", level.name(), row.queue_size));
-        bump(&mut severity, level.severity());
-        f = f.cause(Cause::ReplicaLag).flag(Flag::Lagging);
-    }
-    if row.active_replicas < row.total_replicas && row.is_readonly == 0 {
-        problems.push(format!(
-            "only {} of {} replicas active",
-            row.active_replicas, row.total_replicas
-        ));
-        bump(&mut severity, Severity::Warn);
-        f = f.cause(Cause::ReplicaOffline);
-    }
-    if !row.zookeeper_exception.is_empty() {
-        f = f
-            .evidence(format!(
-                "zookeeper_exception: {}",
-                first_line(&row.zookeeper_exception, 200)
-            ))
-            .cause(Cause::Keeper);
-        bump(&mut severity, Severity::Warn);
-    }
-    if !row.last_queue_update_exception.is_empty() {
-        f = f.evidence(format!(
-            "last_queue_update_exception: {}",
-            first_line(&row.last_queue_update_exception, 200)
-        ));
-    }
-    if let Some(q) = queue {
-        f = f.evidence(format!(
-            "queue: {} entries, oldest {} s, max tries {}",
-            q.entries, q.oldest_secs, q.max_tries
-        ));
-        if q.max_tries > STUCK_TRIES {
-            problems.push(format!("queue entry retried {} times", q.max_tries));
-            bump(&mut severity, Severity::Warn);
-            f = f.cause(Cause::ReplicaLag).flag(Flag::Lagging);
-            if !q.last_exception.is_empty() {
-                f = f.evidence(format!(
-                    "last_exception: {}",
-                    first_line(&q.last_exception, 200)
-                ));
-            }
-            if !q.postpone_reason.is_empty() {
-                f = f.evidence(format!(
-                    "postpone_reason: {}",
-                    first_line(&q.postpone_reason, 200)
-                ));
-            }
-        }
-    }
-    // Restarting the only active replica makes the table unavailable everywhere. This replica is
-    // active when its Keeper session lives (read-only or not); then no other one is.
-    if row.is_session_expired == 0 && row.active_replicas == 1 {
-        f = f.flag(Flag::LastActiveReplica);
-    }
+    let mut f = v.f;
     f.evidence.insert(
         0,
         format!(
@@ -270,13 +252,110 @@ pub fn evaluate_table(
             row.total_replicas
         ),
     );
-    f.severity = severity;
-    f.summary = if problems.is_empty() {
+    f.severity = v.severity;
+    let name = format!("{}.{}", row.database, row.table);
+    f.summary = if v.problems.is_empty() {
         format!("{replica}: {name} in sync")
     } else {
-        format!("{replica}: {name} {}", problems.join(", "))
+        format!("{replica}: {name} {}", v.problems.join(", "))
     };
     f
+}
+
+/// What `system.replicas` says of the table: its Keeper session, read-only mode, delay, queue
+/// and how many of its replicas are active.
+fn state_problems(row: &ReplicaRow, t: &Thresholds, mut v: Verdict) -> Verdict {
+    if row.is_session_expired == 1 {
+        v = v
+            .problem("Keeper session expired", Severity::Crit)
+            .cause(Cause::Keeper)
+            .flag(Flag::SessionExpired);
+    }
+    if row.is_readonly == 1 {
+        v = v
+            .problem("read-only", Severity::Crit)
+            .cause(Cause::ReplicaLag)
+            .flag(Flag::ReadOnly);
+    }
+    if row.absolute_delay > NEVER_SYNCED_SECS {
+        // The delay is measured from the epoch: the replica never processed its queue.
+        v = v
+            .problem("never synced", Severity::Crit)
+            .cause(Cause::ReplicaLag)
+            .flag(Flag::Lagging);
+    } else if let Some(level) = t.delay_secs.level(row.absolute_delay) {
+        let text = format!("{} delay {} s", level.name(), row.absolute_delay);
+        v = v
+            .problem(text, level.severity())
+            .cause(Cause::ReplicaLag)
+            .flag(Flag::Lagging);
+    }
+    if let Some(level) = t.queue_size.level(row.queue_size) {
+        let text = format!("{} queue {}", level.name(), row.queue_size);
+        v = v
+            .problem(text, level.severity())
+            .cause(Cause::ReplicaLag)
+            .flag(Flag::Lagging);
+    }
+    if row.active_replicas < row.total_replicas && row.is_readonly == 0 {
+        let text = format!(
+            "only {} of {} replicas active",
+            row.active_replicas, row.total_replicas
+        );
+        v = v.problem(text, Severity::Warn).cause(Cause::ReplicaOffline);
+    }
+    v
+}
+
+/// The table's Keeper and queue-update exceptions, as evidence.
+fn exceptions(row: &ReplicaRow, mut v: Verdict) -> Verdict {
+    if !row.zookeeper_exception.is_empty() {
+        v = v
+            .evidence(format!(
+                "zookeeper_exception: {}",
+                first_line(&row.zookeeper_exception, 200)
+            ))
+            .cause(Cause::Keeper);
+        v.severity = v.severity.max(Severity::Warn);
+    }
+    if !row.last_queue_update_exception.is_empty() {
+        v = v.evidence(format!(
+            "last_queue_update_exception: {}",
+            first_line(&row.last_queue_update_exception, 200)
+        ));
+    }
+    v
+}
+
+/// The table's replication queue: its size as evidence, an entry retried too often as a problem.
+fn queue_problems(q: &QueueRow, mut v: Verdict) -> Verdict {
+    v = v.evidence(format!(
+        "queue: {} entries, oldest {} s, max tries {}",
+        q.entries, q.oldest_secs, q.max_tries
+    ));
+    if q.max_tries <= STUCK_TRIES {
+        return v;
+    }
+    v = v
+        .problem(
+            format!("queue entry retried {} times", q.max_tries),
+            Severity::Warn,
+        )
+        .cause(Cause::ReplicaLag)
+        .flag(Flag::Lagging);
+    if !q.last_exception.is_empty() {
+        v = v.evidence(format!(
+            "last_exception: {}",
+            first_line(&q.last_exception, 200)
+        ));
+    }
+    if !q.postpone_reason.is_empty() {
+        v = v.evidence(format!(
+            "postpone_reason: {}",
+            first_line(&q.postpone_reason, 200)
+        ));
+    }
+    v
 }
 
 /// Judge every replica: one finding per table with a problem, one summary per healthy replica.
@@ -337,6 +416,17 @@ pub fn evaluate(probes: &[LagProbe], t: &Thresholds) -> Vec<Finding> {
     out
 }
 
+/// The probe: every replicated table with its queue summary, on every replica; judged.
+pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
+    let probes = cl
+        .per_replica(|c| async move {
+            let rows = fetch::<CombinedRow>(&c, COMBINED_SQL).await;
+            LagProbe::from_combined(&c.name, rows)
+        })
+        .await;
+    evaluate(&probes, &cl.thresholds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,106 +449,161 @@ mod tests {
         }
     }
 
+    /// A table's numbers (the rest as in [`row`]) and how it is judged.
+    struct Case {
+        name: &'static str,
+        readonly: u8,
+        expired: u8,
+        delay: u64,
+        queue: u64,
+        active: u64,
+        total: u64,
+        severity: Severity,
+        summary: &'static str,
+        flags: &'static [Flag],
+    }
+
+    const IN_SYNC: Case = Case {
+        name: "in sync",
+        readonly: 0,
+        expired: 0,
+        delay: 0,
+        queue: 0,
+        active: 3,
+        total: 3,
+        severity: Severity::Ok,
+        summary: "r1: db.t in sync",
+        flags: &[],
+    };
+
+    const TABLE_CASES: &[Case] = &[
+        IN_SYNC,
+        Case {
+            name: "readonly",
+            readonly: 1,
+            active: 0,
+            total: 1,
+            severity: Severity::Crit,
+            summary: "r1: db.t read-only",
+            flags: &[Flag::ReadOnly],
+            ..IN_SYNC
+        },
+        Case {
+            name: "expired",
+            expired: 1,
+            readonly: 1,
+            severity: Severity::Crit,
+            summary: "r1: db.t Keeper session expired, read-only",
+            flags: &[Flag::SessionExpired, Flag::ReadOnly],
+            ..IN_SYNC
+        },
+        Case {
+            name: "moderate delay",
+            delay: 1801,
+            severity: Severity::Warn,
+            summary: "r1: db.t moderate delay 1801 s",
+            flags: &[Flag::Lagging],
+            ..IN_SYNC
+        },
+        Case {
+            name: "major delay",
+            delay: 10801,
+            severity: Severity::Crit,
+            summary: "r1: db.t major delay 10801 s",
+            flags: &[Flag::Lagging],
+            ..IN_SYNC
+        },
+        Case {
+            name: "critical queue",
+            queue: 501,
+            severity: Severity::Crit,
+            summary: "r1: db.t critical queue 501",
+            flags: &[Flag::Lagging],
+            ..IN_SYNC
+        },
+        Case {
+            name: "queue at limit",
+            queue: 200,
+            delay: 1800,
+            ..IN_SYNC
+        },
+        Case {
+            name: "last active",
+            active: 1,
+            total: 2,
+            severity: Severity::Warn,
+            summary: "r1: db.t only 1 of 2 replicas active",
+            flags: &[Flag::LastActiveReplica],
+            ..IN_SYNC
+        },
+        // Read-only for another reason (e.g. metadata) while its session lives, the other replica
+        // down: the restart step is offered, and this flag makes it "not now".
+        Case {
+            name: "read-only and last active",
+            readonly: 1,
+            active: 1,
+            total: 2,
+            severity: Severity::Crit,
+            summary: "r1: db.t read-only",
+            flags: &[Flag::ReadOnly, Flag::LastActiveReplica],
+            ..IN_SYNC
+        },
+    ];
+
     #[test]
     fn table_cases() {
         let t = Thresholds::default();
-        let cases: Vec<(&str, ReplicaRow, Severity, &str, &[Flag])> = vec![
-            ("in sync", row(), Severity::Ok, "r1: db.t in sync", &[]),
-            (
-                "readonly",
-                ReplicaRow {
-                    is_readonly: 1,
-                    active_replicas: 0,
-                    total_replicas: 1,
-                    ..row()
-                },
-                Severity::Crit,
-                "r1: db.t read-only",
-                &[Flag::ReadOnly],
-            ),
-            (
-                "expired",
-                ReplicaRow {
-                    is_session_expired: 1,
-                    is_readonly: 1,
-                    ..row()
-                },
-                Severity::Crit,
-                "r1: db.t Keeper session expired, read-only",
-                &[Flag::SessionExpired, Flag::ReadOnly],
-            ),
-            (
-                "moderate delay",
-                ReplicaRow {
-                    absolute_delay: 1801,
-                    ..row()
-                },
-                Severity::Warn,
-                "r1: db.t moderate delay 1801 s",
-                &[Flag::Lagging],
-            ),
-            (
-                "major delay",
-                ReplicaRow {
-                    absolute_delay: 10801,
-                    ..row()
-                },
-                Severity::Crit,
-                "r1: db.t major delay 10801 s",
-                &[Flag::Lagging],
-            ),
-            (
-                "critical queue",
-                ReplicaRow {
-                    queue_size: 501,
-                    ..row()
-                },
-                Severity::Crit,
-                "r1: db.t critical queue 501",
-                &[Flag::Lagging],
-            ),
-            (
-                "queue at limit",
-                ReplicaRow {
-                    queue_size: 200,
-                    absolute_delay: 1800,
-                    ..row()
-                },
-                Severity::Ok,
-                "r1: db.t in sync",
-                &[],
-            ),
-            (
-                "last active",
-                ReplicaRow {
-                    active_replicas: 1,
-                    total_replicas: 2,
-                    ..row()
-                },
-                Severity::Warn,
-                "r1: db.t only 1 of 2 replicas active",
-                &[Flag::LastActiveReplica],
-            ),
-            (
-                // Read-only for another reason (e.g. metadata) while its session lives, the other
-                // replica down: the restart step is offered, and this flag makes it "not now".
-                "read-only and last active",
-                ReplicaRow {
-                    is_readonly: 1,
-                    active_replicas: 1,
-                    total_replicas: 2,
-                    ..row()
-                },
-                Severity::Crit,
-                "r1: db.t read-only",
-                &[Flag::ReadOnly, Flag::LastActiveReplica],
-            ),
-        ];
-        for (name, r, sev, text, flags) in cases {
+        for c in TABLE_CASES {
+            let r = ReplicaRow {
+                is_readonly: c.readonly,
+                is_session_expired: c.expired,
+                absolute_delay: c.delay,
+                queue_size: c.queue,
+                active_replicas: c.active,
+                total_replicas: c.total,
+                ..row()
+            };
             let f = evaluate_table("r1", &r, None, &t);
-            assert_eq!(f.severity, sev, "{name}");
-            assert_eq!(f.summary, text, "{name}");
-            assert_eq!(f.flags, flags, "{name}");
+            assert_eq!(f.severity, c.severity, "{}", c.name);
+            assert_eq!(f.summary, c.summary, "{}", c.name);
+            assert_eq!(f.flags, c.flags, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn last_active_flag_agrees_with_the_guard() {
+        use crate::domain::action::Action;
+        use crate::domain::guard::{preconditions, Snapshot};
+        let restart = Action::RestartReplica {
+            cluster: "c".into(),
+            replica: "r1".into(),
+            database: "db".into(),
+            table: "t".into(),
+        };
+        for c in TABLE_CASES {
+            let r = ReplicaRow {
+                is_readonly: c.readonly,
+                is_session_expired: c.expired,
+                active_replicas: c.active,
+                total_replicas: c.total,
+                ..row()
+            };
+            let live = Snapshot {
+                replica: Ok(()),
+                running: vec![],
+                disk: None,
+                missing_databases: vec![],
+                name_taken: false,
+                table: Some(r.state()),
+                keeper: Ok(()),
+                locked_by: None,
+                cooldown_until: None,
+            };
+            let refused = preconditions(&restart, &live, 0)
+                .iter()
+                .any(|p| !p.ok && p.text.contains("last active replica"));
+            let f = evaluate_table("r1", &r, None, &Thresholds::default());
+            assert_eq!(f.has(Flag::LastActiveReplica), refused, "{}", c.name);
         }
     }
 

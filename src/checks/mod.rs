@@ -1,5 +1,16 @@
-//! The checks of the runbook, one file each (SQL as named constants + a pure `evaluate`), and the
-//! runner that queries every replica and Keeper node concurrently, each check under its own deadline.
+//! The checks of the runbook, one file each (its SQL as named constants, its probe `run` and a
+//! pure `evaluate`), and the runner: the [`Cluster`] and its round, which queries every replica and
+//! Keeper node concurrently (in-flight capped by the budget), each check under its own deadline.
+
+/// Await several futures of one probe: together, or one after another in `Sequential` mode.
+macro_rules! join_in {
+    ($mode:expr; $($f:expr),+ $(,)?) => {
+        match $mode {
+            $crate::checks::Mode::Concurrent => tokio::join!($($f),+),
+            $crate::checks::Mode::Sequential => ($($f.await),+),
+        }
+    };
+}
 
 pub mod backups;
 pub mod blockers;
@@ -10,6 +21,8 @@ pub mod lag;
 pub mod replicas;
 pub mod settings;
 
+pub use settings::DatabasesError;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -18,22 +31,19 @@ use ::clickhouse::{RowOwned, RowRead};
 use futures_util::future::join_all;
 use futures_util::StreamExt;
 
+use crate::clickhouse::{Budget, ReplicaClient};
+use crate::config::ClusterTarget;
+use crate::domain::diagnose::{self, CheckResult, Context, ReplicaRef};
+use crate::domain::thresholds::Thresholds;
+use crate::domain::url::redact;
+use crate::domain::{Card, CheckKind, Finding, ProbeError, Scope, Severity, Subject};
+
 /// How probes are scheduled. `Sequential` exists to measure what concurrency buys (the benchmark).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     #[default]
     Concurrent,
     Sequential,
-}
-
-/// Await several futures of one probe: together, or one after another in `Sequential` mode.
-macro_rules! join_in {
-    ($mode:expr; $($f:expr),+ $(,)?) => {
-        match $mode {
-            Mode::Concurrent => tokio::join!($($f),+),
-            Mode::Sequential => ($($f.await),+),
-        }
-    };
 }
 
 /// A boxed, `Send` future: boxing each probe keeps the compiler's `Send` proof simple.
@@ -53,13 +63,6 @@ async fn gather<T>(mode: Mode, futs: Vec<BoxFut<'_, T>>) -> Vec<T> {
     }
 }
 
-use crate::clickhouse::{Budget, ReplicaClient};
-use crate::config::ClusterTarget;
-use crate::domain::diagnose::{self, CheckResult, Context, ReplicaRef};
-use crate::domain::thresholds::Thresholds;
-use crate::domain::url::redact;
-use crate::domain::{Card, CheckKind, Finding, ProbeError, Scope, Severity, Subject};
-
 /// A cluster ready to be checked: its replicas resolved to clients.
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -78,14 +81,6 @@ pub struct Cluster {
     pub budget: Budget,
     /// Hosts that discovery found but refused to talk to (already display-safe), with why.
     pub rejected: Vec<String>,
-}
-
-/// Why a replica's user databases could not be listed (each caller words it for its user).
-#[derive(Debug)]
-pub enum DatabasesError {
-    NoReplica,
-    Probe(ProbeError),
-    Empty,
 }
 
 /// Why a cluster could not even be set up for checking.
@@ -155,23 +150,6 @@ impl Cluster {
             budget,
             rejected,
         })
-    }
-
-    /// The user databases `replica` has: what a per-replica backup covers by default.
-    pub async fn user_databases(&self, replica: &str) -> Result<Vec<String>, DatabasesError> {
-        let c = self
-            .replicas
-            .iter()
-            .find(|r| r.name == replica)
-            .ok_or(DatabasesError::NoReplica)?;
-        let rows: Vec<settings::NameRow> = c
-            .fetch(settings::DATABASES_SQL, &[])
-            .await
-            .map_err(DatabasesError::Probe)?;
-        if rows.is_empty() {
-            return Err(DatabasesError::Empty);
-        }
-        Ok(rows.into_iter().map(|r| r.name).collect())
     }
 
     /// The same cluster for a new check round (see [`ReplicaClient::next_round`]).
@@ -254,13 +232,13 @@ impl Cluster {
         let backstop = self.deadline + Duration::from_millis(250);
         let work = async {
             match kind {
-                CheckKind::Keeper => (self.keeper().await, None),
-                CheckKind::Replicas => (self.replicas().await, None),
-                CheckKind::Lag => (self.lag().await, None),
-                CheckKind::Blockers => (self.blockers().await, None),
-                CheckKind::Backups => (self.backups().await, None),
+                CheckKind::Keeper => (keeper::run(self).await, None),
+                CheckKind::Replicas => (replicas::run(self).await, None),
+                CheckKind::Lag => (lag::run(self).await, None),
+                CheckKind::Blockers => (blockers::run(self).await, None),
+                CheckKind::Backups => (backups::run(self).await, None),
                 CheckKind::Settings => {
-                    let (f, facts) = self.settings().await;
+                    let (f, facts) = settings::run(self).await;
                     (f, Some(facts))
                 }
             }
@@ -321,160 +299,6 @@ impl Cluster {
             }
         }
     }
-
-    async fn keeper(&self) -> Vec<Finding> {
-        let deadline = self.deadline;
-        let mode = self.mode;
-        let budget = &self.budget;
-        let nodes = gather(
-            mode,
-            self.keeper
-                .iter()
-                .cloned()
-                .map(|node| {
-                    Box::pin(async move {
-                        let words: Vec<BoxFut<'_, _>> = keeper::WORDS
-                            .iter()
-                            .map(|w| {
-                                let node = node.clone();
-                                Box::pin(async move {
-                                    let answer =
-                                        crate::keeper::four_letter(&node, w, deadline, budget)
-                                            .await;
-                                    (*w, answer)
-                                }) as BoxFut<'_, _>
-                            })
-                            .collect();
-                        let answers = timed(node.clone(), gather(mode, words)).await;
-                        keeper::NodeAnswers { node, answers }
-                    }) as BoxFut<'_, _>
-                })
-                .collect(),
-        );
-        let views = self.per_replica(|c| async move {
-            let r: Result<Vec<keeper::ZkRow>, ProbeError> =
-                c.fetch(keeper::ZOOKEEPER_ROOT_SQL, &[]).await;
-            (c.name.clone(), r)
-        });
-        let (nodes, views) = join_in!(mode; nodes, views);
-        keeper::evaluate(&nodes, &views)
-    }
-
-    async fn replicas(&self) -> Vec<Finding> {
-        let cluster = self.remote_cluster.clone();
-        let mode = self.mode;
-        let probes = self
-            .per_replica(|c| {
-                let cluster = cluster.clone();
-                async move {
-                    let binds = [cluster.as_str()];
-                    let (ping, version, view) = join_in!(mode;
-                        c.ping(),
-                        c.fetch::<replicas::VersionRow>(replicas::VERSION_SQL, &[]),
-                        c.fetch::<replicas::ClusterRow>(replicas::CLUSTER_SQL, &binds)
-                    );
-                    replicas::ReplicaProbe {
-                        replica: c.name.clone(),
-                        ping,
-                        version,
-                        cluster: view,
-                    }
-                }
-            })
-            .await;
-        let mut findings = replicas::evaluate(&probes, &self.remote_cluster, self.deadline);
-        findings.extend(self.rejected.iter().map(|r| {
-            Finding::new(
-                CheckKind::Replicas,
-                Severity::Warn,
-                Subject::Cluster,
-                r.clone(),
-            )
-        }));
-        findings
-    }
-
-    async fn lag(&self) -> Vec<Finding> {
-        let probes = self
-            .per_replica(|c| async move {
-                let rows = fetch::<lag::CombinedRow>(&c, lag::COMBINED_SQL).await;
-                lag::LagProbe::from_combined(&c.name, rows)
-            })
-            .await;
-        lag::evaluate(&probes, &self.thresholds)
-    }
-
-    async fn blockers(&self) -> Vec<Finding> {
-        let mode = self.mode;
-        let probes = self
-            .per_replica(|c| async move {
-                // Two round trips; on a server error (an older server, no distributed DDL)
-                // each part is asked on its own so that one missing table hides nothing else.
-                let activity = async {
-                    match fetch::<blockers::BlockerRow>(&c, blockers::ACTIVITY_SQL).await {
-                        Ok(rows) => {
-                            let (m, g) = blockers::split_activity(rows);
-                            (Ok(m), Ok(g))
-                        }
-                        Err(ProbeError::Server { .. }) => join_in!(mode;
-                            fetch_compat(&c, blockers::MUTATIONS_SQL, blockers::MUTATIONS_SQL_COMPAT),
-                            fetch(&c, blockers::MERGES_SQL)
-                        ),
-                        Err(e) => (Err(e.clone()), Err(e)),
-                    }
-                };
-                // Running backups come from the rows the backups check reads too (one query).
-                let running = async {
-                    c.fetch_shared::<backups::BackupRow>(backups::RECENT_SQL)
-                        .await
-                        .map(blockers::running)
-                };
-                let queues = async { join_in!(mode; running, fetch(&c, blockers::DDL_QUEUE_SQL)) };
-                let ((mutations, merges), (backups, ddl)) = join_in!(mode; activity, queues);
-                blockers::BlockersProbe {
-                    replica: c.name.clone(),
-                    mutations,
-                    merges,
-                    backups,
-                    ddl,
-                }
-            })
-            .await;
-        blockers::evaluate(&probes)
-    }
-
-    async fn backups(&self) -> Vec<Finding> {
-        let limit = self.backups_limit;
-        let probes = self
-            .per_replica(|c| async move {
-                backups::BackupsProbe {
-                    replica: c.name.clone(),
-                    rows: c.fetch_shared(backups::RECENT_SQL).await.map(
-                        |mut r: Vec<backups::BackupRow>| {
-                            r.truncate(limit);
-                            r
-                        },
-                    ),
-                }
-            })
-            .await;
-        backups::evaluate(&probes)
-    }
-
-    async fn settings(&self) -> (Vec<Finding>, settings::SettingsFacts) {
-        let disk = self.backup_disk.clone();
-        let probes = self
-            .per_replica(|c| {
-                let disk = disk.clone();
-                async move {
-                    let binds = [disk.as_str()];
-                    let rows = c.fetch(settings::COMBINED_SQL, &binds).await;
-                    settings::SettingsProbe::from_combined(&c.name, rows)
-                }
-            })
-            .await;
-        settings::evaluate(&probes, &self.backup_disk)
-    }
 }
 
 tokio::task_local! {
@@ -496,18 +320,7 @@ async fn timed<T>(name: String, fut: impl Future<Output = T>) -> T {
     out
 }
 
+/// One query without binds, as a probe's rows.
 async fn fetch<T: RowOwned + RowRead>(c: &ReplicaClient, sql: &str) -> Result<Vec<T>, ProbeError> {
     c.fetch(sql, &[]).await
-}
-
-/// `sql`, or `older` when the server does not know one of the columns (UNKNOWN_IDENTIFIER, 47).
-async fn fetch_compat<T: RowOwned + RowRead>(
-    c: &ReplicaClient,
-    sql: &str,
-    older: &str,
-) -> Result<Vec<T>, ProbeError> {
-    match c.fetch(sql, &[]).await {
-        Err(ProbeError::Server { code: 47, .. }) => c.fetch(older, &[]).await,
-        r => r,
-    }
 }

@@ -1,11 +1,13 @@
 //! Replicas online: `/ping` and `SELECT version(), uptime()` on every replica, plus each replica's
-//! view of the cluster in `system.clusters` (connection errors to its peers).
+//! view of the cluster in `system.clusters` (connection errors to its peers). The SQL, the probe
+//! (`run`) and the pure `evaluate`.
 
 use std::time::Duration;
 
 use ::clickhouse::Row;
 use serde::Deserialize;
 
+use super::Cluster;
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
 pub const VERSION_SQL: &str = "SELECT version() AS version, toUInt64(uptime()) AS uptime";
@@ -98,103 +100,173 @@ pub fn evaluate(probes: &[ReplicaProbe], cluster: &str, deadline: Duration) -> V
     let mut out = Vec::new();
     let mut versions: Vec<(String, String)> = Vec::new();
     for p in probes {
-        let r = &p.replica;
-        let subject = Subject::replica(r);
-        // A failed query says more than a failed ping (auth, server errors), unless the ping was refused.
-        let failure = match (&p.ping, &p.version) {
-            (_, Err(e @ ProbeError::Auth { .. })) => Some(e),
-            (Err(e), _) => Some(e),
-            (Ok(_), Err(e)) => Some(e),
-            _ => None,
-        };
-        if let Some(e) = failure {
-            let mut f = unreachable(CheckKind::Replicas, r, e);
-            if p.ping.is_ok() {
-                f = f.evidence("/ping answered Ok.");
-            }
-            out.push(f);
-            continue;
-        }
-        let ping = *p.ping.as_ref().expect("checked above");
-        let Some(v) = p.version.as_ref().ok().and_then(|rows| rows.first()) else {
-            out.push(Finding::new(
-                CheckKind::Replicas,
-                Severity::Warn,
-                subject,
-                format!("{r}: SELECT version() returned no row"),
-            ));
+        let Some(version) = evaluate_replica(p, cluster, deadline, &mut out) else {
             continue;
         };
-        versions.push((r.clone(), v.version.clone()));
-        let ms = ping.as_secs_f64() * 1000.0;
-        let mut f = if ping > deadline / 2 {
-            Finding::new(
-                CheckKind::Replicas,
-                Severity::Warn,
-                subject.clone(),
-                format!("{r}: slow: ping {ms:.0} ms"),
-            )
-            .cause(Cause::Network)
-        } else {
-            Finding::new(
-                CheckKind::Replicas,
-                Severity::Ok,
-                subject.clone(),
-                format!(
-                    "{r}: up, {}, uptime {}, ping {ms:.0} ms",
-                    v.version,
-                    uptime_text(v.uptime)
-                ),
-            )
-        };
-        if v.uptime < 300 {
-            f = f.evidence(format!(
-                "restarted {} ago: in-memory system.backups history was lost",
-                uptime_text(v.uptime)
-            ));
+        versions.push((p.replica.clone(), version));
+    }
+    out.extend(mixed_versions(&versions));
+    out
+}
+
+/// One replica's findings into `out`; its server version when it told one.
+fn evaluate_replica(
+    p: &ReplicaProbe,
+    cluster: &str,
+    deadline: Duration,
+    out: &mut Vec<Finding>,
+) -> Option<String> {
+    let r = &p.replica;
+    // A failed query says more than a failed ping (auth, server errors), unless the ping was refused.
+    let failure = match (&p.ping, &p.version) {
+        (_, Err(e @ ProbeError::Auth { .. })) => Some(e),
+        (Err(e), _) => Some(e),
+        (Ok(_), Err(e)) => Some(e),
+        _ => None,
+    };
+    if let Some(e) = failure {
+        let mut f = unreachable(CheckKind::Replicas, r, e);
+        if p.ping.is_ok() {
+            f = f.evidence("/ping answered Ok.");
         }
         out.push(f);
-        match &p.cluster {
-            Ok(rows) if rows.is_empty() => out.push(Finding::new(
-                CheckKind::Replicas,
-                Severity::Warn,
-                subject,
-                format!("{r}: cluster '{cluster}' is not in its system.clusters, ON CLUSTER from it would fail"),
-            )),
-            Ok(rows) => {
-                for row in rows.iter().filter(|row| row.errors_count > 0) {
-                    out.push(
-                        Finding::new(
-                            CheckKind::Replicas,
-                            Severity::Warn,
-                            subject.clone(),
-                            format!("{r} counts {} connection errors to {}:{}", row.errors_count, row.host_name, row.port),
-                        )
-                        .cause(Cause::Network)
-                        .evidence("system.clusters.errors_count is this host's own view"),
-                    );
-                }
-            }
-            Err(e) => out.push(Finding::new(CheckKind::Replicas, Severity::Unknown, subject, format!("{r}: system.clusters: {e}"))),
-        }
+        return None;
     }
-    let mut distinct: Vec<&str> = versions.iter().map(|(_, v)| v.as_str()).collect();
-    distinct.sort();
-    distinct.dedup();
-    if distinct.len() > 1 {
-        let list = versions
-            .iter()
-            .map(|(r, v)| format!("{r}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+    let ping = *p.ping.as_ref().expect("checked above");
+    let Some(v) = p.version.as_ref().ok().and_then(|rows| rows.first()) else {
         out.push(Finding::new(
             CheckKind::Replicas,
             Severity::Warn,
-            Subject::Cluster,
-            format!("Mixed server versions ({list}): backup coordination may refuse them"),
+            Subject::replica(r),
+            format!("{r}: SELECT version() returned no row"),
+        ));
+        return None;
+    };
+    out.push(up(r, v, ping, deadline));
+    out.extend(cluster_view(r, cluster, &p.cluster));
+    Some(v.version.clone())
+}
+
+/// An answering replica: its version, uptime and ping, or that it is slow.
+fn up(r: &str, v: &VersionRow, ping: Duration, deadline: Duration) -> Finding {
+    let subject = Subject::replica(r);
+    let ms = ping.as_secs_f64() * 1000.0;
+    let mut f = if ping > deadline / 2 {
+        Finding::new(
+            CheckKind::Replicas,
+            Severity::Warn,
+            subject,
+            format!("{r}: slow: ping {ms:.0} ms"),
+        )
+        .cause(Cause::Network)
+    } else {
+        Finding::new(
+            CheckKind::Replicas,
+            Severity::Ok,
+            subject,
+            format!(
+                "{r}: up, {}, uptime {}, ping {ms:.0} ms",
+                v.version,
+                uptime_text(v.uptime)
+            ),
+        )
+    };
+    if v.uptime < 300 {
+        f = f.evidence(format!(
+            "restarted {} ago: in-memory system.backups history was lost",
+            uptime_text(v.uptime)
         ));
     }
-    out
+    f
+}
+
+/// The replica's own view of the cluster: missing from it, or counting errors to its peers.
+fn cluster_view(
+    r: &str,
+    cluster: &str,
+    view: &Result<Vec<ClusterRow>, ProbeError>,
+) -> Vec<Finding> {
+    let subject = Subject::replica(r);
+    match view {
+        Ok(rows) if rows.is_empty() => vec![Finding::new(
+            CheckKind::Replicas,
+            Severity::Warn,
+            subject,
+            format!("{r}: cluster '{cluster}' is not in its system.clusters, ON CLUSTER from it would fail"),
+        )],
+        Ok(rows) => rows
+            .iter()
+            .filter(|row| row.errors_count > 0)
+            .map(|row| {
+                Finding::new(
+                    CheckKind::Replicas,
+                    Severity::Warn,
+                    subject.clone(),
+                    format!("{r} counts {} connection errors to {}:{}", row.errors_count, row.host_name, row.port),
+                )
+                .cause(Cause::Network)
+                .evidence("system.clusters.errors_count is this host's own view")
+            })
+            .collect(),
+        Err(e) => vec![Finding::new(CheckKind::Replicas, Severity::Unknown, subject, format!("{r}: system.clusters: {e}"))],
+    }
+}
+
+/// Replicas on different server versions (backup coordination may refuse them).
+fn mixed_versions(versions: &[(String, String)]) -> Option<Finding> {
+    let mut distinct: Vec<&str> = versions.iter().map(|(_, v)| v.as_str()).collect();
+    distinct.sort();
+    distinct.dedup();
+    if distinct.len() <= 1 {
+        return None;
+    }
+    let list = versions
+        .iter()
+        .map(|(r, v)| format!("{r}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(Finding::new(
+        CheckKind::Replicas,
+        Severity::Warn,
+        Subject::Cluster,
+        format!("Mixed server versions ({list}): backup coordination may refuse them"),
+    ))
+}
+
+/// The probe: `/ping`, the version and the cluster view on every replica, judged; plus the
+/// hosts discovery refused.
+pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
+    let cluster = cl.remote_cluster.clone();
+    let mode = cl.mode;
+    let probes = cl
+        .per_replica(|c| {
+            let cluster = cluster.clone();
+            async move {
+                let binds = [cluster.as_str()];
+                let (ping, version, view) = join_in!(mode;
+                    c.ping(),
+                    c.fetch::<VersionRow>(VERSION_SQL, &[]),
+                    c.fetch::<ClusterRow>(CLUSTER_SQL, &binds)
+                );
+                ReplicaProbe {
+                    replica: c.name.clone(),
+                    ping,
+                    version,
+                    cluster: view,
+                }
+            }
+        })
+        .await;
+    let mut findings = evaluate(&probes, &cl.remote_cluster, cl.deadline);
+    findings.extend(cl.rejected.iter().map(|r| {
+        Finding::new(
+            CheckKind::Replicas,
+            Severity::Warn,
+            Subject::Cluster,
+            r.clone(),
+        )
+    }));
+    findings
 }
 
 #[cfg(test)]

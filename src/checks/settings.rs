@@ -1,11 +1,13 @@
 //! Sync settings: effective `backup_restore_*` settings per replica, plus what a per-replica backup
-//! needs (the user databases, the backup disk).
+//! needs (the user databases, the backup disk). The SQL, the probe (`run`), the pure `evaluate`,
+//! and [`Cluster::user_databases`] for commands that offer a backup.
 
 use std::collections::BTreeMap;
 
 use ::clickhouse::Row;
 use serde::Deserialize;
 
+use super::Cluster;
 use crate::domain::text::{clip, SUMMARY_MAX};
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
@@ -119,6 +121,7 @@ fn values(rows: &[SettingRow]) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Judge every replica's settings, disk and databases; the facts the diagnosis needs besides.
 pub fn evaluate(probes: &[SettingsProbe], disk: &str) -> (Vec<Finding>, SettingsFacts) {
     let mut out = Vec::new();
     let mut facts = SettingsFacts::default();
@@ -133,49 +136,8 @@ pub fn evaluate(probes: &[SettingsProbe], disk: &str) -> (Vec<Finding>, Settings
             }
         };
         let v = values(rows);
-        let get = |k: &str| v.get(k).copied();
-        let retries = get("backup_restore_keeper_max_retries");
-        let mut f = Finding::new(
-            CheckKind::Settings,
-            Severity::Ok,
-            Subject::replica(r),
-            format!(
-                "{r}: keeper retries {}, backoff {}–{} ms, finish timeout after error {} s, host disconnect limit {} s",
-                show(get("backup_restore_keeper_max_retries")),
-                show(get("backup_restore_keeper_retry_initial_backoff_ms")),
-                show(get("backup_restore_keeper_retry_max_backoff_ms")),
-                show(get("backup_restore_finish_timeout_after_error_sec")),
-                show(get("backup_restore_failure_after_host_disconnected_for_seconds")),
-            ),
-        );
-        if let Some(n) = retries.filter(|n| *n < MIN_RETRIES) {
-            f.severity = Severity::Warn;
-            f.summary = format!(
-                "{r}: only {n} Keeper retries for backup/restore (default 1000 since 24.10)"
-            );
-            f = f.cause(Cause::Timeout);
-        }
-        for (name, default) in SYNC_SETTINGS {
-            if let Some(val) = get(name).filter(|val| *val != default) {
-                f = f.evidence(format!("{name} = {val} (default {default})"));
-            }
-        }
-        out.push(f);
-        match &p.disk {
-            Ok(rows) if rows.is_empty() => out.push(Finding::new(
-                CheckKind::Settings,
-                Severity::Warn,
-                Subject::replica(r),
-                format!("{r}: no disk '{disk}': BACKUP … TO Disk('{disk}', …) would fail there"),
-            )),
-            Ok(_) => {}
-            Err(e) => out.push(Finding::new(
-                CheckKind::Settings,
-                Severity::Unknown,
-                Subject::replica(r),
-                format!("{r}: system.disks: {e}"),
-            )),
-        }
+        out.push(sync_settings(r, &v));
+        out.extend(disk_finding(r, disk, &p.disk));
         match &p.databases {
             Ok(rows) => {
                 facts
@@ -197,34 +159,132 @@ pub fn evaluate(probes: &[SettingsProbe], disk: &str) -> (Vec<Finding>, Settings
         }
         seen.push((r.clone(), v));
     }
-    if let Some((first_r, first)) = seen.first() {
-        for (r, v) in &seen[1..] {
-            let differing: Vec<String> = SYNC_SETTINGS
-                .iter()
-                .filter(|(name, _)| first.get(*name) != v.get(*name))
-                .map(|(name, _)| {
-                    format!(
-                        "{name}: {first_r}={} {r}={}",
-                        show(first.get(*name).copied()),
-                        show(v.get(*name).copied())
-                    )
-                })
-                .collect();
-            if !differing.is_empty() {
-                let mut f = Finding::new(
-                    CheckKind::Settings,
-                    Severity::Warn,
-                    Subject::replica(r),
-                    format!("{r}: sync settings differ from {first_r}"),
-                );
-                for d in differing {
-                    f = f.evidence(d);
-                }
-                out.push(f);
-            }
+    out.extend(differences(&seen));
+    (out, facts)
+}
+
+/// One replica's effective sync settings; too few Keeper retries is a warning.
+fn sync_settings(r: &str, v: &BTreeMap<String, u64>) -> Finding {
+    let get = |k: &str| v.get(k).copied();
+    let mut f = Finding::new(
+        CheckKind::Settings,
+        Severity::Ok,
+        Subject::replica(r),
+        format!(
+            "{r}: keeper retries {}, backoff {}–{} ms, finish timeout after error {} s, host disconnect limit {} s",
+            show(get("backup_restore_keeper_max_retries")),
+            show(get("backup_restore_keeper_retry_initial_backoff_ms")),
+            show(get("backup_restore_keeper_retry_max_backoff_ms")),
+            show(get("backup_restore_finish_timeout_after_error_sec")),
+            show(get("backup_restore_failure_after_host_disconnected_for_seconds")),
+        ),
+    );
+    if let Some(n) = get("backup_restore_keeper_max_retries").filter(|n| *n < MIN_RETRIES) {
+        f.severity = Severity::Warn;
+        f.summary =
+            format!("{r}: only {n} Keeper retries for backup/restore (default 1000 since 24.10)");
+        f = f.cause(Cause::Timeout);
+    }
+    for (name, default) in SYNC_SETTINGS {
+        if let Some(val) = get(name).filter(|val| *val != default) {
+            f = f.evidence(format!("{name} = {val} (default {default})"));
         }
     }
-    (out, facts)
+    f
+}
+
+/// The backup disk missing on the replica (or unknown there); none when it exists.
+fn disk_finding(r: &str, disk: &str, rows: &Result<Vec<NameRow>, ProbeError>) -> Option<Finding> {
+    match rows {
+        Ok(rows) if rows.is_empty() => Some(Finding::new(
+            CheckKind::Settings,
+            Severity::Warn,
+            Subject::replica(r),
+            format!("{r}: no disk '{disk}': BACKUP … TO Disk('{disk}', …) would fail there"),
+        )),
+        Ok(_) => None,
+        Err(e) => Some(Finding::new(
+            CheckKind::Settings,
+            Severity::Unknown,
+            Subject::replica(r),
+            format!("{r}: system.disks: {e}"),
+        )),
+    }
+}
+
+/// Replicas whose sync settings differ from the first answering one's.
+fn differences(seen: &[(String, BTreeMap<String, u64>)]) -> Vec<Finding> {
+    let Some((first_r, first)) = seen.first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (r, v) in &seen[1..] {
+        let differing: Vec<String> = SYNC_SETTINGS
+            .iter()
+            .filter(|(name, _)| first.get(*name) != v.get(*name))
+            .map(|(name, _)| {
+                format!(
+                    "{name}: {first_r}={} {r}={}",
+                    show(first.get(*name).copied()),
+                    show(v.get(*name).copied())
+                )
+            })
+            .collect();
+        if differing.is_empty() {
+            continue;
+        }
+        let f = Finding::new(
+            CheckKind::Settings,
+            Severity::Warn,
+            Subject::replica(r),
+            format!("{r}: sync settings differ from {first_r}"),
+        );
+        out.push(differing.into_iter().fold(f, |f, d| f.evidence(d)));
+    }
+    out
+}
+
+/// The probe: settings, backup disk and user databases in one query on every replica; judged.
+pub(super) async fn run(cl: &Cluster) -> (Vec<Finding>, SettingsFacts) {
+    let disk = cl.backup_disk.clone();
+    let probes = cl
+        .per_replica(|c| {
+            let disk = disk.clone();
+            async move {
+                let binds = [disk.as_str()];
+                let rows = c.fetch(COMBINED_SQL, &binds).await;
+                SettingsProbe::from_combined(&c.name, rows)
+            }
+        })
+        .await;
+    evaluate(&probes, &cl.backup_disk)
+}
+
+/// Why a replica's user databases could not be listed (each caller words it for its user).
+#[derive(Debug)]
+pub enum DatabasesError {
+    NoReplica,
+    Probe(ProbeError),
+    Empty,
+}
+
+impl Cluster {
+    /// The user databases `replica` has: what a per-replica backup covers by default.
+    pub async fn user_databases(&self, replica: &str) -> Result<Vec<String>, DatabasesError> {
+        let c = self
+            .replicas
+            .iter()
+            .find(|r| r.name == replica)
+            .ok_or(DatabasesError::NoReplica)?;
+        let rows: Vec<NameRow> = c
+            .fetch(DATABASES_SQL, &[])
+            .await
+            .map_err(DatabasesError::Probe)?;
+        if rows.is_empty() {
+            return Err(DatabasesError::Empty);
+        }
+        Ok(rows.into_iter().map(|r| r.name).collect())
+    }
 }
 
 fn show(v: Option<u64>) -> String {
