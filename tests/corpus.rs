@@ -166,6 +166,16 @@ fn corpus_kinds() {
         .filter(|e| classify(&e.text).detail == e.kind.as_deref())
         .count();
     println!("kind: {same}/{} agree", with_kind.len());
+    // As for categories, only misses outside the held-out half are shown.
+    for e in with_kind.iter().filter(|e| half(e) != Half::HeldOut) {
+        let got = classify(&e.text).detail;
+        if got != e.kind.as_deref() {
+            println!(
+                "  kind miss: {:?} expected, got {got:?}; {}",
+                e.kind, e.source
+            );
+        }
+    }
     assert!(
         same * 100 >= with_kind.len() * 80,
         "{same}/{}",

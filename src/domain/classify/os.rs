@@ -34,6 +34,7 @@ pub static PATTERNS: &[Pattern] = &[
     // Sockets: reset (ECONNRESET 104), refused (ECONNREFUSED 111), broken pipe (EPIPE 32),
     // timed out (ETIMEDOUT 110), unreachable (EHOSTUNREACH 113, ENETUNREACH 101).
     p(K::Network, &["Connection reset by peer", "e.code() = 104,", "errno: 104,", "Connection reset", "Broken pipe", "errno: 32,"], ERRNO).detail("connection_reset"),
+    p(K::Network, &["client connection force closed", "use of closed network connection", "server sent GOAWAY"], "Go net and net/http2 transport errors (clickhouse-backup)").detail("connection_reset"),
     p(K::Network, &["Connection refused", "errno: 111,", "e.code() = 111,", "No route to host", "Network is unreachable", "connect timed out", "Connection timed out", "errno: 110,"], ERRNO).detail("connection_failed"),
 ];
 

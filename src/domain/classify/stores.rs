@@ -28,11 +28,12 @@ pub static PATTERNS: &[Pattern] = &[
     // Rights the credentials lack.
     p(K::Access, &["AccessDenied", "Access Denied", "AllAccessDisabled", "403 Forbidden"], S3).detail("store_access_denied"),
     p(K::Access, &["AuthorizationFailure", "AuthorizationPermissionMismatch", "not authorized to perform this operation", "PublicAccessNotPermitted", "InsufficientAccountPermissions", "AccountIsDisabled"], AZ).detail("store_access_denied"),
-    p(K::Access, &["insufficientPermissions", "Insufficient Permission", "does not have storage."], GCS).detail("store_access_denied"),
+    p(K::Access, &["insufficientPermissions", "does not have storage."], GCS).detail("store_access_denied"),
     // Missing bucket, container or object.
     p(K::Destination, &["NoSuchBucket", "specified bucket does not exist", "bucket does not exist"], S3).detail("store_no_bucket"),
     p(K::Destination, &["ContainerNotFound", "specified container does not exist"], AZ).detail("store_no_bucket"),
     p(K::Destination, &["NoSuchKey", "specified key does not exist", "No such object"], S3).detail("store_no_key"),
+    p(K::Destination, &["key not found"], "clickhouse-backup pkg/storage ErrNotFound").detail("store_no_key"),
     p(K::Destination, &["BlobNotFound", "specified blob does not exist", "ResourceNotFound", "specified resource does not exist"], AZ).detail("store_no_key"),
     // Wrong region or endpoint.
     p(K::Destination, &["PermanentRedirect", "must be addressed using the specified endpoint", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException", "the region '"], S3).detail("store_region"),

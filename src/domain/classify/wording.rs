@@ -47,6 +47,7 @@ pub static PATTERNS: &[Pattern] = &[
     // Destinations.
     p(K::Destination, &["suddenly disappeared while writing backup", "not shared between hosts"], "src/Backups/BackupImpl.cpp checkLockFile (ClickHouse/ClickHouse#41313, #47729)").shared(),
     p(K::Destination, &["is not allowed for backups", "backups.allowed_path", "backups.allowed_disk"], "src/Backups/registerBackupEnginesFileAndDisk.cpp checkPath / checkDiskName"),
+    p(K::Destination, &["Path to backup must end with"], "src/Backups/registerBackupEnginesFileAndDisk.cpp (a directory backup needs a trailing '/')"),
     p(K::Destination, &["is not found on remote storage", "backup not found"], "clickhouse-backup download/restore_remote (pkg/backup)"),
     p(K::Destination, &["not found in backup", "in backup\" not found"], "src/Backups/RestorerFromBackup.cpp findTableInBackupImpl (BACKUP_ENTRY_NOT_FOUND)").also(K::Schema),
     // Rights and credentials of the server's own users.
