@@ -558,8 +558,18 @@ pub fn explain_embed(e: &crate::domain::explain::Explanation) -> Embed {
         (None, None) => "none".into(),
     };
     fields.push(("Code".to_string(), code));
+    if let Some(k) = e.kind {
+        fields.push(("Kind".to_string(), discord(k)));
+    }
     if let Some(h) = &e.host {
         fields.push(("Host".to_string(), clip_chars(&discord(h), FIELD_VALUE_MAX)));
+    }
+    if !e.unrecognised.is_empty() {
+        let parts: Vec<String> = e.unrecognised.iter().map(|u| discord(u)).collect();
+        fields.push((
+            "Not recognised".to_string(),
+            lines_within(&parts, FIELD_VALUE_MAX),
+        ));
     }
     let causes: Vec<&str> = e.causes.iter().map(|c| c.title()).collect();
     if !causes.is_empty() {

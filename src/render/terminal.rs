@@ -215,6 +215,9 @@ pub fn explanation(e: &crate::domain::explain::Explanation, color: bool) -> Stri
     let st = Style { color };
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", st.bold("category:"), e.category.name());
+    if let Some(k) = e.kind {
+        let _ = writeln!(out, "{} {k}", st.bold("kind:"));
+    }
     if let Some(a) = e.also {
         let _ = writeln!(out, "{} {}", st.bold("or:"), a.name());
     }
@@ -234,6 +237,9 @@ pub fn explanation(e: &crate::domain::explain::Explanation, color: bool) -> Stri
     }
     let _ = writeln!(out, "{} {}", st.bold("meaning:"), plain(&e.meaning));
     let _ = writeln!(out, "{} {}", st.bold("error:"), plain(&e.message));
+    for part in &e.unrecognised {
+        let _ = writeln!(out, "{} {}", st.bold("not recognised:"), plain(part));
+    }
     if e.clipped {
         let _ = writeln!(
             out,

@@ -1,10 +1,22 @@
 //! Classify a backup/restore error text (system.backups.error, a client exception, a log line) into
-//! what it means for on-call, following the runbook's classification table.
+//! what it means for on-call: one of the categories ([`ErrorKind`], the names scripts use) and a
+//! finer `detail` (`store_throttled`, `disk_full`, …) with [`advice`] for it.
 //!
-//! All knowledge lives in one table, [`PATTERNS`]; the code only finds evidence in the text and
-//! picks the strongest. A relayed error is a chain ("Code: 655 … Got error from host X. DB::Exception:
-//! <the host's own error>"): the innermost link is what failed, so evidence is weighed innermost
-//! first, and within one link a specific wording beats a bare error code.
+//! Knowledge is data, one table per kind of source: [`wording`] (ClickHouse's backup coordination,
+//! Keeper, access, restore checks; clients and clickhouse-backup), [`stores`] (S3 / GCS / Azure /
+//! MinIO error names and HTTP statuses), [`os`] (errno texts on disks and sockets) and [`codes`]
+//! (every ClickHouse error code, by number and by name). The code here only finds evidence and
+//! picks the strongest. A relayed error is a chain ("Code: 655 … Got error from host X.
+//! DB::Exception: <the host's own error>"): the innermost link is what failed, so evidence is
+//! weighed innermost first; within one link a wording beats an HTTP status, which beats a bare
+//! code; and a symptom (a task cancelled because another failed) only counts when nothing else does.
+//! `Other` means nothing in the text was recognised as a cause; [`Classification::unrecognised`]
+//! then lists the parts that were not.
+
+pub mod codes;
+pub mod os;
+pub mod stores;
+pub mod wording;
 
 use serde::Serialize;
 
@@ -40,7 +52,7 @@ pub enum ErrorKind {
     ClientTimeout,
     /// Servers, or a server and the backup's format, are of versions that don't fit.
     VersionMismatch,
-    /// Nothing the table knows.
+    /// Nothing in the text is a known cause (or only codes that mean nothing for a backup).
     Other,
 }
 
@@ -98,7 +110,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled (KILL QUERY or shutdown)",
             ErrorKind::ClientTimeout => "client stopped waiting (may still run)",
             ErrorKind::VersionMismatch => "server or backup version mismatch",
-            ErrorKind::Other => "unclassified error",
+            ErrorKind::Other => "cause unknown",
         }
     }
 
@@ -118,7 +130,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "The operation was cancelled (KILL QUERY or a server shutdown); it is not a sync failure.",
             ErrorKind::ClientTimeout => "The client stopped waiting for the answer; the operation may still run on the server, so check system.backups before retrying.",
             ErrorKind::VersionMismatch => "Hosts, or a host and the backup's format, come from server versions that don't understand each other; align the versions.",
-            ErrorKind::Other => "Not a known backup/restore failure; read the message itself.",
+            ErrorKind::Other => "The cause is unknown: nothing in the message is a known backup/restore failure; read the message itself.",
         }
     }
 
@@ -137,153 +149,78 @@ impl ErrorKind {
     }
 }
 
-/// One piece of knowledge: wording and/or error codes that mean `kind`.
+/// One piece of knowledge: wordings that mean `kind`.
 ///
-/// An entry with fragments matches where one of them occurs (case-insensitively); when it also
-/// lists codes, the code of that link of the chain must be one of them. An entry without
-/// fragments matches a `Code: N` (or `SQL Error [N]`) in `codes`, or a `(NAME)` in `code_names`.
+/// It matches where one of its fragments occurs (case-insensitively); with `codes`, only in a
+/// link of the chain whose error code is one of them.
 #[derive(Debug, Clone, Copy)]
 pub struct Pattern {
     pub kind: ErrorKind,
-    pub codes: &'static [u32],
-    pub code_names: &'static [&'static str],
     pub fragments: &'static [&'static str],
+    /// Required code of the link, if any.
+    pub codes: &'static [u32],
     /// A second plausible kind for this wording.
     pub also: Option<ErrorKind>,
+    /// The finer kind (`store_throttled`, `disk_full`, …).
+    pub detail: Option<&'static str>,
     /// The wording says the destination is not shared between hosts.
     pub shared_destination: bool,
-    /// Where the wording comes from (ClickHouse file, issue, tool).
+    /// A consequence of another failure (a task cancelled because a sibling failed): it only
+    /// counts when nothing else in the text does.
+    pub symptom: bool,
+    /// Where the wording comes from (ClickHouse file, issue, documentation).
     pub source: &'static str,
 }
 
-const fn p(
+/// A pattern of `kind` matching any of `fragments`.
+pub const fn p(
     kind: ErrorKind,
-    codes: &'static [u32],
-    code_names: &'static [&'static str],
     fragments: &'static [&'static str],
     source: &'static str,
 ) -> Pattern {
     Pattern {
         kind,
-        codes,
-        code_names,
         fragments,
+        codes: &[],
         also: None,
+        detail: None,
         shared_destination: false,
+        symptom: false,
         source,
     }
 }
 
 impl Pattern {
-    const fn also(mut self, kind: ErrorKind) -> Self {
+    pub const fn also(mut self, kind: ErrorKind) -> Self {
         self.also = Some(kind);
         self
     }
 
-    const fn shared(mut self) -> Self {
+    pub const fn shared(mut self) -> Self {
         self.shared_destination = true;
+        self
+    }
+
+    pub const fn detail(mut self, detail: &'static str) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub const fn codes(mut self, codes: &'static [u32]) -> Self {
+        self.codes = codes;
+        self
+    }
+
+    pub const fn symptom(mut self) -> Self {
+        self.symptom = true;
         self
     }
 }
 
-use ErrorKind as K;
-
-/// The classification table. Order matters only within one link of a chain: specific first.
-pub static PATTERNS: &[Pattern] = &[
-    // Client side: the client gave up, the server may still be working.
-    p(K::ClientTimeout, &[], &[], &["Read timed out"], "JDBC SocketTimeoutException (ClickHouse/ClickHouse#73981)"),
-    p(K::ClientTimeout, &[], &[], &["Timeout exceeded while receiving data from server"], "clickhouse-client receive_timeout (ClickHouse/ClickHouse#61871)"),
-    p(K::ClientTimeout, &[], &[], &["i/o timeout"], "Go net deadline in clickhouse-backup (Altinity/clickhouse-backup#1052)").also(K::Network),
-    p(K::ClientTimeout, &[1000], &[], &["Exception: Timeout."], "bare Poco timeout of a relayed call (Altinity/clickhouse-backup#957)").also(K::Network),
-    // Keeper.
-    p(K::Keeper, &[], &[], &["Session expired", "Session is considered to be expired", "Connection loss", "Lost ZooKeeper connection", "No ZooKeeper"], "Coordination::Exception texts (src/Common/ZooKeeper/IKeeper.cpp; ClickHouse/ClickHouse#51217)"),
-    p(K::Keeper, &[999, 225], &["KEEPER_EXCEPTION", "NO_ZOOKEEPER"], &[], "src/Common/ErrorCodes.cpp"),
-    // Hosts lost or never started.
-    p(K::ReplicaOffline, &[], &[], &["Operation didn't start"], "src/Backups/BackupCoordinationStageSync.cpp waitImpl (23.x)").also(K::Timeout),
-    p(K::ReplicaOffline, &[], &[], &["hasn't been updated in ZooKeeper"], "src/Backups/BackupCoordinationStageSync.cpp cancelQueryIfDisconnectedTooLong (24.12+)").also(K::Keeper),
-    p(K::ReplicaOffline, &[], &[], &["Lost connection to host", "No connection to host", "Never connected to host", "suddenly stopped working", "no alive node for host"], "src/Backups/BackupCoordinationStageSync.cpp readCurrentState (23.x-24.11; ClickHouse/ClickHouse#52506)").also(K::Keeper),
-    // Stages not reached.
-    p(K::Timeout, &[], &[], &["finished without coming to stage"], "src/Backups/BackupCoordinationStageSync.cpp checkIfHostsReachStage (24.12+)").also(K::VersionMismatch),
-    p(K::Timeout, &[], &[], &["Couldn't create the 'finish' node"], "src/Backups/BackupCoordinationStageSync.cpp createFinishNodeAndRemoveAliveNode (24.12+)").also(K::Keeper),
-    p(K::Timeout, &[], &[], &["Waited for host"], "src/Backups/BackupCoordinationStatusSync.cpp / StageSync.cpp waitImpl (22.x-23.x)").also(K::ReplicaOffline),
-    // Concurrent operations.
-    p(K::ConflictingOperation, &[], &[], &["A concurrent backup writing to the same destination", "is being written already"], "src/Backups/BackupImpl.cpp checkLockFile / checkBackupDoesntExist").also(K::Destination),
-    p(K::ConflictingOperation, &[], &[], &["Concurrent backups are not allowed", "Concurrent restores are not allowed", "Concurrent backups not supported", "Concurrent restores not supported"], "src/Backups/BackupConcurrencyCheck.cpp; BackupsWorker.cpp (23.x)"),
-    p(K::ConflictingOperation, &[], &[], &["Couldn't create the start node"], "src/Backups/BackupCoordinationStageSync.cpp createStartAndAliveNodesAndCheckConcurrency (24.12+)").also(K::Timeout),
-    p(K::ConflictingOperation, &[], &[], &["num_hosts changed", "alive_tracker changed", "Concurrent backup or restore changed"], "src/Backups/BackupCoordinationStageSync.cpp (runbook table)"),
-    p(K::ConflictingOperation, &[], &[], &["another operation is currently running"], "clickhouse-backup API (Altinity/clickhouse-backup#1167)"),
-    p(K::ConflictingOperation, &[587], &["CONCURRENT_ACCESS_NOT_SUPPORTED"], &[], "src/Common/ErrorCodes.cpp"),
-    // Replicas behind or read-only.
-    p(K::ReplicaLag, &[], &[], &["on other node or sync it"], "src/Databases/DatabaseReplicated.cpp createTableRestoredFromBackup"),
-    p(K::ReplicaLag, &[], &[], &["is in readonly mode"], "src/Storages/StorageReplicatedMergeTree.cpp (ClickHouse/ClickHouse#78495)").also(K::Keeper),
-    p(K::ReplicaLag, &[], &[], &["replication in progress from another replica"], "clickhouse-backup restore (Altinity/clickhouse-backup#1043)"),
-    p(K::ReplicaLag, &[242], &["TABLE_IS_READ_ONLY"], &[], "src/Common/ErrorCodes.cpp"),
-    // Names and ids already taken.
-    p(K::NameReuse, &[], &[], &["Cannot start a backup or restore: ID"], "src/Backups/BackupsWorker.cpp addInfo"),
-    p(K::NameReuse, &[36], &[], &["is already in use", "with the same ID"], "BAD_ARGUMENTS on a reused id (runbook)"),
-    p(K::NameReuse, &[], &[], &["backup is already exists"], "clickhouse-backup (Altinity/clickhouse-backup#587)"),
-    p(K::NameReuse, &[598], &["BACKUP_ALREADY_EXISTS"], &[], "src/Backups/BackupImpl.cpp checkBackupDoesntExist"),
-    // Destinations.
-    p(K::Destination, &[], &[], &["suddenly disappeared while writing backup", "not shared between hosts"], "src/Backups/BackupImpl.cpp checkLockFile (ClickHouse/ClickHouse#41313, #47729)").shared(),
-    p(K::Destination, &[], &[], &["is not allowed for backups", "backups.allowed_path", "backups.allowed_disk"], "src/Backups/registerBackupEnginesFileAndDisk.cpp checkPath / checkDiskName"),
-    p(K::Destination, &[599], &["BACKUP_NOT_FOUND"], &[], "src/Backups/BackupImpl.cpp readBackupMetadata"),
-    // Rights.
-    p(K::Access, &[], &[], &["Not enough privileges", "Authentication failed", "Access Denied", "AccessDenied"], "src/Access (ACCESS_DENIED, AUTHENTICATION_FAILED); S3 AccessDenied (Altinity/clickhouse-backup#876)"),
-    p(K::Access, &[497, 516, 192, 193, 194], &["ACCESS_DENIED", "AUTHENTICATION_FAILED", "UNKNOWN_USER", "WRONG_PASSWORD", "REQUIRED_PASSWORD"], &[], "src/Common/ErrorCodes.cpp"),
-    // Tables.
-    p(K::Schema, &[], &[], &["already contains some data", "has a different definition"], "src/Backups/RestorerFromBackup.cpp checkTable / insertDataToTable"),
-    p(K::Schema, &[], &[], &["during scanning"], "src/Backups/BackupEntriesCollector.cpp (ClickHouse/ClickHouse#44252)").also(K::ConflictingOperation),
-    p(K::Schema, &[663], &["INCONSISTENT_METADATA_FOR_BACKUP"], &[], "src/Backups/BackupEntriesCollector.cpp").also(K::ConflictingOperation),
-    p(K::Schema, &[60, 81, 57, 608], &["UNKNOWN_TABLE", "UNKNOWN_DATABASE", "TABLE_ALREADY_EXISTS", "CANNOT_RESTORE_TABLE"], &[], "src/Common/ErrorCodes.cpp; Altinity/clickhouse-backup#962"),
-    // Cancelled.
-    p(K::Cancelled, &[], &[], &["Query was cancelled"], "QUERY_WAS_CANCELLED (tests/integration/test_backup_restore_on_cluster/test_cancel_backup.py)"),
-    p(K::Cancelled, &[394], &["QUERY_WAS_CANCELLED"], &[], "src/Common/ErrorCodes.cpp"),
-    // Versions.
-    p(K::VersionMismatch, &[], &[], &["Coordination version"], "src/Backups/BackupCoordinationStageSync.cpp (runbook table)"),
-    p(K::VersionMismatch, &[], &[], &["Not found backup engine", "Not found: contents"], "BACKUP_ENGINE_NOT_FOUND; .backup parsed by another version (ClickHouse/ClickHouse#50885)"),
-    p(K::VersionMismatch, &[600, 627], &["BACKUP_VERSION_NOT_SUPPORTED", "BACKUP_ENGINE_NOT_FOUND"], &[], "src/Common/ErrorCodes.cpp"),
-    // Network and object storage.
-    p(K::Network, &[], &[], &["e.code() = 0, Timeout", "Gateway Timeout", "Response status: 504"], "AWS S3 client over Poco (ClickHouse/ClickHouse#69671, #93571, PR #78001)"),
-    p(K::Network, &[], &[], &["Connection refused", "Connection reset by peer", "connect timed out", "No route to host", "Network is unreachable"], "Poco::Net errors (NETWORK_ERROR)"),
-    p(K::Network, &[209, 210, 279], &["SOCKET_TIMEOUT", "NETWORK_ERROR", "ALL_CONNECTION_TRIES_FAILED"], &[], "src/Common/ErrorCodes.cpp"),
-    // Server-side timeout: after the client wordings above, which also carry 159.
-    p(K::Timeout, &[159], &["TIMEOUT_EXCEEDED"], &[], "src/Common/ErrorCodes.cpp; src/QueryPipeline/ExecutionSpeedLimits.cpp"),
-];
-
-/// Error code names worth reporting, from src/Common/ErrorCodes.cpp.
-const CODE_NAMES: &[(u32, &str)] = &[
-    (36, "BAD_ARGUMENTS"),
-    (57, "TABLE_ALREADY_EXISTS"),
-    (60, "UNKNOWN_TABLE"),
-    (80, "INCORRECT_QUERY"),
-    (81, "UNKNOWN_DATABASE"),
-    (159, "TIMEOUT_EXCEEDED"),
-    (164, "READONLY"),
-    (192, "UNKNOWN_USER"),
-    (193, "WRONG_PASSWORD"),
-    (194, "REQUIRED_PASSWORD"),
-    (209, "SOCKET_TIMEOUT"),
-    (210, "NETWORK_ERROR"),
-    (225, "NO_ZOOKEEPER"),
-    (241, "MEMORY_LIMIT_EXCEEDED"),
-    (242, "TABLE_IS_READ_ONLY"),
-    (279, "ALL_CONNECTION_TRIES_FAILED"),
-    (318, "INVALID_CONFIG_PARAMETER"),
-    (394, "QUERY_WAS_CANCELLED"),
-    (497, "ACCESS_DENIED"),
-    (499, "S3_ERROR"),
-    (516, "AUTHENTICATION_FAILED"),
-    (587, "CONCURRENT_ACCESS_NOT_SUPPORTED"),
-    (598, "BACKUP_ALREADY_EXISTS"),
-    (599, "BACKUP_NOT_FOUND"),
-    (600, "BACKUP_VERSION_NOT_SUPPORTED"),
-    (608, "CANNOT_RESTORE_TABLE"),
-    (627, "BACKUP_ENGINE_NOT_FOUND"),
-    (655, "FAILED_TO_SYNC_BACKUP_OR_RESTORE"),
-    (663, "INCONSISTENT_METADATA_FOR_BACKUP"),
-    (999, "KEEPER_EXCEPTION"),
-    (1000, "POCO_EXCEPTION"),
-];
+/// Every wording table, in the order ties are broken.
+pub fn tables() -> [&'static [Pattern]; 3] {
+    [wording::PATTERNS, stores::PATTERNS, os::PATTERNS]
+}
 
 /// Longest text looked at: error texts worth reading are far shorter; the rest is clipped.
 pub const MAX_TEXT: usize = 1 << 20;
@@ -303,67 +240,85 @@ pub struct Classification {
     pub shared_destination: bool,
     /// A second plausible kind when the text is ambiguous.
     pub also: Option<ErrorKind>,
+    /// The finer kind within the category (`store_access_denied`, `disk_full`, …), shown as
+    /// `kind` by `chops explain --json`; see [`advice`].
+    pub detail: Option<&'static str>,
+    /// When the kind is `Other`: the parts of the text (links of the chain) nothing recognised.
+    pub unrecognised: Vec<String>,
 }
 
 /// Classify an error text. Pure: the same text always gives the same answer.
 pub fn classify(text: &str) -> Classification {
     let body = percent_decode(&strip_versions(before_stack_trace(clip(text, MAX_TEXT))));
-    let message = first_message_line(&body);
     let chain = Chain::new(&body);
-
-    let best = chain.evidence();
-    let first = best.first();
-    let (kind, also, shared_destination) = match first {
+    let found = chain.evidence();
+    // `Other` codes are recognised but are evidence of nothing.
+    let best = found.iter().find(|e| e.kind != ErrorKind::Other);
+    let (kind, also, shared_destination, detail) = match best {
         Some(e) => {
-            let pat = &PATTERNS[e.pattern];
-            // A second kind: the entry's own, else a different specific wording elsewhere in the chain.
-            let also = pat.also.or_else(|| {
-                best.iter()
-                    .filter(|o| o.rank == Rank::Fragment)
-                    .map(|o| PATTERNS[o.pattern].kind)
-                    .find(|k| *k != pat.kind)
+            // A second kind: the entry's own, else a different wording elsewhere in the chain.
+            let also = e.also.or_else(|| {
+                found
+                    .iter()
+                    .filter(|o| o.rank == Rank::Fragment && o.kind != ErrorKind::Other)
+                    .map(|o| o.kind)
+                    .find(|k| *k != e.kind)
             });
-            (
-                pat.kind,
-                also.filter(|a| *a != pat.kind),
-                pat.shared_destination,
-            )
+            (e.kind, also.filter(|a| *a != e.kind), e.shared, e.detail)
         }
-        None => (ErrorKind::Other, None, false),
+        None => (ErrorKind::Other, None, false, None),
     };
-    let code = match first {
-        Some(e) => chain.code_at(e.pos).or(e.named_code),
-        None => chain
-            .codes
-            .last()
-            .map(|c| c.1)
-            .or_else(|| chain.names.last().and_then(|n| code_of(&n.1))),
+    let (code, code_name) = chain.reported_code(best);
+    let unrecognised = match kind {
+        ErrorKind::Other => chain.unrecognised(&body, &found),
+        _ => Vec::new(),
     };
-    let code_name = code
-        .and_then(name_of)
-        .map(str::to_string)
-        // An unknown number: the text's own trailing name belongs to its outermost code.
-        .or_else(|| {
-            let outer = chain.codes.first().map(|c| c.1);
-            (outer.is_none() || outer == code)
-                .then(|| chain.names.last().map(|n| n.1.clone()))
-                .flatten()
-        });
     Classification {
         kind,
         code,
         code_name,
         host: named_host(&body),
-        message,
+        message: first_message_line(&body),
         shared_destination,
         also,
+        detail,
+        unrecognised,
     }
+}
+
+/// What to do about a finer kind: the grant, credential, path or setting to look at. `None`
+/// where the category's own next steps already say it.
+pub fn advice(detail: &str) -> Option<&'static str> {
+    Some(match detail {
+        "store_access_denied" => "The object store refused the request: give the credentials the backup uses (S3 key or IAM role, Azure SAS or managed identity, GCS service account) read, write, list and delete rights on the bucket and prefix named in the message",
+        "store_bad_credentials" => "The object store does not accept the credentials: check the access key id and secret (and the session token of temporary credentials) in the BACKUP statement, the named collection or the disk's configuration",
+        "store_no_bucket" => "The bucket or container in the destination URL does not exist: check its name and the endpoint",
+        "store_no_key" => "An object the operation needs is missing: check the backup path, and that no retention rule or lifecycle policy removed it",
+        "store_region" => "The bucket lives in another region or behind another endpoint: use its own regional endpoint in the URL (or set the disk's region)",
+        "store_endpoint" => "The object-store endpoint is malformed: give the full URL with http:// or https:// and the bucket",
+        "store_full" => "The object store is out of space (MinIO's free-drive threshold): free space or add drives before retrying",
+        "store_throttled" => "The object store is throttling: retry with fewer parallel requests — lower backup_threads / restore_threads (and max_backups_io_thread_pool_size), set s3_max_put_rps / s3_max_get_rps (with s3_max_put_burst / s3_max_get_burst); for clickhouse-backup lower upload_concurrency / download_concurrency",
+        "store_timeout" => "Requests to the object store timed out: check the network path to the endpoint, then retry with a longer s3_request_timeout_ms and more backup_restore_s3_retry_attempts",
+        "store_transport" => "No answer from the object store: check DNS, proxy and firewall between the servers and the endpoint",
+        "tls" => "TLS to the endpoint failed: check the CA bundle the server uses and the endpoint's certificate",
+        "grant_missing" => "Grant the privilege the message names (BACKUP for a backup; CREATE and INSERT on the targets for a restore) to the user that ran it",
+        "bad_credentials" => "ClickHouse refused the login: check the user and password the client or tool connects with",
+        "disk_full" => "The disk holding the path in the message is full: free space on it (df -h, and df -i for inodes) or write the backup to another disk",
+        "disk_quota" => "The filesystem quota of the server's user is exhausted: raise the quota or free space in the path",
+        "disk_read_only" => "The filesystem is mounted read-only (often after I/O errors): check the kernel log, repair and remount it read-write",
+        "disk_permission" => "The server's OS user cannot access the path in the message: give the clickhouse user ownership or rights on it (and check mount options, SELinux/AppArmor, container security profiles)",
+        "disk_missing" => "A path the operation needs does not exist: check the disk's path in the storage configuration and that the volume is mounted",
+        "disk_io" => "The disk returned I/O errors: check the device and the kernel log before retrying",
+        "too_many_open_files" => "The process ran out of file descriptors: raise its open-files limit (LimitNOFILE for systemd, ulimit -n)",
+        _ => return None,
+    })
 }
 
 /// How a piece of evidence was found; earlier is stronger within one link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Rank {
     Fragment,
+    Status,
     Code,
     CodeName,
 }
@@ -373,10 +328,80 @@ struct Evidence {
     /// Link of the chain, 0 = outermost.
     link: usize,
     rank: Rank,
-    pattern: usize,
+    /// Place of the knowledge in its table, for a stable order between equals.
+    order: usize,
     pos: usize,
-    /// For a code name: its number, if known.
-    named_code: Option<u32>,
+    kind: ErrorKind,
+    also: Option<ErrorKind>,
+    detail: Option<&'static str>,
+    shared: bool,
+    symptom: bool,
+    /// For code evidence: the code as the text means it.
+    code: Option<codes::Resolved>,
+}
+
+impl Evidence {
+    fn new(link: usize, rank: Rank, order: usize, pos: usize, kind: ErrorKind) -> Evidence {
+        Evidence {
+            link,
+            rank,
+            order,
+            pos,
+            kind,
+            also: None,
+            detail: None,
+            shared: false,
+            symptom: false,
+            code: None,
+        }
+    }
+
+    fn of_pattern(pat: &Pattern, link: usize, order: usize, pos: usize) -> Evidence {
+        Evidence {
+            also: pat.also,
+            detail: pat.detail,
+            shared: pat.shared_destination,
+            symptom: pat.symptom,
+            ..Evidence::new(link, Rank::Fragment, order, pos, pat.kind)
+        }
+    }
+
+    fn of_code(code: codes::Resolved, link: usize, rank: Rank, pos: usize) -> Evidence {
+        Evidence {
+            detail: code.detail,
+            code: Some(code),
+            ..Evidence::new(link, rank, code.number as usize, pos, code.kind)
+        }
+    }
+}
+
+/// Every fragment of every table in one automaton: one pass over the text finds them all.
+struct Matcher {
+    automaton: aho_corasick::AhoCorasick,
+    /// For each fragment: (table, pattern in that table).
+    owners: Vec<(usize, usize)>,
+}
+
+fn matcher() -> &'static Matcher {
+    static MATCHER: std::sync::OnceLock<Matcher> = std::sync::OnceLock::new();
+    MATCHER.get_or_init(|| {
+        let mut fragments = Vec::new();
+        let mut owners = Vec::new();
+        for (t, table) in tables().iter().enumerate() {
+            for (i, pat) in table.iter().enumerate() {
+                for f in pat.fragments {
+                    fragments.push(*f);
+                    owners.push((t, i));
+                }
+            }
+        }
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&fragments)
+            // The fragments are a fixed, small set of literals: building cannot fail.
+            .expect("fragment automaton");
+        Matcher { automaton, owners }
+    })
 }
 
 /// The text split into the links of a relayed chain.
@@ -411,23 +436,8 @@ impl Chain {
                 }
             }
         }
-        // ClickHouse's "Code: N", JDBC's "SQL Error [N]", clickhouse-go's "code: N, message: …";
-        // not any "code: " ("HTTP status code: 500" is not a ClickHouse code).
-        let mut codes = Vec::new();
-        for marker in ["Code: ", "SQL Error [", "code: "] {
-            for (i, m) in body.match_indices(marker) {
-                let rest = &body[i + m.len()..];
-                let Some(n) = number_at(rest) else { continue };
-                let go_style = rest
-                    .trim_start_matches(|c: char| c.is_ascii_digit())
-                    .starts_with(", message:");
-                if marker != "code: " || go_style {
-                    codes.push((i, n));
-                    starts.push(i);
-                }
-            }
-        }
-        codes.sort_unstable();
+        let codes = code_numbers(body);
+        starts.extend(codes.iter().map(|c| c.0));
         starts.sort_unstable();
         starts.dedup();
         Chain {
@@ -448,51 +458,138 @@ impl Chain {
         i.checked_sub(1).map(|i| self.codes[i].1)
     }
 
+    /// The text's own `(NAME)` for its code, where the text has a single code to pair it with.
+    fn paired_name(&self) -> Option<&str> {
+        (self.codes.len() <= 1)
+            .then(|| self.names.last().map(|n| n.1.as_str()))
+            .flatten()
+    }
+
     /// All evidence, strongest first.
     fn evidence(&self) -> Vec<Evidence> {
-        // A trailing "(NAME)" belongs to the outermost code of the message, not to the last link.
-        let name_link = self.codes.first().map(|c| self.link_of(c.0));
-        let mut found = Vec::new();
-        for (pi, pat) in PATTERNS.iter().enumerate() {
-            let mut push = |pos: usize, rank: Rank, link: usize, named_code: Option<u32>| {
-                found.push(Evidence {
-                    link,
-                    rank,
-                    pattern: pi,
-                    pos,
-                    named_code,
-                })
-            };
-            if !pat.fragments.is_empty() {
-                for frag in pat.fragments {
-                    let frag = frag.to_ascii_lowercase();
-                    // Innermost occurrence whose link carries an allowed code (if the entry asks).
-                    let hit = self.lower.rmatch_indices(&frag).map(|(i, _)| i).find(|&i| {
-                        pat.codes.is_empty()
-                            || self.code_at(i).is_some_and(|c| pat.codes.contains(&c))
-                    });
-                    if let Some(i) = hit {
-                        push(i, Rank::Fragment, self.link_of(i), None);
-                    }
-                }
-                continue;
-            }
-            if let Some(&(i, _)) = self.codes.iter().rev().find(|c| pat.codes.contains(&c.1)) {
-                push(i, Rank::Code, self.link_of(i), None);
-            }
-            if let Some((i, n)) = self
-                .names
-                .iter()
-                .rev()
-                .find(|n| pat.code_names.contains(&n.1.as_str()))
-            {
-                let link = name_link.unwrap_or_else(|| self.link_of(*i));
-                push(*i, Rank::CodeName, link, code_of(n));
+        let mut found = self.fragment_evidence();
+        for &(i, status) in &stores::statuses(&self.lower) {
+            if let Some((kind, detail)) = stores::status_meaning(status) {
+                let mut e =
+                    Evidence::new(self.link_of(i), Rank::Status, usize::from(status), i, kind);
+                e.detail = Some(detail);
+                found.push(e);
             }
         }
-        found.sort_by_key(|e| (std::cmp::Reverse(e.link), e.rank, e.pattern));
+        let paired = self.paired_name();
+        for &(i, n) in &self.codes {
+            if let Some(code) = codes::resolve(Some(n), paired) {
+                found.push(Evidence::of_code(code, self.link_of(i), Rank::Code, i));
+            }
+        }
+        // A trailing "(NAME)" belongs to the outermost code of the message, not to the last link.
+        let name_link = self.codes.first().map(|c| self.link_of(c.0));
+        for (i, name) in &self.names {
+            if let Some(code) = codes::resolve(None, Some(name)) {
+                let link = name_link.unwrap_or_else(|| self.link_of(*i));
+                found.push(Evidence::of_code(code, link, Rank::CodeName, *i));
+            }
+        }
+        found.sort_by_key(|e| (e.symptom, std::cmp::Reverse(e.link), e.rank, e.order));
         found
     }
+
+    /// For each wording pattern: its innermost occurrence whose link carries an allowed code.
+    fn fragment_evidence(&self) -> Vec<Evidence> {
+        let m = matcher();
+        let tables = tables();
+        let mut last: Vec<Option<Evidence>> = Vec::new();
+        let mut offsets = [0usize; 3];
+        for t in 1..3 {
+            offsets[t] = offsets[t - 1] + tables[t - 1].len();
+        }
+        last.resize(offsets[2] + tables[2].len(), None);
+        for hit in m.automaton.find_overlapping_iter(self.lower.as_str()) {
+            let (t, i) = m.owners[hit.pattern().as_usize()];
+            let pat = &tables[t][i];
+            let pos = hit.start();
+            let allowed =
+                pat.codes.is_empty() || self.code_at(pos).is_some_and(|c| pat.codes.contains(&c));
+            let slot = &mut last[offsets[t] + i];
+            if allowed && slot.is_none_or(|e| e.pos < pos) {
+                *slot = Some(Evidence::of_pattern(
+                    pat,
+                    self.link_of(pos),
+                    offsets[t] + i,
+                    pos,
+                ));
+            }
+        }
+        last.into_iter().flatten().collect()
+    }
+
+    /// The code (and its name) to report for the winning evidence, else the text's innermost.
+    fn reported_code(&self, best: Option<&Evidence>) -> (Option<u32>, Option<String>) {
+        let innermost = || {
+            self.codes.last().map(|c| c.1).or_else(|| {
+                let name = self.names.last()?;
+                codes::resolve(None, Some(&name.1)).map(|c| c.number)
+            })
+        };
+        let number = match best {
+            Some(e) => self.code_at(e.pos).or(e.code.map(|c| c.number)),
+            None => None,
+        }
+        .or_else(innermost);
+        let name = codes::resolve(number, self.paired_name())
+            .filter(|c| Some(c.number) == number || self.paired_name() == Some(c.name))
+            .map(|c| c.name.to_string())
+            // An unknown number: the text's own trailing name belongs to its outermost code.
+            .or_else(|| {
+                let outer = self.codes.first().map(|c| c.1);
+                (outer.is_none() || outer == number)
+                    .then(|| self.names.last().map(|n| n.1.clone()))
+                    .flatten()
+            });
+        (number, name)
+    }
+
+    /// The links no wording, status or code (not even an `Other` one) was found in, trimmed and
+    /// clipped. A trailing `(NAME)` does not make its link recognised: it names the code, not the wording.
+    fn unrecognised(&self, body: &str, found: &[Evidence]) -> Vec<String> {
+        let mut seen: Vec<usize> = found
+            .iter()
+            .filter(|e| e.rank != Rank::CodeName)
+            .map(|e| self.link_of(e.pos))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let ends = self.starts.iter().skip(1).copied().chain([body.len()]);
+        self.starts
+            .iter()
+            .zip(ends)
+            .enumerate()
+            .filter(|(link, _)| seen.binary_search(link).is_err())
+            .map(|(_, (&s, e))| clip(body[s..e].trim(), 200).trim().to_string())
+            .filter(|part| part.chars().any(char::is_alphanumeric))
+            .take(8)
+            .collect()
+    }
+}
+
+/// ClickHouse's "Code: N", JDBC's "SQL Error [N]", clickhouse-go's "code: N, message: …" — not
+/// any "code: " ("HTTP status code: 500" is not a ClickHouse code). Ascending.
+fn code_numbers(body: &str) -> Vec<(usize, u32)> {
+    let mut codes = Vec::new();
+    for marker in ["Code: ", "SQL Error [", "code: "] {
+        for (i, m) in body.match_indices(marker) {
+            let rest = &body[i + m.len()..];
+            let Some(n) = number_at(rest) else { continue };
+            let go_style = rest
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .starts_with(", message:");
+            if marker != "code: " || go_style {
+                codes.push((i, n));
+            }
+        }
+    }
+    codes.sort_unstable();
+    codes
 }
 
 fn number_at(s: &str) -> Option<u32> {
@@ -514,14 +611,6 @@ fn code_names(body: &str) -> Vec<(usize, String)> {
         }
     }
     out
-}
-
-fn name_of(code: u32) -> Option<&'static str> {
-    CODE_NAMES.iter().find(|c| c.0 == code).map(|c| c.1)
-}
-
-fn code_of(name: &str) -> Option<u32> {
-    CODE_NAMES.iter().find(|c| c.1 == name).map(|c| c.0)
 }
 
 /// The host the text names: the failing host of a relay first, the initiator last.
@@ -664,6 +753,7 @@ fn hex(b: u8) -> Option<u8> {
 mod tests {
     use super::*;
     use crate::domain::text::from_bytes;
+    use ErrorKind as K;
 
     /// (text, kind, code, host) — every wording of the runbook's table and the issue's examples.
     #[test]
@@ -899,21 +989,114 @@ mod tests {
         );
     }
 
-    /// Every name in the table is a real code's, and numbers and names agree.
+    /// Every wording entry names its source, means something, and is reachable.
     #[test]
-    fn table_is_well_formed() {
-        for pat in PATTERNS {
-            assert!(!pat.source.is_empty());
-            assert!(
-                !pat.fragments.is_empty() || !pat.codes.is_empty(),
-                "{pat:?}"
-            );
-            for name in pat.code_names {
-                let code =
-                    code_of(name).unwrap_or_else(|| panic!("{name} missing from CODE_NAMES"));
-                assert!(pat.codes.contains(&code), "{name} vs {pat:?}");
+    fn tables_are_well_formed() {
+        for table in tables() {
+            for pat in table {
+                assert!(
+                    !pat.source.is_empty() && !pat.fragments.is_empty(),
+                    "{pat:?}"
+                );
+                assert_ne!(pat.kind, K::Other, "{pat:?}");
+                for code in pat.codes {
+                    assert!(codes::by_number(*code).is_some(), "{pat:?}");
+                }
+                if let Some(d) = pat.detail {
+                    assert!(
+                        d.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                        "{d}"
+                    );
+                }
             }
-            assert_ne!(pat.kind, K::Other);
+        }
+    }
+
+    /// A failed BACKUP whose cause is an object-store or disk error reports the cause.
+    #[test]
+    fn the_cause_outranks_the_symptom() {
+        let c = classify("Failed to make backup S3('https://b.s3.amazonaws.com/x'): Code: 499. DB::Exception: Unable to parse ExceptionName: SlowDown Message: Please reduce your request rate. (S3_ERROR)");
+        assert_eq!((c.kind, c.detail), (K::Network, Some("store_throttled")));
+        assert_eq!(
+            (c.code, c.code_name.as_deref()),
+            (Some(499), Some("S3_ERROR"))
+        );
+        // clickhouse-backup: the first task's error, then its siblings cancelled.
+        let c = classify("error one of upload go-routine return error: operation error S3: PutObject, https response error StatusCode: 403, api error AccessDenied: Access Denied\nerror can't upload: context canceled");
+        assert_eq!((c.kind, c.detail), (K::Access, Some("store_access_denied")));
+        // A symptom alone still counts.
+        assert_eq!(
+            classify("b.AddTableToLocalBackup error: context canceled").kind,
+            K::Cancelled
+        );
+        // An HTTP status alone is evidence; a wording in the same link is stronger.
+        let c = classify("HTTP/1.1 503 Service Unavailable");
+        assert_eq!(c.kind, K::Network);
+        let c = classify("Response status: 400; AWSError 'AuthorizationHeaderMalformed': the region 'us-east-1' is wrong");
+        assert_eq!((c.kind, c.detail), (K::Destination, Some("store_region")));
+        // Disk errors inside a relayed chain.
+        let c = classify("Code: 655. DB::Exception: Got error from host n2:9000. Code: 75. DB::ErrnoException: Cannot write to file /backups/b/data.bin, errno: 28, strerror: No space left on device. (CANNOT_WRITE_TO_FILE_DESCRIPTOR)");
+        assert_eq!(
+            (c.kind, c.detail, c.code),
+            (K::Destination, Some("disk_full"), Some(75))
+        );
+        assert_eq!(c.host.as_deref(), Some("n2:9000"));
+    }
+
+    /// `Other` says what was not recognised; a recognised code that means nothing is not guessed.
+    #[test]
+    fn honest_other() {
+        let c =
+            classify("Code: 62. DB::Exception: Syntax error: failed at position 8. (SYNTAX_ERROR)");
+        assert_eq!(
+            (c.kind, c.code_name.as_deref()),
+            (K::Other, Some("SYNTAX_ERROR"))
+        );
+        assert_eq!(
+            c.unrecognised,
+            vec!["Exception: Syntax error: failed at position 8. (SYNTAX_ERROR)"]
+        );
+        let c = classify("something odd happened: frobnication exceeded");
+        assert_eq!(c.kind, K::Other);
+        assert_eq!(
+            c.unrecognised,
+            vec!["something odd happened: frobnication exceeded"]
+        );
+        let c =
+            classify("Code: 241. DB::Exception: Memory limit exceeded. (MEMORY_LIMIT_EXCEEDED)");
+        assert_eq!((c.kind, c.code), (K::Other, Some(241)));
+        assert_eq!(
+            c.unrecognised,
+            vec!["Exception: Memory limit exceeded. (MEMORY_LIMIT_EXCEEDED)"]
+        );
+        assert!(
+            classify("Code: 999. Coordination::Exception: Session expired.")
+                .unrecognised
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn advice_follows_the_detail() {
+        let throttled = advice("store_throttled").unwrap();
+        for setting in [
+            "backup_threads",
+            "s3_max_put_rps",
+            "s3_max_get_rps",
+            "upload_concurrency",
+        ] {
+            assert!(throttled.contains(setting), "{setting}");
+        }
+        assert!(advice("store_access_denied").unwrap().contains("bucket"));
+        assert!(advice("disk_full").unwrap().contains("df -i"));
+        assert_eq!(advice("no_such_detail"), None);
+        // Every detail the tables can give has advice, or is deliberately left to the category.
+        let generic = ["store_error", "connection_reset", "connection_failed"];
+        let details = tables().into_iter().flatten().filter_map(|p| p.detail);
+        let code_details = codes::CODES.iter().filter_map(|c| c.detail);
+        let status_details = stores::STATUSES.iter().map(|s| s.2);
+        for d in details.chain(code_details).chain(status_details) {
+            assert!(advice(d).is_some() || generic.contains(&d), "{d}");
         }
     }
 }
