@@ -159,6 +159,9 @@ pub enum Flag {
     Lagging,
     /// A failed backup/restore, with what its error means.
     BackupError(ErrorKind),
+    /// The finer kind of a failed backup's error (`store_throttled`, `disk_full`, …): its own
+    /// next step when it has one.
+    BackupDetail(&'static str),
     /// The backup's error says its destination is not shared by every host.
     DestinationNotShared,
     /// The destination has no backup by that name (599 BACKUP_NOT_FOUND).
