@@ -32,10 +32,17 @@ pub struct UserError(pub String);
 /// Errors of `serve` / `register-commands` themselves.
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
+    /// Boxed: serenity's error is large, and this one travels up through every CLI result.
     #[error("Discord: {0}")]
-    Discord(#[from] serenity::Error),
+    Discord(Box<serenity::Error>),
     #[error("cannot open the action store: {0}")]
     Store(#[from] crate::store::StoreError),
+}
+
+impl From<serenity::Error> for BotError {
+    fn from(e: serenity::Error) -> Self {
+        BotError::Discord(Box::new(e))
+    }
 }
 
 /// Every command the bot offers.
