@@ -1,12 +1,12 @@
 //! The slash commands, one file per group; each command is a thin adapter (parse → run → render)
 //! and its `///` comment is the help text Discord shows.
 //!
-//! - [`checks`]: `/backup-check` and the six section commands (`/keeper`, `/replicas`, `/lag`,
-//!   `/blockers`, `/backups`, `/settings`), all one body ([`checks::run_check`]).
-//! - [`actions`]: `/backup-replica`, `/restart-replica` (into the button flow).
-//! - [`explain`]: `/explain` and the "Explain this error" message command.
-//! - [`audit`]: `/audit`.
-//! - [`help`]: `/chops help`.
+//! - `/backup-check` and the six section commands (`/keeper`, `/replicas`, `/lag`, `/blockers`,
+//!   `/backups`, `/settings`), all one body ([`checks::run_check`]) — [`checks`]
+//! - `/backup-replica`, `/restart-replica` (into the button flow) — [`actions`]
+//! - `/explain` and the "Explain this error" message command — [`explain`]
+//! - `/audit` — [`audit`]
+//! - `/chops help` — [`help`]
 //!
 //! Here: the autocomplete helpers the groups share.
 
