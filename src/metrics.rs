@@ -45,8 +45,7 @@ pub fn get() -> &'static Metrics {
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut r = Registry::default();
-        let m = Metrics {
+        let mut m = Metrics {
             check_duration: Family::new_with_constructor(seconds as fn() -> Histogram),
             check_rounds: Family::default(),
             probe_errors: Family::default(),
@@ -63,6 +62,17 @@ impl Metrics {
             replica_labels: AtomicBool::new(false),
             registry: Registry::default(),
         };
+        let mut r = Registry::default();
+        m.register_checks(&mut r);
+        m.register_automation(&mut r);
+        m.registry = r;
+        m.zeros();
+        m
+    }
+
+    /// The build, checks, probes, Discord interactions and actions.
+    fn register_checks(&self, r: &mut Registry) {
+        let m = self;
         let info: Family<Labels, Gauge> = Family::default();
         info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
             .set(1);
@@ -92,6 +102,11 @@ impl Metrics {
             "Remediation actions by kind and outcome",
             m.actions.clone(),
         );
+    }
+
+    /// The watcher, incidents, alerts and the webhook.
+    fn register_automation(&self, r: &mut Registry) {
+        let m = self;
         r.register(
             "chops_watch_rounds",
             "Backup-watcher rounds",
@@ -132,9 +147,6 @@ impl Metrics {
             "Incidents whose post kept failing until chops gave up (see the log for why)",
             m.incidents_given_up.clone(),
         );
-        let m = Metrics { registry: r, ..m };
-        m.zeros();
-        m
     }
 
     /// Known label sets start at zero, so `rate()` and alerts on them work before the first event.
