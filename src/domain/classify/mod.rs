@@ -249,7 +249,9 @@ pub struct Classification {
 
 /// Classify an error text. Pure: the same text always gives the same answer.
 pub fn classify(text: &str) -> Classification {
-    let body = percent_decode(&strip_versions(before_stack_trace(clip(text, MAX_TEXT))));
+    let body = percent_decode(&strip_versions(before_stack_trace(head_bytes(
+        text, MAX_TEXT,
+    ))));
     let chain = Chain::new(&body);
     let found = chain.evidence();
     // `Other` codes are recognised but are evidence of nothing.
@@ -565,7 +567,7 @@ impl Chain {
             .zip(ends)
             .enumerate()
             .filter(|(link, _)| seen.binary_search(link).is_err())
-            .map(|(_, (&s, e))| clip(body[s..e].trim(), 200).trim().to_string())
+            .map(|(_, (&s, e))| crate::domain::text::clip(body[s..e].trim(), 200))
             .filter(|part| part.chars().any(char::is_alphanumeric))
             .take(8)
             .collect()
@@ -650,8 +652,9 @@ fn has_port(host: &str) -> bool {
     })
 }
 
-/// At most `max` bytes of `s`, cut at a char boundary.
-fn clip(s: &str, max: usize) -> &str {
+/// The first `max` bytes of `s` (cut at a char boundary): how much of a text is read at all.
+/// Not a display clip: what is shown is clipped by `text::clip`.
+fn head_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
