@@ -5,10 +5,9 @@
 use std::time::Instant;
 
 fn main() {
-    let corpus = std::fs::read_to_string(
-        chops::localcluster::repo_root().join("tests/fixtures/real-errors.jsonl"),
-    )
-    .expect("the corpus");
+    let corpus =
+        std::fs::read_to_string(testkit::repo_root().join("tests/fixtures/real-errors.jsonl"))
+            .expect("the corpus");
     let texts: Vec<String> = corpus
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -57,7 +56,7 @@ fn main() {
     );
     print!("{report}");
     let _ = std::fs::write(
-        chops::localcluster::repo_root().join("target/chops-explain-bench.md"),
+        testkit::repo_root().join("target/chops-explain-bench.md"),
         &report,
     );
 }

@@ -422,7 +422,7 @@ mod tests {
             name: "KEEPER_EXCEPTION".into(),
             message: "Session expired".into(),
         });
-        let cases: Vec<(Result<Vec<ZkRow>, ProbeError>, Severity, &str)> = vec![
+        let cases = vec![
             (
                 Ok(vec![ZkRow {
                     name: "clickhouse".into(),

@@ -11,11 +11,10 @@ pub mod speak;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 
-use crate::config::{Loaded, Secret};
+use crate::config::Secret;
 use crate::domain::guard;
 use crate::render::display::plain;
 
@@ -165,18 +164,6 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
             }
         }
     }
-}
-
-/// The bot alone (no HTTP server, watcher or scheduler): connect to the gateway and answer
-/// commands until `shutdown` completes. `chops serve` runs [`crate::app::run`] instead.
-pub async fn serve(
-    config: Loaded,
-    token: Secret,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), BotError> {
-    let store = crate::store::Store::open(&config.store_path())?;
-    let app = crate::app::App::new(Arc::new(config), store, speak::Speaker::discord());
-    bot(app, token, shutdown).await
 }
 
 /// Connect to the gateway and answer commands for `app` until `shutdown` completes.
