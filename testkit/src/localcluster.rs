@@ -54,20 +54,31 @@ pub fn terminate(pid: i32) {
 
 /// SIGCONT (a frozen server cannot act on SIGTERM), SIGTERM, wait up to 5 s, then SIGKILL.
 pub fn stop_pid(pid: i32) {
-    if !alive(pid) {
-        return;
+    stop_pids(&[pid]);
+}
+
+/// [`stop_pid`] for several PIDs at once: each is signalled first, then all are waited for
+/// together. A server takes a second or two to shut down; one after another, a cluster's
+/// stop took the sum.
+pub fn stop_pids(pids: &[i32]) {
+    let live: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    for &pid in &live {
+        signal(pid, Signal::SIGCONT);
+        signal(pid, Signal::SIGTERM);
     }
-    signal(pid, Signal::SIGCONT);
-    signal(pid, Signal::SIGTERM);
     let until = Instant::now() + Duration::from_secs(5);
-    while alive(pid) && Instant::now() < until {
+    let running = |live: &[i32]| {
+        live.iter().for_each(|&p| reap(p));
+        live.iter().any(|&p| alive(p))
+    };
+    while running(&live) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
-        reap(pid);
     }
-    if alive(pid) {
-        signal(pid, Signal::SIGKILL);
+    let left: Vec<i32> = live.into_iter().filter(|&p| alive(p)).collect();
+    if !left.is_empty() {
+        left.iter().for_each(|&p| signal(p, Signal::SIGKILL));
         std::thread::sleep(Duration::from_millis(20));
-        reap(pid);
+        left.iter().for_each(|&p| reap(p));
     }
 }
 
@@ -203,9 +214,8 @@ impl LocalCluster {
 
     /// Stop every server this cluster started, by PID.
     pub fn stop(&mut self) {
-        for (_, pid) in self.pids.drain(..) {
-            stop_pid(pid);
-        }
+        let pids: Vec<i32> = self.pids.drain(..).map(|(_, pid)| pid).collect();
+        stop_pids(&pids);
     }
 }
 

@@ -7,15 +7,18 @@ use testkit::hostile::{Hostile, Mode};
 
 const DEADLINE_MS: u64 = 2000;
 
-fn one_replica(tag: &str, url: &str, limits: &str) -> String {
+/// A config of one replica at `url` in a fresh scratch directory (removed when dropped), and
+/// its path.
+fn one_replica(tag: &str, url: &str, limits: &str) -> (testkit::Scratch, String) {
     let dir = scratch(tag);
-    write_config(
+    let cfg = write_config(
         &dir,
         "c.toml",
         &format!(
             "[defaults]\ndeadline_ms = {DEADLINE_MS}\n[defaults.limits]\n{limits}\n[clusters.x]\nreplicas = [{{ name = \"evil\", url = \"{url}\" }}]\n"
         ),
-    )
+    );
+    (dir, cfg)
 }
 
 /// `n` system.clusters rows whose host names are `len` bytes long.
@@ -61,7 +64,7 @@ fn hostile_answers_give_a_bounded_card_within_the_deadline() {
     ];
     for (tag, mode, limits, want) in cases {
         let server = Hostile::start(mode);
-        let cfg = one_replica(tag, &server.url(), limits);
+        let (_dir, cfg) = one_replica(tag, &server.url(), limits);
         let started = std::time::Instant::now();
         let out = chops(&["--config", &cfg, "check", "backup", "--json"], &[]);
         let wall = started.elapsed().as_millis() as u64;
