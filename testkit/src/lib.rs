@@ -17,4 +17,6 @@ pub mod openapi;
 pub mod shared;
 
 pub use localcluster::{repo_root, LocalCluster};
-pub use shared::{must, os_user, scratch, shared, sql, write_config, Scratch, SharedCluster};
+pub use shared::{
+    must, os_user, scratch, shared, solo, solo_async, sql, write_config, Scratch, SharedCluster,
+};

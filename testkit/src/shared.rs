@@ -128,3 +128,18 @@ pub fn os_user() -> String {
         .expect("the test user has a passwd entry")
         .name
 }
+
+/// One test at a time of those that load the machine most or measure themselves against a
+/// deadline: all integration tests share one process, and two of these at once on a 2-core
+/// machine starve each other. Hold the guard for the whole test.
+static SOLO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// [`SOLO`] for a plain `#[test]`.
+pub fn solo() -> tokio::sync::MutexGuard<'static, ()> {
+    SOLO.blocking_lock()
+}
+
+/// [`SOLO`] for a `#[tokio::test]`.
+pub async fn solo_async() -> tokio::sync::MutexGuard<'static, ()> {
+    SOLO.lock().await
+}

@@ -1113,6 +1113,7 @@ fn probe_counts(lc: &LocalCluster) -> Vec<usize> {
 /// query logs grow by exactly what one lone `/backup-check` adds — and all 50 get the card.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_backup_checks_run_one_probe_round() {
+    let _solo = testkit::solo_async().await;
     let lc = LocalCluster::start(3).expect("local cluster");
     let bot = Bot::start(&lc.config_path.display().to_string()).await;
     let before = probe_counts(&lc);

@@ -32,6 +32,7 @@ fn many_rows(n: usize, len: usize) -> Mode {
 
 #[test]
 fn hostile_answers_give_a_bounded_card_within_the_deadline() {
+    let _solo = testkit::solo();
     let cases: Vec<(&str, Mode, &str, &str)> = vec![
         // Only 64 bytes of a /ping are read; the queries' answers fail on their first bytes.
         ("flood200", Mode::Flood200, "", "/ping answered 'AAAAAAAA"),
@@ -215,6 +216,7 @@ fn discovered_hosts_are_validated_before_any_request() {
 /// file descriptors (probes in flight are capped). The time is in the README (benchmark).
 #[test]
 fn ten_thousand_refusing_replicas_give_a_card() {
+    let _solo = testkit::solo();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
@@ -257,6 +259,7 @@ fn ten_thousand_refusing_replicas_give_a_card() {
 /// the hung one, checks the other 63 fully, and does not wait past the deadline.
 #[test]
 fn one_hung_replica_of_64_does_not_hold_the_other_63() {
+    let _solo = testkit::solo();
     let lc = LocalCluster::start_one_engine(63, 0).expect("63 replicas");
     let hung = Hostile::start(Mode::Silent);
     let deadline = 5000;
