@@ -4,7 +4,7 @@
 #
 # Multi-stage: cargo-chef turns the manifests into a recipe so that the ~300 dependencies
 # build in a layer of their own, reused until Cargo.toml/Cargo.lock change; editing src/
-# then recompiles chops alone. tests/docker.rs keeps this file in sync with Cargo.toml,
+# then recompiles chops alone. tests/it/docker.rs keeps this file in sync with Cargo.toml,
 # docker-compose.yml and deploy/compose/chops.toml.
 
 # --- chef: the toolchain plus cargo-chef ------------------------------------------------

@@ -16,10 +16,9 @@ struct Entry {
 }
 
 fn corpus() -> Vec<Entry> {
-    let corpus = std::fs::read_to_string(
-        chops::localcluster::repo_root().join("tests/fixtures/real-errors.jsonl"),
-    )
-    .expect("the corpus");
+    let corpus =
+        std::fs::read_to_string(testkit::repo_root().join("tests/fixtures/real-errors.jsonl"))
+            .expect("the corpus");
     corpus
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -102,7 +101,7 @@ fn main() {
     ));
     print!("{report}");
     let _ = std::fs::write(
-        chops::localcluster::repo_root().join("target/chops-explain-bench.md"),
+        testkit::repo_root().join("target/chops-explain-bench.md"),
         &report,
     );
 }

@@ -17,7 +17,6 @@
 //! - [`render`]: the card as terminal text or JSON.
 //! - [`discord`]: the bot — poise commands as thin adapters, `discord::render` turns a card into an embed.
 //! - [`cli`]: `chops check …`, `chops config check`, `chops serve`, `chops register-commands`.
-//! - [`localcluster`]: the local ZooKeeper + ClickHouse-engine cluster used by tests and benches.
 
 pub mod actions;
 pub mod app;
@@ -31,7 +30,6 @@ pub mod discord;
 pub mod domain;
 pub mod http;
 pub mod keeper;
-pub mod localcluster;
 pub mod metrics;
 pub mod render;
 pub mod serve;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 
-use crate::config::{Loaded, Secret};
+use crate::config::Secret;
 use crate::domain::display::plain;
 use crate::domain::guard;
 
@@ -156,19 +156,6 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
             }
         }
     }
-}
-
-/// The bot alone (no HTTP server, watcher or scheduler): connect to the gateway and answer
-/// commands until `shutdown` completes. `chops serve` runs the composition root (`serve::run`) instead.
-pub async fn serve(
-    config: Loaded,
-    token: Secret,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), BotError> {
-    let store = crate::store::Store::open(&config.store_path())?;
-    let speaker = Arc::new(speak::Speaker::discord());
-    let app = crate::app::App::new(Arc::new(config), store, speaker.clone());
-    bot(app, token, speaker, shutdown).await
 }
 
 /// Connect to the gateway and answer commands for `app` until `shutdown` completes.
