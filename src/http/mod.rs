@@ -1,6 +1,8 @@
 //! The HTTP server of `chops serve` (axum): `/livez`, `/readyz`, `/metrics` and the Alertmanager
 //! webhook `POST /alertmanager`. [`serve`] takes a bound listener, so tests bind port 0.
 
+pub mod conn;
+
 use std::future::Future;
 
 use axum::body::Body;
@@ -34,12 +36,13 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "http server failed");
-    }
+    let h = &app.config.config.http;
+    let bounds = conn::Bounds {
+        header_read: std::time::Duration::from_secs(h.header_timeout_secs),
+        request: std::time::Duration::from_secs(h.request_timeout_secs),
+        max_connections: h.max_connections,
+    };
+    conn::serve(listener, router(app), bounds, shutdown).await
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
