@@ -16,5 +16,6 @@ mod embed;
 mod faults;
 mod healthy;
 mod hostile;
+mod http_bounds;
 mod incidents;
 mod names;
