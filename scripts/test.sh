@@ -6,4 +6,6 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 bash scripts/setup.sh
+# A whole-suite run builds once: incremental state only costs time here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test -- --test-threads="$(( $(nproc) * 2 ))"
