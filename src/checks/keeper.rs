@@ -130,6 +130,12 @@ pub fn evaluate_node(n: &NodeAnswers) -> Finding {
                 None
             }
         });
+        // A TLS failure is a server chops would not trust, not a Keeper that is down.
+        if let Some(e @ ProbeError::Tls(_)) = &first {
+            let summary = format!("Keeper {}: cannot be checked ({e})", n.node);
+            let f = Finding::new(CheckKind::Keeper, Severity::Unknown, subject, summary);
+            return finish(f, &evidence);
+        }
         let why = first
             .map(|e| e.to_string())
             .unwrap_or_else(|| "no answer".into());
