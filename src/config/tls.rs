@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore};
 
 use super::TlsConfig;
@@ -180,9 +181,10 @@ fn client_config(
         .with_root_certificates(roots);
     let mut config = match client {
         None => builder.with_no_client_auth(),
-        Some((chain, private)) => builder
-            .with_client_auth_cert(chain, private)
-            .map_err(|e| key_problem(&e, key))?,
+        Some((chain, private)) => builder.with_client_auth_cert(chain, private).map_err(|e| {
+            let path = |p: &Option<String>| PathBuf::from(p.as_deref().unwrap_or(""));
+            key_problem(&e, &path(&key.key_file), &path(&key.cert_file))
+        })?,
     };
     config.resumption = Resumption::store(sessions(key));
     Ok(config)
@@ -200,9 +202,9 @@ fn sessions(key: &TlsConfig) -> Arc<ClientSessionMemoryCache> {
         .clone()
 }
 
-fn key_problem(e: &rustls::Error, s: &TlsConfig) -> TlsFileError {
-    let key = url::shown(s.key_file.as_deref().unwrap_or(""));
-    let cert = url::shown(s.cert_file.as_deref().unwrap_or(""));
+fn key_problem(e: &rustls::Error, key: &Path, cert: &Path) -> TlsFileError {
+    let key = url::shown(&key.display().to_string());
+    let cert = url::shown(&cert.display().to_string());
     let message = match e {
         rustls::Error::InconsistentKeys(_) => {
             format!("{key}: the key does not match the certificate in {cert}")
@@ -282,6 +284,10 @@ fn client_cert(
         key: "key_file",
         message: format!("{shown}: holds no PEM private key (PKCS#8, PKCS#1 or SEC1)"),
     })?;
+    // The key must match the certificate: checked here, so it is reported with other problems.
+    let provider = rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(chain.clone(), private.clone_key(), &provider)
+        .map_err(|e| key_problem(&e, key, cert))?;
     Ok((chain, private))
 }
 
