@@ -82,6 +82,73 @@ fn healthy_card_over_https_and_tls_keeper() {
     assert!(keeper.counts.get().0 >= 4, "{:?}", keeper.counts);
 }
 
+/// Handshakes of `fronts` so far that were not resumed (full ones), and all of them.
+fn full_and_all(fronts: &[&Front]) -> (u64, u64) {
+    fronts.iter().fold((0, 0), |(full, all), f| {
+        let (h, r, _) = f.counts.get();
+        (full + h - r, all + h)
+    })
+}
+
+#[test]
+fn later_cards_reuse_connections_and_resume_sessions() {
+    use chops::checks::Cluster;
+    use chops::config::{process_env, Loaded};
+    use chops::domain::Scope;
+    let c = shared();
+    let dir = scratch("tls-reuse");
+    let ca = Ca::new("chops test CA");
+    ca.write(&dir, "ca.pem");
+    // Each server on a loopback address of its own: its own name, as real hosts have.
+    let on = |ip: &str, url: &str| {
+        Front::start_on(
+            ip,
+            backend(url),
+            server_config(&ca.issue(&[ip], false), None),
+        )
+    };
+    let replicas: Vec<Front> = (c.urls.iter().enumerate())
+        .map(|(i, u)| on(&format!("127.0.0.{}", i + 2), u))
+        .collect();
+    let keeper = on("127.0.0.9", &c.keeper);
+    let refs: Vec<&Front> = replicas.iter().collect();
+    let cfg = config(&dir, &refs, Some(&keeper), "ca_file = \"ca.pem\"");
+    let target = || {
+        let loaded = Loaded::load(Path::new(&cfg)).unwrap();
+        loaded.target(Some("local"), &process_env).unwrap()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let card = |cl: &Cluster| {
+        let card = rt.block_on(cl.check(Scope::Full));
+        assert_eq!(card.verdict.label(), "healthy", "{card:#?}");
+    };
+
+    let cl = rt.block_on(Cluster::connect(&target())).unwrap();
+    card(&cl);
+    let (first, _) = full_and_all(&refs);
+    assert!(first >= 3, "the first card shakes hands with every replica");
+    // The next card at once (chops serve keeps the resolved cluster): the pooled connections.
+    let (_, before) = full_and_all(&refs);
+    card(&cl.next_round());
+    let (full, after) = full_and_all(&refs);
+    eprintln!("pooled card: {} new handshakes", after - before);
+    assert_eq!(full, first, "no full handshake on pooled connections");
+    assert!(after - before <= 1, "{} new connections", after - before);
+    // A cluster resolved again from a re-read config (new pools, a new rustls config): every
+    // new connection resumes a session, none shakes hands in full.
+    let (_, before) = full_and_all(&refs);
+    let (kfull, _) = full_and_all(&[&keeper]);
+    card(&rt.block_on(Cluster::connect(&target())).unwrap());
+    let (full, after) = full_and_all(&refs);
+    eprintln!(
+        "re-resolved card: {} new handshakes, all resumed",
+        after - before
+    );
+    assert!(after > before, "new pools, new connections");
+    assert_eq!(full, first, "no full handshake once sessions are cached");
+    assert_eq!(full_and_all(&[&keeper]).0, kfull, "Keeper words resume too");
+}
+
 /// One replica (and maybe Keeper) behind fronts, `chops check WHAT --json`: the summaries, and
 /// the wall time of the whole process.
 fn probe(

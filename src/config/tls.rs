@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rustls::client::{ClientSessionMemoryCache, Resumption};
+use rustls::client::Resumption;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
@@ -20,11 +20,11 @@ use rustls::{ClientConfig, RootCertStore};
 use super::TlsConfig;
 use crate::domain::url;
 
+mod sessions;
+use sessions::Sessions;
+
 /// A PEM file larger than this is refused (a full system CA bundle is ~220 KB).
 const MAX_PEM_BYTES: u64 = 4 << 20;
-
-/// Sessions remembered per server name, per set of TLS settings (for resumption).
-const SESSIONS_PER_SETTINGS: usize = 1024;
 
 /// What a cluster's TLS connections use: a rustls client config and an optional server name.
 #[derive(Clone)]
@@ -82,40 +82,28 @@ impl Default for Tls {
 impl Tls {
     /// Build the settings of one cluster; relative paths are relative to `base` (the config
     /// file's directory). `None`: [`Tls::default`]. Every problem is returned, not the first.
+    ///
+    /// The same settings and file contents give the same [`Tls`] back: rustls resumes a session
+    /// only under the config that verified it, so a cluster resolved again (`chops serve`)
+    /// resumes its sessions instead of shaking hands in full. Changed files build a new one.
     pub fn load(settings: Option<&TlsConfig>, base: &Path) -> Result<Tls, Vec<TlsFileError>> {
+        static BUILT: OnceLock<Mutex<HashMap<TlsConfig, (u64, Tls)>>> = OnceLock::new();
         let Some(s) = settings else {
             return Ok(Tls::default());
         };
         let resolved = resolve(s, base);
-        let server_name = s.server_name.as_ref().map(|n| {
-            ServerName::try_from(n.clone()).map_err(|_| TlsFileError {
-                key: "server_name",
-                message: format!("'{}' is not a valid DNS name or IP address", url::shown(n)),
-            })
-        });
-        let roots = match &resolved.ca_file {
-            Some(p) => ca_roots(Path::new(p)).map(|r| (r, Roots::CaFile)),
-            None => Ok((builtin_roots(), Roots::Builtin)),
-        };
-        let client = match (&resolved.cert_file, &resolved.key_file) {
-            (Some(c), Some(k)) => client_cert(Path::new(c), Path::new(k)).map(Some),
-            (None, None) => Ok(None),
-            (Some(_), None) => Err(missing("key_file", "cert_file")),
-            (None, Some(_)) => Err(missing("cert_file", "key_file")),
-        };
-        match (server_name.transpose(), roots, client) {
-            (Ok(server_name), Ok((roots, kind)), Ok(client)) => {
-                let client_cert = client.is_some();
-                let config = client_config(roots, client, &resolved).map_err(|e| vec![e])?;
-                Ok(Tls {
-                    config: Arc::new(config),
-                    server_name,
-                    roots: kind,
-                    client_cert,
-                })
+        // Taken before the files are parsed: a file changed in between is built again next time.
+        let fingerprint = fingerprint(&resolved);
+        let built = BUILT.get_or_init(Default::default);
+        let lock = || built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((fp, tls)) = lock().get(&resolved) {
+            if *fp == fingerprint {
+                return Ok(tls.clone());
             }
-            (a, b, c) => Err([a.err(), b.err(), c.err()].into_iter().flatten().collect()),
         }
+        let tls = build(&resolved)?;
+        lock().insert(resolved, (fingerprint, tls.clone()));
+        Ok(tls)
     }
 
     pub fn config(&self) -> Arc<ClientConfig> {
@@ -136,7 +124,52 @@ impl Tls {
     }
 }
 
-/// `settings` with its paths made absolute (the key of the session store).
+/// Parse the files of `resolved` (paths absolute) and build the rustls config.
+fn build(resolved: &TlsConfig) -> Result<Tls, Vec<TlsFileError>> {
+    let server_name = resolved.server_name.as_ref().map(|n| {
+        ServerName::try_from(n.clone()).map_err(|_| TlsFileError {
+            key: "server_name",
+            message: format!("'{}' is not a valid DNS name or IP address", url::shown(n)),
+        })
+    });
+    let roots = match &resolved.ca_file {
+        Some(p) => ca_roots(Path::new(p)).map(|r| (r, Roots::CaFile)),
+        None => Ok((builtin_roots(), Roots::Builtin)),
+    };
+    let client = match (&resolved.cert_file, &resolved.key_file) {
+        (Some(c), Some(k)) => client_cert(Path::new(c), Path::new(k)).map(Some),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(missing("key_file", "cert_file")),
+        (None, Some(_)) => Err(missing("cert_file", "key_file")),
+    };
+    match (server_name.transpose(), roots, client) {
+        (Ok(server_name), Ok((roots, kind)), Ok(client)) => {
+            let client_cert = client.is_some();
+            let config = client_config(roots, client, resolved).map_err(|e| vec![e])?;
+            Ok(Tls {
+                config: Arc::new(config),
+                server_name,
+                roots: kind,
+                client_cert,
+            })
+        }
+        (a, b, c) => Err([a.err(), b.err(), c.err()].into_iter().flatten().collect()),
+    }
+}
+
+/// A hash of the files' bytes (capped as when parsed; an unreadable file hashes as absent).
+fn fingerprint(resolved: &TlsConfig) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in [&resolved.ca_file, &resolved.cert_file, &resolved.key_file] {
+        p.as_ref()
+            .and_then(|p| read_capped("ca_file", Path::new(p)).ok())
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
+/// `settings` with its paths made absolute (the key of built configs).
 fn resolve(s: &TlsConfig, base: &Path) -> TlsConfig {
     let abs = |p: &Option<String>| {
         p.as_ref().map(|p| {
@@ -167,8 +200,7 @@ fn builtin_roots() -> RootCertStore {
     }
 }
 
-/// A rustls config with ring, TLS 1.2 and 1.3, and a session store shared by every config built
-/// from the same settings, so a cluster resolved again still resumes its sessions.
+/// A rustls config with ring, TLS 1.2 and 1.3, and a session store of its own (see `sessions`).
 fn client_config(
     roots: RootCertStore,
     client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
@@ -186,20 +218,8 @@ fn client_config(
             key_problem(&e, &path(&key.key_file), &path(&key.cert_file))
         })?,
     };
-    config.resumption = Resumption::store(sessions(key));
+    config.resumption = Resumption::store(Arc::new(Sessions::default()));
     Ok(config)
-}
-
-fn sessions(key: &TlsConfig) -> Arc<ClientSessionMemoryCache> {
-    static STORES: OnceLock<Mutex<HashMap<TlsConfig, Arc<ClientSessionMemoryCache>>>> =
-        OnceLock::new();
-    STORES
-        .get_or_init(Default::default)
-        .lock()
-        .expect("session stores lock")
-        .entry(key.clone())
-        .or_insert_with(|| Arc::new(ClientSessionMemoryCache::new(SESSIONS_PER_SETTINGS)))
-        .clone()
 }
 
 fn key_problem(e: &rustls::Error, key: &Path, cert: &Path) -> TlsFileError {
@@ -353,14 +373,18 @@ mod tests {
         assert!(tls.has_client_cert());
         assert_eq!(tls.roots, Roots::CaFile);
         assert!(Tls::default().roots == Roots::Builtin && !Tls::default().has_client_cert());
-        // The same settings share sessions (a cluster resolved again resumes them); other
-        // settings never resume a session verified under different trust.
-        let key = resolve(&s, &dir);
-        assert!(Arc::ptr_eq(&sessions(&key), &sessions(&resolve(&s, &dir))));
-        assert!(!Arc::ptr_eq(
-            &sessions(&key),
-            &sessions(&TlsConfig::default())
-        ));
+        // Loaded again unchanged (a cluster resolved again): the same config, so sessions resume.
+        let again = Tls::load(Some(&s), &dir).unwrap();
+        assert!(Arc::ptr_eq(&tls.config, &again.config));
+        // A changed file: a new config.
+        let other = rcgen::KeyPair::generate().unwrap();
+        let ca2 = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&other)
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca2.pem()).unwrap();
+        let changed = Tls::load(Some(&s), &dir).unwrap();
+        assert!(!Arc::ptr_eq(&tls.config, &changed.config));
     }
 
     #[test]

@@ -147,7 +147,12 @@ pub struct Front {
 impl Front {
     /// TLS on 127.0.0.1:0 with `config`, relaying to `backend`.
     pub fn start(backend: SocketAddr, config: Arc<ServerConfig>) -> Front {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Front::start_on("127.0.0.1", backend, config)
+    }
+
+    /// The same on `ip` (another loopback address is another server name for TLS sessions).
+    pub fn start_on(ip: &str, backend: SocketAddr, config: Arc<ServerConfig>) -> Front {
+        let std_listener = std::net::TcpListener::bind((ip, 0)).unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         let counts = Arc::new(Counts::default());
