@@ -148,8 +148,9 @@ fn main() {
         tc50 / pc50
     );
 
-    // 3. Handshakes per card in a chops serve-like sequence (a fresh process-wide state: the
-    //    session store is keyed by the settings, so use a config path not seen above).
+    // 3. Handshakes per card in a chops serve-like sequence. A TLS config is kept per settings
+    //    and file contents, so the sequence gets one never used above (nothing to resume yet,
+    //    as in a freshly started chops serve) by spelling the CA path differently.
     let flights = Flights::default();
     let serve = |label: &str, report: &mut String, run: &dyn Fn() -> f64| {
         let before = snapshot(&fronts, &keeper);
@@ -164,8 +165,6 @@ fn main() {
          |---|---|---|---|---|---|\n",
     );
     let fresh = target(&{
-        // Same files, another spelling of the CA path: a session store of its own (nothing
-        // resumable yet), as in a freshly started chops serve.
         let text = std::fs::read_to_string(lc.dir.join("chops-tls.toml"))
             .unwrap()
             .replace("ca_file = \"ca.pem\"", "ca_file = \"./ca.pem\"");
