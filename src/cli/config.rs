@@ -25,6 +25,10 @@ fn check(loaded: &Loaded) -> Result<i32, UserError> {
     if loaded.config.webhook.as_ref().is_some_and(|w| w.enabled) {
         loaded.webhook_token(&config::process_env)?;
     }
+    for w in loaded.warnings() {
+        let line = format!("{}: {w}", loaded.path);
+        eprintln!("chops: warning: {}", crate::domain::display::plain(&line));
+    }
     println!(
         "{}: ok (clusters: {})",
         loaded.path,

@@ -244,8 +244,11 @@ pub enum ProbeError {
         name: String,
         message: String,
     },
-    /// Any other transport failure (reset, DNS, TLS …).
+    /// Any other transport failure (reset, DNS …).
     Network(String),
+    /// The TLS handshake or session failed: what is wrong (untrusted, wrong name, expired, a
+    /// client certificate wanted …). Not "offline": the server answered, chops would not trust it.
+    Tls(String),
     /// The answer did not have the expected shape.
     Decode(String),
     /// The answer was larger than chops reads (`limits` in config); the rest was not read.
@@ -263,6 +266,7 @@ impl ProbeError {
             ProbeError::Auth { .. } => "auth",
             ProbeError::Server { .. } => "server",
             ProbeError::Network(_) => "network",
+            ProbeError::Tls(_) => "tls",
             ProbeError::Decode(_) => "decode",
             ProbeError::TooLarge { .. } => "too_large",
             ProbeError::Local(_) => "local",
@@ -295,6 +299,7 @@ impl fmt::Display for ProbeError {
                 }
             }
             ProbeError::Network(m) => write!(f, "network error: {m}"),
+            ProbeError::Tls(m) => write!(f, "TLS: {m}"),
             ProbeError::Decode(m) => write!(f, "unexpected answer: {m}"),
             ProbeError::TooLarge { limit, unit } => {
                 write!(f, "answer too large (> {limit} {unit})")

@@ -1,5 +1,6 @@
 //! chops' test kit, a dev-dependency of the integration tests and benches (never of the product).
 //!
+//! - [`tls_front`]: a test CA (rcgen) and a TLS front (tokio-rustls) before any local server.
 //! - [`localcluster`]: a local cluster of real Apache ZooKeeper and ClickHouse-engine gateway
 //!   replicas (`scripts/local-cluster.sh`); every server is stopped by its own PID.
 //! - [`shared`]: the one cluster the read-only tests of a process share, stopped when the process
@@ -15,6 +16,7 @@ pub mod http;
 pub mod localcluster;
 pub mod openapi;
 pub mod shared;
+pub mod tls_front;
 
 pub use localcluster::{repo_root, LocalCluster};
 pub use shared::{

@@ -92,7 +92,7 @@ const BAD_URLS: &[&str] = &[
     "http://h#frag",
     "http://u:pa#S3cret@h",
     "http://u:pa/S3cret@h:1",
-    "https://h:8443",
+    "https://user:S3cret@h:8443",
 ];
 
 const GOOD_URLS: &[&str] = &[
@@ -141,6 +141,24 @@ fn good_urls_pass() {
             assert!(run.stdout.contains("ok (clusters: a)"), "{}", run.stdout);
         }
     }
+}
+
+/// https:// is for ClickHouse servers (replicas, seeds); the Discord proxy stays plain http.
+#[test]
+fn https_is_for_servers_not_the_proxy() {
+    let dir = scratch("https");
+    let [replica, seed, proxy] = url_configs("https://ch-1.example.com:8443");
+    for (place, text) in [replica, seed] {
+        let run = config_check(&dir, "https.toml", &text);
+        assert_eq!(run.code, 0, "https as {place}: {}", run.stderr);
+    }
+    let run = config_check(&dir, "https-proxy.toml", &proxy.1);
+    assert_refused(&run, 1, "https as discord.proxy");
+    assert!(
+        run.stderr.contains("https is not supported here"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

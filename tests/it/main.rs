@@ -19,3 +19,4 @@ mod hostile;
 mod http_bounds;
 mod incidents;
 mod names;
+mod tls;
