@@ -547,18 +547,23 @@ fn with_actions(lc: &LocalCluster, actions: &str) -> String {
     path.display().to_string()
 }
 
-/// The store of the bot started last on `lc` (each bot has its own file in the cluster's dir).
+/// The store of the bot started last on `lc` (each bot has its own file in the cluster's dir,
+/// `bot-<pid>-<n>.db`, numbered in start order). By number, not by modification time: a store
+/// closed after the next bot started is written last (its WAL is checkpointed on close).
 fn bot_store(lc: &LocalCluster) -> chops::store::Store {
+    let number = |p: &std::path::Path| -> Option<u64> {
+        let stem = p.file_stem()?.to_str()?.strip_prefix("bot-")?;
+        stem.rsplit('-').next()?.parse().ok()
+    };
     let newest = std::fs::read_dir(&lc.dir)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().unwrap().to_string_lossy().starts_with("bot-")
-                && p.extension().is_some_and(|x| x == "db")
-        })
-        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .expect("a bot store");
+        .filter(|p| p.extension().is_some_and(|x| x == "db"))
+        .filter_map(|p| Some((number(&p)?, p)))
+        .max_by_key(|(n, _)| *n)
+        .expect("a bot store")
+        .1;
     chops::store::Store::open(&newest).unwrap()
 }
 
