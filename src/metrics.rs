@@ -155,6 +155,7 @@ impl Metrics {
             "auth",
             "server",
             "network",
+            "tls",
             "decode",
             "too_large",
             "local",
