@@ -167,6 +167,7 @@ impl Metrics {
             "auth",
             "server",
             "network",
+            "tls",
             "decode",
             "too_large",
             "local",

@@ -168,37 +168,63 @@ fn probe(
     (summaries, wall)
 }
 
-#[test]
-fn tls_failures_say_what_is_wrong_within_the_deadline() {
-    let c = shared();
-    let dir = scratch("tls-failures");
-    let ca = Ca::new("chops test CA");
-    let other = Ca::new("some other CA");
-    let ca_file = ca.write(&dir, "ca.pem").display().to_string();
-    let other_file = other.write(&dir, "other.pem").display().to_string();
-    let clients = Ca::new("client CA");
-    let (client_cert, client_key) = clients.issue(&["chops"], false).write(&dir, "client");
-    let r1 = &c.urls[0];
-    let good = front(&ca, r1);
-    let named = Front::start(
-        backend(r1),
-        server_config(&ca.issue(&["other-host"], false), None),
+/// A CA the fronts use, another CA, a client CA with a client certificate, and the `[tls]`
+/// lines that trust them.
+struct Pki {
+    ca: Ca,
+    clients: Ca,
+    /// `ca_file` = the fronts' CA.
+    ca_only: String,
+    /// `ca_file` = a CA that signed none of the fronts.
+    other_ca: String,
+    /// `ca_only` plus the client certificate and key.
+    with_client: String,
+}
+
+fn pki(tag: &str) -> Pki {
+    let dir = scratch(tag);
+    let (ca, other, clients) = (
+        Ca::new("chops test CA"),
+        Ca::new("other CA"),
+        Ca::new("clients"),
     );
-    let expired = Front::start(
-        backend(r1),
-        server_config(&ca.issue(&["127.0.0.1"], true), None),
-    );
-    let mutual = Front::start(
-        backend(r1),
-        server_config(&ca.issue(&["127.0.0.1"], false), Some(&clients)),
-    );
-    let ca_only = format!("ca_file = \"{ca_file}\"");
+    let ca_only = format!("ca_file = \"{}\"", ca.write(&dir, "ca.pem").display());
+    let other_ca = format!("ca_file = \"{}\"", other.write(&dir, "other.pem").display());
+    let (cert, key) = clients.issue(&["chops"], false).write(&dir, "client");
     let with_client = format!(
         "{ca_only}\ncert_file = \"{}\"\nkey_file = \"{}\"",
-        client_cert.display(),
-        client_key.display()
+        cert.display(),
+        key.display()
     );
-    let plain = r1.replacen("http://", "https://", 1);
+    Pki {
+        ca,
+        clients,
+        ca_only,
+        other_ca,
+        with_client,
+    }
+}
+
+/// A front before `url` with a certificate for `names` (`expired`: valid only in 2019), asking
+/// for a client certificate from `clients` if given.
+fn front_with(p: &Pki, url: &str, names: &[&str], expired: bool, clients: bool) -> Front {
+    let cert = p.ca.issue(names, expired);
+    Front::start(
+        backend(url),
+        server_config(&cert, clients.then_some(&p.clients)),
+    )
+}
+
+#[test]
+fn replica_tls_failures_say_what_is_wrong_within_the_deadline() {
+    let c = shared();
+    let p = pki("tls-failures");
+    let r1 = &c.urls[0];
+    let good = front(&p.ca, r1);
+    let named = front_with(&p, r1, &["other-host"], false, false);
+    let expired = front_with(&p, r1, &["127.0.0.1"], true, false);
+    let mutual = front_with(&p, r1, &["127.0.0.1"], false, true);
+    let ca_only = p.ca_only.clone();
     let cases: Vec<(&str, &Front, String, &str)> = vec![
         // Without ca_file the built-in Mozilla roots are used: a private CA is unknown there.
         (
@@ -210,7 +236,7 @@ fn tls_failures_say_what_is_wrong_within_the_deadline() {
         (
             "wrong-ca",
             &good,
-            format!("ca_file = \"{other_file}\""),
+            p.other_ca.clone(),
             "r1: TLS: certificate not trusted (unknown issuer)",
         ),
         (
@@ -237,7 +263,12 @@ fn tls_failures_say_what_is_wrong_within_the_deadline() {
             ca_only.clone(),
             "r1: TLS: server wants a client certificate: set `tls.cert_file` and `tls.key_file`",
         ),
-        ("client-cert", &mutual, with_client.clone(), "r1: up, 26.9"),
+        (
+            "client-cert",
+            &mutual,
+            p.with_client.clone(),
+            "r1: up, 26.9",
+        ),
     ];
     for (tag, f, tls, want) in cases {
         let (summaries, wall) = probe(tag, &[f], None, &tls, "replicas");
@@ -249,45 +280,54 @@ fn tls_failures_say_what_is_wrong_within_the_deadline() {
         // The process, start to exit, within the deadline plus its own start-up.
         assert!(wall < DEADLINE_MS + 1500, "{tag}: {wall} ms");
     }
+}
+
+#[test]
+fn keeper_tls_and_a_plain_port_say_what_is_wrong() {
+    let c = shared();
+    let p = pki("tls-keeper");
     // https:// to a plain http port: said as such, not a stall.
-    let dir2 = scratch("tls-plain-port");
+    let plain = c.urls[0].replacen("http://", "https://", 1);
     let text = format!(
         "[defaults]\ndeadline_ms = {DEADLINE_MS}\n[clusters.local]\nreplicas = [{{ name = \"r1\", url = \"{plain}\" }}]\n"
     );
-    let cfg = write_config(&dir2, "c.toml", &text);
-    let (_, card) = check_json(&cfg, "replicas");
-    assert!(
-        find(
-            &card,
-            "replicas",
-            "r1: TLS: the server does not speak TLS there"
-        )
-        .is_some(),
-        "{card:#}"
+    let (_, card) = check_json(
+        &write_config(&scratch("tls-plain-port"), "c.toml", &text),
+        "replicas",
     );
-    // Keeper over TLS with the wrong trust: a node chops cannot check, not a node that is down.
-    let zk = front(&ca, &c.keeper);
-    let (summaries, _) = probe(
-        "keeper-wrong-ca",
-        &[&good],
-        Some(&zk),
-        &format!("ca_file = \"{other_file}\""),
-        "keeper",
-    );
-    let want = format!(
-        "Keeper tls://{}: cannot be checked (TLS: certificate not trusted",
-        zk.addr
-    );
-    assert!(
-        summaries.iter().any(|s| s.starts_with(&want)),
-        "{summaries:#?}"
-    );
-    let (summaries, _) = probe("keeper-mtls", &[&mutual], Some(&zk), &with_client, "keeper");
-    let want = format!("Keeper tls://{}: standalone", zk.addr);
-    assert!(
-        summaries.iter().any(|s| s.starts_with(&want)),
-        "{summaries:#?}"
-    );
+    let want = "r1: TLS: the server does not speak TLS there";
+    assert!(find(&card, "replicas", want).is_some(), "{card:#}");
+    // Keeper over TLS: wrong trust is a node chops cannot check, not a node that is down; a
+    // node that wants a client certificate answers when it gets one.
+    let replica = front(&p.ca, &c.urls[0]);
+    let zk = front_with(&p, &c.keeper, &["127.0.0.1"], false, true);
+    let node = format!("Keeper tls://{}", zk.addr);
+    let cases = [
+        (
+            "keeper-wrong-ca",
+            p.other_ca.clone(),
+            format!("{node}: cannot be checked (TLS: certificate not trusted"),
+        ),
+        (
+            "keeper-no-client-cert",
+            p.ca_only.clone(),
+            format!("{node}: cannot be checked (TLS: server wants a client certificate"),
+        ),
+        (
+            "keeper-client-cert",
+            p.with_client.clone(),
+            format!("{node}: standalone"),
+        ),
+    ];
+    for (tag, tls, want) in cases {
+        let (summaries, wall) = probe(tag, &[&replica], Some(&zk), &tls, "keeper");
+        eprintln!("{tag}: {wall} ms: {summaries:?}");
+        assert!(
+            summaries.iter().any(|s| s.starts_with(&want)),
+            "{tag}: {summaries:#?}"
+        );
+        assert!(wall < DEADLINE_MS + 1500, "{tag}: {wall} ms");
+    }
 }
 
 #[test]
