@@ -179,6 +179,8 @@ struct Pki {
     other_ca: String,
     /// `ca_only` plus the client certificate and key.
     with_client: String,
+    /// Where the PEM files are: kept as long as the lines that name them.
+    _dir: testkit::Scratch,
 }
 
 fn pki(tag: &str) -> Pki {
@@ -202,6 +204,7 @@ fn pki(tag: &str) -> Pki {
         ca_only,
         other_ca,
         with_client,
+        _dir: dir,
     }
 }
 

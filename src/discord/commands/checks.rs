@@ -23,6 +23,12 @@ pub async fn backup_check(
     run_check(ctx, cluster, Scope::Full, Tuning::default()).await
 }
 
+/// One section of the card (`/keeper`, `/replicas`, …): the same round, guard and reply as
+/// `/backup-check`, scoped to `kind`.
+async fn section(ctx: Context<'_>, cluster: Option<String>, kind: CheckKind) -> Result<(), Error> {
+    run_check(ctx, cluster, Scope::One(kind), Tuning::default()).await
+}
+
 /// Keeper health: four-letter words on every node, and each replica's view
 #[poise::command(slash_command)]
 pub async fn keeper(
@@ -31,13 +37,7 @@ pub async fn keeper(
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        Scope::One(CheckKind::Keeper),
-        Tuning::default(),
-    )
-    .await
+    section(ctx, cluster, CheckKind::Keeper).await
 }
 
 /// Which replicas answer (ping, version, uptime, connection errors)
@@ -48,13 +48,7 @@ pub async fn replicas(
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        Scope::One(CheckKind::Replicas),
-        Tuning::default(),
-    )
-    .await
+    section(ctx, cluster, CheckKind::Replicas).await
 }
 
 /// Replication lag: read-only tables, expired sessions, delay and queue per table
@@ -83,13 +77,7 @@ pub async fn blockers(
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        Scope::One(CheckKind::Blockers),
-        Tuning::default(),
-    )
-    .await
+    section(ctx, cluster, CheckKind::Blockers).await
 }
 
 /// Recent backups and restores per replica, failures classified
@@ -119,13 +107,7 @@ pub async fn settings(
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
 ) -> Result<(), Error> {
-    run_check(
-        ctx,
-        cluster,
-        Scope::One(CheckKind::Settings),
-        Tuning::default(),
-    )
-    .await
+    section(ctx, cluster, CheckKind::Settings).await
 }
 
 /// The body of all seven: resolve the cluster and where we are, defer at once, run the checks
