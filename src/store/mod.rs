@@ -55,6 +55,8 @@ pub struct Store {
     jobs: mpsc::Sender<Job>,
     /// The file, for the readiness check (None in memory).
     path: Option<std::sync::Arc<std::path::PathBuf>>,
+    /// The file's (device, inode) when opened: a file deleted or replaced since no longer has it.
+    identity: Option<(u64, u64)>,
 }
 
 impl Store {
@@ -75,6 +77,7 @@ impl Store {
         }
         let mut store = Self::start(conn)?;
         store.path = Some(std::sync::Arc::new(path.to_path_buf()));
+        store.identity = identity(path);
         Ok(store)
     }
 
@@ -93,7 +96,11 @@ impl Store {
         std::thread::Builder::new()
             .name("chops-store".into())
             .spawn(move || worker(conn, inbox))?;
-        Ok(Store { jobs, path: None })
+        Ok(Store {
+            jobs,
+            path: None,
+            identity: None,
+        })
     }
 
     /// Runs `f` on the store's connection and returns its result. The one bridge to SQLite.
@@ -114,15 +121,12 @@ impl Store {
             .map_err(StoreError::Sqlite)
     }
 
-    /// Whether the store can take writes now: its file is not read-only (a file made read-only
-    /// fails the next start even though the open connection still writes), and a one-row write
+    /// Whether the store can take writes now: its file is intact ([`Store::file_intact`]; a file
+    /// made read-only fails the next start even though the open connection still writes), and a one-row write
     /// commits (waits up to [`BUSY_TIMEOUT`] for other processes).
     pub async fn writable(&self) -> bool {
-        if let Some(p) = &self.path {
-            match std::fs::metadata(p.as_path()) {
-                Ok(m) if !m.permissions().readonly() => {}
-                _ => return false,
-            }
+        if !self.file_intact() {
+            return false;
         }
         let now = crate::clock::now();
         self.call(move |c| {
@@ -134,6 +138,19 @@ impl Store {
         })
         .await
         .is_ok()
+    }
+
+    /// Whether what this store writes still lands in its file: the path still names the file
+    /// opened (not deleted, not replaced) and it is not read-only. A deleted file keeps taking
+    /// writes through the open connection — into an inode nobody will ever open again.
+    pub fn file_intact(&self) -> bool {
+        let Some(p) = &self.path else {
+            return true;
+        };
+        match std::fs::metadata(p.as_path()) {
+            Ok(m) => !m.permissions().readonly() && identity(p) == self.identity,
+            Err(_) => false,
+        }
     }
 
     // ---- offers ------------------------------------------------------------------------------
@@ -542,6 +559,12 @@ impl Store {
         })
         .await
     }
+}
+
+/// A file's (device, inode), None when it cannot be read.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn worker(mut conn: Connection, inbox: mpsc::Receiver<Job>) {

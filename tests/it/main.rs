@@ -5,6 +5,7 @@
 mod common;
 
 mod act;
+mod alertmanager;
 mod bot;
 mod card_snapshots;
 mod config_hostile;
@@ -20,3 +21,4 @@ mod http_bounds;
 mod incidents;
 mod names;
 mod tls;
+mod webhook;
