@@ -109,9 +109,7 @@ fn detail_lines(d: &Detail, cluster: &str, t: Target) -> Vec<String> {
                 }
             }
             out.push(alert_source(starts_at, generator_url, t));
-            if *truncated > 0 {
-                out.push(left_out(*truncated));
-            }
+            out.extend((*truncated > 0).then(|| left_out(*truncated)));
         }
         Detail::Preflight {
             verdict,
@@ -195,15 +193,7 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
         0 => format!("{icon} {}", bold(what)),
         r => format!("{icon} {} ({r} resolved)", bold(what)),
     };
-    let truncated = all
-        .iter()
-        .map(|i| match i.detail {
-            Detail::Alert { truncated, .. } => truncated,
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0);
-    let title = match truncated {
+    let title = match truncated(all) {
         0 => title,
         n => format!("{title} · {}", left_out(n)),
     };
@@ -253,6 +243,17 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
         out.push(clip(&format!("{mark} {body}{done}"), LINE_MAX));
     }
     out
+}
+
+/// The most alerts a sender said it left out of the notifications of `all`.
+fn truncated(all: &[Incident]) -> u64 {
+    all.iter()
+        .map(|i| match i.detail {
+            Detail::Alert { truncated, .. } => truncated,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// What the sender left out of a notification (`truncatedAlerts`: its max_alerts).
