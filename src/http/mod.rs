@@ -69,7 +69,9 @@ async fn livez() -> Response {
 /// Discord connected when enabled. 503 with what is not.
 async fn readyz(State(app): State<App>) -> Response {
     let mut not = Vec::new();
-    if !app.store.writable().await {
+    if !app.store.file_intact() {
+        not.push("store: not writable: the file was deleted, replaced or made read-only since chops opened it");
+    } else if !app.store.writable().await {
         not.push("store: not writable");
     }
     if app.health.discord_enabled && !app.discord_connected() {

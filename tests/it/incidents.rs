@@ -700,7 +700,13 @@ async fn health_and_metrics_endpoints() {
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(&store, perms).unwrap();
-    assert_eq!((status, body.as_str()), (503, "store: not writable\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            503,
+            "store: not writable: the file was deleted, replaced or made read-only since chops opened it\n"
+        )
+    );
     assert_eq!(serve.http("GET", "/readyz", &[], b"").0, 200);
 
     // A card run through the app counts its check durations.

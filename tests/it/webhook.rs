@@ -123,7 +123,13 @@ fn a_store_deleted_while_running_answers_503_never_200() {
     let (status, body) = post(&s, &notification(Some("prod"), "f2", "firing"));
     assert_eq!(status, 503, "an alert that would be lost: {body}");
     assert!(body.contains("retry"), "{body}");
-    assert_eq!(s.http("GET", "/readyz", &[], b"").0, 503);
+    let (status, ready) = s.http("GET", "/readyz", &[], b"");
+    assert_eq!(status, 503);
+    assert!(
+        ready.contains("deleted, replaced or made read-only"),
+        "{ready}"
+    );
+    assert!(s.log().contains("cannot record alerts"), "{}", s.log());
 }
 
 #[test]
