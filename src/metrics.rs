@@ -33,6 +33,7 @@ pub struct Metrics {
     webhook_rejected: Family<Labels, Counter>,
     alerts_skipped: Family<Labels, Counter>,
     incidents_given_up: Counter,
+    audit_chain_broken: Gauge,
     replica_labels: AtomicBool,
 }
 
@@ -60,6 +61,7 @@ impl Metrics {
             webhook_rejected: Family::default(),
             alerts_skipped: Family::default(),
             incidents_given_up: Counter::default(),
+            audit_chain_broken: Gauge::default(),
             replica_labels: AtomicBool::new(false),
             registry: Registry::default(),
         };
@@ -131,6 +133,11 @@ impl Metrics {
             "chops_incidents_given_up",
             "Incidents whose post kept failing until chops gave up (see the log for why)",
             m.incidents_given_up.clone(),
+        );
+        r.register(
+            "chops_audit_chain_broken",
+            "1 when the audit log's hash chain did not verify at start (actions are refused), else 0",
+            m.audit_chain_broken.clone(),
         );
         let m = Metrics { registry: r, ..m };
         m.zeros();
@@ -284,6 +291,11 @@ impl Metrics {
 
     pub fn incident_given_up(&self) {
         self.incidents_given_up.inc();
+    }
+
+    /// Whether the audit's hash chain verified (see `store::audit`).
+    pub fn audit_chain_broken(&self, broken: bool) {
+        self.audit_chain_broken.set(i64::from(broken));
     }
 
     /// The Prometheus text format (0.0.4).
