@@ -13,6 +13,8 @@ use crate::domain::{CheckKind, Scope};
 use crate::render;
 
 pub const EXIT_USAGE: i32 = 3;
+/// `chops act`: the backup was left running past `--follow-secs` (see `chops audit`).
+pub const EXIT_STILL_RUNNING: i32 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -93,6 +95,10 @@ pub enum Command {
         /// Rows to show.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
         limit: u64,
+        /// Check the log's hash chain instead: exit 0 "N rows, chain intact", else 2 and the first
+        /// row that does not verify.
+        #[arg(long)]
+        verify: bool,
     },
     /// Configuration commands.
     Config {
@@ -138,6 +144,10 @@ pub struct ActArgs {
     /// Do not ask: confirm at once (needed when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Follow a backup this long at most; then leave it running and exit 4 (its end is recorded
+    /// by the next `chops act` or start of `chops serve`, see `chops audit`).
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub follow_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +193,20 @@ pub enum UserError {
     Usage(String),
 }
 
+impl UserError {
+    /// One line per problem, shown: only a list of config problems spans lines; anything else
+    /// (a name typed with a newline in it, too) stays one escaped line.
+    fn lines(&self) -> Vec<String> {
+        match self {
+            UserError::Config(ConfigError::Many(list)) => list
+                .iter()
+                .map(|e| crate::domain::display::plain(&e.to_string()))
+                .collect(),
+            e => vec![crate::domain::display::plain(&e.to_string())],
+        }
+    }
+}
+
 impl What {
     fn scope(self) -> Scope {
         match self {
@@ -203,8 +227,8 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(e) => {
             // One line per problem, each through the display boundary (config text is untrusted).
-            for line in e.to_string().lines() {
-                eprintln!("chops: {}", crate::domain::display::plain(line));
+            for line in e.lines() {
+                eprintln!("chops: {line}");
             }
             EXIT_USAGE
         }
@@ -229,9 +253,7 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
         Command::Config {
             command: ConfigCommand::Check,
         } => {
-            for name in loaded.cluster_names() {
-                loaded.target(Some(&name), &config::process_env)?;
-            }
+            loaded.check_secrets(&config::process_env)?;
             if loaded.config.webhook.as_ref().is_some_and(|w| w.enabled) {
                 loaded.webhook_token(&config::process_env)?;
             }
@@ -278,8 +300,15 @@ async fn execute(cli: Cli) -> Result<i32, UserError> {
         }
         Command::Act { what } => act(&loaded, what).await,
         Command::Explain { .. } => unreachable!("explain runs before the config is loaded"),
-        Command::Audit { cluster, limit } => {
+        Command::Audit {
+            cluster,
+            limit,
+            verify,
+        } => {
             let store = crate::store::Store::open(&loaded.store_path())?;
+            if verify {
+                return verify_audit(&store).await;
+            }
             let rows = store.audit_rows(cluster.as_deref(), limit as usize).await?;
             print!("{}", render::terminal::audit(&rows));
             Ok(0)
@@ -333,9 +362,9 @@ fn passwd_user() -> String {
     }
 }
 
-/// `chops act …`: exit 0 done (or dry run), 1 refused or not confirmed, 2 failed, 3 usage.
+/// `chops act …`: exit 0 done (or dry run), 1 refused or not confirmed, 2 failed, 3 usage (or
+/// the audit log does not verify), 4 still running after `--follow-secs`.
 async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
-    use crate::domain::action::Action;
     let common = match &what {
         ActCommand::Backup { common, .. } | ActCommand::RestartReplica { common, .. } => common,
     };
@@ -346,16 +375,26 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
     policy.has_operator = operator.is_some();
     let cluster = Cluster::connect(&target).await?;
     let store = crate::store::Store::open(&loaded.store_path())?;
+    if let Err(broken) = store.verify_audit().await? {
+        return Err(UserError::Usage(format!(
+            "the audit log does not verify ({broken}): actions are refused until it is looked at (chops audit --verify)"
+        )));
+    }
     let actor = crate::actions::Actor {
         cluster: &cluster,
         operator,
         policy: &policy,
         store: &store,
         follow_every: std::time::Duration::from_millis(500),
+        follow_for: Some(std::time::Duration::from_secs(common.follow_secs)),
     };
-    // An earlier `chops act` or `chops serve` that died mid-action left it `executing`: finish
-    // its record first (a backup is looked up by its id, a restart re-checked).
-    for o in actor.reconcile().await? {
+    // An earlier `chops act` or `chops serve` whose process is gone left an action `executing`:
+    // its record is finished alongside this one (a backup looked up by its id, a restart in the
+    // query log), never holding this one up.
+    let within = crate::actions::RECONCILE_WITHIN;
+    let flow = act_flow(&actor, &cluster, &target, &what);
+    let (code, recorded) = actor.alongside(within, flow).await;
+    for o in recorded {
         eprintln!(
             "chops: action {} left unfinished earlier, now {}: {}",
             o.id,
@@ -363,10 +402,24 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
             crate::domain::display::plain(&o.summary)
         );
     }
-    let action = match &what {
+    code
+}
+
+/// `chops act …` once the actor is set up: the action, its preview, the confirmation, the run.
+async fn act_flow(
+    actor: &crate::actions::Actor<'_>,
+    cluster: &Cluster,
+    target: &config::ClusterTarget,
+    what: &ActCommand,
+) -> Result<i32, UserError> {
+    use crate::domain::action::Action;
+    let common = match what {
+        ActCommand::Backup { common, .. } | ActCommand::RestartReplica { common, .. } => common,
+    };
+    let action = match what {
         ActCommand::Backup { databases, .. } => {
             let databases = if databases.is_empty() {
-                user_databases(&cluster, &common.replica).await?
+                user_databases(cluster, &common.replica).await?
             } else {
                 databases.clone()
             };
@@ -420,6 +473,8 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
     eprint!("{}", render::terminal::preview(&preview));
     if !common.yes {
         if !std::io::stdin().is_terminal() {
+            // Nothing can confirm it later: no pending confirmation is left behind.
+            actor.cancel(&preview.id, &who).await?;
             eprintln!("chops: not confirmed: add --yes to run without a prompt");
             return Ok(1);
         }
@@ -450,6 +505,7 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
                 crate::store::FinalState::Succeeded | crate::store::FinalState::DryRun => 0,
                 crate::store::FinalState::Refused => 1,
                 crate::store::FinalState::Failed => 2,
+                crate::store::FinalState::Running => EXIT_STILL_RUNNING,
             })
         }
         Err(t) => {
@@ -458,6 +514,21 @@ async fn act(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
                 crate::actions::transition_text(t, &preview.requester)
             );
             Ok(1)
+        }
+    }
+}
+
+/// `chops audit --verify`: 0 and "N rows, chain intact", or 2 and the first row that does not
+/// verify.
+async fn verify_audit(store: &crate::store::Store) -> Result<i32, UserError> {
+    match store.verify_audit().await? {
+        Ok(intact) => {
+            println!("{intact}");
+            Ok(0)
+        }
+        Err(broken) => {
+            println!("audit chain broken: {broken}");
+            Ok(2)
         }
     }
 }

@@ -70,6 +70,10 @@ pub async fn run(
         .collect();
     metrics.init_interactions(&names);
     let store = Store::open(&loaded.store_path())?;
+    // Before anything acts: a broken chain refuses actions (and /readyz says why).
+    if let Err(broken) = store.verify_audit().await? {
+        tracing::error!(%broken, "the audit log does not verify: actions are refused (chops audit --verify)");
+    }
     let listener = match (cfg.http.enabled, opts.listener.take()) {
         (false, _) => None,
         (true, Some(l)) => Some(l),

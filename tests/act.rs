@@ -283,7 +283,7 @@ fn refusals_are_audited_and_send_nothing() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout
-            .starts_with("dry run: dry run: would run on r1: BACKUP DATABASE"),
+            .starts_with("dry run: would run on r1: BACKUP DATABASE"),
         "{}",
         out.stdout
     );
@@ -426,7 +426,19 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
         "{}",
         audit(&c)
     );
-    // The next chops act finishes the record first (its own action is a dry run).
+    // Once the backup is done on r1, the next chops act (its own action a dry run) records it
+    // alongside its own: one look at it.
+    let start = std::time::Instant::now();
+    while must(
+        &c.urls[0],
+        "SELECT count() FROM system.backups WHERE status = 'BACKUP_CREATED'",
+    )
+    .trim()
+        == "0"
+    {
+        assert!(start.elapsed().as_secs() < 120, "the backup never ended");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let out = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
     assert!(
         out.stderr
