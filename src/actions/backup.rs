@@ -170,8 +170,8 @@ pub(super) async fn run(
         Seen::Running(last) => Ending::new(
             FinalState::Running,
             format!(
-                "still running on {replica} after {} s ({last}); its end is recorded by the next \
-                 `chops act` or start of `chops serve` — see `chops audit`",
+                "on {replica} after {} s ({last}); its end is recorded by the next `chops act` \
+                 or start of `chops serve` — see `chops audit`",
                 sent.elapsed().as_secs()
             ),
         ),
