@@ -198,7 +198,8 @@ impl UserError {
     /// (a name typed with a newline in it, too) stays one escaped line.
     fn lines(&self) -> Vec<String> {
         match self {
-            UserError::Config(ConfigError::Many(list)) => list
+            UserError::Config(ConfigError::Many(list))
+            | UserError::Run(crate::serve::RunError::Config(ConfigError::Many(list))) => list
                 .iter()
                 .map(|e| crate::domain::display::plain(&e.to_string()))
                 .collect(),

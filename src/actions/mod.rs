@@ -13,7 +13,7 @@
 //! or transaction each, so any number of processes can share it. The process that confirms an
 //! action claims it first (an OS file lock, see `store::Claim`) and holds the claim until its end
 //! is recorded: others leave it alone while it runs, and finish it only once that process is gone.
-//! Nothing is refused or run while the audit's hash chain is found broken.
+//! Nothing is requested or run while the audit's hash chain is found broken.
 
 pub mod backup;
 pub mod offer;

@@ -1,5 +1,6 @@
 //! Durable state for guarded remediation: offers, confirmations, locks, cooldowns, the audit log
-//! and dedup keys, in one SQLite file shared by `chops serve` and any number of `chops act`.
+//! (hash-chained, `audit`) and dedup keys, in one SQLite file shared by `chops serve` and any
+//! number of `chops act`; next to it, the claims of running actions (`claim`).
 //!
 //! Every decision that must be exclusive across processes is one conditional SQL statement; where
 //! the loser needs to learn why, that statement and the re-read run in one BEGIN IMMEDIATE
