@@ -4,7 +4,7 @@
 #
 # Multi-stage: cargo-chef turns the manifests into a recipe so that the ~300 dependencies
 # build in a layer of their own, reused until Cargo.toml/Cargo.lock change; editing src/
-# then recompiles chops alone. tests/docker.rs keeps this file in sync with Cargo.toml,
+# then recompiles chops alone. tests/it/docker.rs keeps this file in sync with Cargo.toml,
 # docker-compose.yml and deploy/compose/chops.toml.
 
 # --- chef: the toolchain plus cargo-chef ------------------------------------------------
@@ -32,8 +32,11 @@ RUN cargo build --release --locked --bin chops
 
 # --- runtime: the binary on a slim Debian of the same release ----------------------------
 FROM debian:bookworm-slim AS runtime
-# ca-certificates: TLS to Discord and to https:// replicas. tzdata: the system zone database
-# (schedules are also covered by the zone data built into the binary).
+# ca-certificates: Debian's CA bundle at /etc/ssl/certs/ca-certificates.crt. chops' own TLS
+# (Discord, https:// replicas, tls:// Keeper) trusts Mozilla's roots built into the binary; a
+# cluster's `tls.ca_file` may point at this bundle to trust the system store instead (e.g. a
+# private CA added in a derived image with update-ca-certificates). tzdata: the system zone
+# database (schedules are also covered by the zone data built into the binary).
 # Versions are not pinned: Debian's security updates replace them within the release, and a
 # pinned version would make the build fail once the archive drops it.
 # --no-log-init: a high uid would otherwise make useradd write a huge sparse lastlog (DL3046).

@@ -4,36 +4,17 @@
 //! acknowledged, and → the BACKUP statement received by the replica (its query log), including the
 //! re-check with fresh probes, the lock and the audit intent. Writes target/chops-bot-bench.md.
 
-#[path = "../tests/common/discord.rs"]
-mod discord;
-#[path = "../tests/common/openapi.rs"]
-mod openapi;
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use chops::config::{Loaded, Secret};
-use chops::localcluster::LocalCluster;
-use discord::*;
+use testkit::discord::*;
+use testkit::LocalCluster;
 
 /// The role the bench's member holds (allowed to back up).
 const ROLE: u64 = 900_000_000_000_000_101;
 /// Confirm clicks measured (one per second: a backup's name carries the second).
 const CONFIRMS: usize = 15;
-
-/// POST a statement to a replica (setup only).
-fn post(url: &str, sql: &str) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    let addr = url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr)?;
-    let req = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{sql}",
-        sql.len()
-    );
-    s.write_all(req.as_bytes())?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    Ok(())
-}
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -58,7 +39,7 @@ fn main() {
             "CREATE DATABASE shop",
             "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
         ] {
-            let _ = post(&lc.urls[0], q);
+            let _ = testkit::sql(&lc.urls[0], q);
         }
         let text = format!(
             "{text}\n[clusters.local.actions]\nbackup_roles = [{ROLE}]\ncooldown_secs = 0\n\
@@ -68,9 +49,14 @@ fn main() {
         );
         let loaded = Loaded::parse("bench.toml", &text).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let bot = tokio::spawn(chops::discord::serve(
-            loaded,
+        // The bot alone (no HTTP server, watcher or scheduler), as `chops serve` runs it.
+        let store = chops::store::Store::open(&loaded.store_path()).unwrap();
+        let speaker = Arc::new(chops::discord::speak::Speaker::discord());
+        let app = chops::app::App::new(Arc::new(loaded), store, speaker.clone());
+        let bot = tokio::spawn(chops::discord::bot(
+            app,
             Secret::new("fake-token"),
+            speaker,
             async move {
                 let _ = rx.await;
             },
@@ -182,7 +168,7 @@ fn main() {
     );
     print!("{report}");
     let _ = std::fs::write(
-        chops::localcluster::repo_root().join("target/chops-bot-bench.md"),
+        testkit::repo_root().join("target/chops-bot-bench.md"),
         &report,
     );
     drop(lc);

@@ -9,25 +9,11 @@ use std::time::Instant;
 
 use chops::checks::{Cluster, Mode};
 use chops::config::{self, Loaded};
-use chops::localcluster::LocalCluster;
+use testkit::{must, LocalCluster};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
-}
-
-fn post(url: &str, sql: &str) {
-    use std::io::{Read, Write};
-    let addr = url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    let req = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{sql}",
-        sql.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{sql}: {out}");
 }
 
 /// p50, p99 of concurrent and sequential runs on a fresh local cluster whose replicas add
@@ -36,15 +22,15 @@ fn scenario(latency_ms: u32, runs: usize) -> ((f64, f64), (f64, f64)) {
     let lc = LocalCluster::start_with_latency(3, latency_ms).expect("start the local cluster");
     // Something to look at: a database with tables and parts on every replica.
     for url in &lc.urls {
-        post(url, "CREATE DATABASE IF NOT EXISTS shop");
+        must(url, "CREATE DATABASE IF NOT EXISTS shop");
         for t in 0..10 {
-            post(
+            must(
                 url,
                 &format!(
                     "CREATE TABLE shop.t{t} (id UInt64, v String) ENGINE = MergeTree ORDER BY id"
                 ),
             );
-            post(
+            must(
                 url,
                 &format!(
                     "INSERT INTO shop.t{t} SELECT number, toString(number) FROM numbers(1000)"
@@ -116,6 +102,6 @@ fn main() {
     }
     report.push_str("\ngoals: p50 ≤ 250 ms, ratio ≤ 0.30\n");
     print!("{report}");
-    let path = chops::localcluster::repo_root().join("target/chops-bench.md");
+    let path = testkit::repo_root().join("target/chops-bench.md");
     let _ = std::fs::write(&path, &report);
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use chops::checks::{Cluster, Mode};
 use chops::config::{self, Loaded};
 use chops::domain::Scope;
-use chops::localcluster::LocalCluster;
+use testkit::LocalCluster;
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -154,7 +154,7 @@ fn main() {
     ));
     print!("{report}");
     let _ = std::fs::write(
-        chops::localcluster::repo_root().join("target/chops-fanout-bench.md"),
+        testkit::repo_root().join("target/chops-fanout-bench.md"),
         &report,
     );
 }

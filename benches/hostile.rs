@@ -5,13 +5,10 @@
 //!
 //! `cargo bench --bench hostile` prints the table and writes target/chops-hostile-bench.md.
 
-#[path = "../tests/common/hostile.rs"]
-mod hostile;
-
 use std::process::Command;
 use std::time::Instant;
 
-use hostile::{Hostile, Mode};
+use testkit::hostile::{Hostile, Mode};
 // The bench process measures; hostile servers run in processes of their own (`Server`).
 
 /// Run the release `chops` on `config`; wall time (ms), the card's elapsed_ms, peak RSS (MB).

@@ -9,19 +9,13 @@
 //!
 //! Writes target/chops-incidents-bench.md.
 
-#[path = "../tests/common/discord.rs"]
-mod discord;
-#[path = "../tests/common/http.rs"]
-mod http;
-#[path = "../tests/common/openapi.rs"]
-mod openapi;
-
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use chops::localcluster::{stop_pid, LocalCluster};
-use discord::*;
+use testkit::discord::*;
+use testkit::localcluster::{stop_pid, terminate};
+use testkit::{http, LocalCluster};
 
 const TOKEN: &str = "bench-token";
 
@@ -192,7 +186,7 @@ fn main() {
     let (busy_rss, busy_hwm) = rss(pid);
 
     // SIGTERM → exit.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    terminate(pid as i32);
     let sent = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -237,6 +231,6 @@ fn main() {
         exit_ms,
     );
     print!("{report}");
-    let out = chops::localcluster::repo_root().join("target/chops-incidents-bench.md");
+    let out = testkit::repo_root().join("target/chops-incidents-bench.md");
     std::fs::write(out, &report).unwrap();
 }

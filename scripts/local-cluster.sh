@@ -10,7 +10,7 @@
 #        DIR/chops.toml (a chops config for cluster "local"). Ports default to free ones.
 #        Each replica appends every query it gets (user, query, query_id) to DIR/rN.queries.jsonl,
 #        and accepts a second account, chops_operator (no password), for write actions.
-# stop:  stops every PID recorded in DIR (SIGCONT first, so frozen servers stop too).
+# stop:  stops every PID recorded in DIR, together (SIGCONT first, so frozen servers stop too).
 # Needs: java + /usr/share/java/zookeeper.jar (Debian `zookeeper`) and a Python with
 # chdb-core==26.9.0 (CHOPS_PYTHON, default .venv/bin/python of this repo).
 set -euo pipefail
@@ -52,7 +52,9 @@ shift 2
 case "$cmd" in
 stop)
   [ -d "$dir" ] || exit 0
-  for f in "$dir"/*.pid; do [ -e "$f" ] && stop_pid "$f"; done
+  # Each server by its own PID, all at once: each takes a second or two to shut down.
+  for f in "$dir"/*.pid; do [ -e "$f" ] && stop_pid "$f" & done
+  wait
   exit 0 ;;
 start) ;;
 *) die "unknown command '$cmd' (start|stop)" ;;

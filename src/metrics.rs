@@ -46,8 +46,7 @@ pub fn get() -> &'static Metrics {
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut r = Registry::default();
-        let m = Metrics {
+        let mut m = Metrics {
             check_duration: Family::new_with_constructor(seconds as fn() -> Histogram),
             check_rounds: Family::default(),
             probe_errors: Family::default(),
@@ -65,6 +64,17 @@ impl Metrics {
             replica_labels: AtomicBool::new(false),
             registry: Registry::default(),
         };
+        let mut r = Registry::default();
+        m.register_checks(&mut r);
+        m.register_automation(&mut r);
+        m.registry = r;
+        m.zeros();
+        m
+    }
+
+    /// The build, checks, probes, Discord interactions, actions and the audit chain.
+    fn register_checks(&self, r: &mut Registry) {
+        let m = self;
         let info: Family<Labels, Gauge> = Family::default();
         info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
             .set(1);
@@ -94,6 +104,16 @@ impl Metrics {
             "Remediation actions by kind and outcome",
             m.actions.clone(),
         );
+        r.register(
+            "chops_audit_chain_broken",
+            "1 when the audit log's hash chain did not verify at start (actions are refused), else 0",
+            m.audit_chain_broken.clone(),
+        );
+    }
+
+    /// The watcher, incidents, alerts and the webhook.
+    fn register_automation(&self, r: &mut Registry) {
+        let m = self;
         r.register(
             "chops_watch_rounds",
             "Backup-watcher rounds",
@@ -134,14 +154,6 @@ impl Metrics {
             "Incidents whose post kept failing until chops gave up (see the log for why)",
             m.incidents_given_up.clone(),
         );
-        r.register(
-            "chops_audit_chain_broken",
-            "1 when the audit log's hash chain did not verify at start (actions are refused), else 0",
-            m.audit_chain_broken.clone(),
-        );
-        let m = Metrics { registry: r, ..m };
-        m.zeros();
-        m
     }
 
     /// Known label sets start at zero, so `rate()` and alerts on them work before the first event.
@@ -162,6 +174,7 @@ impl Metrics {
             "auth",
             "server",
             "network",
+            "tls",
             "decode",
             "too_large",
             "local",

@@ -62,30 +62,9 @@ pub async fn run(
         Some(w) if w.enabled => Some(loaded.webhook_token(&crate::config::process_env)?),
         _ => None,
     };
-    let metrics = crate::metrics::get();
-    metrics.set_replica_labels(cfg.metrics.replica_labels);
-    let names: Vec<String> = crate::discord::commands()
-        .iter()
-        .map(|c| c.qualified_name.to_string())
-        .collect();
-    metrics.init_interactions(&names);
-    let store = Store::open(&loaded.store_path())?;
-    // Before anything acts: a broken chain refuses actions (and /readyz says why).
-    if let Err(broken) = store.verify_audit().await? {
-        tracing::error!(%broken, "the audit log does not verify: actions are refused (chops audit --verify)");
-    }
-    let listener = match (cfg.http.enabled, opts.listener.take()) {
-        (false, _) => None,
-        (true, Some(l)) => Some(l),
-        (true, None) => Some(
-            TcpListener::bind(&cfg.http.listen)
-                .await
-                .map_err(|source| RunError::Listen {
-                    addr: cfg.http.listen.clone(),
-                    source,
-                })?,
-        ),
-    };
+    init_metrics(&loaded);
+    let store = open_store(&loaded).await?;
+    let listener = listen(&loaded, opts.listener.take()).await?;
     let speaker = Arc::new(if opts.no_discord {
         Speaker::nowhere()
     } else {
@@ -95,28 +74,7 @@ pub async fn run(
     app.webhook_token = webhook_token;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(listener) = listener {
-        if let (Some(tell), Ok(addr)) = (opts.on_listen.take(), listener.local_addr()) {
-            tell(addr);
-        }
-        tasks.spawn(crate::http::serve(
-            listener,
-            app.clone(),
-            stopped(stop_rx.clone()),
-        ));
-    }
-    tasks.spawn(crate::automation::outbox::run(app.clone(), stop_rx.clone()));
-    if app.config.config.watch.enabled {
-        tasks.spawn(crate::automation::watch::run(app.clone(), stop_rx.clone()));
-    }
-    if app.config.config.scheduler.enabled {
-        tasks.spawn(crate::automation::schedule::run(
-            app.clone(),
-            stop_rx.clone(),
-        ));
-    }
-
+    let mut tasks = start(&app, listener, opts.on_listen.take(), &stop_rx);
     let signalled = Arc::new(std::sync::OnceLock::new());
     let at = signalled.clone();
     let health = app.health.clone();
@@ -151,4 +109,73 @@ pub async fn run(
     .await;
     tasks.abort_all();
     result
+}
+
+/// Opens the store and verifies the audit's hash chain before anything acts: a broken chain
+/// refuses actions, sets the metric and makes `/readyz` say why (see `store::audit`).
+async fn open_store(loaded: &Loaded) -> Result<Store, RunError> {
+    let store = Store::open(&loaded.store_path())?;
+    if let Err(broken) = store.verify_audit().await? {
+        tracing::error!(%broken, "the audit log does not verify: actions are refused (chops audit --verify)");
+    }
+    Ok(store)
+}
+
+/// Replica labels as configured; every command's interaction counters start at zero.
+fn init_metrics(loaded: &Loaded) {
+    let metrics = crate::metrics::get();
+    metrics.set_replica_labels(loaded.config.metrics.replica_labels);
+    let names: Vec<String> = crate::discord::commands()
+        .iter()
+        .map(|c| c.qualified_name.to_string())
+        .collect();
+    metrics.init_interactions(&names);
+}
+
+/// The HTTP listener: the one given, else `[http] listen` bound; none when HTTP is off.
+async fn listen(
+    loaded: &Loaded,
+    given: Option<TcpListener>,
+) -> Result<Option<TcpListener>, RunError> {
+    let http = &loaded.config.http;
+    match (http.enabled, given) {
+        (false, _) => Ok(None),
+        (true, Some(l)) => Ok(Some(l)),
+        (true, None) => TcpListener::bind(&http.listen)
+            .await
+            .map(Some)
+            .map_err(|source| RunError::Listen {
+                addr: http.listen.clone(),
+                source,
+            }),
+    }
+}
+
+/// Start the HTTP server (telling `on_listen` its address), the incident poster, and the
+/// watcher and scheduler when enabled; each stops when `stop` turns true.
+fn start(
+    app: &App,
+    listener: Option<TcpListener>,
+    on_listen: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(listener) = listener {
+        if let (Some(tell), Ok(addr)) = (on_listen, listener.local_addr()) {
+            tell(addr);
+        }
+        tasks.spawn(crate::http::serve(
+            listener,
+            app.clone(),
+            stopped(stop.clone()),
+        ));
+    }
+    tasks.spawn(crate::automation::outbox::run(app.clone(), stop.clone()));
+    if app.config.config.watch.enabled {
+        tasks.spawn(crate::automation::watch::run(app.clone(), stop.clone()));
+    }
+    if app.config.config.scheduler.enabled {
+        tasks.spawn(crate::automation::schedule::run(app.clone(), stop.clone()));
+    }
+    tasks
 }

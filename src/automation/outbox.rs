@@ -95,6 +95,14 @@ pub async fn deliver(app: &App, i: Incident) {
     deliver_batch(app, vec![i]).await
 }
 
+/// How one delivery went.
+enum Try {
+    Done,
+    /// Not tried (not connected yet, or stopping): no try spent, the next pass sends it.
+    NotNow,
+    Failed(String),
+}
+
 /// Post `batch` as one message, or edit the message its first incident is on (every incident
 /// that message shows, as they are now).
 async fn deliver_batch(app: &App, batch: Vec<Incident>) {
@@ -110,90 +118,104 @@ async fn deliver_batch(app: &App, batch: Vec<Incident>) {
         let _ = app.store.mark_posted(&batch, None, None).await;
         return;
     };
-    let result = if !first.posted {
-        let (mut card, mut note) = card_for(app, &batch).await;
-        if first.attempts >= PLAIN_AFTER {
-            card = None;
-            note = Some("The card could not be posted here; run /backup-check.".into());
-        }
-        // The card's next steps as buttons, guarded on click like those under /backup-check.
-        let target = app
-            .config
-            .target(Some(&first.cluster), &crate::config::process_env);
-        let offers = match (&card, target) {
-            (Some(c), Ok(t)) => crate::actions::offer::offers(&app.store, &t.policy, c).await,
-            _ => Vec::new(),
-        };
-        // The check may have used up the grace period: the next start posts it instead.
-        if app.health.stopping.load(Ordering::Relaxed) {
-            return;
-        }
-        match app
-            .speaker
-            .post(channel, &batch, card.as_deref(), note.as_deref(), &offers)
-            .await
-        {
-            Ok(message) => {
-                for i in &batch {
-                    crate::metrics::get().incident_posted(i.detail.kind().as_str());
-                }
-                match app.store.mark_posted(&batch, Some(channel), message).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        // In the channel but not recorded so: a retry with the same nonce
-                        // returns this message instead of a second one.
-                        tracing::error!(error = %e, "incident posted but not recorded as posted");
-                        Err(e.to_string())
-                    }
-                }
-            }
-            // Not connected yet: not the incident's fault, no try spent.
-            Err(SpeakError::NotConnected) => return,
-            Err(e) => Err(e.to_string()),
-        }
+    let tried = if first.posted {
+        edit(app, channel, &first, &batch).await
     } else {
-        // Resolved, or its header changed: the same message is edited, never a second one.
-        let all = match first.message_id {
-            Some(m) => match app.store.incidents_on_message(channel, m).await {
-                Ok(all) if !all.is_empty() => Ok(all),
-                Ok(_) => Ok(batch.clone()),
-                // Never rewrite a shared message from part of what it shows.
-                Err(e) => Err(e.to_string()),
-            },
-            None => Ok(batch.clone()),
-        };
-        match all {
-            Err(e) => Err(e),
-            Ok(all) => {
-                let shown = match first.message_id {
-                    Some(m) => app.speaker.edit(channel, m, &all).await,
-                    None => Ok(()),
-                };
-                match shown {
-                    Ok(()) => app.store.mark_edited(&all).await.map_err(|e| e.to_string()),
-                    Err(SpeakError::NotConnected) => return,
-                    Err(e) => Err(e.to_string()),
+        post(app, channel, &first, &batch).await
+    };
+    if let Try::Failed(e) = tried {
+        retry_later(app, channel, &batch, &e).await;
+    }
+}
+
+/// A new message for `batch`, with the card of its cluster and the card's runnable steps as
+/// buttons (guarded on click like those under /backup-check); header only after a few failed
+/// tries.
+async fn post(app: &App, channel: u64, first: &Incident, batch: &[Incident]) -> Try {
+    let (mut card, mut note) = card_for(app, batch).await;
+    if first.attempts >= PLAIN_AFTER {
+        card = None;
+        note = Some("The card could not be posted here; run /backup-check.".into());
+    }
+    let target = app
+        .config
+        .target(Some(&first.cluster), &crate::config::process_env);
+    let offers = match (&card, target) {
+        (Some(c), Ok(t)) => crate::actions::offer::offers(&app.store, &t.policy, c).await,
+        _ => Vec::new(),
+    };
+    // The check may have used up the grace period: the next start posts it instead.
+    if app.health.stopping.load(Ordering::Relaxed) {
+        return Try::NotNow;
+    }
+    match app
+        .speaker
+        .post(channel, batch, card.as_deref(), note.as_deref(), &offers)
+        .await
+    {
+        Ok(message) => {
+            for i in batch {
+                crate::metrics::get().incident_posted(i.detail.kind().as_str());
+            }
+            match app.store.mark_posted(batch, Some(channel), message).await {
+                Ok(()) => Try::Done,
+                Err(e) => {
+                    // In the channel but not recorded so: a retry with the same nonce returns
+                    // this message instead of a second one.
+                    tracing::error!(error = %e, "incident posted but not recorded as posted");
+                    Try::Failed(e.to_string())
                 }
             }
         }
+        // Not connected yet: not the incident's fault, no try spent.
+        Err(SpeakError::NotConnected) => Try::NotNow,
+        Err(e) => Try::Failed(e.to_string()),
+    }
+}
+
+/// Resolved, or its header changed: the same message is edited (never a second one), showing
+/// every incident on it as they are now.
+async fn edit(app: &App, channel: u64, first: &Incident, batch: &[Incident]) -> Try {
+    let all = match first.message_id {
+        Some(m) => match app.store.incidents_on_message(channel, m).await {
+            Ok(all) if !all.is_empty() => all,
+            Ok(_) => batch.to_vec(),
+            // Never rewrite a shared message from part of what it shows.
+            Err(e) => return Try::Failed(e.to_string()),
+        },
+        None => batch.to_vec(),
     };
-    if let Err(e) = result {
-        let e = crate::domain::display::plain(&e);
-        // One message, one backoff: its incidents are tried again together.
-        let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
-        let gave_up = app
-            .store
-            .retry_later(&ids, now(), MAX_ATTEMPTS)
-            .await
-            .unwrap_or(false);
-        if gave_up {
-            crate::metrics::get().incident_given_up();
-            tracing::error!(incident = first.id, together = ids.len(), channel, error = %e,
-                "incident post failed; giving up (does the bot see the channel and may it send there?)");
-        } else {
-            tracing::warn!(incident = first.id, together = ids.len(), channel, error = %e,
-                "incident post failed; will retry");
-        }
+    let shown = match first.message_id {
+        Some(m) => app.speaker.edit(channel, m, &all).await,
+        None => Ok(()),
+    };
+    match shown {
+        Ok(()) => match app.store.mark_edited(&all).await {
+            Ok(()) => Try::Done,
+            Err(e) => Try::Failed(e.to_string()),
+        },
+        Err(SpeakError::NotConnected) => Try::NotNow,
+        Err(e) => Try::Failed(e.to_string()),
+    }
+}
+
+/// One message, one backoff: its incidents are tried again together (or given up on together).
+async fn retry_later(app: &App, channel: u64, batch: &[Incident], e: &str) {
+    let e = crate::domain::display::plain(e);
+    let first = batch.first().map_or(0, |i| i.id);
+    let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
+    let gave_up = app
+        .store
+        .retry_later(&ids, now(), MAX_ATTEMPTS)
+        .await
+        .unwrap_or(false);
+    if gave_up {
+        crate::metrics::get().incident_given_up();
+        tracing::error!(incident = first, together = ids.len(), channel, error = %e,
+            "incident post failed; giving up (does the bot see the channel and may it send there?)");
+    } else {
+        tracing::warn!(incident = first, together = ids.len(), channel, error = %e,
+            "incident post failed; will retry");
     }
 }
 

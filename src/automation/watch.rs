@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::clickhouse::ReplicaClient;
 use crate::clock::now;
 use crate::domain::display::plain;
-use crate::domain::incident::{self, row_event, utc, BackupRow, Detail, Kind, RowEvent};
+use crate::domain::incident::{self, row_event, utc, BackupRow, Detail, Kind, Op, RowEvent};
 use crate::domain::text::clip;
 use crate::domain::ProbeError;
 use crate::store::{FailureRecord, Recorded};
@@ -119,26 +119,31 @@ impl Watcher {
         opened
     }
 
+    /// One cluster: read rows → new failures → group (by the store) → record → unreachable
+    /// replicas → resolutions → the round's mark. Returns how many incidents it opened.
     async fn cluster_round(&mut self, app: &App, cluster: &str) -> usize {
-        let target = match app
-            .config
-            .target(Some(cluster), &crate::config::process_env)
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(cluster = %plain(cluster), error = %plain(&e.to_string()), "watcher: cannot use the cluster");
-                return 0;
-            }
+        let Some(cl) = connect(app, cluster).await else {
+            return 0;
         };
-        let cl = match app.flights.cluster(&target).await {
-            Ok(cl) => cl,
-            Err(e) => {
-                tracing::warn!(cluster = %plain(cluster), error = %plain(&e.to_string()), "watcher: cannot resolve the cluster's replicas");
-                return 0;
-            }
-        };
+        self.load(app, cluster).await;
+        // Failures that ended after chops last looked are news however long chops was down;
+        // on the first start ever, only those within lookback_secs.
+        let since = self.marks.get(cluster).copied().flatten();
+        let answers = read_rows(&cl).await;
+        let seen = self.sort(app, cluster, answers).await;
+        let opened = seen.opened + record_failures(app, cluster, seen.failures, since).await;
+        record_resolutions(app, cluster, seen.successes).await;
+        if seen.answered {
+            self.mark(app, cluster).await;
+        }
+        opened
+    }
+
+    /// What the store knows of `cluster` that this watcher has not loaded yet: its open
+    /// "unreachable" incidents and when chops last finished a round on it. Retried every round
+    /// until it works (an open incident must be resolvable).
+    async fn load(&mut self, app: &App, cluster: &str) {
         if !self.loaded.contains(cluster) {
-            // Retried every round until it works: an open incident must be resolvable.
             match app.store.unreachable_open(cluster).await {
                 Ok(open) => {
                     self.open
@@ -156,54 +161,18 @@ impl Watcher {
                 Err(e) => tracing::error!(error = %e, "watcher: cannot read the last round"),
             }
         }
-        // Failures that ended after chops last looked are news however long chops was down;
-        // on the first start ever, only those within lookback_secs.
-        let since = self.marks.get(cluster).copied().flatten();
-        let answers =
-            futures_util::future::join_all(cl.replicas.iter().map(|r: &ReplicaClient| {
-                let r = r.clone();
-                async move {
-                    let rows = r.fetch::<WatchRow>(WATCH_SQL, &[]).await;
-                    (r.name.clone(), rows)
-                }
-            }))
-            .await;
-        let w = &app.config.config.watch;
-        let channel = app.incident_channel(cluster);
-        let mut failures = Vec::new();
-        let mut successes = Vec::new();
-        let mut opened = 0;
-        let mut answered = false;
+    }
+
+    /// Each replica's answer: rows sorted into failures and successes; a replica that does not
+    /// answer may open its "unreachable" incident, one that answers resolves it.
+    async fn sort(&mut self, app: &App, cluster: &str, answers: Vec<Answer>) -> Seen {
+        let states = &app.config.config.watch.states;
+        let mut seen = Seen::default();
         for (replica, rows) in answers {
-            let key = (cluster.to_string(), replica.clone());
             let rows = match rows {
                 Ok(rows) => rows,
                 Err(e) if unreachable(&e) => {
-                    let (since, since_unix, _) = self
-                        .failing
-                        .entry(key.clone())
-                        .or_insert((Instant::now(), now(), e.to_string()))
-                        .clone();
-                    let after = Duration::from_secs(w.unreachable_after_secs);
-                    if since.elapsed() >= after && !self.open.contains(&key) {
-                        let detail = Detail::Unreachable {
-                            replica: replica.clone(),
-                            since: since_unix,
-                            error: clip(&e.to_string(), 300),
-                        };
-                        match app
-                            .store
-                            .open_unreachable(cluster, &replica, detail, channel, now())
-                            .await
-                        {
-                            Ok(created) => {
-                                opened += usize::from(created.is_some());
-                                self.open.insert(key);
-                            }
-                            // Not marked open: the next round tries to record it again.
-                            Err(e) => tracing::error!(error = %e, "watcher: cannot record"),
-                        }
-                    }
+                    seen.opened += self.not_answering(app, cluster, &replica, &e).await;
                     continue;
                 }
                 Err(ProbeError::Local(e)) => {
@@ -218,9 +187,10 @@ impl Watcher {
                     continue;
                 }
             };
-            answered = true;
+            seen.answered = true;
             self.back(app, cluster, &replica).await;
             for r in rows {
+                let server_now = r.now_secs;
                 let row = BackupRow {
                     id: r.id,
                     name: r.name,
@@ -229,71 +199,72 @@ impl Watcher {
                     start: r.start_secs,
                     end: r.end_secs,
                 };
-                match row_event(&row.status, &w.states) {
-                    RowEvent::Failed(op) => failures.push((replica.clone(), op, row, r.now_secs)),
-                    RowEvent::Succeeded(op) => successes.push((replica.clone(), op, row)),
+                match row_event(&row.status, states) {
+                    RowEvent::Failed(op) => seen.failures.push(Failure {
+                        replica: replica.clone(),
+                        op,
+                        row,
+                        server_now,
+                    }),
+                    RowEvent::Succeeded(op) => seen.successes.push((op, row)),
                     RowEvent::Other => {}
                 }
             }
         }
-        // Oldest first, so the first replica of an ON CLUSTER failure opens its incident.
-        failures.sort_by_key(|(_, _, row, _)| row.start);
-        for (replica, op, row, server_now) in failures {
-            let detail = Detail::Operation {
-                op,
-                status: row.status.clone(),
-                name: row.name.clone(),
-                replicas: vec![replica.clone()],
-                error: clip(&row.error, ERROR_KEEP),
-                start: row.start,
-                end: row.end,
-            };
-            let ended = row.end.max(row.start);
-            let news = incident::is_news(&row, server_now, w.lookback_secs)
-                || since.is_some_and(|m| ended >= m - SKEW_SECS);
-            match app
-                .store
-                .record_failure(
-                    FailureRecord {
-                        row_key: incident::failure_key(cluster, &replica, &row),
-                        cluster: cluster.to_string(),
-                        detail,
-                        window_secs: w.group_window_secs,
-                        news,
-                        channel,
-                    },
-                    now(),
-                )
-                .await
-            {
-                Ok(Recorded::New(_)) => opened += 1,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "watcher: cannot record a failure"),
+        seen
+    }
+
+    /// `replica` did not answer: once that has lasted `unreachable_after_secs`, its incident is
+    /// opened (once). Returns 1 when one was created.
+    async fn not_answering(
+        &mut self,
+        app: &App,
+        cluster: &str,
+        replica: &str,
+        e: &ProbeError,
+    ) -> usize {
+        let key = (cluster.to_string(), replica.to_string());
+        let (since, since_unix, _) = self
+            .failing
+            .entry(key.clone())
+            .or_insert((Instant::now(), now(), e.to_string()))
+            .clone();
+        let after = Duration::from_secs(app.config.config.watch.unreachable_after_secs);
+        if since.elapsed() < after || self.open.contains(&key) {
+            return 0;
+        }
+        let detail = Detail::Unreachable {
+            replica: replica.to_string(),
+            since: since_unix,
+            error: clip(&e.to_string(), 300),
+        };
+        let channel = app.incident_channel(cluster);
+        match app
+            .store
+            .open_unreachable(cluster, replica, detail, channel, now())
+            .await
+        {
+            Ok(created) => {
+                self.open.insert(key);
+                usize::from(created.is_some())
+            }
+            // Not marked open: the next round tries to record it again.
+            Err(e) => {
+                tracing::error!(error = %e, "watcher: cannot record");
+                0
             }
         }
-        for (_, op, row) in successes {
-            let text = format!("{} at {}", row.name, utc(row.end.max(row.start)));
-            let text = format!("resolved by {text}");
-            match app
-                .store
-                .resolve_operation(cluster, Kind::of(op), &row.name, row.start, &text)
-                .await
-            {
-                Ok(0) => {}
-                Ok(_) => app.outbox.notify_one(),
-                Err(e) => tracing::error!(error = %e, "watcher: cannot record a resolution"),
+    }
+
+    /// A replica answered this round: remember it as the last look at `cluster`.
+    async fn mark(&mut self, app: &App, cluster: &str) {
+        let t = now();
+        match app.store.set_watch_mark(cluster, t).await {
+            Ok(()) => {
+                self.marks.insert(cluster.to_string(), Some(t));
             }
+            Err(e) => tracing::error!(error = %e, "watcher: cannot record the round"),
         }
-        if answered {
-            let t = now();
-            match app.store.set_watch_mark(cluster, t).await {
-                Ok(()) => {
-                    self.marks.insert(cluster.to_string(), Some(t));
-                }
-                Err(e) => tracing::error!(error = %e, "watcher: cannot record the round"),
-            }
-        }
-        opened
     }
 
     /// `replica` answered: an open "unreachable" incident of it is resolved.
@@ -306,6 +277,133 @@ impl Watcher {
                 Ok(_) => app.outbox.notify_one(),
                 Err(e) => tracing::error!(error = %e, "watcher: cannot record a resolution"),
             }
+        }
+    }
+}
+
+/// One replica's answer to [`WATCH_SQL`].
+type Answer = (String, Result<Vec<WatchRow>, ProbeError>);
+
+/// A failure row of one replica, with the server's clock when it was read.
+struct Failure {
+    replica: String,
+    op: Op,
+    row: BackupRow,
+    server_now: i64,
+}
+
+/// One round's rows of a cluster, sorted by what they mean.
+#[derive(Default)]
+struct Seen {
+    failures: Vec<Failure>,
+    successes: Vec<(Op, BackupRow)>,
+    /// Some replica answered: the round counts as a look at the cluster.
+    answered: bool,
+    /// "Unreachable" incidents opened while reading.
+    opened: usize,
+}
+
+/// The cluster's replicas (discovered ones too), or `None` (logged) when it cannot be used.
+async fn connect(app: &App, cluster: &str) -> Option<crate::checks::Cluster> {
+    let target = match app
+        .config
+        .target(Some(cluster), &crate::config::process_env)
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(cluster = %plain(cluster), error = %plain(&e.to_string()), "watcher: cannot use the cluster");
+            return None;
+        }
+    };
+    match app.flights.cluster(&target).await {
+        Ok(cl) => Some(cl),
+        Err(e) => {
+            tracing::warn!(cluster = %plain(cluster), error = %plain(&e.to_string()), "watcher: cannot resolve the cluster's replicas");
+            None
+        }
+    }
+}
+
+/// [`WATCH_SQL`] on every replica at once.
+async fn read_rows(cl: &crate::checks::Cluster) -> Vec<Answer> {
+    futures_util::future::join_all(cl.replicas.iter().map(|r: &ReplicaClient| {
+        let r = r.clone();
+        async move {
+            let rows = r.fetch::<WatchRow>(WATCH_SQL, &[]).await;
+            (r.name.clone(), rows)
+        }
+    }))
+    .await
+}
+
+/// Record each failure row (oldest first, so the first replica of an ON CLUSTER failure opens
+/// its incident and the store groups the rest into it); news decides whether it is posted.
+/// Returns how many incidents were opened.
+async fn record_failures(
+    app: &App,
+    cluster: &str,
+    mut failures: Vec<Failure>,
+    since: Option<i64>,
+) -> usize {
+    let w = &app.config.config.watch;
+    let channel = app.incident_channel(cluster);
+    failures.sort_by_key(|f| f.row.start);
+    let mut opened = 0;
+    for Failure {
+        replica,
+        op,
+        row,
+        server_now,
+    } in failures
+    {
+        let detail = Detail::Operation {
+            op,
+            status: row.status.clone(),
+            name: row.name.clone(),
+            replicas: vec![replica.clone()],
+            error: clip(&row.error, ERROR_KEEP),
+            start: row.start,
+            end: row.end,
+        };
+        let ended = row.end.max(row.start);
+        let news = incident::is_news(&row, server_now, w.lookback_secs)
+            || since.is_some_and(|m| ended >= m - SKEW_SECS);
+        match app
+            .store
+            .record_failure(
+                FailureRecord {
+                    row_key: incident::failure_key(cluster, &replica, &row),
+                    cluster: cluster.to_string(),
+                    detail,
+                    window_secs: w.group_window_secs,
+                    news,
+                    channel,
+                },
+                now(),
+            )
+            .await
+        {
+            Ok(Recorded::New(_)) => opened += 1,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "watcher: cannot record a failure"),
+        }
+    }
+    opened
+}
+
+/// A success resolves the failures of the same name that ended before it started.
+async fn record_resolutions(app: &App, cluster: &str, successes: Vec<(Op, BackupRow)>) {
+    for (op, row) in successes {
+        let text = format!("{} at {}", row.name, utc(row.end.max(row.start)));
+        let text = format!("resolved by {text}");
+        match app
+            .store
+            .resolve_operation(cluster, Kind::of(op), &row.name, row.start, &text)
+            .await
+        {
+            Ok(0) => {}
+            Ok(_) => app.outbox.notify_one(),
+            Err(e) => tracing::error!(error = %e, "watcher: cannot record a resolution"),
         }
     }
 }

@@ -93,6 +93,9 @@ pub fn failure_finding(replica: &str, row: &BackupRow, superseded: bool) -> Find
     if c.code == Some(599) {
         f = f.flag(Flag::BackupNotFound);
     }
+    if let Some(detail) = c.detail {
+        f = f.flag(Flag::BackupDetail(detail));
+    }
     if let Some(host) = &c.host {
         f = f.evidence(format!("names host {host}"));
     }

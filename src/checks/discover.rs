@@ -7,7 +7,7 @@
 use crate::checks::replicas::ClusterRow;
 use crate::config::DiscoverConfig;
 use crate::domain::text;
-use crate::domain::url::valid_host;
+use crate::domain::url::{valid_host, HttpUrl};
 
 /// One replica found by discovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,12 @@ pub fn resolve(rows: &[ClusterRow], d: &DiscoverConfig) -> Found {
         seen.push((host, row.port));
     }
     let ports_of = |h: &str| seen.iter().filter(|(s, _)| *s == h).count();
+    // An https:// seed: the hosts it lists are spoken to over TLS too, on `https_port`.
+    let (scheme, default_port) = if HttpUrl::parse_server(&d.seed).is_ok_and(|u| u.tls) {
+        ("https", d.https_port)
+    } else {
+        ("http", d.http_port)
+    };
     for &(host, port) in &seen {
         let row = rows
             .iter()
@@ -63,7 +69,7 @@ pub fn resolve(rows: &[ClusterRow], d: &DiscoverConfig) -> Found {
                 } else {
                     host.to_string()
                 };
-                format!("http://{h}:{}", d.http_port)
+                format!("{scheme}://{h}:{default_port}")
             });
         let name = if ports_of(host) > 1 {
             key
@@ -96,9 +102,10 @@ mod tests {
 
     #[test]
     fn hostile_hosts_are_rejected_and_duplicates_merged() {
-        let d = DiscoverConfig {
+        let mut d = DiscoverConfig {
             seed: "http://seed:8123".into(),
             http_port: 8123,
+            https_port: 8443,
             hosts: [("ch-2:9000".to_string(), "http://10.0.0.2:8124".to_string())].into(),
         };
         let rows = [
@@ -130,5 +137,20 @@ mod tests {
         );
         assert_eq!(f.rejected.len(), 3);
         assert!(f.rejected[0].contains("evil@127.0.0.2"), "{:?}", f.rejected);
+        // An https seed: its hosts get https on https_port; `hosts` entries still win.
+        d.seed = "https://seed:8443".into();
+        let urls: Vec<String> = resolve(&rows, &d)
+            .hosts
+            .into_iter()
+            .map(|h| h.url)
+            .collect();
+        assert_eq!(
+            urls[..3],
+            [
+                "https://ch-1:8443",
+                "http://10.0.0.2:8124",
+                "https://[::1]:8443"
+            ]
+        );
     }
 }

@@ -132,12 +132,20 @@ fn node_finding(node: &str, severity: Severity, text: impl std::fmt::Display) ->
 /// Down (nothing answered) or not serving (no quorum): the node is of no use to the cluster.
 fn unreachable_node(node: &str, all: &[(&str, Answer)]) -> Option<Finding> {
     if all.iter().all(|(_, a)| matches!(a, Answer::Failed(_))) {
-        let why = all
-            .iter()
-            .find_map(|(_, a)| match a {
-                Answer::Failed(e) => Some(e.to_string()),
-                _ => None,
-            })
+        let first = all.iter().find_map(|(_, a)| match a {
+            Answer::Failed(e) => Some(e.clone()),
+            _ => None,
+        });
+        // A TLS failure is a server chops would not trust, not a Keeper that is down.
+        if let Some(e @ ProbeError::Tls(_)) = &first {
+            return Some(node_finding(
+                node,
+                Severity::Unknown,
+                format!("cannot be checked ({e})"),
+            ));
+        }
+        let why = first
+            .map(|e| e.to_string())
             .unwrap_or_else(|| "no answer".into());
         let f = node_finding(node, Severity::Crit, format!("down ({why})"));
         return Some(f.cause(Cause::Keeper));

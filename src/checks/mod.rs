@@ -99,7 +99,7 @@ pub enum SetupError {
 impl Cluster {
     /// Resolve the target's replicas: as listed, or discovered from the seed's system.clusters.
     pub async fn connect(t: &ClusterTarget) -> Result<Cluster, SetupError> {
-        let budget = Budget::new(t.limits);
+        let budget = Budget::new(t.limits).with_tls(t.tls.clone());
         let client = |name: &str, url: &str, shard: Option<u32>| {
             ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline, &budget)
         };

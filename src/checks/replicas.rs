@@ -78,6 +78,10 @@ fn unreachable(check: CheckKind, replica: &str, e: &ProbeError) -> Finding {
             subject,
             format!("{replica}: {e}: check `user` and the password in `password_env`"),
         ),
+        // Up, but not trusted over TLS: what is wrong is in the message, not an outage.
+        ProbeError::Tls(_) => {
+            Finding::new(check, Severity::Unknown, subject, format!("{replica}: {e}"))
+        }
         ProbeError::Network(_) => Finding::new(
             check,
             Severity::Crit,

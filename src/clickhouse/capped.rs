@@ -6,6 +6,9 @@
 //! [`TooLarge`] once the answer passes `max_answer_bytes` (200) or `max_error_bytes` (anything
 //! else). Counting restarts with each request, so pooled keep-alive connections keep working.
 //! An error body is also made valid UTF-8 in place (see `CappedStream::pass`).
+//!
+//! An `https://` URI gets a TLS handshake (see [`super::tls`]) over the TCP stream before the
+//! caps: the bytes counted are the decrypted answer, so every cap holds over TLS as well.
 
 use std::future::Future;
 use std::io;
@@ -19,6 +22,9 @@ use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use super::tls::{self, Tls};
 
 /// Room for an answer's status line and headers on top of its body cap.
 const HEAD_ALLOWANCE: u64 = 64 * 1024;
@@ -47,6 +53,10 @@ pub fn too_large(e: &io::Error) -> Option<TooLarge> {
 pub struct CappedConnector {
     inner: HttpConnector,
     caps: Caps,
+    /// How `https://` URIs are verified.
+    tls: Tls,
+    /// The TLS handshake's own limit (a request's deadline also bounds it).
+    handshake: std::time::Duration,
     /// Bumped each time a cap trips: lets the caller tell a cut error body from other failures
     /// (the clickhouse crate replaces a body it could not collect by the bare status line).
     trips: Arc<AtomicU64>,
@@ -57,12 +67,21 @@ impl CappedConnector {
         let mut inner = HttpConnector::new();
         inner.set_nodelay(true);
         inner.set_connect_timeout(Some(connect_timeout));
-        inner.enforce_http(true);
+        // https:// is let through to `call`, which adds TLS itself.
+        inner.enforce_http(false);
         CappedConnector {
             inner,
             caps,
+            tls: Tls::default(),
+            handshake: connect_timeout,
             trips: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Verify `https://` servers with `tls` (default: the built-in roots).
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
+        self
     }
 
     pub fn trips(&self) -> Arc<AtomicU64> {
@@ -72,21 +91,40 @@ impl CappedConnector {
 
 impl tower_service::Service<Uri> for CappedConnector {
     type Response = CappedStream;
-    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
     type Future = Pin<Box<dyn Future<Output = Result<CappedStream, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                let e = io::Error::new(io::ErrorKind::InvalidInput, "not an http(s) URI");
+                return Box::pin(async move { Err(e.into()) });
+            }
+        };
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let connecting = self.inner.call(uri);
-        let caps = self.caps;
+        let (caps, tls, limit) = (self.caps, self.tls.clone(), self.handshake);
         let trips = self.trips.clone();
         Box::pin(async move {
-            let io = connecting.await?;
+            let tcp = connecting.await?.into_inner();
+            let io = if https {
+                Transport::Tls(Box::new(tls::handshake(&tls, &host, tcp, limit).await?))
+            } else {
+                Transport::Plain(tcp)
+            };
             Ok(CappedStream {
-                tcp: io.into_inner(),
+                io,
                 caps,
                 trips,
                 read: 0,
@@ -101,9 +139,24 @@ impl tower_service::Service<Uri> for CappedConnector {
     }
 }
 
-/// One TCP connection with a per-answer read cap.
+/// The bytes under the caps: plain TCP, or TLS over TCP.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(t) => t,
+            Transport::Tls(t) => t.get_ref().0,
+        }
+    }
+}
+
+/// One connection (TCP, maybe TLS) with a per-answer read cap.
 pub struct CappedStream {
-    tcp: TcpStream,
+    io: Transport,
     caps: Caps,
     trips: Arc<AtomicU64>,
     /// Bytes read since the last request was written.
@@ -232,7 +285,10 @@ impl Read for CappedStream {
         let this = self.get_mut();
         let want = buf.remaining().min(this.scratch.len());
         let mut rb = ReadBuf::new(&mut this.scratch[..want]);
-        ready!(Pin::new(&mut this.tcp).poll_read(cx, &mut rb))?;
+        ready!(match &mut this.io {
+            Transport::Plain(t) => Pin::new(t).poll_read(cx, &mut rb),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, &mut rb),
+        })?;
         let n = rb.filled().len();
         let got = this.scratch[..n].to_vec();
         this.account(&got)?;
@@ -250,7 +306,10 @@ impl Write for CappedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let n = ready!(Pin::new(&mut this.tcp).poll_write(cx, buf))?;
+        let n = ready!(match &mut this.io {
+            Transport::Plain(t) => Pin::new(t).poll_write(cx, buf),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        })?;
         if n > 0 {
             // A new request: the next answer is counted from zero.
             this.reset();
@@ -259,17 +318,23 @@ impl Write for CappedStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        match &mut self.get_mut().io {
+            Transport::Plain(t) => Pin::new(t).poll_flush(cx),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        match &mut self.get_mut().io {
+            Transport::Plain(t) => Pin::new(t).poll_shutdown(cx),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
 impl Connection for CappedStream {
     fn connected(&self) -> Connected {
-        self.tcp.connected()
+        self.io.tcp().connected()
     }
 }
 

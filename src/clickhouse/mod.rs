@@ -1,10 +1,12 @@
 //! ClickHouse adapter: one HTTP client per replica, every call under a deadline and a byte/row
 //! cap, errors mapped to [`ProbeError`] (refused, timed out, auth failed, too large, …).
 //!
-//! Queries and `/ping` share one bounded transport ([`capped`]); a semaphore shared by the whole
-//! check ([`Budget`]) caps probes in flight so a large cluster never exhausts file descriptors.
+//! Queries and `/ping` share one bounded transport ([`capped`], TLS for `https://` from [`tls`]);
+//! a semaphore shared by the whole check ([`Budget`]) caps probes in flight so a large cluster
+//! never exhausts file descriptors.
 
 pub mod capped;
+pub mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,16 +20,18 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
 pub use crate::config::Limits;
-use crate::config::Secret;
+use crate::config::{Secret, Tls};
 use crate::domain::text::{self, first_line};
 use crate::domain::ProbeError;
 use capped::{CappedConnector, Caps};
 
-/// Shared by every probe of one check: the limits and the in-flight semaphore.
+/// Shared by every probe of one check: the limits, the in-flight semaphore and the cluster's TLS
+/// settings (so the operator's client and Keeper's words get the same TLS as the checks).
 #[derive(Debug, Clone)]
 pub struct Budget {
     pub limits: Limits,
     limiter: Arc<Semaphore>,
+    pub tls: Tls,
 }
 
 impl Budget {
@@ -35,7 +39,14 @@ impl Budget {
         Budget {
             limits,
             limiter: Arc::new(Semaphore::new(limits.in_flight.max(1))),
+            tls: Tls::default(),
         }
+    }
+
+    /// The same budget, with `https://` and `tls://` servers verified by `tls`.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Wait for a slot until `end`; past it the probe was never sent (chops' limit, not the server).
@@ -113,7 +124,8 @@ impl ReplicaClient {
                 error_bytes: limits.error_bytes,
             },
             deadline,
-        );
+        )
+        .with_tls(budget.tls.clone());
         let trips = connector.trips();
         // The server gives up on its own shortly after we do (at least 1 s).
         let server_limit = deadline.as_secs_f64().ceil().max(1.0) as u64;
@@ -397,6 +409,9 @@ pub fn io_error(e: &std::io::Error, start: Instant) -> ProbeError {
             limit: t.limit,
             unit: "bytes",
         };
+    }
+    if let Some(why) = tls::failure(e) {
+        return ProbeError::Tls(why);
     }
     if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
         return ProbeError::Local(format!(

@@ -20,6 +20,15 @@ pub struct HttpConfig {
     /// `host:port` (IP literal); port 0 picks a free one (tests).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Connections open at once; when full, the longest idle one is closed for a new one.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a peer has to send a request's head (also the idle keep-alive limit).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds one request may take, body read included (408 past it).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -27,8 +36,21 @@ impl Default for HttpConfig {
         HttpConfig {
             enabled: true,
             listen: default_listen(),
+            max_connections: default_max_connections(),
+            header_timeout_secs: default_header_timeout(),
+            request_timeout_secs: default_request_timeout(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    128
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_request_timeout() -> u64 {
+    30
 }
 
 fn default_listen() -> String {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub mod automation;
 mod env;
 mod secret;
+pub mod tls;
 mod validate;
 
 pub use automation::{
@@ -21,6 +22,7 @@ pub use automation::{
     SchedulerConfig, WatchConfig, WebhookConfig, DEFAULT_HTTP_LISTEN,
 };
 pub use secret::Secret;
+pub use tls::Tls;
 
 use crate::domain::action::ActionKind;
 use crate::domain::guard::Policy;
@@ -220,7 +222,7 @@ pub struct ClusterConfig {
     pub replicas: Vec<ReplicaConfig>,
     /// Or discovered from `system.clusters` on a seed host.
     pub discover: Option<DiscoverConfig>,
-    /// Keeper/ZooKeeper nodes, `host:port`.
+    /// Keeper/ZooKeeper nodes, `host:port`, or `tls://host:port` for their secure port.
     #[serde(default)]
     pub keeper: Vec<String>,
     #[serde(default = "default_user")]
@@ -248,6 +250,24 @@ pub struct ClusterConfig {
     pub incidents: Option<IncidentsConfig>,
     /// The scheduled pre-flight check.
     pub schedule: Option<ScheduleConfig>,
+    /// How https:// replicas and tls:// Keeper nodes are verified (and chops' client certificate).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[clusters.X.tls]`. There is deliberately no key that turns verification off.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the CA certificates to trust *instead of* the built-in Mozilla roots;
+    /// relative to the config file's directory.
+    pub ca_file: Option<String>,
+    /// PEM client certificate (chain) for servers that require one; needs `key_file`.
+    pub cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `cert_file`.
+    pub key_file: Option<String>,
+    /// Verify every server of the cluster against this name instead of its URL's host (also
+    /// sent as SNI): for certificates issued to one shared name, or hosts reached by IP.
+    pub server_name: Option<String>,
 }
 
 /// `[clusters.X.actions]`: the remediation policy.
@@ -347,11 +367,15 @@ pub struct ReplicaConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverConfig {
-    /// HTTP URL of a host that knows the cluster.
+    /// http:// or https:// URL of a host that knows the cluster.
     pub seed: String,
-    /// HTTP port of discovered hosts that `hosts` does not map.
+    /// HTTP port of discovered hosts that `hosts` does not map (an http:// seed).
     #[serde(default = "default_http_port")]
     pub http_port: u16,
+    /// HTTPS port of discovered hosts that `hosts` does not map (an https:// seed: they get
+    /// https:// too).
+    #[serde(default = "default_https_port")]
+    pub https_port: u16,
     /// `host` or `host:port` (as in system.clusters) → HTTP URL.
     #[serde(default)]
     pub hosts: BTreeMap<String, String>,
@@ -359,6 +383,10 @@ pub struct DiscoverConfig {
 
 fn default_http_port() -> u16 {
     8123
+}
+
+fn default_https_port() -> u16 {
+    8443
 }
 
 /// One cluster, validated, with its secret resolved: what the checks run against.
@@ -376,6 +404,8 @@ pub struct ClusterTarget {
     pub backup_disk: String,
     pub limits: Limits,
     pub policy: Policy,
+    /// TLS for https:// replicas and tls:// Keeper nodes (the built-in roots without `[tls]`).
+    pub tls: Tls,
 }
 
 /// A loaded, validated config and the path it came from.
@@ -404,7 +434,7 @@ impl Loaded {
 
     pub fn parse(path: &str, text: &str) -> Result<Loaded, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
-        validate::validate(path, &config)?;
+        validate::validate(path, &config_dir(path), &config)?;
         Ok(Loaded {
             path: path.to_string(),
             config,
@@ -442,6 +472,20 @@ impl Loaded {
                 var: var.clone(),
             })?),
         };
+        let tls = Tls::load(c.tls.as_ref(), &self.dir()).map_err(|list| {
+            let mut all: Vec<ConfigError> = list
+                .into_iter()
+                .map(|e| ConfigError::Invalid {
+                    path: self.path.clone(),
+                    key: format!("clusters.{}.tls.{}", crate::domain::url::shown(name), e.key),
+                    message: e.message,
+                })
+                .collect();
+            match all.len() {
+                1 => all.remove(0),
+                _ => ConfigError::Many(all),
+            }
+        })?;
         let d = &self.config.defaults;
         let t = c.thresholds.as_ref();
         let base = Thresholds::default();
@@ -467,7 +511,19 @@ impl Loaded {
             backup_disk: c.backup_disk.clone(),
             limits: d.limits.resolve(),
             policy: c.actions.policy(c.operator_user.is_some()),
+            tls,
         })
+    }
+
+    /// What `config check` warns about without failing: passwords that would cross the network
+    /// in clear (http:// to a host that is not this machine).
+    pub fn warnings(&self) -> Vec<String> {
+        validate::plain_password_warnings(&self.config)
+    }
+
+    /// The config file's directory: relative paths in the config are relative to it.
+    pub fn dir(&self) -> PathBuf {
+        config_dir(&self.path)
     }
 
     /// The operator account of `cluster` (user, password), for write actions only.
@@ -533,10 +589,7 @@ impl Loaded {
         if p.is_absolute() {
             return p;
         }
-        Path::new(&self.path)
-            .parent()
-            .map(|d| d.join(&p))
-            .unwrap_or(p)
+        self.dir().join(p)
     }
 
     /// The bot token from the variable `discord.token_env` names.
@@ -586,6 +639,14 @@ impl Loaded {
             .map(|c| c.channels.as_slice())
             .unwrap_or(&[])
     }
+}
+
+/// The directory of the config file at `path` (`""` for a bare file name: the working directory).
+fn config_dir(path: &str) -> PathBuf {
+    Path::new(path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The process environment (after `.env` was loaded).
@@ -692,8 +753,13 @@ discover = { seed = "http://ch1:8123", hosts = { "ch2:9000" = "http://10.0.0.2:8
         let cases: Vec<(String, &str)> = vec![
             ("[clusters.a]\nreplicas = [{ name = \"r\", url = \"HTTP://user:S3cret@h:1\" }]\n".to_string(), "`clusters.a.replicas[0].url`: credentials do not belong"),
             ("[clusters.a]\nreplicas = [{ name = \"r\", url = \"http://h:8123/?password=S3cret\" }]\n".to_string(), "`clusters.a.replicas[0].url`: query strings and fragments are not allowed (`http://h:8123/?***`)"),
-            ("[clusters.a]\nreplicas = [{ name = \"r\", url = \"https://h:1\" }]\n".to_string(), "https is not supported"),
-            ("[clusters.a]\ndiscover = { seed = \"socks5://u:S3cret@h:1\" }\n".into(), "`clusters.a.discover.seed`: only http:// URLs are supported, not socks5://"),
+            (format!("[discord]\nproxy = \"https://h:1\"\n[clusters.a]\n{R}"), "`discord.proxy`: https is not supported here"),
+            ("[clusters.a]\ndiscover = { seed = \"socks5://u:S3cret@h:1\" }\n".into(), "`clusters.a.discover.seed`: only http:// and https:// URLs are supported, not socks5://"),
+            ("[clusters.a]\ndiscover = { seed = \"https://h:1\", https_port = 0 }\n".into(), "`clusters.a.discover.https_port`"),
+            (format!("[clusters.a]\nkeeper = [\"ssl://zk:2281\"]\n{R}"), "`clusters.a.keeper[0]`: 'ssl://zk:2281' is not host:port: Keeper nodes are host:port or tls://host:port, not ssl://"),
+            (format!("[clusters.a]\n{R}[clusters.a.tls]\nverify = false\n"), "unknown field `verify`"),
+            (format!("[clusters.a]\n{R}[clusters.a.tls]\nserver_name = \"a b\"\n"), "`clusters.a.tls.server_name`: 'a b' is not a valid DNS name"),
+            (format!("[clusters.a]\n{R}[clusters.a.tls]\ncert_file = \"c.pem\"\n"), "`clusters.a.tls.key_file`: is needed with `cert_file`"),
             ("[clusters.a]\ndiscover = { seed = \"http://h:1\", http_port = 0 }\n".into(), "`clusters.a.discover.http_port`"),
             ("[clusters.a]\ndiscover = { seed = \"http://h:1\", hosts = { \"h:1\" = \"http://h:99999\" } }\n".into(), "`clusters.a.discover.hosts.\"h:1\"`: the port must be"),
             ("[clusters.a]\ndiscover = { seed = \"http://h:1\", hosts = { \"a b\\n\" = \"http://h:1\" } }\n".into(), "`clusters.a.discover.hosts.\"a b\\n\"`: the key must be host or host:port"),
@@ -718,8 +784,8 @@ discover = { seed = "http://ch1:8123", hosts = { "ch2:9000" = "http://10.0.0.2:8
 
     #[test]
     fn good_values_pass() {
-        let text = "[discord]\nproxy = \"http://127.0.0.1:8080\"\n[clusters.a]\nkeeper = [\"[::1]:2181\", \"zk-1.example.com:9181\"]\n\
-            replicas = [{ name = \"r 1\", url = \"http://[::1]:8123\" }, { name = \"r2\", url = \"HTTP://ch-1.example.com:8123/\" }]\n\
+        let text = "[discord]\nproxy = \"http://127.0.0.1:8080\"\n[clusters.a]\nkeeper = [\"[::1]:2181\", \"zk-1.example.com:9181\", \"tls://zk-2:2281\"]\n\
+            replicas = [{ name = \"r 1\", url = \"http://[::1]:8123\" }, { name = \"r2\", url = \"HTTP://ch-1.example.com:8123/\" }, { name = \"r3\", url = \"https://ch-3.example.com:8443\" }]\n\
             discover = { seed = \"http://127.0.0.1:8123\", hosts = { \"ch2\" = \"http://10.0.0.2:8123\", \"ch3:9000\" = \"http://h\", \"[::1]:9000\" = \"http://[::1]:8123\", \"::1\" = \"http://h\" } }\n";
         Loaded::parse("c.toml", text).unwrap();
     }

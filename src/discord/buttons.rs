@@ -223,6 +223,49 @@ pub enum Start<'a> {
     Command(&'a serenity::CommandInteraction),
 }
 
+impl Start<'_> {
+    fn channel(&self) -> serenity::ChannelId {
+        match self {
+            Start::Component(ci) => ci.channel_id,
+            Start::Command(ci) => ci.channel_id,
+        }
+    }
+
+    async fn respond(
+        &self,
+        ctx: &serenity::Context,
+        r: serenity::CreateInteractionResponse,
+    ) -> serenity::Result<()> {
+        match self {
+            Start::Component(ci) => ci.create_response(&ctx.http, r).await,
+            Start::Command(ci) => ci.create_response(&ctx.http, r).await,
+        }
+    }
+
+    async fn edit(
+        &self,
+        ctx: &serenity::Context,
+        e: serenity::EditInteractionResponse,
+    ) -> serenity::Result<serenity::Message> {
+        match self {
+            Start::Component(ci) => ci.edit_response(&ctx.http, e).await,
+            Start::Command(ci) => ci.edit_response(&ctx.http, e).await,
+        }
+    }
+
+    /// A private refusal, at once.
+    async fn refuse(&self, ctx: &serenity::Context, text: String) {
+        let msg = serenity::CreateInteractionResponseMessage::new()
+            .content(text)
+            .ephemeral(true)
+            .allowed_mentions(serenity::CreateAllowedMentions::new());
+        let r = serenity::CreateInteractionResponse::Message(msg);
+        if let Err(e) = self.respond(ctx, r).await {
+            tracing::warn!(error = %e, "could not refuse");
+        }
+    }
+}
+
 /// Check the role at once (an ephemeral refusal), else answer publicly and post the preview.
 pub async fn start(
     ctx: &serenity::Context,
@@ -233,34 +276,13 @@ pub async fn start(
     place: &str,
     dry_run: bool,
 ) {
-    let channel = match &from {
-        Start::Component(ci) => ci.channel_id,
-        Start::Command(ci) => ci.channel_id,
-    };
-    let refuse = |text: String| {
-        let from = &from;
-        async move {
-            let msg = serenity::CreateInteractionResponseMessage::new()
-                .content(text)
-                .ephemeral(true)
-                .allowed_mentions(serenity::CreateAllowedMentions::new());
-            let r = serenity::CreateInteractionResponse::Message(msg);
-            let sent = match from {
-                Start::Component(ci) => ci.create_response(&ctx.http, r).await,
-                Start::Command(ci) => ci.create_response(&ctx.http, r).await,
-            };
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "could not refuse");
-            }
-        }
-    };
     let cluster = action.cluster().to_string();
-    if let Err(r) = guard::may_speak(channel.get(), data.config.allowed_channels(&cluster)) {
-        return refuse(r.to_string()).await;
+    if let Err(r) = guard::may_speak(from.channel().get(), data.config.allowed_channels(&cluster)) {
+        return from.refuse(ctx, r.to_string()).await;
     }
     let (cl, operator, policy) = match actor_parts(data, &cluster).await {
         Ok(p) => p,
-        Err(e) => return refuse(e).await,
+        Err(e) => return from.refuse(ctx, e).await,
     };
     let actor = actor(data, &cl, operator, &policy);
     // The role is known without any probe: a refusal is private and immediate.
@@ -271,38 +293,30 @@ pub async fn start(
             Err(e) => internal(&e.to_string()),
             Ok(_) => "refused".into(),
         };
-        return refuse(text).await;
+        return from.refuse(ctx, text).await;
     }
     let deferred = serenity::CreateInteractionResponse::Defer(
         serenity::CreateInteractionResponseMessage::new(),
     );
-    let sent = match &from {
-        Start::Component(ci) => ci.create_response(&ctx.http, deferred).await,
-        Start::Command(ci) => ci.create_response(&ctx.http, deferred).await,
-    };
-    if let Err(e) = sent {
+    if let Err(e) = from.respond(ctx, deferred).await {
         tracing::warn!(error = %e, "could not defer");
         return;
     }
-    let mut preview_id = None;
-    let edit = match actor.request(action, who, place, dry_run).await {
-        Ok(p) => {
-            preview_id = Some(p.id.clone());
-            preview_message(&p, who)
-        }
-        Err(FlowError::Refused(r)) => {
-            serenity::EditInteractionResponse::new().content(display::discord(&r.to_string()))
-        }
-        Err(e) => serenity::EditInteractionResponse::new().content(internal(&e.to_string())),
+    let (edit, preview_id) = match actor.request(action, who, place, dry_run).await {
+        Ok(p) => (preview_message(&p, who), Some(p.id)),
+        Err(FlowError::Refused(r)) => (
+            serenity::EditInteractionResponse::new().content(display::discord(&r.to_string())),
+            None,
+        ),
+        Err(e) => (
+            serenity::EditInteractionResponse::new().content(internal(&e.to_string())),
+            None,
+        ),
     };
     let edit = edit.allowed_mentions(serenity::CreateAllowedMentions::new());
-    let message = match &from {
-        Start::Component(ci) => ci.edit_response(&ctx.http, edit).await,
-        Start::Command(ci) => ci.edit_response(&ctx.http, edit).await,
-    };
-    match message {
+    match from.edit(ctx, edit).await {
+        // Remembered so that a restart of the bot can still update this message.
         Ok(m) => {
-            // Remembered so that a restart of the bot can still update this message.
             if let Some(id) = preview_id {
                 if let Err(e) = data
                     .store

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 
-use crate::config::{Loaded, Secret};
+use crate::config::Secret;
 use crate::domain::display::plain;
 use crate::domain::guard;
 
@@ -32,10 +32,17 @@ pub struct UserError(pub String);
 /// Errors of `serve` / `register-commands` themselves.
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
+    /// Boxed: serenity's error is large, and this one travels up through every CLI result.
     #[error("Discord: {0}")]
-    Discord(#[from] serenity::Error),
+    Discord(Box<serenity::Error>),
     #[error("cannot open the action store: {0}")]
     Store(#[from] crate::store::StoreError),
+}
+
+impl From<serenity::Error> for BotError {
+    fn from(e: serenity::Error) -> Self {
+        BotError::Discord(Box::new(e))
+    }
 }
 
 /// Every command the bot offers.
@@ -151,19 +158,6 @@ async fn on_error(err: poise::FrameworkError<'_, Data, Error>) {
     }
 }
 
-/// The bot alone (no HTTP server, watcher or scheduler): connect to the gateway and answer
-/// commands until `shutdown` completes. `chops serve` runs the composition root (`serve::run`) instead.
-pub async fn serve(
-    config: Loaded,
-    token: Secret,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), BotError> {
-    let store = crate::store::Store::open(&config.store_path())?;
-    let speaker = Arc::new(speak::Speaker::discord());
-    let app = crate::app::App::new(Arc::new(config), store, speaker.clone());
-    bot(app, token, speaker, shutdown).await
-}
-
 /// Connect to the gateway and answer commands for `app` until `shutdown` completes.
 pub async fn bot(
     app: Data,
@@ -175,66 +169,94 @@ pub async fn bot(
     let http = http(&token, app.config.config.discord.proxy.as_deref());
     let data = app.clone();
     let framework = poise::Framework::builder()
-        .options(poise::FrameworkOptions {
-            commands: commands(),
-            on_error: |e| Box::pin(on_error(e)),
-            // Declared once for every command: the place guard runs before any config lookup.
-            command_check: Some(|ctx| Box::pin(place_guard(ctx))),
-            post_command: |ctx| {
-                Box::pin(async move {
-                    crate::metrics::get().interaction(&ctx.command().qualified_name, "ok");
-                })
-            },
-            // Nothing chops sends may ping anyone, whatever a name or an error text contains.
-            allowed_mentions: Some(serenity::CreateAllowedMentions::new()),
-            // Buttons outlive the command that drew them: handled here, state in the store.
-            event_handler: |fw, event| {
-                Box::pin(async move {
-                    match event {
-                        serenity::FullEvent::InteractionCreate {
-                            interaction: serenity::Interaction::Component(ci),
-                        } => {
-                            buttons::handle(fw.serenity_context, fw.user_data, ci).await;
-                        }
-                        serenity::FullEvent::ShardStageUpdate { event } => {
-                            let up = event.new == serenity::ConnectionStage::Connected;
-                            fw.user_data
-                                .health
-                                .discord_connected
-                                .store(up, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        _ => {}
-                    }
-                    Ok(())
-                })
-            },
-            ..Default::default()
-        })
-        .setup(move |ctx, ready, _framework| {
-            Box::pin(async move {
-                // A failed registration must not stop the bot: commands registered earlier still work.
-                match register(&ctx.http, &guild_ids).await {
-                    Ok(n) => tracing::info!(user = %ready.user.name, registrations = n, "connected; commands registered"),
-                    Err(e) => tracing::error!(user = %ready.user.name, error = %e, "connected; registering commands failed"),
-                }
-                data.health
-                    .discord_connected
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                // Actions left running by an earlier process: finish their records and messages, in
-                // the background (a backup may still be running for a while).
-                let (http, again) = (ctx.http.clone(), data.clone());
-                tokio::spawn(async move { buttons::reconcile(&http, &again).await });
-                Ok(data)
-            })
-        })
+        .options(options())
+        .setup(move |ctx, ready, _framework| Box::pin(on_ready(ctx, ready, data, guild_ids)))
         .build();
     // Slash commands arrive as interactions: no gateway intents are needed.
-    let mut client =
-        serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::empty())
-            .framework(framework)
-            .await?;
+    let client = serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::empty())
+        .framework(framework)
+        .await?;
     // Incidents are posted with the bot's own REST client (one rate limiter).
     speaker.connect(client.http.clone());
+    run_client(client, &app, shutdown).await
+}
+
+/// The framework's options: the commands, the place guard, errors, metrics, mentions, buttons.
+fn options() -> poise::FrameworkOptions<Data, Error> {
+    poise::FrameworkOptions {
+        commands: commands(),
+        on_error: |e| Box::pin(on_error(e)),
+        // Declared once for every command: the place guard runs before any config lookup.
+        command_check: Some(|ctx| Box::pin(place_guard(ctx))),
+        post_command: |ctx| {
+            Box::pin(async move {
+                crate::metrics::get().interaction(&ctx.command().qualified_name, "ok");
+            })
+        },
+        // Nothing chops sends may ping anyone, whatever a name or an error text contains.
+        allowed_mentions: Some(serenity::CreateAllowedMentions::new()),
+        event_handler: |fw, event| Box::pin(on_event(fw, event)),
+        ..Default::default()
+    }
+}
+
+/// Buttons outlive the command that drew them: handled here, state in the store. Shard stages
+/// feed `/readyz`.
+async fn on_event(
+    fw: poise::FrameworkContext<'_, Data, Error>,
+    event: &serenity::FullEvent,
+) -> Result<(), Error> {
+    match event {
+        serenity::FullEvent::InteractionCreate {
+            interaction: serenity::Interaction::Component(ci),
+        } => {
+            buttons::handle(fw.serenity_context, fw.user_data, ci).await;
+        }
+        serenity::FullEvent::ShardStageUpdate { event } => {
+            let up = event.new == serenity::ConnectionStage::Connected;
+            fw.user_data
+                .health
+                .discord_connected
+                .store(up, std::sync::atomic::Ordering::Relaxed);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Once connected: register the commands, mark Discord connected, finish earlier actions.
+async fn on_ready(
+    ctx: &serenity::Context,
+    ready: &serenity::Ready,
+    data: Data,
+    guild_ids: Vec<u64>,
+) -> Result<Data, Error> {
+    // A failed registration must not stop the bot: commands registered earlier still work.
+    match register(&ctx.http, &guild_ids).await {
+        Ok(n) => {
+            tracing::info!(user = %ready.user.name, registrations = n, "connected; commands registered")
+        }
+        Err(e) => {
+            tracing::error!(user = %ready.user.name, error = %e, "connected; registering commands failed")
+        }
+    }
+    data.health
+        .discord_connected
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    // Actions left running by an earlier process: finish their records and messages, in the
+    // background (a backup may still be running for a while).
+    let (http, again) = (ctx.http.clone(), data.clone());
+    tokio::spawn(async move { buttons::reconcile(&http, &again).await });
+    Ok(data)
+}
+
+/// Run the gateway until `shutdown`, then close the shards; give up on them after
+/// [`SHUTDOWN_GRACE`].
+async fn run_client(
+    mut client: serenity::Client,
+    app: &Data,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BotError> {
     let shards = client.shard_manager.clone();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

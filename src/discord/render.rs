@@ -179,18 +179,36 @@ pub fn embed(card: &Card) -> Embed {
 }
 
 fn build(card: &Card, per_field: usize) -> Embed {
-    let scope = card.scope.title();
-    let title = clip_chars(
+    let mut fields = section_fields(card, per_field);
+    let (steps, attachments) = step_fields(card, per_field);
+    push_steps(&mut fields, steps);
+    Embed {
+        title: title(card),
+        description: description(card, per_field),
+        color: color(card.verdict),
+        fields,
+        footer: footer(card),
+        timestamp: card.generated_at.clone(),
+        attachments,
+    }
+}
+
+/// Mark, cluster, verdict and scope.
+fn title(card: &Card) -> String {
+    clip_chars(
         &format!(
             "{} {} · {} · {}",
             mark(card.worst()),
             plain(&card.cluster),
             card.verdict.label().to_uppercase(),
-            scope
+            card.scope.title()
         ),
         TITLE_MAX,
-    );
+    )
+}
 
+/// The headline, the top cause's evidence (up to 5) and the other causes with their scores.
+fn description(card: &Card, per_field: usize) -> String {
     let mut description = format!("**{}**", discord(&card.headline));
     if let Some(top) = card.causes.first() {
         for e in top.evidence.iter().take(5) {
@@ -204,41 +222,40 @@ fn build(card: &Card, per_field: usize) -> Embed {
             description.push_str(&format!("\nAlso possible: {}", others.join(", ")));
         }
     }
-    let description = clip_chars(&description, DESCRIPTION_MAX.min(per_field * 2));
+    clip_chars(&description, DESCRIPTION_MAX.min(per_field * 2))
+}
 
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for s in &card.sections {
-        let lines: Vec<String> = s.findings.iter().map(finding_line).collect();
-        let value = if lines.is_empty() {
-            "no findings".to_string()
-        } else {
-            lines_within(&lines, per_field)
-        };
-        fields.push((
-            clip_chars(
+/// One field per check: its findings, worst first, within `per_field`.
+fn section_fields(card: &Card, per_field: usize) -> Vec<(String, String)> {
+    card.sections
+        .iter()
+        .map(|s| {
+            let lines: Vec<String> = s.findings.iter().map(finding_line).collect();
+            let value = if lines.is_empty() {
+                "no findings".to_string()
+            } else {
+                lines_within(&lines, per_field)
+            };
+            let name = clip_chars(
                 &format!("{} {}", mark(s.status), discord(&s.title)),
                 FIELD_NAME_MAX,
-            ),
-            value,
-        ));
-    }
-    // Next steps: as many fields as needed, each ≤ the field limit, within 25 fields in all.
-    let mut attachments = Vec::new();
-    let steps: Vec<String> = card
-        .next_steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let (text, file) = step_text(i, s, per_field);
-            attachments.extend(file);
-            text
+            );
+            (name, value)
         })
-        .collect();
+        .collect()
+}
+
+/// The next steps packed into field values of at most `per_field` (a step is never split), and
+/// the statements attached because they do not fit.
+fn step_fields(card: &Card, per_field: usize) -> (Vec<String>, Vec<(String, String)>) {
+    let mut attachments = Vec::new();
     let mut current = String::new();
-    let mut step_fields: Vec<String> = Vec::new();
-    for st in steps {
+    let mut values: Vec<String> = Vec::new();
+    for (i, s) in card.next_steps.iter().enumerate() {
+        let (st, file) = step_text(i, s, per_field);
+        attachments.extend(file);
         if !current.is_empty() && count(&current) + 1 + count(&st) > per_field {
-            step_fields.push(std::mem::take(&mut current));
+            values.push(std::mem::take(&mut current));
         }
         current = if current.is_empty() {
             st
@@ -247,12 +264,18 @@ fn build(card: &Card, per_field: usize) -> Embed {
         };
     }
     if !current.is_empty() {
-        step_fields.push(current);
+        values.push(current);
     }
+    (values, attachments)
+}
+
+/// Next steps as fields after the sections, within 25 fields in all; what does not fit is
+/// counted on the last field.
+fn push_steps(fields: &mut Vec<(String, String)>, steps: Vec<String>) {
     let room = FIELDS_MAX - fields.len();
-    let shown = step_fields.len().min(room);
-    let hidden = step_fields.len() - shown;
-    for (i, v) in step_fields.into_iter().take(shown).enumerate() {
+    let shown = steps.len().min(room);
+    let hidden = steps.len() - shown;
+    for (i, v) in steps.into_iter().take(shown).enumerate() {
         let name = if i == 0 {
             "Next steps".to_string()
         } else {
@@ -271,7 +294,10 @@ fn build(card: &Card, per_field: usize) -> Embed {
             );
         }
     }
+}
 
+/// Time per check (and its slowest replica), the total, and the version.
+fn footer(card: &Card) -> String {
     let timings: Vec<String> = card
         .sections
         .iter()
@@ -285,7 +311,7 @@ fn build(card: &Card, per_field: usize) -> Embed {
             None => format!("{} {} ms", s.check.name(), s.elapsed_ms),
         })
         .collect();
-    let footer = clip_chars(
+    clip_chars(
         &format!(
             "{} · total {} ms · chops {}",
             timings.join(" · "),
@@ -293,16 +319,7 @@ fn build(card: &Card, per_field: usize) -> Embed {
             env!("CARGO_PKG_VERSION")
         ),
         FOOTER_MAX,
-    );
-    Embed {
-        title,
-        description,
-        color: color(card.verdict),
-        fields,
-        footer,
-        timestamp: card.generated_at.clone(),
-        attachments,
-    }
+    )
 }
 
 /// Buttons under a card: one per next step chops can run, `custom_id` = `chops:offer:<stored id>`
@@ -559,8 +576,18 @@ pub fn explain_embed(e: &crate::domain::explain::Explanation) -> Embed {
         (None, None) => "none".into(),
     };
     fields.push(("Code".to_string(), code));
+    if let Some(k) = e.kind {
+        fields.push(("Kind".to_string(), discord(k)));
+    }
     if let Some(h) = &e.host {
         fields.push(("Host".to_string(), clip_chars(&discord(h), FIELD_VALUE_MAX)));
+    }
+    if !e.unrecognised.is_empty() {
+        let parts: Vec<String> = e.unrecognised.iter().map(|u| discord(u)).collect();
+        fields.push((
+            "Not recognised".to_string(),
+            lines_within(&parts, FIELD_VALUE_MAX),
+        ));
     }
     let causes: Vec<&str> = e.causes.iter().map(|c| c.title()).collect();
     if !causes.is_empty() {

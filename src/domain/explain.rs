@@ -16,6 +16,9 @@ pub const MAX_TEXT: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
     pub category: ErrorKind,
+    /// The finer kind within the category (`store_throttled`, `disk_full`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
     /// A second plausible category when the text is ambiguous.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub also: Option<ErrorKind>,
@@ -27,6 +30,9 @@ pub struct Explanation {
     pub message: String,
     pub meaning: String,
     pub next_steps: Vec<NextStep>,
+    /// When the category is `other`: the parts of the text nothing recognised.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unrecognised: Vec<String>,
     /// The text was longer than [`MAX_TEXT`]; only its start was read.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub clipped: bool,
@@ -47,6 +53,7 @@ pub fn explain(text: &str) -> Explanation {
     let c = classify::classify(head);
     Explanation {
         category: c.kind,
+        kind: c.detail,
         also: c.also,
         causes: c.kind.causes().to_vec(),
         code: c.code,
@@ -55,6 +62,11 @@ pub fn explain(text: &str) -> Explanation {
         message: text::clip(&c.message, text::EVIDENCE_MAX),
         meaning: c.kind.meaning().to_string(),
         next_steps: steps(&c),
+        unrecognised: c
+            .unrecognised
+            .iter()
+            .map(|u| text::clip(u, text::EVIDENCE_MAX))
+            .collect(),
         clipped,
     }
 }
@@ -79,6 +91,12 @@ pub fn finding(e: &Explanation) -> Finding {
 const RUNNING_SQL: &str = "SELECT id, name, status, error FROM system.backups WHERE status IN ('CREATING_BACKUP', 'RESTORING')";
 
 fn steps(c: &Classification) -> Vec<NextStep> {
+    // The finer kind names the grant, credential, path or setting: it comes first.
+    let advice = c.detail.and_then(classify::advice).map(NextStep::text);
+    advice.into_iter().chain(category_steps(c)).collect()
+}
+
+fn category_steps(c: &Classification) -> Vec<NextStep> {
     let host = c.host.as_deref().unwrap_or("the host it names");
     let t = NextStep::text;
     match c.kind {
@@ -144,7 +162,7 @@ fn steps(c: &Classification) -> Vec<NextStep> {
             "Upgrade every host to the same server version before an ON CLUSTER backup or restore",
         )],
         ErrorKind::Other => vec![t(
-            "Not a known backup/restore error: run `chops check backup --cluster <name>` for the full diagnosis",
+            "The cause is unknown (nothing in the message is a known backup/restore failure): run `chops check backup --cluster <name>` for the full diagnosis",
         )],
     }
 }
@@ -174,5 +192,24 @@ mod tests {
         assert_eq!(e.category, ErrorKind::Keeper);
         assert!(e.message.len() <= text::EVIDENCE_MAX + 40);
         assert_eq!(explain("").category, ErrorKind::Other);
+    }
+
+    #[test]
+    fn the_finer_kind_leads_the_next_steps() {
+        let e = explain("Code: 499. DB::Exception: Please reduce your request rate. (S3_ERROR)");
+        assert_eq!(
+            (e.category, e.kind),
+            (ErrorKind::Network, Some("store_throttled"))
+        );
+        assert!(e.next_steps[0].title.contains("s3_max_put_rps"));
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["kind"], "store_throttled");
+        assert!(json.get("unrecognised").is_none());
+        let e = explain("frobnicator jammed");
+        assert_eq!(e.unrecognised, vec!["frobnicator jammed"]);
+        assert_eq!(
+            serde_json::to_value(&e).unwrap()["unrecognised"][0],
+            "frobnicator jammed"
+        );
     }
 }

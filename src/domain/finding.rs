@@ -159,6 +159,9 @@ pub enum Flag {
     Lagging,
     /// A failed backup/restore, with what its error means.
     BackupError(ErrorKind),
+    /// The finer kind of a failed backup's error (`store_throttled`, `disk_full`, …): its own
+    /// next step when it has one.
+    BackupDetail(&'static str),
     /// The backup's error says its destination is not shared by every host.
     DestinationNotShared,
     /// The destination has no backup by that name (599 BACKUP_NOT_FOUND).
@@ -241,8 +244,11 @@ pub enum ProbeError {
         name: String,
         message: String,
     },
-    /// Any other transport failure (reset, DNS, TLS …).
+    /// Any other transport failure (reset, DNS …).
     Network(String),
+    /// The TLS handshake or session failed: what is wrong (untrusted, wrong name, expired, a
+    /// client certificate wanted …). Not "offline": the server answered, chops would not trust it.
+    Tls(String),
     /// The answer did not have the expected shape.
     Decode(String),
     /// The answer was larger than chops reads (`limits` in config); the rest was not read.
@@ -260,6 +266,7 @@ impl ProbeError {
             ProbeError::Auth { .. } => "auth",
             ProbeError::Server { .. } => "server",
             ProbeError::Network(_) => "network",
+            ProbeError::Tls(_) => "tls",
             ProbeError::Decode(_) => "decode",
             ProbeError::TooLarge { .. } => "too_large",
             ProbeError::Local(_) => "local",
@@ -292,6 +299,7 @@ impl fmt::Display for ProbeError {
                 }
             }
             ProbeError::Network(m) => write!(f, "network error: {m}"),
+            ProbeError::Tls(m) => write!(f, "TLS: {m}"),
             ProbeError::Decode(m) => write!(f, "unexpected answer: {m}"),
             ProbeError::TooLarge { limit, unit } => {
                 write!(f, "answer too large (> {limit} {unit})")

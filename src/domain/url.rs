@@ -1,5 +1,5 @@
-//! Strict parsing of the few URL shapes chops accepts (`http://host[:port][/path]`, `host:port`)
-//! and redaction of URL-like text for messages. Pure: no I/O, no DNS.
+//! Strict parsing of the few URL shapes chops accepts (`http[s]://host[:port][/path]`,
+//! `[tls://]host:port`) and redaction of URL-like text for messages. Pure: no I/O, no DNS.
 //!
 //! Errors never contain the input: a config value may hold a password pasted by mistake, and
 //! these messages end up on terminals, in logs and in Discord.
@@ -9,11 +9,18 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// Why a URL or `host:port` was refused. The Display never repeats the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    #[error("https is not supported by this build; use http:// (e.g. through a local TLS proxy)")]
+    /// https where only plain http makes sense (a local health check, an HTTP proxy).
+    #[error("https is not supported here; use http://")]
     Https,
     /// The scheme, if it looks like one (a scheme is never a secret; anything else might be).
     #[error("{}", scheme_message(.0))]
     Scheme(Option<String>),
+    /// The same where only `http://` is accepted.
+    #[error("{}", plain_scheme_message(.0))]
+    PlainScheme(Option<String>),
+    /// A Keeper node with a scheme other than `tls://`.
+    #[error("{}", keeper_scheme_message(.0))]
+    KeeperScheme(Option<String>),
     #[error("credentials do not belong in the URL; set `user` and `password_env`")]
     Credentials,
     /// Carries the redacted URL.
@@ -35,31 +42,56 @@ pub enum UrlError {
 
 fn scheme_message(scheme: &Option<String>) -> String {
     match scheme {
+        Some(s) => format!("only http:// and https:// URLs are supported, not {s}://"),
+        None => "is not an http:// or https:// URL".into(),
+    }
+}
+
+fn plain_scheme_message(scheme: &Option<String>) -> String {
+    match scheme {
         Some(s) => format!("only http:// URLs are supported, not {s}://"),
         None => "is not an http:// URL".into(),
     }
 }
 
-/// A validated `http://` URL: host (IPv6 without brackets), port (default 80), path (maybe "").
+fn keeper_scheme_message(scheme: &Option<String>) -> String {
+    match scheme {
+        Some(s) => format!("Keeper nodes are host:port or tls://host:port, not {s}://"),
+        None => "Keeper nodes are host:port or tls://host:port".into(),
+    }
+}
+
+/// A validated `http://` or `https://` URL: host (IPv6 without brackets), port (default 80, or
+/// 443 with TLS), path (maybe "").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
+    /// `https://`: spoken over TLS.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub path: String,
 }
 
 impl HttpUrl {
+    /// A plain `http://` URL (an https one is refused with [`UrlError::Https`]).
     pub fn parse(s: &str) -> Result<HttpUrl, UrlError> {
+        match HttpUrl::parse_server(s) {
+            Ok(u) if u.tls => Err(UrlError::Https),
+            Err(UrlError::Scheme(shown)) => Err(UrlError::PlainScheme(shown)),
+            r => r,
+        }
+    }
+
+    /// A server URL: `http://` or `https://` (replicas, discovery seeds and hosts).
+    pub fn parse_server(s: &str) -> Result<HttpUrl, UrlError> {
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(UrlError::Whitespace);
         }
         let Some((scheme, rest)) = s.split_once("://") else {
             return Err(UrlError::Scheme(None));
         };
-        if scheme.eq_ignore_ascii_case("https") {
-            return Err(UrlError::Https);
-        }
-        if !scheme.eq_ignore_ascii_case("http") {
+        let tls = scheme.eq_ignore_ascii_case("https");
+        if !tls && !scheme.eq_ignore_ascii_case("http") {
             let shown =
                 (is_scheme(scheme) && scheme.len() <= 16).then(|| scheme.to_ascii_lowercase());
             return Err(UrlError::Scheme(shown));
@@ -78,16 +110,26 @@ impl HttpUrl {
         };
         let (host, port) = split_authority(authority)?;
         Ok(HttpUrl {
+            tls,
             host,
-            port: port.unwrap_or(80),
+            port: port.unwrap_or(if tls { 443 } else { 80 }),
             path: path.to_string(),
         })
     }
 
-    /// `http://host:port[/path]`, IPv6 in brackets; a bare "/" path is dropped.
+    /// `http[s]://host:port[/path]`, IPv6 in brackets; a bare "/" path is dropped.
     pub fn base(&self) -> String {
         let path = if self.path == "/" { "" } else { &self.path };
-        format!("http://{}{path}", self.authority())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.authority())
+    }
+
+    /// The host is this machine: `localhost`, 127.0.0.0/8 or ::1 (traffic never leaves it).
+    pub fn is_loopback(&self) -> bool {
+        let h = self.host.trim_end_matches('.');
+        h.eq_ignore_ascii_case("localhost")
+            || h.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+            || h.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback())
     }
 
     /// `host:port`, IPv6 in brackets.
@@ -109,6 +151,22 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), UrlError> {
         (host, Some(port)) => Ok((host, port)),
         (_, None) => Err(UrlError::NoPort),
     }
+}
+
+/// A Keeper node: `host:port`, or `tls://host:port` for the four-letter words over TLS.
+/// Returns (tls, host without brackets, port).
+pub fn parse_keeper(s: &str) -> Result<(bool, String, u16), UrlError> {
+    let (tls, rest) = match s.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tls") => (true, rest),
+        Some((scheme, _)) => {
+            let shown =
+                (is_scheme(scheme) && scheme.len() <= 16).then(|| scheme.to_ascii_lowercase());
+            return Err(UrlError::KeeperScheme(shown));
+        }
+        None => (false, s),
+    };
+    let (host, port) = parse_host_port(rest)?;
+    Ok((tls, host, port))
 }
 
 /// A DNS name, an IPv4 literal or a bare (unbracketed) IPv6 literal.
@@ -261,6 +319,7 @@ mod tests {
 
     fn ok(host: &str, port: u16, path: &str) -> Result<HttpUrl, UrlError> {
         Ok(HttpUrl {
+            tls: false,
             host: host.into(),
             port,
             path: path.into(),
@@ -273,16 +332,16 @@ mod tests {
             ("HTTP://user:S3cret@h:1", Err(UrlError::Credentials)),
             (
                 "ftp://user:S3cret@h",
-                Err(UrlError::Scheme(Some("ftp".into()))),
+                Err(UrlError::PlainScheme(Some("ftp".into()))),
             ),
             (
                 "socks5://u:S3cret@h:1",
-                Err(UrlError::Scheme(Some("socks5".into()))),
+                Err(UrlError::PlainScheme(Some("socks5".into()))),
             ),
             ("https://h:8443", Err(UrlError::Https)),
             ("HTTPS://h", Err(UrlError::Https)),
-            ("S3cret", Err(UrlError::Scheme(None))),
-            ("S3cret!x://h", Err(UrlError::Scheme(None))),
+            ("S3cret", Err(UrlError::PlainScheme(None))),
+            ("S3cret!x://h", Err(UrlError::PlainScheme(None))),
             (
                 "http://h:8123/?password=S3cret",
                 Err(UrlError::QueryOrFragment("http://h:8123/?***".into())),
@@ -339,6 +398,49 @@ mod tests {
                 assert!(!msg.contains(input), "{input:?} echoed: {msg}");
             }
         }
+    }
+
+    #[test]
+    fn server_urls_take_https() {
+        let u = HttpUrl::parse_server("HTTPS://ch-1.example.com:8443/").unwrap();
+        assert!(u.tls && u.port == 8443, "{u:?}");
+        assert_eq!(u.base(), "https://ch-1.example.com:8443");
+        assert_eq!(HttpUrl::parse_server("https://h").unwrap().port, 443);
+        assert!(!HttpUrl::parse_server("http://h").unwrap().tls);
+        assert_eq!(
+            HttpUrl::parse_server("https://u:S3cret@h"),
+            Err(UrlError::Credentials)
+        );
+        let e = HttpUrl::parse_server("ftp://h").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "only http:// and https:// URLs are supported, not ftp://"
+        );
+        for (h, local) in [
+            ("http://127.0.0.9:1", true),
+            ("http://localhost", true),
+            ("http://[::1]:1", true),
+            ("http://10.0.0.1", false),
+            ("http://ch-1", false),
+        ] {
+            assert_eq!(HttpUrl::parse(h).unwrap().is_loopback(), local, "{h}");
+        }
+    }
+
+    #[test]
+    fn keeper_nodes() {
+        assert_eq!(parse_keeper("zk:2181"), Ok((false, "zk".into(), 2181)));
+        assert_eq!(
+            parse_keeper("TLS://[::1]:2281"),
+            Ok((true, "::1".into(), 2281))
+        );
+        assert_eq!(parse_keeper("tls://zk"), Err(UrlError::NoPort));
+        assert_eq!(
+            parse_keeper("https://zk:1"),
+            Err(UrlError::KeeperScheme(Some("https".into())))
+        );
+        let e = parse_keeper("u:S3cret!://zk:1").unwrap_err().to_string();
+        assert!(!e.contains("S3cret"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The HTTP server of `chops serve` (axum): `/livez`, `/readyz`, `/metrics` and the Alertmanager
 //! webhook `POST /alertmanager`. [`serve`] takes a bound listener, so tests bind port 0.
 
+pub mod conn;
+
 use std::future::Future;
 
 use axum::body::Body;
@@ -34,12 +36,13 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "http server failed");
-    }
+    let h = &app.config.config.http;
+    let bounds = conn::Bounds {
+        header_read: std::time::Duration::from_secs(h.header_timeout_secs),
+        request: std::time::Duration::from_secs(h.request_timeout_secs),
+        max_connections: h.max_connections,
+    };
+    conn::serve(listener, router(app), bounds, shutdown).await
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -124,82 +127,129 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 /// reason in the answer; 503 when the store cannot record (Alertmanager retries); 200 once every
 /// placed alert is recorded.
 async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let m = crate::metrics::get();
+    match webhook(&app, &headers, body).await {
+        Ok(answer) => answer,
+        Err(refusal) => refusal.answer(),
+    }
+}
+
+/// auth → read → parse → place → record → answer.
+async fn webhook(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, Refusal> {
     let (Some(cfg), Some(token)) = (&app.config.config.webhook, &app.webhook_token) else {
-        return text(StatusCode::NOT_FOUND, "no webhook is configured\n");
+        return Err(Refusal::NoWebhook);
     };
-    if !authorized(&headers, token.expose()) {
-        m.webhook_rejected("unauthorized");
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-        )
-            .into_response();
+    if !authorized(headers, token.expose()) {
+        return Err(Refusal::Unauthorized);
     }
-    let cap = cfg.max_body_bytes as usize;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > cap as u64) {
-        m.webhook_rejected("too_large");
-        return text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body over {cap} bytes\n"),
-        );
-    }
-    let bytes = match axum::body::to_bytes(body, cap).await {
-        Ok(b) => b,
-        Err(_) => {
-            m.webhook_rejected("too_large");
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body over {cap} bytes\n"),
-            );
-        }
-    };
-    let payload: alerts::Payload = match serde_json::from_slice(&bytes) {
-        Ok(p) => p,
-        Err(e) => {
-            m.webhook_rejected("malformed");
-            // Position and kind only: serde's message can quote the body back.
-            let what = match e.classify() {
-                serde_json::error::Category::Data => "not the webhook's fields",
-                serde_json::error::Category::Eof => "truncated JSON",
-                _ => "not JSON",
-            };
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "not an Alertmanager payload: {what} at line {}, column {}\n",
-                    e.line(),
-                    e.column()
-                ),
-            );
-        }
-    };
-    let intake = match alerts::intake(&payload, &app.config.config) {
-        Ok(i) => i,
-        Err(e) => {
-            m.webhook_rejected("version");
-            let reason = crate::domain::display::plain(&e.to_string());
-            return text(StatusCode::UNPROCESSABLE_ENTITY, format!("{reason}\n"));
-        }
-    };
+    let bytes = read(headers, body, cfg.max_body_bytes as usize).await?;
+    let payload = parse(&bytes)?;
+    let intake = alerts::intake(&payload, &app.config.config)
+        .map_err(|e| Refusal::Version(crate::domain::display::plain(&e.to_string())))?;
     if payload.truncated_alerts > 0 {
         tracing::warn!(
             truncated = payload.truncated_alerts,
             "webhook: Alertmanager truncated this notification (max_alerts); those alerts are not seen"
         );
     }
+    let m = crate::metrics::get();
     for s in &intake.skipped {
         m.alert_skipped(s.reason());
     }
-    // One line on why alerts were skipped (the first reason, and how many more).
-    let skipped = match intake.skipped.first() {
+    let skipped = skipped_line(&intake.skipped);
+    if intake.records.is_empty() {
+        return Err(Refusal::NoAlertPlaced(skipped));
+    }
+    if !intake.skipped.is_empty() {
+        tracing::warn!(skipped = intake.skipped.len(), first = %skipped, "webhook: alerts skipped");
+    }
+    Ok(record(app, intake, &skipped).await)
+}
+
+/// Why the webhook turned a request away: its status, its `webhook_rejected` label, its answer.
+enum Refusal {
+    /// No `[webhook]` enabled (the route exists, the endpoint does not).
+    NoWebhook,
+    Unauthorized,
+    TooLarge {
+        cap: usize,
+    },
+    /// Not a payload: the answer names position and kind only.
+    Malformed(String),
+    /// A payload version chops does not read (the reason, displayable).
+    Version(String),
+    /// No alert could be placed (the first reason, displayable).
+    NoAlertPlaced(String),
+}
+
+impl Refusal {
+    fn answer(self) -> Response {
+        let label = match &self {
+            Refusal::NoWebhook => None,
+            Refusal::Unauthorized => Some("unauthorized"),
+            Refusal::TooLarge { .. } => Some("too_large"),
+            Refusal::Malformed(_) => Some("malformed"),
+            Refusal::Version(_) => Some("version"),
+            Refusal::NoAlertPlaced(_) => Some("no_alert_placed"),
+        };
+        if let Some(label) = label {
+            crate::metrics::get().webhook_rejected(label);
+        }
+        match self {
+            Refusal::NoWebhook => text(StatusCode::NOT_FOUND, "no webhook is configured\n"),
+            Refusal::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+            )
+                .into_response(),
+            Refusal::TooLarge { cap } => text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {cap} bytes\n"),
+            ),
+            Refusal::Malformed(what) => text(StatusCode::BAD_REQUEST, what),
+            Refusal::Version(reason) | Refusal::NoAlertPlaced(reason) => {
+                text(StatusCode::UNPROCESSABLE_ENTITY, format!("{reason}\n"))
+            }
+        }
+    }
+}
+
+/// The body, at most `cap` bytes (a declared length over it is refused before reading).
+async fn read(headers: &HeaderMap, body: Body, cap: usize) -> Result<axum::body::Bytes, Refusal> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(Refusal::TooLarge { cap });
+    }
+    axum::body::to_bytes(body, cap)
+        .await
+        .map_err(|_| Refusal::TooLarge { cap })
+}
+
+/// The Alertmanager payload, or where and how it is not one.
+fn parse(bytes: &[u8]) -> Result<alerts::Payload, Refusal> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        // Position and kind only: serde's message can quote the body back.
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "not the webhook's fields",
+            serde_json::error::Category::Eof => "truncated JSON",
+            _ => "not JSON",
+        };
+        Refusal::Malformed(format!(
+            "not an Alertmanager payload: {what} at line {}, column {}\n",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// One line on why alerts were skipped (the first reason, and how many more); "" for none.
+fn skipped_line(skipped: &[alerts::Rejection]) -> String {
+    match skipped.first() {
         None => String::new(),
         Some(first) => {
-            let more = intake.skipped.len() - 1;
+            let more = skipped.len() - 1;
             let more = if more > 0 {
                 format!(" (+{more} more)")
             } else {
@@ -207,15 +257,15 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
             };
             crate::domain::display::plain(&format!("{first}{more}"))
         }
-    };
-    if intake.records.is_empty() {
-        m.webhook_rejected("no_alert_placed");
-        return text(StatusCode::UNPROCESSABLE_ENTITY, format!("{skipped}\n"));
     }
-    if !intake.skipped.is_empty() {
-        tracing::warn!(skipped = intake.skipped.len(), first = %skipped, "webhook: alerts skipped");
-    }
+}
+
+/// Record the placed alerts (duplicates are known, not new) and wake the poster for new ones:
+/// 200 with the counts, 503 when the store cannot record.
+async fn record(app: &App, intake: alerts::Intake, skipped: &str) -> Response {
+    let m = crate::metrics::get();
     let received = intake.records.len() as u64;
+    let skipped_n = intake.skipped.len();
     match app
         .store
         .record_alerts(intake.records, crate::clock::now())
@@ -233,7 +283,7 @@ async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) ->
             let skipped = if skipped.is_empty() {
                 String::new()
             } else {
-                format!("; skipped {}: {skipped}", intake.skipped.len())
+                format!("; skipped {skipped_n}: {skipped}")
             };
             text(
                 StatusCode::OK,

@@ -32,13 +32,23 @@ fn severity_of(s: &str, t: Target) -> String {
 /// The header of `i`: its first line says what happened; a resolution, when there is one, comes
 /// first. Discord gets markdown emphasis on our own words only.
 pub fn lines(i: &Incident, t: Target) -> Vec<String> {
-    let bold = |s: String| bold(s, t);
-    let cluster = show(&i.cluster, t);
     let mut out = Vec::new();
     if let Some(r) = &i.resolution {
-        out.push(format!("✅ {} {}", bold("Resolved:".into()), piece(r, t)));
+        out.push(format!(
+            "✅ {} {}",
+            bold("Resolved:".into(), t),
+            piece(r, t)
+        ));
     }
-    match &i.detail {
+    out.extend(detail_lines(&i.detail, &show(&i.cluster, t), t));
+    out
+}
+
+/// What happened, on `cluster` (already shown): one variant's lines.
+fn detail_lines(d: &Detail, cluster: &str, t: Target) -> Vec<String> {
+    let bold = |s: String| bold(s, t);
+    let mut out = Vec::new();
+    match d {
         Detail::Operation {
             op,
             status,
@@ -53,24 +63,7 @@ pub fn lines(i: &Incident, t: Target) -> Vec<String> {
                 bold(format!("{} failed on cluster {cluster}:", op.verb())),
                 piece(name, t)
             ));
-            let shown: Vec<String> = replicas.iter().take(10).map(|r| show(r, t)).collect();
-            let more = replicas.len().saturating_sub(shown.len());
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            out.push(format!(
-                "{} {}{more} · {} · started {}",
-                if replicas.len() > 1 {
-                    "Replicas"
-                } else {
-                    "Replica"
-                },
-                shown.join(", "),
-                show(status, t),
-                utc(*start)
-            ));
+            out.push(where_when(replicas, status, *start, t));
             if !error.is_empty() {
                 out.push(format!("Error: {}", piece(&first_line(error, 2000), t)));
             }
@@ -100,25 +93,20 @@ pub fn lines(i: &Incident, t: Target) -> Vec<String> {
             generator_url,
             starts_at,
         } => {
-            let sev = severity_of(severity, t);
             out.push(format!(
-                "🔥 {}{sev}",
+                "🔥 {}{}",
                 bold(format!(
                     "Alert {} on cluster {cluster}",
                     piece(alertname, t)
-                ))
+                )),
+                severity_of(severity, t)
             ));
             for text in [summary, description] {
                 if !text.is_empty() {
                     out.push(piece(&first_line(text, 2000), t));
                 }
             }
-            let mut source = format!("Started {}", piece(starts_at, t));
-            if let Some(host) = url_host(generator_url) {
-                // The host only: the full link is a button (not unfurled into a preview).
-                source.push_str(&format!(" · source {}", piece(host, t)));
-            }
-            out.push(source);
+            out.push(alert_source(starts_at, generator_url, t));
         }
         Detail::Preflight {
             verdict,
@@ -133,6 +121,43 @@ pub fn lines(i: &Incident, t: Target) -> Vec<String> {
         }
     }
     out
+}
+
+/// A failed operation's replicas, status and start.
+fn where_when(replicas: &[String], status: &str, start: i64, t: Target) -> String {
+    format!(
+        "{} · {} · started {}",
+        replicas_shown(replicas, t),
+        show(status, t),
+        utc(start)
+    )
+}
+
+/// "Replica a" / "Replicas a, b and 3 more" (ten names at most).
+fn replicas_shown(replicas: &[String], t: Target) -> String {
+    let shown: Vec<String> = replicas.iter().take(10).map(|r| show(r, t)).collect();
+    let more = replicas.len().saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let noun = if replicas.len() > 1 {
+        "Replicas"
+    } else {
+        "Replica"
+    };
+    format!("{noun} {}{more}", shown.join(", "))
+}
+
+/// When an alert started, and the host of its source (the full link is a button, not unfurled
+/// into a preview).
+fn alert_source(starts_at: &str, generator_url: &str, t: Target) -> String {
+    let mut source = format!("Started {}", piece(starts_at, t));
+    if let Some(host) = url_host(generator_url) {
+        source.push_str(&format!(" · source {}", piece(host, t)));
+    }
+    source
 }
 
 /// Incidents of one kind shown in one message at most this many lines each.

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::domain::display::plain;
-use crate::domain::{Card, Severity, Verdict};
+use crate::domain::{Card, Section, Severity, Verdict};
 
 struct Style {
     color: bool,
@@ -52,84 +52,20 @@ pub fn render(card: &Card, color: bool) -> String {
 pub fn render_with(card: &Card, color: bool, explain_ranking: bool) -> String {
     let st = Style { color };
     let mut out = String::new();
-    let scope = card.scope.title();
     let _ = writeln!(
         out,
         "{} {} · cluster {} · {}",
         st.bold("chops"),
-        scope,
+        card.scope.title(),
         st.bold(&plain(&card.cluster)),
         st.verdict(card.verdict)
     );
     let _ = writeln!(out, "{}", plain(&card.headline));
-
-    if !card.causes.is_empty() {
-        let _ = writeln!(out, "\n{}", st.bold("Likely causes"));
-        for (i, c) in card.causes.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "  {}. {} {}",
-                i + 1,
-                plain(&c.title),
-                st.dim(&format!("(score {})", c.score))
-            );
-            if explain_ranking {
-                for r in &c.reasons {
-                    let _ = writeln!(out, "       {}", st.dim(&plain(r)));
-                }
-            } else {
-                for e in &c.evidence {
-                    let _ = writeln!(out, "       - {}", plain(e));
-                }
-            }
-        }
-    }
-
+    causes(&mut out, &st, card, explain_ranking);
     for s in &card.sections {
-        let _ = writeln!(
-            out,
-            "\n{} {} {}",
-            st.severity(s.status),
-            st.bold(&plain(&s.title)),
-            st.dim(&match &s.slowest {
-                // The critical path: which replica or node the section waited for.
-                Some(w) => format!(
-                    "{} ms, slowest {} {} ms",
-                    s.elapsed_ms,
-                    plain(&w.name),
-                    w.elapsed_ms
-                ),
-                None => format!("{} ms", s.elapsed_ms),
-            })
-        );
-        for f in &s.findings {
-            let _ = writeln!(out, "  {} {}", st.severity(f.severity), plain(&f.summary));
-            if f.severity > Severity::Ok {
-                for e in &f.evidence {
-                    let _ = writeln!(out, "           {}", st.dim(&plain(e)));
-                }
-            }
-        }
+        section(&mut out, &st, s);
     }
-
-    if !card.next_steps.is_empty() {
-        let _ = writeln!(out, "\n{}", st.bold("Next steps"));
-        for (i, n) in card.next_steps.iter().enumerate() {
-            let on = n
-                .run_on
-                .as_ref()
-                .map(|r| format!(" (on {})", plain(r)))
-                .unwrap_or_default();
-            let _ = writeln!(out, "  {}. {}{on}", i + 1, plain(&n.title));
-            // One line, shown whole: what is copied is exactly what chops built.
-            if let Some(sql) = &n.sql {
-                let _ = writeln!(out, "       {}", st.paint("36", &plain(sql)));
-            }
-            if let Some(note) = &n.note {
-                let _ = writeln!(out, "       {}", st.dim(&format!("note: {}", plain(note))));
-            }
-        }
-    }
+    next_steps(&mut out, &st, card);
     let _ = writeln!(
         out,
         "\n{}",
@@ -141,6 +77,83 @@ pub fn render_with(card: &Card, color: bool, explain_ranking: bool) -> String {
         ))
     );
     out
+}
+
+/// The ranked causes, each with its evidence (or, explaining the ranking, its reasons).
+fn causes(out: &mut String, st: &Style, card: &Card, explain_ranking: bool) {
+    if card.causes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", st.bold("Likely causes"));
+    for (i, c) in card.causes.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {}. {} {}",
+            i + 1,
+            plain(&c.title),
+            st.dim(&format!("(score {})", c.score))
+        );
+        if explain_ranking {
+            for r in &c.reasons {
+                let _ = writeln!(out, "       {}", st.dim(&plain(r)));
+            }
+        } else {
+            for e in &c.evidence {
+                let _ = writeln!(out, "       - {}", plain(e));
+            }
+        }
+    }
+}
+
+/// One check: its status, title and time, then its findings (evidence under the bad ones).
+fn section(out: &mut String, st: &Style, s: &Section) {
+    let _ = writeln!(
+        out,
+        "\n{} {} {}",
+        st.severity(s.status),
+        st.bold(&plain(&s.title)),
+        st.dim(&match &s.slowest {
+            // The critical path: which replica or node the section waited for.
+            Some(w) => format!(
+                "{} ms, slowest {} {} ms",
+                s.elapsed_ms,
+                plain(&w.name),
+                w.elapsed_ms
+            ),
+            None => format!("{} ms", s.elapsed_ms),
+        })
+    );
+    for f in &s.findings {
+        let _ = writeln!(out, "  {} {}", st.severity(f.severity), plain(&f.summary));
+        if f.severity > Severity::Ok {
+            for e in &f.evidence {
+                let _ = writeln!(out, "           {}", st.dim(&plain(e)));
+            }
+        }
+    }
+}
+
+/// The next steps, each with where it runs, its statement and its note.
+fn next_steps(out: &mut String, st: &Style, card: &Card) {
+    if card.next_steps.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", st.bold("Next steps"));
+    for (i, n) in card.next_steps.iter().enumerate() {
+        let on = n
+            .run_on
+            .as_ref()
+            .map(|r| format!(" (on {})", plain(r)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {}. {}{on}", i + 1, plain(&n.title));
+        // One line, shown whole: what is copied is exactly what chops built.
+        if let Some(sql) = &n.sql {
+            let _ = writeln!(out, "       {}", st.paint("36", &plain(sql)));
+        }
+        if let Some(note) = &n.note {
+            let _ = writeln!(out, "       {}", st.dim(&format!("note: {}", plain(note))));
+        }
+    }
 }
 
 /// An action's preview: what will run where, each precondition with its live status.
@@ -218,6 +231,9 @@ pub fn explanation(e: &crate::domain::explain::Explanation, color: bool) -> Stri
     let st = Style { color };
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", st.bold("category:"), e.category.name());
+    if let Some(k) = e.kind {
+        let _ = writeln!(out, "{} {k}", st.bold("kind:"));
+    }
     if let Some(a) = e.also {
         let _ = writeln!(out, "{} {}", st.bold("or:"), a.name());
     }
@@ -237,6 +253,9 @@ pub fn explanation(e: &crate::domain::explain::Explanation, color: bool) -> Stri
     }
     let _ = writeln!(out, "{} {}", st.bold("meaning:"), plain(&e.meaning));
     let _ = writeln!(out, "{} {}", st.bold("error:"), plain(&e.message));
+    for part in &e.unrecognised {
+        let _ = writeln!(out, "{} {}", st.bold("not recognised:"), plain(part));
+    }
     if e.clipped {
         let _ = writeln!(
             out,

@@ -118,7 +118,8 @@ impl Store {
         Ok(store)
     }
 
-    /// A private in-memory store, for tests.
+    /// A private in-memory store, for unit tests.
+    #[cfg(test)]
     pub fn open_in_memory() -> Result<Store, StoreError> {
         Self::start(Connection::open_in_memory()?)
     }

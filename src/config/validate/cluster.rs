@@ -1,5 +1,5 @@
 //! `[clusters.X]`: the name, where the replicas are (listed or discovered), Keeper nodes, the
-//! accounts, deadlines, thresholds, the backup disk and the actions policy.
+//! accounts, deadlines, thresholds, the backup disk and the actions policy (`[tls]`: `tls.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,7 +49,7 @@ pub(super) fn check(raw: &str, cl: &ClusterConfig, p: &mut Problems<'_>) {
         check_discover(&k, d, p);
     }
     for (i, node) in cl.keeper.iter().enumerate() {
-        if let Err(e) = url::parse_host_port(node) {
+        if let Err(e) = url::parse_keeper(node) {
             p.add(
                 k.key(&format!("keeper[{i}]")),
                 format!("'{}' is not host:port: {e}", show_entry(node)),
@@ -70,17 +70,19 @@ fn check_replicas(k: &Keys, replicas: &[ReplicaConfig], p: &mut Problems<'_>) {
         } else if !seen.insert(r.name.as_str()) {
             p.add(key, format!("'{}' is listed twice", url::shown(&r.name)));
         }
-        p.url(k.key(&format!("replicas[{i}].url")), &r.url);
+        p.server_url(k.key(&format!("replicas[{i}].url")), &r.url);
     }
 }
 
 fn check_discover(k: &Keys, d: &DiscoverConfig, p: &mut Problems<'_>) {
-    p.url(k.key("discover.seed"), &d.seed);
-    if d.http_port == 0 {
-        p.add(
-            k.key("discover.http_port"),
-            "must be a port from 1 to 65535",
-        );
+    p.server_url(k.key("discover.seed"), &d.seed);
+    for (key, port) in [("http_port", d.http_port), ("https_port", d.https_port)] {
+        if port == 0 {
+            p.add(
+                k.key(&format!("discover.{key}")),
+                "must be a port from 1 to 65535",
+            );
+        }
     }
     for (h, u) in &d.hosts {
         let key = k.key(&format!("discover.hosts.\"{}\"", show_entry(h)));
@@ -90,7 +92,7 @@ fn check_discover(k: &Keys, d: &DiscoverConfig, p: &mut Problems<'_>) {
                 "the key must be host or host:port, as in system.clusters",
             );
         }
-        p.url(key, u);
+        p.server_url(key, u);
     }
 }
 

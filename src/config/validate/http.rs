@@ -5,6 +5,15 @@ use crate::config::HttpConfig;
 use crate::domain::url;
 
 pub(super) fn check(h: &HttpConfig, p: &mut Problems<'_>) {
+    for (key, value) in [
+        ("http.max_connections", h.max_connections as u64),
+        ("http.header_timeout_secs", h.header_timeout_secs),
+        ("http.request_timeout_secs", h.request_timeout_secs),
+    ] {
+        if value == 0 {
+            p.add(key.into(), "must be at least 1");
+        }
+    }
     if h.enabled && h.listen.parse::<std::net::SocketAddr>().is_err() {
         p.add(
             "http.listen".into(),

@@ -2,6 +2,8 @@
 //! [`Problems`] list, so one `config check` run lists every problem rather than one per edit.
 //! The order of the calls in [`validate`] is the order of the messages.
 
+use std::path::Path;
+
 use super::{Config, ConfigError};
 use crate::domain::thresholds::Levels;
 use crate::domain::url::{self, HttpUrl};
@@ -11,12 +13,15 @@ mod defaults;
 mod discord;
 mod http;
 mod schedule;
+mod tls;
 mod watch;
 mod webhook;
 
+pub(super) use tls::plain_password_warnings;
+
 /// Every problem of `c`, or Ok. One problem is returned as itself, several as
 /// [`ConfigError::Many`].
-pub(super) fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
+pub(super) fn validate(path: &str, dir: &Path, c: &Config) -> Result<(), ConfigError> {
     let mut p = Problems {
         path,
         list: Vec::new(),
@@ -26,6 +31,7 @@ pub(super) fn validate(path: &str, c: &Config) -> Result<(), ConfigError> {
     discord::check(&c.discord, &mut p);
     for (raw, cl) in &c.clusters {
         cluster::check(raw, cl, &mut p);
+        tls::check(raw, cl, dir, &mut p);
     }
     http::check(&c.http, &mut p);
     watch::check(&c.watch, &mut p);
@@ -57,6 +63,13 @@ impl Problems<'_> {
     fn url(&mut self, key: String, u: &str) {
         // The UrlError text never repeats the URL, which may hold a password.
         if let Err(e) = HttpUrl::parse(u) {
+            self.add(key, e.to_string());
+        }
+    }
+
+    /// `u` must be an `http://` or `https://` URL (a ClickHouse server).
+    fn server_url(&mut self, key: String, u: &str) {
+        if let Err(e) = HttpUrl::parse_server(u) {
             self.add(key, e.to_string());
         }
     }

@@ -438,3 +438,53 @@ fn names_are_quoted_in_suggested_sql() {
     let sql = card.next_steps[0].sql.as_deref().unwrap();
     assert!(sql.starts_with("BACKUP DATABASE `we\\`ird` ON CLUSTER 'it\\'s' TO Disk('backups', 'chops-it_s-cluster-"), "{sql}");
 }
+
+#[test]
+fn a_failed_backups_finer_kind_names_its_own_fix() {
+    let backup = |detail: Option<&'static str>, kind| {
+        let mut f = Finding::new(
+            CheckKind::Backups,
+            Severity::Crit,
+            Subject::Backup {
+                replica: "r1".into(),
+                id: "b1".into(),
+                name: "daily".into(),
+            },
+            "r1: BACKUP daily failed".to_string(),
+        )
+        .flag(Flag::BackupError(kind));
+        if let Some(d) = detail {
+            f = f.flag(Flag::BackupDetail(d));
+        }
+        f
+    };
+    let steps = |finding: Finding| {
+        let card = diagnose(
+            &ctx(),
+            Scope::Full,
+            vec![CheckResult {
+                check: CheckKind::Backups,
+                elapsed_ms: 1,
+                findings: vec![finding],
+                slowest: None,
+            }],
+        );
+        card.next_steps
+            .iter()
+            .map(|s| s.title.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    use crate::domain::classify::ErrorKind;
+    // Throttling names the settings to lower; a missing bucket names the bucket; a grant names it.
+    let throttled = steps(backup(Some("store_throttled"), ErrorKind::Network));
+    assert!(
+        throttled.contains("daily on r1:") && throttled.contains("backup_threads"),
+        "{throttled}"
+    );
+    let bucket = steps(backup(Some("store_no_bucket"), ErrorKind::Destination));
+    assert!(bucket.contains("bucket"), "{bucket}");
+    // Without a finer kind the category's general fix stays.
+    let plain = steps(backup(None, ErrorKind::Destination));
+    assert!(plain.contains("allowed_disk"), "{plain}");
+}

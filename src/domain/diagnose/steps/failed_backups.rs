@@ -3,7 +3,7 @@
 
 use super::{Facts, Steps};
 use crate::domain::card::NextStep;
-use crate::domain::classify::ErrorKind;
+use crate::domain::classify::{self, ErrorKind};
 use crate::domain::finding::{CheckKind, Finding, Flag, Subject};
 
 pub(super) fn steps(facts: &Facts<'_>, steps: &mut Steps) {
@@ -25,6 +25,18 @@ fn fix(facts: &Facts<'_>, f: &Finding) -> Option<String> {
         Flag::BackupError(k) => Some(*k),
         _ => None,
     })?;
+    // The finer kind's advice (which grant, which bucket, which throttle setting) before the
+    // category's general fix.
+    let advice = f.flags.iter().find_map(|fl| match fl {
+        Flag::BackupDetail(d) => classify::advice(d),
+        _ => None,
+    });
+    let special = kind == ErrorKind::NameReuse
+        || f.has(Flag::DestinationNotShared)
+        || f.has(Flag::BackupNotFound);
+    if let (Some(a), false) = (advice, special) {
+        return Some(format!("{name} on {replica}: {a}"));
+    }
     Some(match kind {
         ErrorKind::NameReuse => format!("{name} already exists on {replica}: retry with a new, unique name"),
         ErrorKind::Destination if f.has(Flag::DestinationNotShared) => format!("{name}: ON CLUSTER needs a destination every host shares (S3 or a shared disk)"),

@@ -1,0 +1,24 @@
+//! chops' test kit, a dev-dependency of the integration tests and benches (never of the product).
+//!
+//! - [`tls_front`]: a test CA (rcgen) and a TLS front (tokio-rustls) before any local server.
+//! - [`localcluster`]: a local cluster of real Apache ZooKeeper and ClickHouse-engine gateway
+//!   replicas (`scripts/local-cluster.sh`); every server is stopped by its own PID.
+//! - [`shared`]: the one cluster the read-only tests of a process share, stopped when the process
+//!   ends; plain SQL over HTTP; scratch directories.
+//! - [`discord`]: a fake Discord (REST and gateway on loopback) for the real serenity/poise client,
+//!   checking every body against Discord's OpenAPI request schemas ([`openapi`]).
+//! - [`hostile`]: small hostile "ClickHouse servers" (floods, trickles, garbage, hostile names).
+//! - [`http`]: a plain HTTP/1.1 client, one request per connection.
+
+pub mod discord;
+pub mod hostile;
+pub mod http;
+pub mod localcluster;
+pub mod openapi;
+pub mod shared;
+pub mod tls_front;
+
+pub use localcluster::{repo_root, LocalCluster};
+pub use shared::{
+    must, os_user, scratch, shared, solo, solo_async, sql, write_config, Scratch, SharedCluster,
+};

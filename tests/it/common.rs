@@ -1,0 +1,155 @@
+//! Helpers of the integration tests: the test kit's cluster helpers, and running the `chops`
+//! binary built for these tests (its path is known only to this crate's tests), plain and as
+//! `chops act` on a local cluster (the `act` and `act_hostile` modules).
+
+pub use testkit::{must, scratch, shared, sql, write_config, LocalCluster};
+
+use std::process::Command;
+
+pub struct Output {
+    pub code: i32,
+    /// stdout as bytes (to look for raw control characters).
+    pub raw: Vec<u8>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// Run the chops binary with `args`, and `env` added (the rest of the environment is kept).
+pub fn chops(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chops"));
+    cmd.args(args)
+        .env_remove("CHOPS_CONFIG")
+        .current_dir(std::env::temp_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run chops");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        raw: out.stdout.clone(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `chops check WHAT --json` against `config`.
+pub fn check_json(config: &str, what: &str) -> (i32, serde_json::Value) {
+    let out = chops(&["--config", config, "check", what, "--json"], &[]);
+    assert!(
+        out.stderr.is_empty() || out.code <= 2,
+        "stderr: {}",
+        out.stderr
+    );
+    (out.code, out.json())
+}
+
+/// Every finding of a card JSON, as (check, severity, summary).
+pub fn findings(card: &serde_json::Value) -> Vec<(String, String, String)> {
+    card["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["findings"].as_array().unwrap().iter())
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                f["summary"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The first finding of `check` whose summary contains `needle`.
+pub fn find<'a>(
+    card: &'a serde_json::Value,
+    check: &str,
+    needle: &str,
+) -> Option<&'a serde_json::Value> {
+    card["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["findings"].as_array().unwrap().iter())
+        .find(|f| f["check"] == check && f["summary"].as_str().unwrap().contains(needle))
+}
+
+/// Appends `[clusters.local.actions]` to a local cluster's config, letting the OS user act (the
+/// requester comes from the password database), plus `extra` (say, a cooldown).
+pub fn allow_actions(c: &LocalCluster, extra: &str) {
+    let mut text = std::fs::read_to_string(&c.config_path).unwrap();
+    text.push_str(&format!(
+        "\n[clusters.local.actions]\ncli_users = [\"{}\"]\n{extra}\n",
+        testkit::os_user()
+    ));
+    std::fs::write(&c.config_path, text).unwrap();
+}
+
+/// `chops --config <c's config> act ARGS`, run to its end ($USER says someone else: it must not
+/// matter).
+pub fn act(c: &LocalCluster, args: &[&str]) -> Output {
+    let config = c.config_path.to_str().unwrap();
+    let mut all = vec!["--config", config, "act"];
+    all.extend_from_slice(args);
+    chops(&all, &[("USER", "mallory")])
+}
+
+/// `chops --config <c's config> act ARGS` as a process to start.
+pub fn act_command(c: &LocalCluster, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chops"));
+    cmd.arg("--config")
+        .arg(&c.config_path)
+        .arg("act")
+        .args(args)
+        .env_remove("CHOPS_CONFIG")
+        .env("USER", "mallory")
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+/// Every query replica `i` (1-based) received, as (user, query).
+pub fn queries(c: &LocalCluster, i: usize) -> Vec<(String, String)> {
+    let path = c.dir.join(format!("r{i}.queries.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["user"].as_str().unwrap().to_string(),
+                v["query"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Statements the operator account sent to replica `i`.
+pub fn operator_statements(c: &LocalCluster, i: usize) -> Vec<String> {
+    queries(c, i)
+        .into_iter()
+        .filter(|(u, _)| u == "chops_operator")
+        .map(|(_, q)| q)
+        .collect()
+}
+
+/// A `shop` database with one MergeTree table of `rows` rows (something to back up).
+pub fn shop(url: &str, rows: u64) {
+    must(url, "CREATE DATABASE IF NOT EXISTS shop");
+    must(
+        url,
+        "CREATE TABLE IF NOT EXISTS shop.items (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        url,
+        &format!(
+            "INSERT INTO shop.items SELECT number, randomPrintableASCII(100) FROM numbers({rows})"
+        ),
+    );
+}
