@@ -19,7 +19,12 @@ pub fn run(loaded: &Loaded, command: ConfigCommand) -> Result<i32, UserError> {
 }
 
 fn check(loaded: &Loaded) -> Result<i32, UserError> {
+    // Every password variable first (all missing ones at once), then what a target loads
+    // besides (its TLS files).
     loaded.check_secrets(&config::process_env)?;
+    for name in loaded.cluster_names() {
+        loaded.target(Some(&name), &config::process_env)?;
+    }
     if loaded.config.webhook.as_ref().is_some_and(|w| w.enabled) {
         loaded.webhook_token(&config::process_env)?;
     }
