@@ -74,6 +74,9 @@ impl ActCommand {
     }
 }
 
+/// Refuses at once on a broken audit chain; otherwise runs the flow with the actions an earlier
+/// process left `executing` reconciled alongside it (never holding it up, within
+/// [`crate::actions::RECONCILE_WITHIN`]), and says what those became.
 pub async fn run(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
     let common = what.common();
     let target = loaded.target(common.cluster.as_deref(), &config::process_env)?;
