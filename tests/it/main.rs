@@ -5,6 +5,7 @@
 mod common;
 
 mod act;
+mod act_hostile;
 mod bot;
 mod card_snapshots;
 mod config_hostile;
