@@ -19,4 +19,5 @@ mod hostile;
 mod http_bounds;
 mod incidents;
 mod names;
+mod readme;
 mod tls;
