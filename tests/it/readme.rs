@@ -77,7 +77,7 @@ const COMMANDS: &str = "### Commands and who may use them";
 fn alertmanager_example_is_the_shipped_file() {
     let file = read("deploy/prometheus/alertmanager.yml");
     assert!(
-        fenced(&readme(), "yaml").iter().any(|b| *b == file),
+        fenced(&readme(), "yaml").contains(&file),
         "README's alertmanager.yml example differs from deploy/prometheus/alertmanager.yml \
          (the file amtool checks): copy the file into the README's ```yaml block"
     );
