@@ -20,4 +20,5 @@ mod hostile;
 mod http_bounds;
 mod incidents;
 mod names;
+mod readme;
 mod tls;
