@@ -59,6 +59,18 @@ pub struct Health {
     pub discord_connected: AtomicBool,
     /// The stop signal came: start no new post.
     pub stopping: AtomicBool,
+    /// Why the audit's hash chain did not verify at start (actions are refused meanwhile).
+    pub audit_broken: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Why the audit's hash chain did not verify at start, if it did not.
+    pub fn audit_broken(&self) -> Option<String> {
+        self.audit_broken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Shared by every part of `chops serve` (cheap to clone).
@@ -85,6 +97,7 @@ impl App {
                 discord_enabled: speaker.posts_to_discord(),
                 discord_connected: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
+                audit_broken: std::sync::Mutex::new(store.chain_broken()),
             }),
             config,
             store,

@@ -13,9 +13,11 @@
 //!   (`display`), SQL quoting (`sql`), URLs, incidents, time formatting.
 //! - [`clock`]: the one wall clock and the one source of unguessable ids.
 //! - [`config`]: `chops.toml` schema, `validate/` (one validator per section, every problem at
-//!   once), `Secret`, the limits of one answer; secrets from the environment / `.env`.
+//!   once), `Secret`, the limits of one answer; secrets from the environment / `.env` (`env`:
+//!   the working directory's `.env` only, a variable's name echoed only when it looks like one).
 //! - [`metrics`]: the Prometheus families (prometheus-client).
-//! - [`store`]: SQLite on its own thread: offers, confirmations, locks, the audit, incidents.
+//! - [`store`]: SQLite on its own thread: offers, confirmations, locks, incidents; the audit as a
+//!   SHA-256 hash chain (`audit`), the claims of running actions as OS file locks (`claim`).
 //! - [`clickhouse`] and [`keeper`]: adapters. Per-replica HTTP clients over one capped transport
 //!   (`clickhouse/capped.rs`); the four-letter-word TCP client. Failures become
 //!   [`domain::ProbeError`].
@@ -25,8 +27,9 @@
 //!   a seed's replicas, `flight` shares one round among concurrent callers.
 //! - [`render`]: the card as terminal text or JSON; incident headers.
 //! - [`actions`]: remediation. `actions/mod.rs` is the flow (request → confirm → lock → run →
-//!   end); one file per action (`backup`, `restart_replica`), the live pre-checks the guard reads
-//!   in `snapshot`, card buttons in `offer`.
+//!   end); one file per action (`backup`, `restart_replica`), finishing the records of actions
+//!   whose process is gone in `reconcile`, the live pre-checks the guard reads in `snapshot`,
+//!   card buttons in `offer`.
 //! - [`app`]: the state `chops serve` shares (config, store, rounds, where incidents go — the
 //!   `Speak` trait —, health).
 //! - [`automation`]: speaking first: the backup-failure watcher, Alertmanager intake, the

@@ -34,6 +34,7 @@ pub struct Metrics {
     webhook_rejected: Family<Labels, Counter>,
     alerts_skipped: Family<Labels, Counter>,
     incidents_given_up: Counter,
+    audit_chain_broken: Gauge,
     replica_labels: AtomicBool,
 }
 
@@ -61,6 +62,7 @@ impl Metrics {
             webhook_rejected: Family::default(),
             alerts_skipped: Family::default(),
             incidents_given_up: Counter::default(),
+            audit_chain_broken: Gauge::default(),
             replica_labels: AtomicBool::new(false),
             registry: Registry::default(),
         };
@@ -72,7 +74,7 @@ impl Metrics {
         m
     }
 
-    /// The build, checks, probes, Discord interactions and actions.
+    /// The build, checks, probes, Discord interactions, actions and the audit chain.
     fn register_checks(&self, r: &mut Registry) {
         let m = self;
         let info: Family<Labels, Gauge> = Family::default();
@@ -103,6 +105,11 @@ impl Metrics {
             "chops_actions",
             "Remediation actions by kind and outcome",
             m.actions.clone(),
+        );
+        r.register(
+            "chops_audit_chain_broken",
+            "1 when the audit log's hash chain did not verify at start (actions are refused), else 0",
+            m.audit_chain_broken.clone(),
         );
     }
 
@@ -325,6 +332,11 @@ impl Metrics {
 
     pub fn incident_given_up(&self) {
         self.incidents_given_up.inc();
+    }
+
+    /// Whether the audit's hash chain verified (see `store::audit`).
+    pub fn audit_chain_broken(&self, broken: bool) {
+        self.audit_chain_broken.set(i64::from(broken));
     }
 
     /// The Prometheus text format (0.0.4).

@@ -63,7 +63,7 @@ pub async fn run(
         _ => None,
     };
     init_metrics(&loaded);
-    let store = Store::open(&loaded.store_path())?;
+    let store = open_store(&loaded).await?;
     let listener = listen(&loaded, opts.listener.take()).await?;
     let speaker = Arc::new(if opts.no_discord {
         Speaker::nowhere()
@@ -109,6 +109,16 @@ pub async fn run(
     .await;
     tasks.abort_all();
     result
+}
+
+/// Opens the store and verifies the audit's hash chain before anything acts: a broken chain
+/// refuses actions, sets the metric and makes `/readyz` say why (see `store::audit`).
+async fn open_store(loaded: &Loaded) -> Result<Store, RunError> {
+    let store = Store::open(&loaded.store_path())?;
+    if let Err(broken) = store.verify_audit().await? {
+        tracing::error!(%broken, "the audit log does not verify: actions are refused (chops audit --verify)");
+    }
+    Ok(store)
 }
 
 /// Replica labels as configured; every command's interaction counters start at zero.

@@ -1,11 +1,14 @@
 //! The per-replica backup: planned as `Planned::new` (its name on the disk is also its id),
 //! `execute` (as the operator, ASYNC), `look` (its `system.backups` row), `follow` (looks until it
-//! ends), `run` (send and follow) and `reconcile` (its end, after a restart of chops).
+//! ends, or for as long as it may), `run` (send and follow) and `reconcile` (its end, once the
+//! process that sent it is gone). A backup is never recorded failed for want of an answer: one
+//! still running, or on a replica that does not answer, is left running for a later look.
 
 use std::time::{Duration, Instant};
 
 use clickhouse::Row;
 use serde::Deserialize;
+use tokio::sync::watch;
 
 use super::{Ending, OnProgress, Planned, Sending};
 use crate::clickhouse::ReplicaClient;
@@ -138,8 +141,14 @@ pub async fn look(client: &ReplicaClient, id: &str) -> Result<Followed, ProbeErr
     })
 }
 
-/// Send the backup (ASYNC) and follow it by its id until it ends.
-pub(super) async fn run(s: &Sending<'_>, every: Duration, progress: OnProgress<'_>) -> Ending {
+/// Send the backup (ASYNC) and follow it by its id until it ends — or, past `follow_for` (or
+/// once its replica stops answering), leave it running: its end is recorded later.
+pub(super) async fn run(
+    s: &Sending<'_>,
+    every: Duration,
+    follow_for: Option<Duration>,
+    progress: OnProgress<'_>,
+) -> Ending {
     let sent = Instant::now();
     let replica = s.planned.action.replica();
     // Only the server's own refusal means it did not start: after a timeout or a dropped
@@ -152,72 +161,135 @@ pub(super) async fn run(s: &Sending<'_>, every: Duration, progress: OnProgress<'
     }
     progress(&format!("started on {replica}"));
     let id = s.planned.backup_id.as_deref().unwrap_or_default();
-    let (state, summary) = follow(s.replica, id, Some(sent), every, progress).await;
-    Ending::new(state, summary).sent(&s.query_id)
+    let until = Until {
+        deadline: follow_for.map(|d| sent + d),
+        stop: None,
+    };
+    match follow(s.replica, id, Some(sent), every, until, progress).await {
+        Seen::Ended(state, summary) => Ending::new(state, summary),
+        Seen::Running(last) => Ending::new(
+            FinalState::Running,
+            format!(
+                "on {replica} after {} s ({last}); its end is recorded by the next `chops act` \
+                 or start of `chops serve` — see `chops audit`",
+                sent.elapsed().as_secs()
+            ),
+        ),
+    }
+    .sent(&s.query_id)
 }
 
-/// After a restart of chops: the backup's end, looked up by its id.
+/// After its process stopped: the backup's end, looked up by its id; None while it still runs
+/// (or its replica does not answer) when `until` comes — it is left for a later start.
 pub(super) async fn reconcile(
     replica: &ReplicaClient,
     planned: &Planned,
     query_id: &str,
     every: Duration,
-) -> Ending {
+    until: Until,
+) -> Option<Ending> {
     let mut quiet = |_: &str| {};
     let id = planned.backup_id.as_deref().unwrap_or_default();
-    let (state, summary) = follow(replica, id, None, every, &mut quiet).await;
-    Ending::new(state, format!("after a restart of chops: {summary}")).sent(query_id)
+    match follow(replica, id, None, every, until, &mut quiet).await {
+        Seen::Ended(state, summary) => {
+            Some(Ending::new(state, format!("after a restart of chops: {summary}")).sent(query_id))
+        }
+        Seen::Running(_) => None,
+    }
 }
 
-/// Look at the backup's row until it ends (looks soon, then every `every` at most); the final
-/// state and one line. `sent`: when this process sent it (None: before a restart of chops).
+/// When following stops without an end.
+pub(super) struct Until {
+    /// No look starts after this.
+    pub deadline: Option<Instant>,
+    /// Turns true when the process has nothing else to do: stop between looks.
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+/// Where following a backup stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// Its end, and one line.
+    Ended(FinalState, String),
+    /// Still running (or its replica not answering) when following stopped: the last line seen.
+    Running(String),
+}
+
+/// Consecutive looks without an answer before following stops (the backup is not known to end).
+const MISSES: u32 = 20;
+
+/// Look at the backup's row until it ends or `until` comes (looks soon, then every `every` at
+/// most). `sent`: when this process sent it (None: another process did). At least one look.
 pub(super) async fn follow(
     replica: &ReplicaClient,
     id: &str,
     sent: Option<Instant>,
     every: Duration,
+    mut until: Until,
     progress: OnProgress<'_>,
-) -> (FinalState, String) {
-    let name = &replica.name;
+) -> Seen {
     let mut misses = 0;
     // Look soon, then less often: a small backup ends in a second, a big one takes hours.
     let mut wait = Duration::from_millis(200);
     loop {
-        match look(replica, id).await {
-            Ok(Followed::Running(p)) => {
-                misses = 0;
-                progress(&p.line());
-            }
-            Ok(Followed::Created(p)) => {
-                return (
-                    FinalState::Succeeded,
-                    format!("backup created on {name}: {}", p.line()),
-                )
-            }
-            Ok(Followed::Failed {
-                status,
-                error,
-                meaning,
-            }) => {
-                let why = format!("{status} on {name}: {error} ({meaning})");
-                return (FinalState::Failed, why);
-            }
-            Ok(Followed::Lost { uptime_secs }) => {
-                let since = sent.map(|t| t.elapsed().as_secs());
-                return (FinalState::Failed, lost(name, uptime_secs, since));
-            }
-            Err(e) => {
-                // A replica that stops answering while it backs up: say so, keep looking a while.
-                misses += 1;
-                progress(&format!("no answer from {name} ({e})"));
-                if misses >= 20 {
-                    let why = format!("lost sight of the backup: {name} stopped answering ({e})");
-                    return (FinalState::Failed, why);
-                }
-            }
+        let seen = look(replica, id).await;
+        misses = if seen.is_err() { misses + 1 } else { 0 };
+        let line = match judge(seen, &replica.name, sent) {
+            Ok(end) => return end,
+            Err(line) => line,
+        };
+        progress(&line);
+        if misses >= MISSES {
+            return Seen::Running(format!("lost sight of it: {line}"));
         }
-        tokio::time::sleep(wait).await;
+        let nap = match until.deadline {
+            Some(d) if Instant::now() + wait > d => return Seen::Running(line),
+            _ => wait,
+        };
+        let stopped = async {
+            match until.stop.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(nap) => {}
+            _ = stopped => return Seen::Running(line),
+        }
         wait = (wait * 2).min(every);
+    }
+}
+
+/// One look: its end (Ok), or the line to show while it runs or does not answer (Err).
+fn judge(
+    seen: Result<Followed, ProbeError>,
+    name: &str,
+    sent: Option<Instant>,
+) -> Result<Seen, String> {
+    match seen {
+        Ok(Followed::Running(p)) => Err(p.line()),
+        Ok(Followed::Created(p)) => Ok(Seen::Ended(
+            FinalState::Succeeded,
+            format!("backup created on {name}: {}", p.line()),
+        )),
+        Ok(Followed::Failed {
+            status,
+            error,
+            meaning,
+        }) => Ok(Seen::Ended(
+            FinalState::Failed,
+            format!("{status} on {name}: {error} ({meaning})"),
+        )),
+        Ok(Followed::Lost { uptime_secs }) => {
+            let since = sent.map(|t| t.elapsed().as_secs());
+            Ok(Seen::Ended(
+                FinalState::Failed,
+                lost(name, uptime_secs, since),
+            ))
+        }
+        Err(e) => Err(format!("no answer from {name} ({e})")),
     }
 }
 
@@ -228,5 +300,43 @@ fn lost(replica: &str, uptime_secs: Option<u64>, since: Option<u64>) -> String {
         (Some(u), Some(since)) if u < since => format!("{replica} has no row for it and has been up only {u} s: the server restarted, and system.backups is in memory — look for the backup on the disk"),
         (Some(u), None) => format!("{replica} has no row for it (up {u} s): system.backups is in memory, so a restart of the server forgets it — look for the backup on the disk"),
         _ => format!("{replica} has no row for it in system.backups"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(status: &str) -> BackupProgress {
+        BackupProgress {
+            status: status.into(),
+            num_files: 3,
+            total_size: 2048,
+            bytes_read: 1024,
+            elapsed_secs: 9,
+        }
+    }
+
+    #[test]
+    fn only_an_answer_with_an_end_ends_it() {
+        let running = judge(
+            Ok(Followed::Running(progress("CREATING_BACKUP"))),
+            "r1",
+            None,
+        );
+        assert_eq!(
+            running,
+            Err("CREATING_BACKUP: 3 files, 2.0 KiB written, 1.0 KiB read, 9 s".into())
+        );
+        let silent = judge(Err(ProbeError::Timeout { after_ms: 2000 }), "r1", None);
+        assert!(silent.unwrap_err().starts_with("no answer from r1"));
+        let created = judge(
+            Ok(Followed::Created(progress("BACKUP_CREATED"))),
+            "r1",
+            None,
+        );
+        assert!(matches!(created, Ok(Seen::Ended(FinalState::Succeeded, _))));
+        let lost = judge(Ok(Followed::Lost { uptime_secs: None }), "r1", None);
+        assert!(matches!(lost, Ok(Seen::Ended(FinalState::Failed, _))));
     }
 }

@@ -1,21 +1,27 @@
 //! Remediation: the flow every entry point shares (Discord buttons and commands, `chops act`),
 //! here; each action's own code in its file (`backup`, `restart_replica`: plan, execute, run,
-//! reconcile after a restart of chops); the live pre-checks the guard reads in `snapshot`; card
-//! buttons in `offer`.
+//! reconcile after a restart of chops); finishing the records of actions whose process is gone
+//! in `reconcile`; the live pre-checks the guard reads in `snapshot`; card buttons in `offer`.
 //!
 //! The flow:
 //!
-//! request → guard (role, live preconditions) → preview + confirmation row → confirm (single use,
-//! requester only, approval when two-person) → re-check with fresh probes → lock → audit intent →
-//! execute as the operator → follow → re-check → audit outcome → cooldown, unlock.
+//! request → guard (role, live preconditions) → preview + confirmation row → claim + confirm
+//! (single use, requester only, approval when two-person) → re-check with fresh probes → lock →
+//! audit intent → execute as the operator → follow → re-check → audit outcome → cooldown, unlock.
 //!
-//! The store decides what must be exclusive (confirm, lock) in one SQL statement each, so any
-//! number of processes can share it.
+//! The store decides what must be exclusive (confirm, lock, an action's end) in one SQL statement
+//! or transaction each, so any number of processes can share it. The process that confirms an
+//! action claims it first (an OS file lock, see `store::Claim`) and holds the claim until its end
+//! is recorded: others leave it alone while it runs, and finish it only once that process is gone.
+//! Nothing is requested or run while the audit's hash chain is found broken.
 
 pub mod backup;
 pub mod offer;
+mod reconcile;
 pub mod restart_replica;
 pub mod snapshot;
+
+pub use reconcile::RECONCILE_WITHIN;
 
 use std::time::{Duration, Instant};
 
@@ -46,7 +52,13 @@ pub struct Actor<'a> {
     pub store: &'a Store,
     /// How often a running backup is looked at.
     pub follow_every: Duration,
+    /// How long a backup is followed before it is left running (its end is then recorded by a
+    /// later start of chops); None: until it ends.
+    pub follow_for: Option<Duration>,
 }
+
+/// How long a confirm waits for another click on the same action to let go of its claim.
+const CLAIM_WAIT: Duration = Duration::from_secs(3);
 
 /// Why the flow stopped before anything ran. Shown to the user as is.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +82,32 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// The statement, derived again from the typed action (and the backup id chops chose): what
+    /// runs never comes from SQL text read back from the store.
+    pub fn derived(&self) -> Result<String, String> {
+        match &self.action {
+            Action::BackupReplica { .. } => {
+                let id = self.backup_id.as_deref().unwrap_or_default();
+                let prefix = crate::domain::sql::backup_name(
+                    self.action.cluster(),
+                    self.action.replica(),
+                    "",
+                );
+                let stamp = id.strip_prefix(&prefix).unwrap_or_default();
+                // `YYYYMMDDTHHMMSS`, as `Planned::new` names it.
+                let ok = stamp.len() == 15
+                    && stamp
+                        .char_indices()
+                        .all(|(i, c)| if i == 8 { c == 'T' } else { c.is_ascii_digit() });
+                if !ok {
+                    return Err("its backup id is not one chops chose".into());
+                }
+                Ok(self.action.sql_with_id(id, id))
+            }
+            Action::RestartReplica { .. } => Ok(restart_replica::plan(&self.action)),
+        }
+    }
+
     pub fn new(action: Action, now: i64) -> Planned {
         match &action {
             Action::BackupReplica { .. } => {
@@ -126,6 +164,7 @@ impl Outcome {
             FinalState::Failed => "failed",
             FinalState::Refused => "refused",
             FinalState::DryRun => "dry run",
+            FinalState::Running => "still running",
         }
     }
 }
@@ -175,6 +214,7 @@ impl Actor<'_> {
         place: &str,
         dry_run: bool,
     ) -> Result<Preview, FlowError> {
+        self.chain_intact()?;
         let now = now();
         self.replica(action.replica())?;
         let planned = Planned::new(action.clone(), now);
@@ -313,7 +353,13 @@ impl Actor<'_> {
         who: &Requester,
         progress: OnProgress<'_>,
     ) -> Result<Result<Outcome, Transition>, FlowError> {
+        self.chain_intact()?;
         let (uid, _) = ids(who);
+        // The claim before the row says `executing`: from then on, anyone who finds the row
+        // executing also finds its owner's claim held, for as long as this process runs it.
+        let Some(claim) = self.store.claim_within(id, CLAIM_WAIT).await? else {
+            return Ok(Err(Transition::AlreadyDone(ConfirmationState::Executing)));
+        };
         let t = self.store.confirm(id, uid, now()).await?;
         let conf = self.store.confirmation(id).await?;
         if t != Transition::Done {
@@ -326,7 +372,21 @@ impl Actor<'_> {
         let conf = conf.ok_or_else(|| FlowError::User("This action is unknown.".into()))?;
         self.audit_conf(&conf, "confirmed", None, None, None, None)
             .await?;
-        self.run(&conf, who, progress).await.map(Ok)
+        let outcome = self.run(&conf, who, progress).await;
+        drop(claim);
+        outcome.map(Ok)
+    }
+
+    /// Refuses to act while the audit's hash chain is found broken: whatever ran would be
+    /// recorded on a log that cannot be trusted.
+    fn chain_intact(&self) -> Result<(), FlowError> {
+        match self.store.chain_broken() {
+            None => Ok(()),
+            Some(why) => Err(FlowError::User(format!(
+                "Actions are refused: the audit log does not verify ({why}). \
+                 Look at it with `chops audit --verify`."
+            ))),
+        }
     }
 
     /// From a confirmed row to its end: re-check, lock, intent, execute, follow, outcome.
@@ -358,6 +418,21 @@ impl Actor<'_> {
     ) -> Result<Outcome, FlowError> {
         let planned: Planned = serde_json::from_str(&conf.action_json)
             .map_err(|e| FlowError::User(format!("This action cannot be read back ({e}).")))?;
+        // What runs is derived from the typed action; it must be what the preview showed.
+        let statement = match planned.derived() {
+            Ok(s) if s == conf.sql => s,
+            other => {
+                let why = other.err().unwrap_or_else(|| {
+                    "its stored statement is not the one its action makes".into()
+                });
+                let ending = Ending::new(FinalState::Refused, format!("{why}: nothing was sent"));
+                return self.end(conf, ending, started).await;
+            }
+        };
+        let planned = Planned {
+            statement,
+            ..planned
+        };
         let now = now();
         let target = planned.action.key();
         let ttl = match planned.action {
@@ -365,8 +440,8 @@ impl Actor<'_> {
             Action::RestartReplica { .. } => 600,
         };
         // The lock first, then the re-check under it: two confirmations of the same target can
-        // never both pass the checks. The owner names this process, so a later start can tell a
-        // live action from one whose process died.
+        // never both pass the checks. The owner names the action, so whoever records its end
+        // after this process is gone can release it.
         let owner = lock_owner(&conf.id);
         if let Err(held) = self.store.try_lock(&target, &owner, now, ttl).await? {
             let by = held.owner.split('@').next().unwrap_or(&held.owner);
@@ -378,15 +453,26 @@ impl Actor<'_> {
         let result = self
             .checked(conf, &planned, who, progress, started, now)
             .await;
-        // The cooldown starts before the lock goes, so no one slips in between.
-        let ran = matches!(&result, Ok(o) if matches!(o.state, FinalState::Succeeded | FinalState::Failed));
-        if ran && self.policy.cooldown_secs > 0 {
-            self.store
-                .set_cooldown(&target, now + self.policy.cooldown_secs)
-                .await?;
+        let state = result.as_ref().ok().map(|o| o.state);
+        // Still running: the lock stays, for whoever records its end (see `reconcile`).
+        if state == Some(FinalState::Running) {
+            return result;
+        }
+        // The cooldown starts when it ended, before the lock goes, so no one slips in between.
+        if matches!(state, Some(FinalState::Succeeded | FinalState::Failed)) {
+            self.cool_down(&target).await?;
         }
         self.store.unlock(&target, &owner).await?;
         result
+    }
+
+    /// The target's cooldown, from now (an action's end).
+    async fn cool_down(&self, target: &str) -> Result<(), FlowError> {
+        if self.policy.cooldown_secs > 0 {
+            let until = now().saturating_add(self.policy.cooldown_secs);
+            self.store.set_cooldown(target, until).await?;
+        }
+        Ok(())
     }
 
     /// Under the lock: things change between the preview and the click, so decide again on
@@ -422,7 +508,7 @@ impl Actor<'_> {
         let statement = &planned.statement;
         // A dry run sends nothing and so writes no intent: its record is the dry-run row.
         if conf.dry_run {
-            let why = format!("dry run: would run on {}: {statement}", action.replica());
+            let why = format!("would run on {}: {statement}", action.replica());
             return self
                 .end(conf, Ending::new(FinalState::DryRun, why), started)
                 .await;
@@ -439,7 +525,7 @@ impl Actor<'_> {
             .await?;
         let ending = match action {
             Action::BackupReplica { .. } => {
-                backup::run(&sending, self.follow_every, progress).await
+                backup::run(&sending, self.follow_every, self.follow_for, progress).await
             }
             Action::RestartReplica {
                 database, table, ..
@@ -467,16 +553,18 @@ impl Actor<'_> {
         } else {
             format!("{summary}; {}", details.join("; "))
         };
-        self.audit_conf(
-            conf,
-            decision(state),
-            Some(outcome),
-            None,
-            query_id.as_deref(),
-            Some(ms),
-        )
-        .await?;
-        self.store.finish(&conf.id, state).await?;
+        let qid = query_id.as_deref();
+        if state == FinalState::Running {
+            // No end yet: a row that says so; the confirmation stays `executing`.
+            self.audit_conf(conf, decision(state), Some(outcome), None, qid, Some(ms))
+                .await?;
+        } else {
+            let row = self.audit_row(conf, decision(state), Some(outcome), None, qid, Some(ms));
+            count_action(&conf.action_key, decision(state));
+            if !self.store.end_action(&conf.id, state, row).await? {
+                tracing::warn!(action = %conf.id, "its end was already recorded; this one is not");
+            }
+        }
         Ok(Outcome {
             id: conf.id.clone(),
             state,
@@ -496,31 +584,43 @@ impl Actor<'_> {
         duration_ms: Option<i64>,
     ) -> Result<(), FlowError> {
         count_action(&c.action_key, decision);
+        let row = self.audit_row(c, decision, outcome, sql, query_id, duration_ms);
+        self.store.audit(row).await?;
+        Ok(())
+    }
+
+    /// An audit row of a confirmed action (`outcome` is the reason when it was refused).
+    fn audit_row(
+        &self,
+        c: &Confirmation,
+        decision: &str,
+        outcome: Option<String>,
+        sql: Option<&str>,
+        query_id: Option<&str>,
+        duration_ms: Option<i64>,
+    ) -> AuditRow {
         let (reason, outcome) = if decision == "refused" {
             (outcome, None)
         } else {
             (None, outcome)
         };
-        self.store
-            .audit(AuditRow {
-                action_id: c.id.clone(),
-                time: now(),
-                cluster: c.cluster.clone(),
-                replica: c.replica.clone(),
-                action_key: c.action_key.clone(),
-                sql: sql.unwrap_or(&c.sql).to_string(),
-                requester_id: Some(c.requester_id).filter(|id| *id != 0),
-                requester_name: c.requester_name.clone(),
-                approver: c.approver_name.clone(),
-                place: c.place.clone(),
-                decision: decision.to_string(),
-                reason,
-                query_id: query_id.map(str::to_string),
-                outcome,
-                duration_ms,
-            })
-            .await?;
-        Ok(())
+        AuditRow {
+            action_id: c.id.clone(),
+            time: now(),
+            cluster: c.cluster.clone(),
+            replica: c.replica.clone(),
+            action_key: c.action_key.clone(),
+            sql: sql.unwrap_or(&c.sql).to_string(),
+            requester_id: Some(c.requester_id).filter(|id| *id != 0),
+            requester_name: c.requester_name.clone(),
+            approver: c.approver_name.clone(),
+            place: c.place.clone(),
+            decision: decision.to_string(),
+            reason,
+            query_id: query_id.map(str::to_string),
+            outcome,
+            duration_ms,
+        }
     }
 
     /// An audit row of a request (before it has a confirmation row, or as it gets one).
@@ -553,72 +653,6 @@ impl Actor<'_> {
             })
             .await?;
         Ok(())
-    }
-
-    /// After a crash: every action left `executing` gets its real end (a backup is looked up by
-    /// its id; a restart is re-checked) and an outcome row. Returns what was reconciled.
-    pub async fn reconcile(&self) -> Result<Vec<Outcome>, FlowError> {
-        let mut out = Vec::new();
-        for conf in self.store.unfinished().await? {
-            if conf.cluster != self.cluster.name {
-                continue;
-            }
-            out.extend(self.reconcile_one(&conf).await?);
-        }
-        Ok(out)
-    }
-
-    /// One action left `executing`; none when its process still runs (another `chops act`, the
-    /// bot): it is not ours to end.
-    async fn reconcile_one(&self, conf: &Confirmation) -> Result<Option<Outcome>, FlowError> {
-        let started = Instant::now();
-        let failed = |why: String| Ending::new(FinalState::Failed, why);
-        let Ok(planned) = serde_json::from_str::<Planned>(&conf.action_json) else {
-            let why = "after a restart of chops: the action cannot be read back";
-            let outcome = self.end(conf, failed(why.into()), started).await?;
-            return Ok(Some(outcome));
-        };
-        let action = &planned.action;
-        let mine = self.own_lock(&conf.id, action.key()).await?;
-        if mine.as_deref().is_some_and(owner_alive) {
-            return Ok(None);
-        }
-        let Ok(replica) = self.replica(action.replica()) else {
-            let why = format!(
-                "after a restart of chops: {} is no longer in the cluster; look at it by hand",
-                action.replica()
-            );
-            return Ok(Some(self.end(conf, failed(why), started).await?));
-        };
-        let qid = format!("chops-{}", conf.id);
-        let ending = match action {
-            Action::BackupReplica { .. } => {
-                backup::reconcile(replica, &planned, &qid, self.follow_every).await
-            }
-            Action::RestartReplica {
-                database, table, ..
-            } => restart_replica::reconcile(replica, action, database, table, &qid).await,
-        };
-        let outcome = self.end(conf, ending, started).await?;
-        if let Some(owner) = mine {
-            self.store.unlock(&action.key(), &owner).await?;
-        }
-        Ok(Some(outcome))
-    }
-
-    /// The owner of `key`'s lock (expired or not) when the lock is action `id`'s.
-    async fn own_lock(&self, id: &str, key: String) -> Result<Option<String>, FlowError> {
-        let held: Option<String> = self
-            .store
-            .call(move |c| {
-                use rusqlite::OptionalExtension;
-                c.query_row("SELECT owner FROM locks WHERE target = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()
-            })
-            .await?;
-        Ok(held.filter(|o| o.split('@').next() == Some(id)))
     }
 }
 
@@ -684,6 +718,7 @@ fn decision(state: FinalState) -> &'static str {
         FinalState::Failed => "failed",
         FinalState::Refused => "refused",
         FinalState::DryRun => "dry-run",
+        FinalState::Running => "still-running",
     }
 }
 
@@ -710,27 +745,10 @@ fn unknown_name(action: &Action, snap: &Snapshot) -> Option<String> {
     }
 }
 
-/// The lock owner for an action run by this process: `<action id>@<pid>`.
+/// The lock owner for an action run by this process: `<action id>@<pid>` (the PID is only shown;
+/// who owns a running action is its claim, see `store::Claim`).
 fn lock_owner(id: &str) -> String {
     format!("{id}@{}", std::process::id())
-}
-
-/// Whether the process named in a lock owner (`<id>@<pid>`) still runs on this machine.
-fn owner_alive(owner: &str) -> bool {
-    let Some(pid) = owner
-        .rsplit_once('@')
-        .and_then(|(_, p)| p.parse::<i32>().ok())
-    else {
-        return false;
-    };
-    if pid as u32 == std::process::id() {
-        return true;
-    }
-    // Signal 0 sends nothing; it only asks whether the process exists (EPERM: it does, not ours).
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) | Err(nix::errno::Errno::EPERM) => true,
-        Err(_) => false,
-    }
 }
 
 /// (id, name) as the store keeps them; a terminal user has id 0.

@@ -1,6 +1,7 @@
 //! `SYSTEM RESTART REPLICA db.table` on one replica: `plan` (the SQL), `execute` (as the operator,
 //! synchronous, bounded), `look` (the table's `system.replicas` row, before and after), `run`
-//! (look, execute, look) and `reconcile` (its end, after a restart of chops, from the query log).
+//! (look, execute, look) and `reconcile` (its end, once the process that sent it is gone, from
+//! the query log — left for later while that log can still learn it).
 
 use std::time::Duration;
 
@@ -79,8 +80,12 @@ pub async fn look(
 }
 
 /// How a statement ended, by its query id, from the server's `system.query_log`: None when the
-/// log has no trace of it (no query log, not flushed yet, or never sent).
-pub async fn ran(client: &ReplicaClient, query_id: &str) -> Option<Result<(), String>> {
+/// log has no trace of it (no query log, not flushed yet, or never sent); Err when the server
+/// could not be asked.
+pub async fn ran(
+    client: &ReplicaClient,
+    query_id: &str,
+) -> Result<Option<Result<(), String>>, ProbeError> {
     #[derive(Debug, Clone, Row, Deserialize)]
     struct Logged {
         #[serde(deserialize_with = "crate::clickhouse::lossy")]
@@ -90,13 +95,14 @@ pub async fn ran(client: &ReplicaClient, query_id: &str) -> Option<Result<(), St
     }
     const SQL: &str = "SELECT toString(type) AS kind, exception FROM system.query_log \
          WHERE query_id = ? AND type != 'QueryStart' ORDER BY event_time DESC LIMIT 1";
-    let rows: Vec<Logged> = client.fetch(SQL, &[query_id]).await.ok()?;
-    let row = rows.into_iter().next()?;
-    Some(if row.kind == "QueryFinish" {
-        Ok(())
-    } else {
-        Err(crate::domain::text::first_line(&row.exception, 300))
-    })
+    let rows: Vec<Logged> = client.fetch(SQL, &[query_id]).await?;
+    Ok(rows.into_iter().next().map(|row| {
+        if row.kind == "QueryFinish" {
+            Ok(())
+        } else {
+            Err(crate::domain::text::first_line(&row.exception, 300))
+        }
+    }))
 }
 
 /// "shop.orders on ch-2: read-only, queue 340 → writable, queue 12".
@@ -149,16 +155,29 @@ pub(super) async fn run(
     ending.details(details).sent(&s.query_id)
 }
 
-/// After a restart of chops: whether the statement ran (the server's query log knows, when it
-/// has one), and the table as it is now.
+/// How long after its statement was sent a restart without a trace in `system.query_log` may
+/// still get one: the statement's own limit, plus the log's flush interval (7.5 s) with room.
+pub const QUERY_LOG_GRACE_SECS: i64 = EXECUTE_LIMIT.as_secs() as i64 + 30;
+
+/// After its process stopped: whether the statement ran (the server's query log knows, when it
+/// has one), and the table as it is now. None while that cannot be learned yet (the replica does
+/// not answer, or the log may still get its trace): it is left for a later start.
 pub(super) async fn reconcile(
     replica: &ReplicaClient,
     action: &Action,
-    database: &str,
-    table: &str,
     query_id: &str,
-) -> Ending {
-    let ran = ran(replica, query_id).await;
+    secs_since_sent: i64,
+) -> Option<Ending> {
+    let Action::RestartReplica {
+        database, table, ..
+    } = action
+    else {
+        return None;
+    };
+    let ran = ran(replica, query_id).await.ok()?;
+    if ran.is_none() && secs_since_sent < QUERY_LOG_GRACE_SECS {
+        return None;
+    }
     let now_row = look(replica, database, table).await.ok().flatten();
     let details = vec![before_after(action, None, now_row.as_ref())];
     let ending = match ran {
@@ -175,5 +194,5 @@ pub(super) async fn reconcile(
             "after a restart of chops: outcome unknown (no trace in system.query_log); the table as it is now",
         ),
     };
-    ending.details(details).sent(query_id)
+    Some(ending.details(details).sent(query_id))
 }

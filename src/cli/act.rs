@@ -1,6 +1,10 @@
 //! `chops act backup|restart-replica`: one remediation on one replica, guarded like the bot's
 //! buttons (policy `cli_users`, live preconditions, confirmation, lock, audit, progress).
-//! Exit 0 done (or dry run), 1 refused or not confirmed, 2 failed, 3 usage.
+//! Exit 0 done (or dry run), 1 refused or not confirmed, 2 failed, 3 usage (or the audit log
+//! does not verify), 4 still running after `--follow-secs`.
+//!
+//! Actions an earlier process left `executing` are reconciled alongside this one (only those
+//! whose claim can be taken, see `actions::reconcile`), never before it.
 
 use std::io::IsTerminal;
 
@@ -15,6 +19,9 @@ use crate::domain::display::plain;
 use crate::domain::guard::Requester;
 use crate::render;
 use crate::store::{FinalState, Store};
+
+/// The backup was left running past `--follow-secs` (its end is recorded later, `chops audit`).
+pub const EXIT_STILL_RUNNING: i32 = 4;
 
 #[derive(Debug, Subcommand)]
 pub enum ActCommand {
@@ -53,6 +60,10 @@ pub struct ActArgs {
     /// Do not ask: confirm at once (needed when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Follow a backup this long at most; then leave it running and exit 4 (its end is recorded
+    /// by the next `chops act` or start of `chops serve`, see `chops audit`).
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub follow_secs: u64,
 }
 
 impl ActCommand {
@@ -63,6 +74,9 @@ impl ActCommand {
     }
 }
 
+/// Refuses at once on a broken audit chain; otherwise runs the flow with the actions an earlier
+/// process left `executing` reconciled alongside it (never holding it up, within
+/// [`crate::actions::RECONCILE_WITHIN`]), and says what those became.
 pub async fn run(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
     let common = what.common();
     let target = loaded.target(common.cluster.as_deref(), &config::process_env)?;
@@ -72,15 +86,43 @@ pub async fn run(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
     policy.has_operator = operator.is_some();
     let cluster = Cluster::connect(&target).await?;
     let store = Store::open(&loaded.store_path())?;
+    if let Err(broken) = store.verify_audit().await? {
+        return Err(UserError::Usage(format!(
+            "the audit log does not verify ({broken}): actions are refused until it is looked at (chops audit --verify)"
+        )));
+    }
     let actor = Actor {
         cluster: &cluster,
         operator,
         policy: &policy,
         store: &store,
         follow_every: std::time::Duration::from_millis(500),
+        follow_for: Some(std::time::Duration::from_secs(common.follow_secs)),
     };
-    finish_earlier(&actor).await?;
-    let action = action(&cluster, &target, &what).await?;
+    let within = crate::actions::RECONCILE_WITHIN;
+    let (code, recorded) = actor
+        .alongside(within, flow(&actor, &cluster, &target, &what))
+        .await;
+    for o in recorded {
+        eprintln!(
+            "chops: action {} left unfinished earlier, now {}: {}",
+            o.id,
+            o.state_label(),
+            plain(&o.summary)
+        );
+    }
+    code
+}
+
+/// Once the actor is set up: the action, its preview, the confirmation, the run.
+async fn flow(
+    actor: &Actor<'_>,
+    cluster: &Cluster,
+    target: &ClusterTarget,
+    what: &ActCommand,
+) -> Result<i32, UserError> {
+    let common = what.common();
+    let action = action(cluster, target, what).await?;
     let user = os_user();
     let who = Requester::Cli { user: user.clone() };
     let place = format!("cli:{user}");
@@ -93,24 +135,10 @@ pub async fn run(loaded: &Loaded, what: ActCommand) -> Result<i32, UserError> {
         Err(e) => return Err(e.into()),
     };
     eprint!("{}", render::terminal::preview(&preview));
-    if !common.yes && !confirmed(&actor, &preview.id, &who).await {
+    if !common.yes && !confirmed(actor, &preview.id, &who).await? {
         return Ok(1);
     }
-    execute(&actor, &preview, &who).await
-}
-
-/// An earlier `chops act` or `chops serve` that died mid-action left it `executing`: finish its
-/// record first (a backup is looked up by its id, a restart re-checked).
-async fn finish_earlier(actor: &Actor<'_>) -> Result<(), UserError> {
-    for o in actor.reconcile().await? {
-        eprintln!(
-            "chops: action {} left unfinished earlier, now {}: {}",
-            o.id,
-            o.state_label(),
-            plain(&o.summary)
-        );
-    }
-    Ok(())
+    execute(actor, &preview, &who).await
 }
 
 /// The action the command asks for, on the target's cluster.
@@ -164,22 +192,24 @@ fn split_table(table: &str, database: Option<&str>) -> Result<(String, String), 
     }
 }
 
-/// Ask on the terminal; without one, refuse (`--yes` is how scripts confirm). A "no" cancels
-/// the preview.
-async fn confirmed(actor: &Actor<'_>, id: &str, who: &Requester) -> bool {
+/// Ask on the terminal; without one, refuse (`--yes` is how scripts confirm) and cancel the
+/// preview, since nothing can confirm it later: no pending confirmation is left behind. A "no"
+/// cancels it too.
+async fn confirmed(actor: &Actor<'_>, id: &str, who: &Requester) -> Result<bool, UserError> {
     if !std::io::stdin().is_terminal() {
+        actor.cancel(id, who).await?;
         eprintln!("chops: not confirmed: add --yes to run without a prompt");
-        return false;
+        return Ok(false);
     }
     eprint!("Type yes to run it: ");
     let mut answer = String::new();
     let _ = std::io::stdin().read_line(&mut answer);
     if answer.trim() == "yes" {
-        return true;
+        return Ok(true);
     }
     let _ = actor.cancel(id, who).await;
     eprintln!("chops: cancelled");
-    false
+    Ok(false)
 }
 
 /// Confirm and run it, with a progress line on a terminal; the outcome on stdout.
@@ -206,6 +236,7 @@ async fn execute(
                 FinalState::Succeeded | FinalState::DryRun => 0,
                 FinalState::Refused => 1,
                 FinalState::Failed => 2,
+                FinalState::Running => EXIT_STILL_RUNNING,
             })
         }
         Err(t) => {

@@ -19,6 +19,9 @@ pub fn run(loaded: &Loaded, command: ConfigCommand) -> Result<i32, UserError> {
 }
 
 fn check(loaded: &Loaded) -> Result<i32, UserError> {
+    // Every password variable first (all missing ones at once), then what a target loads
+    // besides (its TLS files).
+    loaded.check_secrets(&config::process_env)?;
     for name in loaded.cluster_names() {
         loaded.target(Some(&name), &config::process_env)?;
     }

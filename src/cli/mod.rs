@@ -1,5 +1,6 @@
 //! The command line: parses, runs one subcommand, prints, and maps the outcome to an exit code
-//! (0 healthy/done, 1 degraded/refused, 2 failing/failed, 3 usage or config error).
+//! (0 healthy/done, 1 degraded/refused, 2 failing/failed, 3 usage or config error, 4 an action
+//! still running when `chops act` stopped following it).
 //!
 //! One file per subcommand group:
 //! - `chops check [backup|keeper|replicas|lag|blockers|backups|settings]` — [`check`]
@@ -100,14 +101,29 @@ pub enum UserError {
     Usage(String),
 }
 
+impl UserError {
+    /// One line per problem, shown: only a list of config problems spans lines; anything else
+    /// (a name typed with a newline in it, too) stays one escaped line.
+    fn lines(&self) -> Vec<String> {
+        match self {
+            UserError::Config(ConfigError::Many(list))
+            | UserError::Run(crate::serve::RunError::Config(ConfigError::Many(list))) => list
+                .iter()
+                .map(|e| crate::domain::display::plain(&e.to_string()))
+                .collect(),
+            e => vec![crate::domain::display::plain(&e.to_string())],
+        }
+    }
+}
+
 /// Run a parsed command; returns the exit code. Output goes to stdout, errors to stderr.
 pub async fn run(cli: Cli) -> i32 {
     match execute(cli).await {
         Ok(code) => code,
         Err(e) => {
             // One line per problem, each through the display boundary (config text is untrusted).
-            for line in e.to_string().lines() {
-                eprintln!("chops: {}", crate::domain::display::plain(line));
+            for line in e.lines() {
+                eprintln!("chops: {line}");
             }
             EXIT_USAGE
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod automation;
+mod env;
 mod secret;
 pub mod tls;
 mod validate;
@@ -55,16 +56,23 @@ pub enum ConfigError {
     UnknownCluster { name: String, known: String },
     #[error("several clusters are configured ({known}): pick one with --cluster")]
     NoDefaultCluster { known: String },
-    #[error("`clusters.{cluster}.password_env` names {var}, which is not set in the environment or .env")]
-    MissingSecret { cluster: String, var: String },
+    #[error("`clusters.{cluster}.{key}` names {}, which is not set in the environment or .env", env::shown(.var))]
+    MissingSecret {
+        cluster: String,
+        /// `password_env` or `operator_password_env`.
+        key: &'static str,
+        var: String,
+    },
     #[error("no operator account for cluster '{cluster}': set `operator_user` (and `operator_password_env`) in [clusters.{cluster}]")]
     NoOperator { cluster: String },
-    #[error("`discord.token_env` names {var}, which is not set in the environment or .env")]
+    #[error("`discord.token_env` names {}, which is not set in the environment or .env", env::shown(.var))]
     MissingToken { var: String },
-    #[error("`webhook.token_env` names {var}, which is not set in the environment or .env (or remove [webhook])")]
+    #[error("`webhook.token_env` names {}, which is not set in the environment or .env (or remove [webhook])", env::shown(.var))]
     MissingWebhookToken { var: String },
     #[error("`webhook.token_env` names {var}, whose token is {len} bytes: use at least {min} random bytes (e.g. `openssl rand -hex 32`), a short token can be guessed")]
     WeakWebhookToken { var: String, len: usize, min: usize },
+    #[error(".env in the working directory: {0}")]
+    DotEnv(String),
     /// Several problems at once, one per line (a single problem is never wrapped in this).
     #[error("{}", lines(.0))]
     Many(Vec<ConfigError>),
@@ -410,9 +418,9 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Read and validate `path`. Also loads `.env` (if any) into the environment.
+    /// Read and validate `path`. Also loads `./.env` (if any) into the environment.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-        let _ = dotenvy::dotenv();
+        env::load_dotenv()?;
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => ConfigError::Missing {
@@ -462,6 +470,7 @@ impl Loaded {
             None => Secret::default(),
             Some(var) => Secret::new(env(var).ok_or_else(|| ConfigError::MissingSecret {
                 cluster: name.clone(),
+                key: "password_env",
                 var: var.clone(),
             })?),
         };
@@ -543,10 +552,37 @@ impl Loaded {
             None => Secret::default(),
             Some(var) => Secret::new(env(var).ok_or_else(|| ConfigError::MissingSecret {
                 cluster: cluster.to_string(),
+                key: "operator_password_env",
                 var: var.clone(),
             })?),
         };
         Ok((user, password))
+    }
+
+    /// Every password variable the config names is set (`password_env` and
+    /// `operator_password_env` of each cluster): every missing one reported at once.
+    pub fn check_secrets(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let mut missing = Vec::new();
+        for (cluster, c) in &self.config.clusters {
+            let named = [
+                ("password_env", &c.password_env),
+                ("operator_password_env", &c.operator_password_env),
+            ];
+            for (key, var) in named {
+                if let Some(var) = var.as_ref().filter(|v| env(v).is_none()) {
+                    missing.push(ConfigError::MissingSecret {
+                        cluster: cluster.clone(),
+                        key,
+                        var: var.clone(),
+                    });
+                }
+            }
+        }
+        match missing.len() {
+            0 => Ok(()),
+            1 => Err(missing.remove(0)),
+            _ => Err(ConfigError::Many(missing)),
+        }
     }
 
     /// Where the store file is: `[store] path`, relative to the config file; default `chops.db`.

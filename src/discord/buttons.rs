@@ -72,6 +72,7 @@ fn actor<'a>(
         policy,
         store: &data.store,
         follow_every: PROGRESS_EVERY,
+        follow_for: None,
     }
 }
 

@@ -501,6 +501,7 @@ pub fn outcome_embed(title: &str, sql: &str, o: &crate::actions::Outcome) -> Emb
         FinalState::Failed => ("🛑", RED),
         FinalState::Refused => ("⛔", GREY),
         FinalState::DryRun => ("🧪", GREY),
+        FinalState::Running => ("⏳", ORANGE),
     };
     let (code, _) = statement(sql, 2500);
     let mut description = format!("{code}\n{mark} {}", discord(&o.summary));

@@ -66,7 +66,7 @@ async fn livez() -> Response {
 }
 
 /// Ready to do its job: config loaded (it is, or the process would not run), store writable,
-/// Discord connected when enabled. 503 with what is not.
+/// Discord connected when enabled, the audit's hash chain intact. 503 with what is not.
 async fn readyz(State(app): State<App>) -> Response {
     let mut not = Vec::new();
     if !app.store.file_intact() {
@@ -77,6 +77,8 @@ async fn readyz(State(app): State<App>) -> Response {
     if app.health.discord_enabled && !app.discord_connected() {
         not.push("discord: not connected");
     }
+    let audit = app.health.audit_broken().map(|why| format!("audit: {why}"));
+    not.extend(audit.as_deref());
     if not.is_empty() {
         text(StatusCode::OK, "ready\n")
     } else {

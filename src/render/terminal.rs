@@ -215,6 +215,9 @@ pub fn audit(rows: &[crate::store::AuditRecord]) -> String {
         if let Some(ms) = a.duration_ms {
             line.push_str(&format!("; {ms} ms"));
         }
+        if !a.sql.is_empty() {
+            line.push_str(&format!("; statement: {}", a.sql));
+        }
         let _ = writeln!(out, "{}", plain(&line));
     }
     if rows.is_empty() {

@@ -1,5 +1,6 @@
 //! Durable state for guarded remediation: offers, confirmations, locks, cooldowns, the audit log
-//! and dedup keys, in one SQLite file shared by `chops serve` and any number of `chops act`.
+//! (hash-chained, `audit`) and dedup keys, in one SQLite file shared by `chops serve` and any
+//! number of `chops act`; next to it, the claims of running actions (`claim`).
 //!
 //! Every decision that must be exclusive across processes is one conditional SQL statement; where
 //! the loser needs to learn why, that statement and the re-read run in one BEGIN IMMEDIATE
@@ -8,6 +9,8 @@
 //! dedicated thread and async callers send it closures ([`Store::call`]): the runtime never waits
 //! on SQLite.
 
+mod audit;
+mod claim;
 mod incidents;
 mod schema;
 #[cfg(test)]
@@ -16,13 +19,15 @@ mod types;
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+pub use audit::{ChainBroken, ChainIntact};
+pub use claim::Claim;
 pub use incidents::{AlertRecord, AlertRecorded, FailureRecord, Recorded};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use types::{
@@ -54,18 +59,52 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct Store {
     jobs: mpsc::Sender<Job>,
     /// The file, for the readiness check (None in memory).
-    path: Option<std::sync::Arc<std::path::PathBuf>>,
+    path: Option<Arc<std::path::PathBuf>>,
+    /// Where the owners of executing actions hold their claims.
+    claims: claim::Claims,
+    /// Why the audit chain did not verify, once [`Store::verify_audit`] found it broken.
+    chain: Arc<Mutex<Option<String>>>,
     /// The file's (device, inode) when opened: a file deleted or replaced since no longer has it.
     identity: Option<(u64, u64)>,
 }
 
-impl Store {
-    /// Opens (creating if needed) the store file and its parent directory, switches it to WAL and
-    /// brings the schema up to date.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+/// Creates what is missing of the store's directory (0700) and file (0600): it holds who did
+/// what, so only chops' own user reads it. Modes of what exists already are left as they are.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
+    }
+    let already = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AlreadyExists;
+    match std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(claim::dir_for(path))
+    {
+        Err(e) if !already(&e) => return Err(e.into()),
+        _ => {}
+    }
+    // SQLite gives its -wal and -shm files the mode of the database file.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if !already(&e) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed, private to chops' user) the store file and its parent
+    /// directory, switches it to WAL and brings the schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        create_private(path)?;
         let conn = Connection::open(path)?;
         // First, so the journal-mode switch and the migration wait for other processes too.
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -76,7 +115,8 @@ impl Store {
             tracing::warn!(path = %path.display(), mode, "store: WAL unavailable");
         }
         let mut store = Self::start(conn)?;
-        store.path = Some(std::sync::Arc::new(path.to_path_buf()));
+        store.path = Some(Arc::new(path.to_path_buf()));
+        store.claims = claim::Claims::Dir(Arc::new(claim::dir_for(path)));
         store.identity = identity(path);
         Ok(store)
     }
@@ -99,6 +139,8 @@ impl Store {
         Ok(Store {
             jobs,
             path: None,
+            claims: claim::Claims::Memory(Arc::default()),
+            chain: Arc::default(),
             identity: None,
         })
     }
@@ -362,6 +404,32 @@ impl Store {
         .await
     }
 
+    /// Records how an execution ended, in one transaction: `executing` → `state` and, only when
+    /// this call moved it, the outcome's audit row. False (and no row): it was not executing —
+    /// someone else recorded its end — so an action's end is written once, by one process.
+    pub async fn end_action(
+        &self,
+        id: &str,
+        state: FinalState,
+        row: AuditRow,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        let state = ConfirmationState::from(state).as_str();
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let moved = tx.execute(
+                "UPDATE confirmations SET state = ?2 WHERE id = ?1 AND state = 'executing'",
+                params![id, state],
+            )? == 1;
+            if moved {
+                audit::append(&tx, &row)?;
+            }
+            tx.commit()?;
+            Ok(moved)
+        })
+        .await
+    }
+
     /// Confirmations left `executing` (a process died mid-action), oldest first, to reconcile at start.
     pub async fn unfinished(&self) -> Result<Vec<Confirmation>, StoreError> {
         self.call(|c| {
@@ -465,82 +533,6 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-        })
-        .await
-    }
-
-    // ---- audit -------------------------------------------------------------------------------
-
-    /// Appends an audit row and returns its sequence number. There is no way to change it later:
-    /// triggers abort any UPDATE or DELETE on the table.
-    pub async fn audit(&self, row: AuditRow) -> Result<i64, StoreError> {
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO audit (action_id, time, cluster, replica, action_key, sql,
-                     requester_id, requester_name, approver, place, decision, reason, query_id,
-                     outcome, duration_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                params![
-                    row.action_id,
-                    row.time,
-                    row.cluster,
-                    row.replica,
-                    row.action_key,
-                    row.sql,
-                    row.requester_id.map(to_sql_id),
-                    row.requester_name,
-                    row.approver,
-                    row.place,
-                    row.decision,
-                    row.reason,
-                    row.query_id,
-                    row.outcome,
-                    row.duration_ms,
-                ],
-            )?;
-            Ok(c.last_insert_rowid())
-        })
-        .await
-    }
-
-    /// Up to `limit` audit rows, newest first, optionally of one cluster.
-    pub async fn audit_rows(
-        &self,
-        cluster: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let cluster = cluster.map(str::to_owned);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.call(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT seq, action_id, time, cluster, replica, action_key, sql, requester_id,
-                     requester_name, approver, place, decision, reason, query_id, outcome,
-                     duration_ms
-                 FROM audit WHERE ?1 IS NULL OR cluster = ?1 ORDER BY seq DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![cluster, limit], |r| {
-                Ok(AuditRecord {
-                    seq: r.get(0)?,
-                    row: AuditRow {
-                        action_id: r.get(1)?,
-                        time: r.get(2)?,
-                        cluster: r.get(3)?,
-                        replica: r.get(4)?,
-                        action_key: r.get(5)?,
-                        sql: r.get(6)?,
-                        requester_id: r.get::<_, Option<i64>>(7)?.map(from_sql_id),
-                        requester_name: r.get(8)?,
-                        approver: r.get(9)?,
-                        place: r.get(10)?,
-                        decision: r.get(11)?,
-                        reason: r.get(12)?,
-                        query_id: r.get(13)?,
-                        outcome: r.get(14)?,
-                        duration_ms: r.get(15)?,
-                    },
-                })
-            })?;
-            rows.collect()
         })
         .await
     }

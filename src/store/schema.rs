@@ -6,7 +6,7 @@ use super::StoreError;
 
 /// Each entry moves the schema from version `i` to `i + 1`. Append only: never edit a shipped one,
 /// since files in the field already ran it.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // v1
     "
     CREATE TABLE offers (
@@ -128,12 +128,43 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX incidents_message ON incidents(channel_id, message_id);
     ",
+    // v5: the audit's hash chain (see `audit.rs`). Rows already written stay unhashed: the chain
+    // starts with the first row after this migration, and `audit_chain` records where.
+    "
+    ALTER TABLE audit ADD COLUMN hash TEXT;
+    CREATE TABLE audit_chain (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        legacy_upto INTEGER NOT NULL,
+        started_at  INTEGER NOT NULL
+    );
+    INSERT INTO audit_chain (id, legacy_upto, started_at) VALUES (1,
+        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0),
+        CAST(strftime('%s', 'now') AS INTEGER));
+    ",
 ];
+
+/// The triggers that keep the audit append-only, dropped and created again at every start: a
+/// trigger dropped (or replaced) by hand with the sqlite3 shell does not outlive the next start.
+/// What was changed meanwhile shows in the hash chain.
+const GUARDS: &str = "
+    DROP TRIGGER IF EXISTS audit_no_update;
+    DROP TRIGGER IF EXISTS audit_no_delete;
+    DROP TRIGGER IF EXISTS audit_chain_no_update;
+    DROP TRIGGER IF EXISTS audit_chain_no_delete;
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_chain_no_update BEFORE UPDATE ON audit_chain
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+";
 
 /// The version a fully migrated file has.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Brings the file up to [`VERSION`]. Runs under BEGIN IMMEDIATE so two processes opening a new
+/// Brings the file up to [`VERSION`] and re-creates the audit's triggers. Runs under BEGIN IMMEDIATE so two processes opening a new
 /// file at once cannot both run the same migration.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -151,6 +182,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         // PRAGMA takes no bound parameters; VERSION is our own constant.
         tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
     }
+    tx.execute_batch(GUARDS)?;
     tx.commit()?;
     Ok(())
 }

@@ -24,6 +24,7 @@ impl Drop for TempDb {
             p.push(suffix);
             let _ = std::fs::remove_file(p);
         }
+        let _ = std::fs::remove_dir_all(claim::dir_for(&self.0));
     }
 }
 
@@ -418,6 +419,159 @@ async fn a_panicking_call_leaves_the_store_usable() {
     assert!(matches!(r, Err(StoreError::Closed)));
     assert!(s.writable().await, "the open transaction was rolled back");
     assert!(s.remember("after", 1).await.unwrap());
+}
+
+/// Runs `sql` on the file as the sqlite3 shell would: its own connection, no chops in between.
+fn shell(db: &TempDb, sql: &str) {
+    let c = rusqlite::Connection::open(&db.0).unwrap();
+    c.execute_batch(sql).unwrap();
+}
+
+async fn verified(s: &Store) -> Result<ChainIntact, ChainBroken> {
+    s.verify_audit().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_chain_names_the_first_row_changed_behind_the_triggers() {
+    let db = TempDb::new();
+    let s = Store::open(&db.0).unwrap();
+    for d in ["requested", "confirmed", "executing", "succeeded"] {
+        s.audit(audit_row("prod", d)).await.unwrap();
+    }
+    let intact = verified(&s).await.unwrap();
+    assert_eq!(intact.to_string(), "4 rows, chain intact");
+    assert_eq!(s.chain_broken(), None);
+    // History rewritten with the triggers dropped: the chain says which row.
+    shell(
+        &db,
+        "DROP TRIGGER audit_no_update; UPDATE audit SET outcome = 'forged' WHERE seq = 3;",
+    );
+    assert_eq!(verified(&s).await, Err(ChainBroken::Changed(3)));
+    assert_eq!(
+        s.chain_broken().as_deref(),
+        Some("row 3 does not verify: it was changed after it was written")
+    );
+    // The next start puts the trigger back.
+    let again = Store::open(&db.0).unwrap();
+    let update = again
+        .call(|c| c.execute("UPDATE audit SET outcome = 'x' WHERE seq = 1", []))
+        .await;
+    assert!(update.is_err(), "{update:?}");
+}
+
+#[tokio::test]
+async fn deleted_rows_are_missing_in_the_middle_and_at_the_end() {
+    let db = TempDb::new();
+    let s = Store::open(&db.0).unwrap();
+    for d in ["requested", "confirmed", "executing", "succeeded"] {
+        s.audit(audit_row("prod", d)).await.unwrap();
+    }
+    shell(
+        &db,
+        "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 4;",
+    );
+    assert_eq!(
+        verified(&s).await,
+        Err(ChainBroken::Missing { from: 4, to: 4 })
+    );
+    // A row written after the deletion does not cover it up.
+    s.audit(audit_row("prod", "requested")).await.unwrap();
+    assert_eq!(
+        verified(&s).await,
+        Err(ChainBroken::Missing { from: 4, to: 4 })
+    );
+    shell(
+        &db,
+        "DROP TRIGGER IF EXISTS audit_no_delete; DELETE FROM audit WHERE seq = 2;",
+    );
+    assert_eq!(
+        verified(&s).await,
+        Err(ChainBroken::Missing { from: 2, to: 2 })
+    );
+}
+
+#[tokio::test]
+async fn an_older_file_starts_its_chain_at_the_migration() {
+    let db = TempDb::new();
+    {
+        // A file as schema v4 left it, with two rows.
+        let mut c = rusqlite::Connection::open(&db.0).unwrap();
+        let tx = c.transaction().unwrap();
+        for sql in &schema::MIGRATIONS[..4] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.execute_batch("PRAGMA user_version = 4").unwrap();
+        for d in ["requested", "refused"] {
+            tx.execute(
+                "INSERT INTO audit (action_id, time, cluster, replica, action_key, sql,
+                     requester_name, place, decision) VALUES ('a0', 1, 'prod', 'r1', 'k', 's',
+                     'alice', 'cli:alice', ?1)",
+                [d],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let s = Store::open(&db.0).unwrap();
+    s.audit(audit_row("prod", "requested")).await.unwrap();
+    let intact = verified(&s).await.unwrap();
+    assert_eq!((intact.rows, intact.legacy), (3, 2));
+    assert!(
+        intact
+            .to_string()
+            .starts_with("3 rows, chain intact (rows 1–2 were written before the chain began on "),
+        "{intact}"
+    );
+    // Moving the start to hide a change is itself seen.
+    shell(
+        &db,
+        "DROP TRIGGER audit_chain_no_update; UPDATE audit_chain SET legacy_upto = 3;",
+    );
+    assert_eq!(verified(&s).await, Err(ChainBroken::StartMoved(3)));
+}
+
+#[tokio::test]
+async fn a_new_store_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("chops-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("sub").join("chops.db");
+    let s = Store::open(&path).unwrap();
+    assert!(s.writable().await);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    assert_eq!(mode(&claim::dir_for(&path)), 0o700);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_end_is_recorded_once() {
+    let s = Store::open_in_memory().unwrap();
+    let id = s
+        .create_confirmation(request(false, 100, 400))
+        .await
+        .unwrap();
+    assert_eq!(s.confirm(&id, ALICE, 200).await.unwrap(), Transition::Done);
+    let row = |d: &str| AuditRow {
+        action_id: id.clone(),
+        ..audit_row("prod", d)
+    };
+    assert!(s
+        .end_action(&id, FinalState::Succeeded, row("succeeded"))
+        .await
+        .unwrap());
+    assert!(!s
+        .end_action(&id, FinalState::Failed, row("failed"))
+        .await
+        .unwrap());
+    let rows = s.audit_rows(None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].row.decision, "succeeded");
+    assert_eq!(
+        s.confirmation(&id).await.unwrap().unwrap().state,
+        ConfirmationState::Succeeded
+    );
 }
 
 /// A store file deleted, replaced or made read-only while open is no longer intact (its

@@ -100,13 +100,16 @@ impl fmt::Display for ConfirmationState {
     }
 }
 
-/// How an executing action ended: the only states [`super::Store::finish`] accepts.
+/// How an executing action ended: the states [`super::Store::finish`] accepts — and `Running`,
+/// which is no end: following it stopped while it still ran (a backup past the follow limit),
+/// so its row stays `executing` until a later start of chops learns how it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FinalState {
     Succeeded,
     Failed,
     Refused,
     DryRun,
+    Running,
 }
 
 impl From<FinalState> for ConfirmationState {
@@ -116,6 +119,7 @@ impl From<FinalState> for ConfirmationState {
             FinalState::Failed => Self::Failed,
             FinalState::Refused => Self::Refused,
             FinalState::DryRun => Self::DryRun,
+            FinalState::Running => Self::Executing,
         }
     }
 }
@@ -158,7 +162,8 @@ pub struct AuditRow {
     pub requester_name: String,
     pub approver: Option<String>,
     pub place: String,
-    /// requested | refused | expired | confirmed | approved | cancelled | executing | succeeded | failed | dry-run
+    /// requested | refused | expired | confirmed | approved | cancelled | executing | succeeded |
+    /// failed | dry-run | still-running
     pub decision: String,
     pub reason: Option<String>,
     pub query_id: Option<String>,

@@ -8,26 +8,12 @@ use crate::common::*;
 use testkit::os_user;
 
 use chops::domain::sql;
-use serde_json::Value;
 
-/// A local cluster whose config lets the OS user `oncall` act (no cooldown unless asked).
+/// A local cluster whose config lets the OS user act (no cooldown unless asked).
 fn cluster(extra: &str) -> LocalCluster {
     let c = LocalCluster::start(3).expect("cluster");
-    let mut text = std::fs::read_to_string(&c.config_path).unwrap();
-    text.push_str(&format!(
-        "\n[clusters.local.actions]\ncli_users = [\"{}\"]\n{extra}\n",
-        os_user()
-    ));
-    std::fs::write(&c.config_path, text).unwrap();
+    allow_actions(&c, extra);
     c
-}
-
-fn act(c: &LocalCluster, args: &[&str]) -> Output {
-    let config = c.config_path.to_str().unwrap();
-    let mut all = vec!["--config", config, "act"];
-    all.extend_from_slice(args);
-    // $USER says someone else: it must not matter.
-    chops(&all, &[("USER", "mallory")])
 }
 
 /// `chops act restart-replica --replica <replica> --table shop.orders --yes`.
@@ -45,65 +31,14 @@ fn restart(c: &LocalCluster, replica: &str) -> Output {
     )
 }
 
-/// `chops act backup --replica <replica> --yes` as a process to start ($USER says someone else:
-/// it must not matter).
-fn backup_command(config: &str, replica: &str) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chops"));
-    cmd.args([
-        "--config",
-        config,
-        "act",
-        "backup",
-        "--replica",
-        replica,
-        "--yes",
-    ])
-    .env("USER", "mallory");
-    cmd
-}
-
-/// Every query replica `i` (1-based) received, as (user, query).
-fn queries(c: &LocalCluster, i: usize) -> Vec<(String, String)> {
-    let path = c.dir.join(format!("r{i}.queries.jsonl"));
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["user"].as_str().unwrap().to_string(),
-                v["query"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Statements the operator account sent to replica `i`.
-fn operator_statements(c: &LocalCluster, i: usize) -> Vec<String> {
-    queries(c, i)
-        .into_iter()
-        .filter(|(u, _)| u == "chops_operator")
-        .map(|(_, q)| q)
-        .collect()
+/// `chops act backup --replica <replica> --yes` as a process to start.
+fn backup_command(c: &LocalCluster, replica: &str) -> std::process::Command {
+    act_command(c, &["backup", "--replica", replica, "--yes"])
 }
 
 fn audit(c: &LocalCluster) -> String {
     let config = c.config_path.to_str().unwrap();
     chops(&["--config", config, "audit", "--limit", "100"], &[]).stdout
-}
-
-fn shop(url: &str, rows: u64) {
-    must(url, "CREATE DATABASE IF NOT EXISTS shop");
-    must(
-        url,
-        "CREATE TABLE IF NOT EXISTS shop.items (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
-    );
-    must(
-        url,
-        &format!(
-            "INSERT INTO shop.items SELECT number, randomPrintableASCII(100) FROM numbers({rows})"
-        ),
-    );
 }
 
 #[test]
@@ -271,7 +206,7 @@ fn refusals_are_audited_and_send_nothing() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout
-            .starts_with("dry run: dry run: would run on r1: BACKUP DATABASE"),
+            .starts_with("dry run: would run on r1: BACKUP DATABASE"),
         "{}",
         out.stdout
     );
@@ -324,10 +259,9 @@ fn twenty_racing_processes_send_one_statement_two_targets_both_run() {
     let c = cluster("cooldown_secs = 600");
     shop(&c.urls[0], 1000);
     shop(&c.urls[1], 1000);
-    let config = c.config_path.to_str().unwrap().to_string();
     let children: Vec<std::process::Child> = (0..20)
         .map(|_| {
-            backup_command(&config, "r1")
+            backup_command(&c, "r1")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -346,7 +280,7 @@ fn twenty_racing_processes_send_one_statement_two_targets_both_run() {
         "exactly one BACKUP reached r1"
     );
     // Different targets do not block each other.
-    let a = backup_command(&config, "r2").output().unwrap();
+    let a = backup_command(&c, "r2").output().unwrap();
     assert_eq!(
         a.status.code(),
         Some(0),
@@ -395,8 +329,7 @@ fn hostile_names_are_restarted_exactly() {
 fn an_action_whose_process_died_is_finished_by_the_next_one() {
     let c = cluster("");
     shop(&c.urls[0], 1_000_000);
-    let config = c.config_path.to_str().unwrap().to_string();
-    let mut child = backup_command(&config, "r1")
+    let mut child = backup_command(&c, "r1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -414,7 +347,19 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
         "{}",
         audit(&c)
     );
-    // The next chops act finishes the record first (its own action is a dry run).
+    // Once the backup is done on r1, the next chops act (its own action a dry run) records it
+    // alongside its own: one look at it.
+    let start = std::time::Instant::now();
+    while must(
+        &c.urls[0],
+        "SELECT count() FROM system.backups WHERE status = 'BACKUP_CREATED'",
+    )
+    .trim()
+        == "0"
+    {
+        assert!(start.elapsed().as_secs() < 120, "the backup never ended");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let out = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
     assert!(
         out.stderr
@@ -437,8 +382,7 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
 fn a_running_action_of_a_live_process_is_left_alone() {
     let c = cluster("");
     shop(&c.urls[0], 1_000_000);
-    let config = c.config_path.to_str().unwrap().to_string();
-    let first = backup_command(&config, "r1")
+    let first = backup_command(&c, "r1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -1,5 +1,6 @@
 //! Helpers of the integration tests: the test kit's cluster helpers, and running the `chops`
-//! binary built for these tests (its path is known only to this crate's tests).
+//! binary built for these tests (its path is known only to this crate's tests), plain and as
+//! `chops act` on a local cluster (the `act` and `act_hostile` modules).
 
 pub use testkit::{must, scratch, shared, sql, write_config, LocalCluster};
 
@@ -78,4 +79,77 @@ pub fn find<'a>(
         .iter()
         .flat_map(|s| s["findings"].as_array().unwrap().iter())
         .find(|f| f["check"] == check && f["summary"].as_str().unwrap().contains(needle))
+}
+
+/// Appends `[clusters.local.actions]` to a local cluster's config, letting the OS user act (the
+/// requester comes from the password database), plus `extra` (say, a cooldown).
+pub fn allow_actions(c: &LocalCluster, extra: &str) {
+    let mut text = std::fs::read_to_string(&c.config_path).unwrap();
+    text.push_str(&format!(
+        "\n[clusters.local.actions]\ncli_users = [\"{}\"]\n{extra}\n",
+        testkit::os_user()
+    ));
+    std::fs::write(&c.config_path, text).unwrap();
+}
+
+/// `chops --config <c's config> act ARGS`, run to its end ($USER says someone else: it must not
+/// matter).
+pub fn act(c: &LocalCluster, args: &[&str]) -> Output {
+    let config = c.config_path.to_str().unwrap();
+    let mut all = vec!["--config", config, "act"];
+    all.extend_from_slice(args);
+    chops(&all, &[("USER", "mallory")])
+}
+
+/// `chops --config <c's config> act ARGS` as a process to start.
+pub fn act_command(c: &LocalCluster, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chops"));
+    cmd.arg("--config")
+        .arg(&c.config_path)
+        .arg("act")
+        .args(args)
+        .env_remove("CHOPS_CONFIG")
+        .env("USER", "mallory")
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+/// Every query replica `i` (1-based) received, as (user, query).
+pub fn queries(c: &LocalCluster, i: usize) -> Vec<(String, String)> {
+    let path = c.dir.join(format!("r{i}.queries.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["user"].as_str().unwrap().to_string(),
+                v["query"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Statements the operator account sent to replica `i`.
+pub fn operator_statements(c: &LocalCluster, i: usize) -> Vec<String> {
+    queries(c, i)
+        .into_iter()
+        .filter(|(u, _)| u == "chops_operator")
+        .map(|(_, q)| q)
+        .collect()
+}
+
+/// A `shop` database with one MergeTree table of `rows` rows (something to back up).
+pub fn shop(url: &str, rows: u64) {
+    must(url, "CREATE DATABASE IF NOT EXISTS shop");
+    must(
+        url,
+        "CREATE TABLE IF NOT EXISTS shop.items (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
+    );
+    must(
+        url,
+        &format!(
+            "INSERT INTO shop.items SELECT number, randomPrintableASCII(100) FROM numbers({rows})"
+        ),
+    );
 }

@@ -247,6 +247,7 @@ fn rules_pass_promtool_check() {
         "ChopsAlertsSkipped",
         "ChopsProbeErrorsRising",
         "ChopsWebhookRejections",
+        "ChopsAuditChainBroken",
     ];
     let have = alert_names();
     for a in want {

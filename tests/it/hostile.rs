@@ -213,7 +213,7 @@ fn discovered_hosts_are_validated_before_any_request() {
 }
 
 /// 10,000 replicas that all refuse: every one is reported refused, none as chops running out of
-/// file descriptors (probes in flight are capped). The time is in the README (benchmark).
+/// file descriptors (probes in flight are capped). The time is in docs/BENCHMARKS.md.
 #[test]
 fn ten_thousand_refusing_replicas_give_a_card() {
     let _solo = testkit::solo();

@@ -5,6 +5,7 @@
 mod common;
 
 mod act;
+mod act_hostile;
 mod alertmanager;
 mod bot;
 mod card_snapshots;
@@ -20,5 +21,6 @@ mod hostile;
 mod http_bounds;
 mod incidents;
 mod names;
+mod readme;
 mod tls;
 mod webhook;
