@@ -17,7 +17,7 @@ use testkit::discord::*;
 use testkit::localcluster::{stop_pid, terminate};
 use testkit::{http, LocalCluster};
 
-const TOKEN: &str = "bench-token";
+const TOKEN: &str = "bench-token-of-16-bytes";
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]

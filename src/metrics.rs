@@ -28,6 +28,7 @@ pub struct Metrics {
     watch_rounds: Counter,
     watch_round_duration: Histogram,
     incidents_posted: Family<Labels, Counter>,
+    messages_posted: Family<Labels, Counter>,
     alerts_received: Counter,
     alerts_deduplicated: Counter,
     webhook_rejected: Family<Labels, Counter>,
@@ -55,6 +56,7 @@ impl Metrics {
             watch_rounds: Counter::default(),
             watch_round_duration: seconds(),
             incidents_posted: Family::default(),
+            messages_posted: Family::default(),
             alerts_received: Counter::default(),
             alerts_deduplicated: Counter::default(),
             webhook_rejected: Family::default(),
@@ -125,13 +127,18 @@ impl Metrics {
             m.watch_round_duration.clone(),
         );
         r.register(
+            "chops_messages_posted",
+            "Messages chops posted on its own, by the kind of incident they show (backup, restore, unreachable, alert, preflight); one message can show several incidents",
+            m.messages_posted.clone(),
+        );
+        r.register(
             "chops_incidents_posted",
-            "Incident messages posted by kind (backup, restore, unreachable, alert, preflight)",
+            "Incidents shown in a posted message, by kind (backup, restore, unreachable, alert, preflight)",
             m.incidents_posted.clone(),
         );
         r.register(
             "chops_alerts_received",
-            "Alerts received from Alertmanager (each alert of each accepted payload)",
+            "Alerts received on the webhook: every alert of every authorized, well-formed payload, placed or not",
             m.alerts_received.clone(),
         );
         r.register(
@@ -141,12 +148,12 @@ impl Metrics {
         );
         r.register(
             "chops_webhook_rejected",
-            "Webhook requests refused, by reason (unauthorized, too_large, malformed, version, no_alert_placed)",
+            "Webhook requests refused with a 4xx, by reason (unauthorized, throttled, too_large, malformed, version, empty)",
             m.webhook_rejected.clone(),
         );
         r.register(
             "chops_alerts_skipped",
-            "Alerts of accepted payloads chops could not place, by reason (unknown_cluster, no_cluster_label, bad_status, no_channel)",
+            "Alerts received that chops could not place (acknowledged, not posted), by reason (unknown_cluster, no_cluster_label, bad_status, no_channel)",
             m.alerts_skipped.clone(),
         );
         r.register(
@@ -195,13 +202,17 @@ impl Metrics {
             let _ = self
                 .incidents_posted
                 .get_or_create(&vec![("kind", kind.to_string())]);
+            let _ = self
+                .messages_posted
+                .get_or_create(&vec![("kind", kind.to_string())]);
         }
         for reason in [
             "unauthorized",
+            "throttled",
             "too_large",
             "malformed",
             "version",
-            "no_alert_placed",
+            "empty",
         ] {
             let _ = self
                 .webhook_rejected
@@ -285,9 +296,26 @@ impl Metrics {
             .inc();
     }
 
-    pub fn alerts(&self, received: u64, deduplicated: u64) {
-        self.alerts_received.inc_by(received);
-        self.alerts_deduplicated.inc_by(deduplicated);
+    /// One message posted, showing `kinds` (one per incident on it).
+    pub fn message_posted<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        let mut first = None;
+        for kind in kinds {
+            first.get_or_insert(kind);
+            self.incident_posted(kind);
+        }
+        if let Some(kind) = first {
+            self.messages_posted
+                .get_or_create(&vec![("kind", kind.to_string())])
+                .inc();
+        }
+    }
+
+    pub fn alerts_received(&self, n: u64) {
+        self.alerts_received.inc_by(n);
+    }
+
+    pub fn alerts_deduplicated(&self, n: u64) {
+        self.alerts_deduplicated.inc_by(n);
     }
 
     pub fn webhook_rejected(&self, reason: &'static str) {
@@ -330,6 +358,23 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    /// A message showing a group of three alerts is one message and three incidents.
+    #[test]
+    fn messages_and_incidents_are_counted_apart() {
+        let m = super::Metrics::new();
+        m.message_posted(["alert", "alert", "alert"]);
+        m.message_posted(["backup"]);
+        let text = m.prometheus_text();
+        for line in [
+            "chops_messages_posted_total{kind=\"alert\"} 1",
+            "chops_incidents_posted_total{kind=\"alert\"} 3",
+            "chops_messages_posted_total{kind=\"backup\"} 1",
+            "chops_incidents_posted_total{kind=\"backup\"} 1",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+    }
+
     #[test]
     fn families_are_listed_with_help_and_type() {
         let m = super::get();
@@ -348,6 +393,7 @@ mod tests {
             );
         }
         assert!(text.contains("chops_probe_errors_total{kind=\"timeout\"} "));
+        assert!(text.contains("# TYPE chops_messages_posted_total counter"));
         assert!(!text.contains("r1"), "no replica label unless configured");
     }
 }

@@ -154,9 +154,7 @@ async fn post(app: &App, channel: u64, first: &Incident, batch: &[Incident]) -> 
         .await
     {
         Ok(message) => {
-            for i in batch {
-                crate::metrics::get().incident_posted(i.detail.kind().as_str());
-            }
+            crate::metrics::get().message_posted(batch.iter().map(|i| i.detail.kind().as_str()));
             match app.store.mark_posted(batch, Some(channel), message).await {
                 Ok(()) => Try::Done,
                 Err(e) => {
@@ -279,6 +277,8 @@ mod tests {
             summary: String::new(),
             description: String::new(),
             generator_url: String::new(),
+            links: Vec::new(),
+            truncated: 0,
             starts_at: String::new(),
         }
     }

@@ -69,6 +69,8 @@ pub enum ConfigError {
     MissingToken { var: String },
     #[error("`webhook.token_env` names {}, which is not set in the environment or .env (or remove [webhook])", env::shown(.var))]
     MissingWebhookToken { var: String },
+    #[error("`webhook.token_env` names {var}, whose token is {len} bytes: use at least {min} random bytes (e.g. `openssl rand -hex 32`), a short token can be guessed")]
+    WeakWebhookToken { var: String, len: usize, min: usize },
     #[error(".env in the working directory: {0}")]
     DotEnv(String),
     /// Several problems at once, one per line (a single problem is never wrapped in this).
@@ -604,7 +606,8 @@ impl Loaded {
             .ok_or_else(|| ConfigError::MissingToken { var: var.clone() })
     }
 
-    /// The webhook's bearer token from the variable `webhook.token_env` names.
+    /// The webhook's bearer token from the variable `webhook.token_env` names: at least
+    /// [`WEBHOOK_TOKEN_MIN`] bytes (the token is the webhook's only guard).
     pub fn webhook_token(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
@@ -615,10 +618,18 @@ impl Loaded {
             .as_ref()
             .map(|w| w.token_env.clone())
             .unwrap_or_default();
-        env(&var)
+        let token = env(&var)
             .filter(|t| !t.trim().is_empty())
-            .map(|t| Secret::new(t.trim()))
-            .ok_or(ConfigError::MissingWebhookToken { var })
+            .ok_or_else(|| ConfigError::MissingWebhookToken { var: var.clone() })?;
+        let len = token.trim().len();
+        if len < WEBHOOK_TOKEN_MIN {
+            return Err(ConfigError::WeakWebhookToken {
+                var,
+                len,
+                min: WEBHOOK_TOKEN_MIN,
+            });
+        }
+        Ok(Secret::new(token.trim()))
     }
 
     /// The cluster a Discord channel defaults to: the first that lists it, else the only one.
@@ -640,6 +651,9 @@ impl Loaded {
             .unwrap_or(&[])
     }
 }
+
+/// Bytes a webhook token must have at least.
+pub const WEBHOOK_TOKEN_MIN: usize = 16;
 
 /// The directory of the config file at `path` (`""` for a bare file name: the working directory).
 fn config_dir(path: &str) -> PathBuf {
@@ -711,6 +725,22 @@ discover = { seed = "http://ch1:8123", hosts = { "ch2:9000" = "http://10.0.0.2:8
 
     fn env_with(var: &'static str, val: &'static str) -> impl Fn(&str) -> Option<String> {
         move |k| (k == var).then(|| val.to_string())
+    }
+
+    #[test]
+    fn a_short_webhook_token_is_refused_with_its_length_never_its_value() {
+        let l = Loaded::parse("c.toml", &format!("{GOOD}\n[webhook]\n")).unwrap();
+        let e = l
+            .webhook_token(&env_with("CHOPS_WEBHOOK_TOKEN", "  s3cret-15-bytes "))
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("CHOPS_WEBHOOK_TOKEN, whose token is 15 bytes: use at least 16"),
+            "{msg}"
+        );
+        assert!(!msg.contains("s3cret"), "{msg}");
+        let ok = l.webhook_token(&env_with("CHOPS_WEBHOOK_TOKEN", "0123456789abcdef"));
+        assert_eq!(ok.unwrap().expose(), "0123456789abcdef");
     }
 
     #[test]

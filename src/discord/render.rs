@@ -342,20 +342,31 @@ pub fn card_buttons(offers: &[(String, String)]) -> Vec<serenity::CreateActionRo
         .collect()
 }
 
-/// Under an incident: the alert's source as a link button (a link in the text would be unfurled
-/// by Discord into a preview the sender controls; a button is not). Only http(s) URLs without
-/// credentials reach here (see `automation::alerts`), up to Discord's 512 characters.
+/// Under an incident: the alert's source and Grafana's silence/dashboard/panel links as link
+/// buttons (a link in the text would be unfurled by Discord into a preview the sender controls; a
+/// button is not). Only valid http(s) URLs without credentials, of at most Discord's 512
+/// characters, reach here (see `automation::alerts`); the length is checked again all the same.
 pub fn incident_buttons(i: &crate::domain::incident::Incident) -> Vec<serenity::CreateActionRow> {
-    match &i.detail {
-        crate::domain::incident::Detail::Alert { generator_url, .. }
-            if !generator_url.is_empty() && generator_url.chars().count() <= 512 =>
-        {
-            vec![serenity::CreateActionRow::Buttons(vec![
-                serenity::CreateButton::new_link(generator_url).label("Open the alert's source"),
-            ])]
-        }
-        _ => Vec::new(),
+    let crate::domain::incident::Detail::Alert {
+        generator_url,
+        links,
+        ..
+    } = &i.detail
+    else {
+        return Vec::new();
+    };
+    let source = std::iter::once(("Open the alert's source", generator_url.as_str()));
+    let others = links.iter().map(|l| (l.label.as_str(), l.url.as_str()));
+    let buttons: Vec<serenity::CreateButton> = source
+        .chain(others)
+        .filter(|(_, url)| !url.is_empty() && url.chars().count() <= 512)
+        .take(5)
+        .map(|(label, url)| serenity::CreateButton::new_link(url).label(label))
+        .collect();
+    if buttons.is_empty() {
+        return Vec::new();
     }
+    vec![serenity::CreateActionRow::Buttons(buttons)]
 }
 
 /// Every row under an incident: its link, then the card's action buttons (Discord allows 5 rows).

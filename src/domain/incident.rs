@@ -128,7 +128,7 @@ pub enum Detail {
         since: i64,
         error: String,
     },
-    /// An Alertmanager alert.
+    /// An Alertmanager (or Grafana-managed) alert.
     Alert {
         alertname: String,
         severity: String,
@@ -137,12 +137,29 @@ pub enum Detail {
         /// Only an http(s) URL is kept.
         generator_url: String,
         starts_at: String,
+        /// Grafana's silence, dashboard and panel links (valid http(s), no credentials).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<AlertLink>,
+        /// Alerts of the same notification the sender left out (`truncatedAlerts`, max_alerts).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        truncated: u64,
     },
     /// A scheduled pre-flight check whose card was not healthy (or `post = "always"`).
     Preflight {
         verdict: String,
         scheduled_for: String,
     },
+}
+
+/// A link button under an alert: its label (chops' own words) and an http(s) URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertLink {
+    pub label: String,
+    pub url: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Detail {

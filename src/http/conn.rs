@@ -122,10 +122,10 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors (or a peer gone before accept): wait instead of spinning.
                     tracing::warn!(error = %e, "http: accept failed");
@@ -142,6 +142,7 @@ pub async fn serve(
         let (id, close) = lock(&open).add();
         let conn = Conn {
             id,
+            peer,
             open: open.clone(),
             router: router.clone(),
             bounds,
@@ -156,6 +157,8 @@ pub async fn serve(
 
 struct Conn {
     id: u64,
+    /// The peer's address, given to handlers as axum's `ConnectInfo` (the webhook's throttle).
+    peer: std::net::SocketAddr,
     open: Shared,
     router: Router,
     bounds: Bounds,
@@ -163,12 +166,14 @@ struct Conn {
 
 impl Conn {
     async fn run(self, stream: TcpStream, close: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-        let (id, open) = (self.id, self.open.clone());
+        let (id, peer, open) = (self.id, self.peer, self.open.clone());
         let router = self.router;
         let marks = open.clone();
         let svc = tower::ServiceBuilder::new()
-            .map_request(move |req: axum::http::Request<Incoming>| {
+            .map_request(move |mut req: axum::http::Request<Incoming>| {
                 lock(&marks).mark(id, true);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 req
             })
             .service(router);

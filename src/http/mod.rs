@@ -1,22 +1,26 @@
-//! The HTTP server of `chops serve` (axum): `/livez`, `/readyz`, `/metrics` and the Alertmanager
-//! webhook `POST /alertmanager`. [`serve`] takes a bound listener, so tests bind port 0.
+//! The HTTP server of `chops serve` (axum): `/livez`, `/readyz`, `/metrics` and the webhook
+//! `POST /alertmanager` (Alertmanager, or a Grafana contact point). [`serve`] takes a bound listener, so tests bind port 0.
 
 pub mod conn;
+pub mod throttle;
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::automation::alerts;
 use crate::store::AlertRecorded;
+use throttle::Throttle;
 
 /// The routes, on `app`.
 pub fn router(app: App) -> Router {
@@ -27,6 +31,8 @@ pub fn router(app: App) -> Router {
         .route("/alertmanager", post(alertmanager))
         // The webhook reads its body itself, under its own cap.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        // One per server: peers that keep failing the token wait.
+        .layer(Extension(Arc::new(Throttle::default())))
         .with_state(app)
 }
 
@@ -63,7 +69,9 @@ async fn livez() -> Response {
 /// Discord connected when enabled, the audit's hash chain intact. 503 with what is not.
 async fn readyz(State(app): State<App>) -> Response {
     let mut not = Vec::new();
-    if !app.store.writable().await {
+    if !app.store.file_intact() {
+        not.push("store: not writable: the file was deleted, replaced or made read-only since chops opened it");
+    } else if !app.store.writable().await {
         not.push("store: not writable");
     }
     if app.health.discord_enabled && !app.discord_connected() {
@@ -109,55 +117,104 @@ async fn metrics(headers: HeaderMap) -> Response {
     }
 }
 
-/// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+/// Whether the request carries `Authorization: Bearer <token>` (the scheme in any case, as
+/// RFC 9110 has it; the token compared in constant time).
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return false;
     };
     let v = v.as_bytes();
-    let Some(given) = v.strip_prefix(b"Bearer ") else {
+    let Some((scheme, given)) = v.split_at_checked(6) else {
         return false;
     };
+    if !scheme.eq_ignore_ascii_case(b"bearer") || !given.starts_with(b" ") {
+        return false;
+    }
+    let given = given.trim_ascii();
     !token.is_empty() && bool::from(given.ct_eq(token.as_bytes()))
 }
 
-/// `POST /alertmanager`: 401 without the token, 413 over the cap, 400 not a payload, 422 when no
-/// alert of it can be placed (unknown cluster, no cluster label, no incident channel; Alertmanager
-/// does not retry 4xx) — alerts that can be placed are recorded and the others skipped, with the
-/// reason in the answer; 503 when the store cannot record (Alertmanager retries); 200 once every
-/// placed alert is recorded.
-async fn alertmanager(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    match webhook(&app, &headers, body).await {
+/// `POST /alertmanager` (Alertmanager, or a Grafana contact point): 401 without the token (429
+/// with Retry-After for a peer that keeps failing it), 413 over the cap, 400 not a payload, 422
+/// for a sender chops does not read or no alerts at all; alerts that can be placed are recorded
+/// and the others skipped, with the reason in the answer — a payload none of whose alerts can
+/// be placed (the Watchdog, an unknown cluster) is acknowledged 200 too, since the sender would
+/// only count a failure and page about itself; 503 when the store cannot record (the sender
+/// retries); 200 once every placed alert is recorded.
+async fn alertmanager(
+    State(app): State<App>,
+    throttle: Option<Extension<Arc<Throttle>>>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let guard = throttle.map(|t| t.0).zip(peer.map(|p| p.0.ip()));
+    match webhook(&app, guard.as_ref(), &headers, body).await {
         Ok(answer) => answer,
         Err(refusal) => refusal.answer(),
     }
 }
 
+/// The token check, under the peer's throttle when the peer is known.
+fn admit(
+    token: &str,
+    guard: Option<&(Arc<Throttle>, IpAddr)>,
+    headers: &HeaderMap,
+) -> Result<(), Refusal> {
+    let now = std::time::Instant::now();
+    if let Some((t, ip)) = guard {
+        if let Some(wait) = t.wait(*ip, now) {
+            return Err(Refusal::Throttled { wait, peer: *ip });
+        }
+    }
+    let ok = authorized(headers, token);
+    match guard {
+        Some((t, ip)) if ok => t.succeeded(*ip),
+        Some((t, ip)) => t.failed(*ip, now),
+        None => {}
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::Unauthorized(guard.map(|g| g.1)))
+    }
+}
+
 /// auth → read → parse → place → record → answer.
-async fn webhook(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, Refusal> {
+async fn webhook(
+    app: &App,
+    guard: Option<&(Arc<Throttle>, IpAddr)>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Refusal> {
     let (Some(cfg), Some(token)) = (&app.config.config.webhook, &app.webhook_token) else {
         return Err(Refusal::NoWebhook);
     };
-    if !authorized(headers, token.expose()) {
-        return Err(Refusal::Unauthorized);
-    }
+    admit(token.expose(), guard, headers)?;
     let bytes = read(headers, body, cfg.max_body_bytes as usize).await?;
     let payload = parse(&bytes)?;
-    let intake = alerts::intake(&payload, &app.config.config)
-        .map_err(|e| Refusal::Version(crate::domain::display::plain(&e.to_string())))?;
+    let m = crate::metrics::get();
+    m.alerts_received(payload.alerts.len() as u64);
+    let intake = alerts::intake(&payload, &app.config.config).map_err(Refusal::Payload)?;
     if payload.truncated_alerts > 0 {
         tracing::warn!(
+            sender = intake.sender.name(),
             truncated = payload.truncated_alerts,
-            "webhook: Alertmanager truncated this notification (max_alerts); those alerts are not seen"
+            "webhook: the sender left alerts out of this notification (max_alerts); the message says how many"
         );
     }
-    let m = crate::metrics::get();
     for s in &intake.skipped {
         m.alert_skipped(s.reason());
     }
     let skipped = skipped_line(&intake.skipped);
     if intake.records.is_empty() {
-        return Err(Refusal::NoAlertPlaced(skipped));
+        tracing::warn!(sender = intake.sender.name(), skipped = intake.skipped.len(), first = %skipped,
+            "webhook: no alert of the notification could be placed; acknowledged so the sender does not retry");
+        let n = intake.skipped.len();
+        return Ok(text(
+            StatusCode::OK,
+            format!("recorded 0 alert(s); skipped {n}: {skipped}\n"),
+        ));
     }
     if !intake.skipped.is_empty() {
         tracing::warn!(skipped = intake.skipped.len(), first = %skipped, "webhook: alerts skipped");
@@ -169,45 +226,94 @@ async fn webhook(app: &App, headers: &HeaderMap, body: Body) -> Result<Response,
 enum Refusal {
     /// No `[webhook]` enabled (the route exists, the endpoint does not).
     NoWebhook,
-    Unauthorized,
+    /// A wrong or missing token (from this peer, when known).
+    Unauthorized(Option<IpAddr>),
+    /// A peer that kept failing the token, told to wait this long.
+    Throttled {
+        wait: std::time::Duration,
+        peer: IpAddr,
+    },
     TooLarge {
         cap: usize,
     },
     /// Not a payload: the answer names position and kind only.
     Malformed(String),
-    /// A payload version chops does not read (the reason, displayable).
-    Version(String),
-    /// No alert could be placed (the first reason, displayable).
-    NoAlertPlaced(String),
+    /// A payload refused whole: an unknown sender or version, or no alerts.
+    Payload(alerts::Rejection),
 }
 
 impl Refusal {
+    fn label(&self) -> Option<&'static str> {
+        Some(match self {
+            Refusal::NoWebhook => return None,
+            Refusal::Unauthorized(_) => "unauthorized",
+            Refusal::Throttled { .. } => "throttled",
+            Refusal::TooLarge { .. } => "too_large",
+            Refusal::Malformed(_) => "malformed",
+            Refusal::Payload(r) => r.reason(),
+        })
+    }
+
     fn answer(self) -> Response {
-        let label = match &self {
-            Refusal::NoWebhook => None,
-            Refusal::Unauthorized => Some("unauthorized"),
-            Refusal::TooLarge { .. } => Some("too_large"),
-            Refusal::Malformed(_) => Some("malformed"),
-            Refusal::Version(_) => Some("version"),
-            Refusal::NoAlertPlaced(_) => Some("no_alert_placed"),
-        };
-        if let Some(label) = label {
+        if let Some(label) = self.label() {
             crate::metrics::get().webhook_rejected(label);
         }
-        match self {
+        let response = match &self {
             Refusal::NoWebhook => text(StatusCode::NOT_FOUND, "no webhook is configured\n"),
-            Refusal::Unauthorized => (
+            Refusal::Unauthorized(_) => (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
             )
                 .into_response(),
+            Refusal::Throttled { wait, .. } => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let mut r = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many failed tokens from this address; retry in {secs} s\n"),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                r
+            }
             Refusal::TooLarge { cap } => text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body over {cap} bytes\n"),
             ),
-            Refusal::Malformed(what) => text(StatusCode::BAD_REQUEST, what),
-            Refusal::Version(reason) | Refusal::NoAlertPlaced(reason) => {
-                text(StatusCode::UNPROCESSABLE_ENTITY, format!("{reason}\n"))
+            Refusal::Malformed(what) => text(StatusCode::BAD_REQUEST, what.clone()),
+            Refusal::Payload(r) => text(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{}\n", crate::domain::display::plain(&r.to_string())),
+            ),
+        };
+        self.log(response.status());
+        response
+    }
+
+    /// One WARN line per refusal: status and reason, never the body or the token.
+    fn log(&self, status: StatusCode) {
+        let status = status.as_u16();
+        match self {
+            Refusal::NoWebhook => {}
+            Refusal::Unauthorized(peer) => {
+                let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+                tracing::warn!(status, %peer, "webhook refused: wrong or missing bearer token (is credentials_file the token of [webhook] token_env?)")
+            }
+            Refusal::Throttled { wait, peer } => {
+                tracing::warn!(status, %peer, wait_secs = wait.as_secs(), "webhook refused: this peer keeps failing the token; slowed down")
+            }
+            Refusal::TooLarge { cap } => {
+                tracing::warn!(
+                    status,
+                    cap,
+                    "webhook refused: body over [webhook] max_body_bytes"
+                )
+            }
+            Refusal::Malformed(what) => {
+                tracing::warn!(status, reason = %what.trim_end(), "webhook refused: not a payload")
+            }
+            Refusal::Payload(r) => {
+                let reason = crate::domain::display::plain(&r.to_string());
+                tracing::warn!(status, %reason, "webhook refused")
             }
         }
     }
@@ -227,7 +333,7 @@ async fn read(headers: &HeaderMap, body: Body, cap: usize) -> Result<axum::body:
         .map_err(|_| Refusal::TooLarge { cap })
 }
 
-/// The Alertmanager payload, or where and how it is not one.
+/// The webhook payload, or where and how it is not one.
 fn parse(bytes: &[u8]) -> Result<alerts::Payload, Refusal> {
     serde_json::from_slice(bytes).map_err(|e| {
         // Position and kind only: serde's message can quote the body back.
@@ -237,7 +343,7 @@ fn parse(bytes: &[u8]) -> Result<alerts::Payload, Refusal> {
             _ => "not JSON",
         };
         Refusal::Malformed(format!(
-            "not an Alertmanager payload: {what} at line {}, column {}\n",
+            "not an Alertmanager or Grafana webhook payload: {what} at line {}, column {}\n",
             e.line(),
             e.column()
         ))
@@ -260,23 +366,43 @@ fn skipped_line(skipped: &[alerts::Rejection]) -> String {
     }
 }
 
+/// Records `records`, only while the store file is the one chops writes to (before and after): a
+/// file deleted or replaced under chops still takes writes, into an inode nobody will open again —
+/// an alert so lost must never be acknowledged.
+async fn store_alerts(
+    app: &App,
+    records: Vec<crate::store::AlertRecord>,
+) -> Result<Vec<AlertRecorded>, String> {
+    const GONE: &str =
+        "the store file was deleted, replaced or made read-only (restart chops once it is back)";
+    if !app.store.file_intact() {
+        return Err(GONE.into());
+    }
+    let outcomes = app
+        .store
+        .record_alerts(records, crate::clock::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    if !app.store.file_intact() {
+        return Err(GONE.into());
+    }
+    Ok(outcomes)
+}
+
 /// Record the placed alerts (duplicates are known, not new) and wake the poster for new ones:
-/// 200 with the counts, 503 when the store cannot record.
+/// 200 with the counts, 503 when the store cannot record or its file is no longer the one chops
+/// writes to.
 async fn record(app: &App, intake: alerts::Intake, skipped: &str) -> Response {
     let m = crate::metrics::get();
     let received = intake.records.len() as u64;
     let skipped_n = intake.skipped.len();
-    match app
-        .store
-        .record_alerts(intake.records, crate::clock::now())
-        .await
-    {
+    match store_alerts(app, intake.records).await {
         Ok(outcomes) => {
             let dup = outcomes
                 .iter()
                 .filter(|o| **o == AlertRecorded::Duplicate)
                 .count() as u64;
-            m.alerts(received, dup);
+            m.alerts_deduplicated(dup);
             if dup < received {
                 app.outbox.notify_one();
             }

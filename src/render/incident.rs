@@ -92,6 +92,8 @@ fn detail_lines(d: &Detail, cluster: &str, t: Target) -> Vec<String> {
             description,
             generator_url,
             starts_at,
+            truncated,
+            ..
         } => {
             out.push(format!(
                 "🔥 {}{}",
@@ -107,6 +109,7 @@ fn detail_lines(d: &Detail, cluster: &str, t: Target) -> Vec<String> {
                 }
             }
             out.push(alert_source(starts_at, generator_url, t));
+            out.extend((*truncated > 0).then(|| left_out(*truncated)));
         }
         Detail::Preflight {
             verdict,
@@ -190,6 +193,10 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
         0 => format!("{icon} {}", bold(what)),
         r => format!("{icon} {} ({r} resolved)", bold(what)),
     };
+    let title = match truncated(all) {
+        0 => title,
+        n => format!("{title} · {}", left_out(n)),
+    };
     let mut out = vec![title];
     for i in all {
         let mark = if i.resolution.is_some() { "✅" } else { "•" };
@@ -236,6 +243,22 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
         out.push(clip(&format!("{mark} {body}{done}"), LINE_MAX));
     }
     out
+}
+
+/// The most alerts a sender said it left out of the notifications of `all`.
+fn truncated(all: &[Incident]) -> u64 {
+    all.iter()
+        .map(|i| match i.detail {
+            Detail::Alert { truncated, .. } => truncated,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// What the sender left out of a notification (`truncatedAlerts`: its max_alerts).
+fn left_out(n: u64) -> String {
+    format!("{n} more alert(s) of this notification were left out by the sender (max_alerts)")
 }
 
 /// Characters of one incident's line in a group.
@@ -358,6 +381,8 @@ mod tests {
                     description: String::new(),
                     generator_url: String::new(),
                     starts_at: "t".into(),
+                    links: Vec::new(),
+                    truncated: 0,
                 },
                 resolved.then_some("alert resolved at t2"),
             )
@@ -365,6 +390,18 @@ mod tests {
         let all = [alert(1, "A", false), alert(2, "B", true)];
         let l = group_lines(&all, Target::Discord);
         assert_eq!(l[0], "🔥 **2 alerts on cluster prod** (1 resolved)");
+        let mut cut = all.clone();
+        if let Detail::Alert { truncated, .. } = &mut cut[1].detail {
+            *truncated = 40;
+        }
+        assert_eq!(
+            group_lines(&cut, Target::Discord)[0],
+            "🔥 **2 alerts on cluster prod** (1 resolved) · 40 more alert(s) of this notification were left out by the sender (max_alerts)"
+        );
+        assert!(lines(&cut[1], Target::Discord)
+            .last()
+            .unwrap()
+            .starts_with("40 more alert(s)"));
         assert_eq!(l[1], "• A (critical): Backup \\*failed\\*");
         assert_eq!(
             l[2],

@@ -122,6 +122,24 @@ fn insert(c: &Connection, n: &NewIncident<'_>, now: i64) -> rusqlite::Result<i64
     Ok(c.last_insert_rowid())
 }
 
+/// The dedup key of an alert: its cluster, whole fingerprint and start, hashed (SHA-256) so the
+/// key stays bounded however long the sender's strings are and no two alerts share one.
+fn alert_key(a: &AlertRecord) -> String {
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [&a.cluster, &a.fingerprint, &a.starts_at] {
+        // Length-prefixed: ("ab", "c") and ("a", "bc") are different keys.
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let hex: String = h
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("alert2\u{1f}{hex}")
+}
+
 /// Records one failure in one transaction (see [`Store::record_failure`]).
 fn record_failure(c: &mut Connection, f: &FailureRecord, now: i64) -> rusqlite::Result<Recorded> {
     let Detail::Operation {
@@ -371,7 +389,7 @@ impl Store {
     }
 
     /// Records every alert of one webhook payload in one transaction, deduplicated on
-    /// (fingerprint, startsAt): the answer to Alertmanager is sent only after this commits.
+    /// (cluster, fingerprint, startsAt): the answer to the sender is sent only after this commits.
     pub async fn record_alerts(
         &self,
         alerts: Vec<AlertRecord>,
@@ -381,7 +399,7 @@ impl Store {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::with_capacity(alerts.len());
             for a in &alerts {
-                let key = format!("alert\u{1f}{}\u{1f}{}", a.fingerprint, a.starts_at);
+                let key = alert_key(a);
                 let existing: Option<(i64, Option<String>)> = tx
                     .query_row(
                         "SELECT id, resolution FROM incidents WHERE key = ?1",
@@ -395,7 +413,7 @@ impl Store {
                         let row = NewIncident {
                             key: &key,
                             cluster: &a.cluster,
-                            subject: &a.fingerprint,
+                            subject: &crate::domain::text::clip(&a.fingerprint, 64),
                             started_at: now,
                             detail: &a.detail,
                             channel: a.channel,
@@ -759,6 +777,8 @@ mod tests {
                 description: String::new(),
                 generator_url: String::new(),
                 starts_at: starts.into(),
+                links: Vec::new(),
+                truncated: 0,
             },
         };
         let out = s
@@ -785,6 +805,57 @@ mod tests {
         let out = s.record_alerts(vec![alert(true, "t3")], 3).await.unwrap();
         assert_eq!(out, [AlertRecorded::New]);
         assert_eq!(s.due_incidents(10).await.unwrap().len(), 3);
+    }
+
+    fn alert_of(cluster: &str, fingerprint: &str, resolved: bool) -> AlertRecord {
+        AlertRecord {
+            cluster: cluster.into(),
+            fingerprint: fingerprint.into(),
+            starts_at: "t1".into(),
+            resolved,
+            resolution: "alert resolved at t".into(),
+            channel: Some(7),
+            detail: Detail::Alert {
+                alertname: "A".into(),
+                severity: String::new(),
+                summary: String::new(),
+                description: String::new(),
+                generator_url: String::new(),
+                starts_at: "t1".into(),
+                links: Vec::new(),
+                truncated: 0,
+            },
+        }
+    }
+
+    /// Two clusters' alerts with one fingerprint, and two long fingerprints that share their
+    /// first 64 characters, are four incidents; a resolution resolves only its own.
+    #[tokio::test]
+    async fn alerts_dedup_on_cluster_and_the_whole_fingerprint() {
+        let s = Store::open_in_memory().unwrap();
+        let long = |tail: &str| format!("{}{tail}", "f".repeat(64));
+        let firing = vec![
+            alert_of("prod", "f1", false),
+            alert_of("other", "f1", false),
+            alert_of("prod", &long("a"), false),
+            alert_of("prod", &long("b"), false),
+        ];
+        let out = s.record_alerts(firing, 1).await.unwrap();
+        assert_eq!(out, [AlertRecorded::New; 4]);
+        let out = s
+            .record_alerts(vec![alert_of("other", "f1", true)], 2)
+            .await
+            .unwrap();
+        assert_eq!(out, [AlertRecorded::Resolved]);
+        let open: Vec<String> = s
+            .incidents(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.resolution.is_none())
+            .map(|i| i.cluster)
+            .collect();
+        assert_eq!(open, ["prod", "prod", "prod"], "prod's f1 stays open");
     }
 
     #[tokio::test]

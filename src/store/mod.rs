@@ -64,6 +64,8 @@ pub struct Store {
     claims: claim::Claims,
     /// Why the audit chain did not verify, once [`Store::verify_audit`] found it broken.
     chain: Arc<Mutex<Option<String>>>,
+    /// The file's (device, inode) when opened: a file deleted or replaced since no longer has it.
+    identity: Option<(u64, u64)>,
 }
 
 /// Creates what is missing of the store's directory (0700) and file (0600): it holds who did
@@ -115,6 +117,7 @@ impl Store {
         let mut store = Self::start(conn)?;
         store.path = Some(Arc::new(path.to_path_buf()));
         store.claims = claim::Claims::Dir(Arc::new(claim::dir_for(path)));
+        store.identity = identity(path);
         Ok(store)
     }
 
@@ -138,6 +141,7 @@ impl Store {
             path: None,
             claims: claim::Claims::Memory(Arc::default()),
             chain: Arc::default(),
+            identity: None,
         })
     }
 
@@ -159,15 +163,12 @@ impl Store {
             .map_err(StoreError::Sqlite)
     }
 
-    /// Whether the store can take writes now: its file is not read-only (a file made read-only
-    /// fails the next start even though the open connection still writes), and a one-row write
+    /// Whether the store can take writes now: its file is intact ([`Store::file_intact`]; a file
+    /// made read-only fails the next start even though the open connection still writes), and a one-row write
     /// commits (waits up to [`BUSY_TIMEOUT`] for other processes).
     pub async fn writable(&self) -> bool {
-        if let Some(p) = &self.path {
-            match std::fs::metadata(p.as_path()) {
-                Ok(m) if !m.permissions().readonly() => {}
-                _ => return false,
-            }
+        if !self.file_intact() {
+            return false;
         }
         let now = crate::clock::now();
         self.call(move |c| {
@@ -179,6 +180,19 @@ impl Store {
         })
         .await
         .is_ok()
+    }
+
+    /// Whether what this store writes still lands in its file: the path still names the file
+    /// opened (not deleted, not replaced) and it is not read-only. A deleted file keeps taking
+    /// writes through the open connection — into an inode nobody will ever open again.
+    pub fn file_intact(&self) -> bool {
+        let Some(p) = &self.path else {
+            return true;
+        };
+        match std::fs::metadata(p.as_path()) {
+            Ok(m) => !m.permissions().readonly() && identity(p) == self.identity,
+            Err(_) => false,
+        }
     }
 
     // ---- offers ------------------------------------------------------------------------------
@@ -537,6 +551,12 @@ impl Store {
         })
         .await
     }
+}
+
+/// A file's (device, inode), None when it cannot be read.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn worker(mut conn: Connection, inbox: mpsc::Receiver<Job>) {

@@ -573,3 +573,24 @@ async fn an_end_is_recorded_once() {
         ConfirmationState::Succeeded
     );
 }
+
+/// A store file deleted, replaced or made read-only while open is no longer intact (its
+/// connection still commits — into a file nobody reads again), nor writable.
+#[tokio::test]
+async fn a_deleted_replaced_or_read_only_file_is_not_intact() {
+    let db = TempDb::new();
+    let s = Store::open(&db.0).unwrap();
+    assert!(s.file_intact() && s.writable().await);
+    std::fs::remove_file(&db.0).unwrap();
+    assert!(!s.file_intact());
+    assert!(!s.writable().await);
+    std::fs::write(&db.0, b"").unwrap();
+    assert!(!s.file_intact(), "another file at the same path");
+
+    let db = TempDb::new();
+    let s = Store::open(&db.0).unwrap();
+    let mut perms = std::fs::metadata(&db.0).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&db.0, perms).unwrap();
+    assert!(!s.file_intact());
+}

@@ -9,12 +9,16 @@
 //!   checking every body against Discord's OpenAPI request schemas ([`openapi`]).
 //! - [`hostile`]: small hostile "ClickHouse servers" (floods, trickles, garbage, hostile names).
 //! - [`http`]: a plain HTTP/1.1 client, one request per connection.
+//! - [`serve`]: `chops serve` as a child process, stopped by its PID.
+//! - [`alertmanager`]: a real Prometheus Alertmanager routing to a webhook, stopped by its PID.
 
+pub mod alertmanager;
 pub mod discord;
 pub mod hostile;
 pub mod http;
 pub mod localcluster;
 pub mod openapi;
+pub mod serve;
 pub mod shared;
 pub mod tls_front;
 

@@ -178,9 +178,24 @@ fn config_check_accepts_the_generated_and_example_configs() {
     let example = testkit::repo_root().join("config/chops.example.toml");
     let out = chops(
         &["--config", example.to_str().unwrap(), "config", "check"],
-        &[("CLICKHOUSE_PASSWORD", "x"), ("CHOPS_WEBHOOK_TOKEN", "t")],
+        &[
+            ("CLICKHOUSE_PASSWORD", "x"),
+            ("CHOPS_WEBHOOK_TOKEN", "a-token-of-16-by"),
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // A token shorter than 16 bytes is refused, with its length (never its value).
+    let out = chops(
+        &["--config", example.to_str().unwrap(), "config", "check"],
+        &[("CLICKHOUSE_PASSWORD", "x"), ("CHOPS_WEBHOOK_TOKEN", "t")],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("whose token is 1 bytes: use at least 16"),
+        "{}",
+        out.stderr
+    );
     // The webhook's token is a secret like the passwords: named when missing.
     let out = chops(
         &["--config", example.to_str().unwrap(), "config", "check"],

@@ -6,6 +6,7 @@ mod common;
 
 mod act;
 mod act_hostile;
+mod alertmanager;
 mod bot;
 mod card_snapshots;
 mod config_hostile;
@@ -22,3 +23,4 @@ mod incidents;
 mod names;
 mod readme;
 mod tls;
+mod webhook;

@@ -1,0 +1,112 @@
+//! `chops serve` as a child process: started with a config and an environment, its HTTP address
+//! read from the one line it prints, its later stdout lines kept, its log (stderr) in a file;
+//! stopped by its own PID when dropped. The binary's path is given by the caller (only the
+//! integration tests know it).
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A running `chops serve` (see the module).
+pub struct ChopsProcess {
+    pub addr: SocketAddr,
+    /// Its stderr (the log).
+    pub log_path: PathBuf,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl ChopsProcess {
+    /// `bin --config config serve [args]` with `env` added; logs at info level into
+    /// `dir/<name>.log`. Panics, with the log, when it does not say where it listens.
+    pub fn start(
+        bin: &Path,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: &Path,
+    ) -> ChopsProcess {
+        let log_path = dir.join(format!("serve-{}.log", std::process::id()));
+        let mut cmd = Command::new(bin);
+        cmd.args(["--config", config, "serve"])
+            .args(args)
+            .env_remove("CHOPS_CONFIG")
+            .env("CHOPS_LOG", "info")
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start chops serve");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        let _ = out.read_line(&mut first);
+        let addr = first
+            .trim()
+            .strip_prefix("chops: listening on http://")
+            .and_then(|a| a.parse().ok());
+        let Some(addr) = addr else {
+            crate::localcluster::stop_pid(child.id() as i32);
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("chops serve did not start: {first:?}\n{log}");
+        };
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let keep = lines.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
+        ChopsProcess {
+            addr,
+            log_path,
+            child,
+            lines,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// What it printed on stdout after the address line.
+    pub fn stdout(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// One request to it ([`crate::http::request`]).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
+        crate::http::request(self.addr, method, path, headers, body)
+    }
+
+    /// The value of one sample of its `/metrics` (`name{labels}` exactly as rendered), or 0.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let (_, text) = self.http("GET", "/metrics", &[], b"");
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for ChopsProcess {
+    fn drop(&mut self) {
+        crate::localcluster::stop_pid(self.pid());
+        let _ = self.child.wait();
+    }
+}
