@@ -197,6 +197,8 @@ impl FakeDiscord {
         });
         let app = Router::new()
             .route("/*path", any(rest_handler))
+            // Bodies past Discord's upload limit reach the handler, which refuses them as Discord does.
+            .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_UPLOAD_BYTES))
             .with_state(shared.clone());
         let rest_task = tokio::spawn(async move {
             let _ = axum::serve(rest, app).await;
