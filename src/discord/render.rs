@@ -219,7 +219,11 @@ pub fn steps_file(about: &str, steps: &[NextStep], shown: &[usize]) -> Option<(S
             part.push_str(&format!("-- {}\n", plain(n)));
         }
         let code = plain(code);
-        let end = if code.trim_end().ends_with(';') { "" } else { ";" };
+        let end = if code.trim_end().ends_with(';') {
+            ""
+        } else {
+            ";"
+        };
         part.push_str(&format!("{code}{end}\n"));
         if out.len() + part.len() > FILE_BYTES_MAX {
             part = format!(

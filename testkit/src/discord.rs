@@ -176,6 +176,26 @@ pub fn buttons(body: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A card message's "(statement attached: next-steps.sql, step N)" pointers and the
+/// `-- Step N:` headers of its one file `next-steps.sql` (panics unless it carries exactly that
+/// file): equal when the file holds what the embed names.
+pub fn attached_steps(card: &Recorded) -> (Vec<String>, Vec<String>) {
+    let fields = card.body["embeds"][0]["fields"].to_string();
+    let pointers = fields
+        .split("(statement attached: next-steps.sql, step ")
+        .skip(1)
+        .map(|r| r.split(')').next().unwrap_or_default().to_string())
+        .collect();
+    let names: Vec<&str> = card.files.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["next-steps.sql"], "one file: {}", card.body);
+    let text = String::from_utf8_lossy(&card.files[0].1);
+    let steps = text
+        .lines()
+        .filter_map(|l| Some(l.strip_prefix("-- Step ")?.split(':').next()?.to_string()))
+        .collect();
+    (pointers, steps)
+}
+
 impl FakeDiscord {
     pub async fn start() -> FakeDiscord {
         let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -402,7 +422,10 @@ fn upload_limits(files: &[FilePart]) -> Result<(), (StatusCode, u32, String)> {
         return Err((
             StatusCode::BAD_REQUEST,
             50035,
-            format!("{} files: Discord takes at most {MAX_FILES} a message", files.len()),
+            format!(
+                "{} files: Discord takes at most {MAX_FILES} a message",
+                files.len()
+            ),
         ));
     }
     let total: usize = files.iter().map(|f| f.data.len()).sum();
@@ -410,7 +433,11 @@ fn upload_limits(files: &[FilePart]) -> Result<(), (StatusCode, u32, String)> {
         return Err((
             StatusCode::PAYLOAD_TOO_LARGE,
             40005,
-            format!("{}: {} bytes, over the {ATTACHMENT_SIZE_LIMIT}-byte file limit", f.filename, f.data.len()),
+            format!(
+                "{}: {} bytes, over the {ATTACHMENT_SIZE_LIMIT}-byte file limit",
+                f.filename,
+                f.data.len()
+            ),
         ));
     }
     if total > MAX_UPLOAD_BYTES {
@@ -441,7 +468,11 @@ fn attachment_ids(s: &Shared, payload: &Value, files: &[FilePart]) -> Vec<String
             None => errors.push(format!("file part named {:?}, not files[n]", f.field)),
         }
     }
-    let listed: Vec<&Value> = payload["attachments"].as_array().into_iter().flatten().collect();
+    let listed: Vec<&Value> = payload["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
     let id_of = |a: &Value| match &a["id"] {
         Value::Number(n) => n.as_u64(),
         Value::String(t) => t.parse::<u64>().ok(),
@@ -449,10 +480,20 @@ fn attachment_ids(s: &Shared, payload: &Value, files: &[FilePart]) -> Vec<String
     };
     for (n, f) in &parts {
         match listed.iter().find(|a| id_of(a) == Some(*n)) {
-            None => errors.push(format!("files[{n}] ({}) has no attachments[] entry with id {n}", f.filename)),
-            Some(a) if a["filename"].as_str().is_some_and(|name| name != f.filename) => errors.push(
-                format!("attachments[] id {n} is named {} but files[{n}] is {}", a["filename"], f.filename),
-            ),
+            None => errors.push(format!(
+                "files[{n}] ({}) has no attachments[] entry with id {n}",
+                f.filename
+            )),
+            Some(a)
+                if a["filename"]
+                    .as_str()
+                    .is_some_and(|name| name != f.filename) =>
+            {
+                errors.push(format!(
+                    "attachments[] id {n} is named {} but files[{n}] is {}",
+                    a["filename"], f.filename
+                ))
+            }
             Some(_) => {}
         }
     }
@@ -460,7 +501,10 @@ fn attachment_ids(s: &Shared, payload: &Value, files: &[FilePart]) -> Vec<String
     for a in &listed {
         match id_of(a) {
             Some(id) if parts.contains_key(&id) || issued.contains(&id) => {}
-            _ => errors.push(format!("attachments[] id {} names no file part and no earlier attachment", a["id"])),
+            _ => errors.push(format!(
+                "attachments[] id {} names no file part and no earlier attachment",
+                a["id"]
+            )),
         }
     }
     errors
@@ -499,7 +543,9 @@ async fn rest_handler(
     let read = read_body(content_type, raw).await;
     let mut errors = match &read.json {
         None => Vec::new(),
-        Some(Ok(v)) => openapi::validate(method.as_str(), &path, v).err().unwrap_or_default(),
+        Some(Ok(v)) => openapi::validate(method.as_str(), &path, v)
+            .err()
+            .unwrap_or_default(),
         Some(Err(e)) => vec![e.clone()],
     };
     let limits = upload_limits(&read.files);
@@ -507,7 +553,11 @@ async fn rest_handler(
         errors.push(why.clone());
     }
     if read.multipart {
-        let payload = read.json.as_ref().and_then(|j| j.as_ref().ok()).unwrap_or(&Value::Null);
+        let payload = read
+            .json
+            .as_ref()
+            .and_then(|j| j.as_ref().ok())
+            .unwrap_or(&Value::Null);
         errors.extend(attachment_ids(&s, payload, &read.files));
     }
     if !errors.is_empty() {
@@ -517,7 +567,11 @@ async fn rest_handler(
         s.invalid.lock().unwrap().push(line);
     }
     let body = read.json.and_then(Result::ok).unwrap_or(Value::Null);
-    let files: Vec<(String, Vec<u8>)> = read.files.into_iter().map(|f| (f.filename, f.data)).collect();
+    let files: Vec<(String, Vec<u8>)> = read
+        .files
+        .into_iter()
+        .map(|f| (f.filename, f.data))
+        .collect();
     let attachments = attachments_json(&s, &files);
     s.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),

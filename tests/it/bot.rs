@@ -1162,3 +1162,58 @@ async fn fifty_concurrent_backup_checks_run_one_probe_round() {
     );
     bot.stop().await;
 }
+
+// ---- Large failing clusters: Discord's 10 files a message ----------------------------------
+
+/// 12 and 64 replicas, one refusing connections: `/backup-check` answers with the failing card
+/// and one file naming every long statement of the steps shown; a card's button opens a preview
+/// whose too-long statement is attached; every multipart body is within Discord's limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_cards_of_12_and_64_replicas_attach_one_file() {
+    let _solo = testkit::solo_async().await;
+    let lc = LocalCluster::start_one_engine(63, 0).expect("63 replicas");
+    lc.long_named_databases(70);
+    for (reachable, refused) in [(11, 1), (63, 1)] {
+        let n = reachable + refused;
+        let text = format!(
+            "{}\n[clusters.local.actions]\nbackup_roles = [{ROLE}]\n",
+            lc.config_with(reachable, refused)
+        );
+        let cfg = write_config(&lc.dir, &format!("c{n}.toml"), &text);
+        let bot = Bot::start(&cfg).await;
+        let id = bot.invoke_as("backup-check", &[], &[ROLE]);
+        let card = bot.fake.edited_original(id, WAIT).await;
+        let title = embed_of(&card)["title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(title.contains("FAILING"), "{n}: {}", card.body);
+        let (pointers, steps) = attached_steps(&card);
+        assert!(pointers.len() > 10, "{n}: {pointers:?}");
+        assert_eq!(
+            pointers, steps,
+            "{n}: the file holds the steps the embed names"
+        );
+        let file = String::from_utf8_lossy(&card.files[0].1).to_string();
+        assert!(
+            file.contains("BACKUP DATABASE `tenant_database_with_a_long_name_00`"),
+            "{n}"
+        );
+
+        let offer = buttons(&card.body)
+            .into_iter()
+            .find(|(label, _)| label == "Back up r1")
+            .unwrap_or_else(|| panic!("{n}: no button: {}", card.body));
+        let c = bot.click(&offer.1, 7100 + n as u64, USER_ID, &[ROLE]);
+        assert_eq!(bot.fake.callback(c, WAIT).await.body["type"], 5);
+        let preview = bot.fake.edited_original(c, WAIT).await;
+        let names: Vec<&str> = preview.files.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(names, ["statement.sql"], "{n}: {}", preview.body);
+        assert!(
+            String::from_utf8_lossy(&preview.files[0].1)
+                .starts_with("BACKUP DATABASE `tenant_database_with_a_long_name_00`"),
+            "{n}"
+        );
+        bot.stop().await;
+    }
+}

@@ -435,11 +435,17 @@ fn files(n: usize, size: usize) -> (Value, Vec<(String, String, Vec<u8>)>) {
     let parts: Vec<(String, String, Vec<u8>)> = (0..n)
         .map(|i| (format!("files[{i}]"), format!("f{i}.sql"), vec![b'x'; size]))
         .collect();
-    let listed: Vec<Value> = (0..n).map(|i| json!({"id": i, "filename": format!("f{i}.sql")})).collect();
+    let listed: Vec<Value> = (0..n)
+        .map(|i| json!({"id": i, "filename": format!("f{i}.sql")}))
+        .collect();
     (json!({"content": "files", "attachments": listed}), parts)
 }
 
-async fn post_files(fake: &FakeDiscord, payload: &Value, parts: &[(String, String, Vec<u8>)]) -> (u16, String) {
+async fn post_files(
+    fake: &FakeDiscord,
+    payload: &Value,
+    parts: &[(String, String, Vec<u8>)],
+) -> (u16, String) {
     let boundary = "chops-limits-boundary";
     let body = multipart(boundary, payload, parts);
     send(
@@ -501,6 +507,14 @@ async fn attachment_ids_must_match_the_file_parts() {
     ] {
         assert!(invalid[0].contains(needle), "{needle}: {}", invalid[0]);
     }
-    assert!(invalid[1].contains("file part named \"file\""), "{}", invalid[1]);
-    assert!(invalid[1].contains("attachments[] id 0 names no file part"), "{}", invalid[1]);
+    assert!(
+        invalid[1].contains("file part named \"file\""),
+        "{}",
+        invalid[1]
+    );
+    assert!(
+        invalid[1].contains("attachments[] id 0 names no file part"),
+        "{}",
+        invalid[1]
+    );
 }

@@ -197,12 +197,18 @@ fn long_statements_of_the_steps_shown_go_to_one_file() {
         assert_eq!(name, render::STEPS_FILE);
         let (shown, pointed) = shown_and_pointed(&e);
         assert!(pointed.len() > 10, "{n}: {pointed:?}");
-        assert!(shown.len() < card.next_steps.len(), "{n}: some steps hidden");
+        assert!(
+            shown.len() < card.next_steps.len(),
+            "{n}: some steps hidden"
+        );
         // Every shown step with a statement has it whole in its field or a pointer to the file.
         for k in &shown {
             let step = &card.next_steps[k - 1];
             let Some(sql) = &step.sql else { continue };
-            let in_field = e.fields.iter().any(|(_, v)| v.contains(&format!("```sql\n{sql}\n```")));
+            let in_field = e
+                .fields
+                .iter()
+                .any(|(_, v)| v.contains(&format!("```sql\n{sql}\n```")));
             assert!(in_field ^ pointed.contains(k), "{n}: step {k}");
         }
         let in_file: Vec<usize> = file
@@ -214,7 +220,10 @@ fn long_statements_of_the_steps_shown_go_to_one_file() {
             let sql = card.next_steps[k - 1].sql.as_ref().unwrap();
             assert!(file.contains(&format!("\n{sql};\n")), "{n}: step {k} whole");
         }
-        let statements = file.lines().filter(|l| !l.starts_with("--") && !l.is_empty()).count();
+        let statements = file
+            .lines()
+            .filter(|l| !l.starts_with("--") && !l.is_empty())
+            .count();
         assert_eq!(statements, pointed.len(), "{n}: one line per statement");
     }
 }
