@@ -526,6 +526,42 @@ fn attachments_json(s: &Shared, files: &[(String, Vec<u8>)]) -> Value {
     )
 }
 
+/// Check a body against Discord's spec, upload limits and attachment ids; every finding is kept
+/// as an invalid body. Returns the upload limits' verdict (an upload over them is refused).
+fn check_body(
+    s: &Shared,
+    method: &Method,
+    path: &str,
+    read: &Body,
+) -> Result<(), (StatusCode, u32, String)> {
+    let mut errors = match &read.json {
+        None => Vec::new(),
+        Some(Ok(v)) => openapi::validate(method.as_str(), path, v)
+            .err()
+            .unwrap_or_default(),
+        Some(Err(e)) => vec![e.clone()],
+    };
+    let limits = upload_limits(&read.files);
+    if let Err((_, _, why)) = &limits {
+        errors.push(why.clone());
+    }
+    if read.multipart {
+        let payload = read
+            .json
+            .as_ref()
+            .and_then(|j| j.as_ref().ok())
+            .unwrap_or(&Value::Null);
+        errors.extend(attachment_ids(s, payload, &read.files));
+    }
+    if !errors.is_empty() {
+        let line = format!("{method} {path}: {}", errors.join("; "));
+        // Also on stderr: shown with the output of a test that fails for another reason.
+        eprintln!("fake Discord: invalid body: {line}");
+        s.invalid.lock().unwrap().push(line);
+    }
+    limits
+}
+
 async fn rest_handler(
     State(s): State<Arc<Shared>>,
     method: Method,
@@ -541,31 +577,7 @@ async fn rest_handler(
     // The JSON body (or, for multipart, the `payload_json` part) to record and validate. A body
     // that is not JSON is kept as an invalid one.
     let read = read_body(content_type, raw).await;
-    let mut errors = match &read.json {
-        None => Vec::new(),
-        Some(Ok(v)) => openapi::validate(method.as_str(), &path, v)
-            .err()
-            .unwrap_or_default(),
-        Some(Err(e)) => vec![e.clone()],
-    };
-    let limits = upload_limits(&read.files);
-    if let Err((_, _, why)) = &limits {
-        errors.push(why.clone());
-    }
-    if read.multipart {
-        let payload = read
-            .json
-            .as_ref()
-            .and_then(|j| j.as_ref().ok())
-            .unwrap_or(&Value::Null);
-        errors.extend(attachment_ids(&s, payload, &read.files));
-    }
-    if !errors.is_empty() {
-        let line = format!("{method} {path}: {}", errors.join("; "));
-        // Also on stderr: shown with the output of a test that fails for another reason.
-        eprintln!("fake Discord: invalid body: {line}");
-        s.invalid.lock().unwrap().push(line);
-    }
+    let limits = check_body(&s, &method, &path, &read);
     let body = read.json.and_then(Result::ok).unwrap_or(Value::Null);
     let files: Vec<(String, Vec<u8>)> = read
         .files
