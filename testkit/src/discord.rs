@@ -196,7 +196,46 @@ pub fn attached_steps(card: &Recorded) -> (Vec<String>, Vec<String>) {
     (pointers, steps)
 }
 
+/// Discord's permission bits ("Permissions" in Discord's documentation), as the fake checks
+/// requests against them: independent of the bot's own flags.
+pub mod permission {
+    pub const VIEW_CHANNEL: u64 = 1 << 10;
+    pub const SEND_MESSAGES: u64 = 1 << 11;
+    pub const EMBED_LINKS: u64 = 1 << 14;
+    pub const ATTACH_FILES: u64 = 1 << 15;
+}
+
+/// The permissions a bot needs in the channel for `r`, as Discord asks them: a channel message
+/// needs View Channel and Send Messages (an edit of its own, View Channel), embeds Embed Links,
+/// files Attach Files. Interaction callbacks and webhook calls (answers, follow-ups, their
+/// edits) and command registration need none.
+pub fn permissions_for(r: &Recorded) -> u64 {
+    use permission::*;
+    let Some(rest) = r.path.strip_prefix("/api/v10/channels/") else {
+        return 0;
+    };
+    let mut need = match (r.method.as_str(), rest.contains("/messages")) {
+        ("POST", true) => VIEW_CHANNEL | SEND_MESSAGES,
+        (_, _) => VIEW_CHANNEL,
+    };
+    if r.body["embeds"].as_array().is_some_and(|e| !e.is_empty()) {
+        need |= EMBED_LINKS;
+    }
+    if !r.files.is_empty() {
+        need |= ATTACH_FILES;
+    }
+    need
+}
+
 impl FakeDiscord {
+    /// Every permission the requests recorded so far needed in their channels.
+    pub fn permissions_needed(&self) -> u64 {
+        self.requests()
+            .iter()
+            .map(permissions_for)
+            .fold(0, |a, p| a | p)
+    }
+
     pub async fn start() -> FakeDiscord {
         let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -76,9 +76,17 @@ impl Bot {
         }
     }
 
-    /// Stop the bot; every body it sent must be one Discord's OpenAPI spec accepts.
+    /// Stop the bot; every body it sent must be one Discord's OpenAPI spec accepts, and every
+    /// request one the permissions of the invite URL allow.
     async fn stop(mut self) {
         self.fake.assert_bodies_valid();
+        let needed = self.fake.permissions_needed();
+        let granted = chops::discord::PERMISSIONS.bits();
+        assert_eq!(
+            needed & !granted,
+            0,
+            "needed {needed:#x}, granted {granted:#x}"
+        );
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

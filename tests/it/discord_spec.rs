@@ -518,3 +518,78 @@ async fn attachment_ids_must_match_the_file_parts() {
         invalid[1]
     );
 }
+
+/// The README's invite URL grants exactly what chops uses (`chops::discord::PERMISSIONS`), and
+/// those are Discord's bits for View Channel, Send Messages, Embed Links and Attach Files —
+/// what the fake Discord requires of the requests chops sends (see `permissions_for`).
+#[test]
+fn the_readme_invite_url_grants_exactly_the_permissions_chops_uses() {
+    use testkit::discord::permission::*;
+    let granted = chops::discord::PERMISSIONS.bits();
+    assert_eq!(
+        granted,
+        VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
+    );
+    let readme = std::fs::read_to_string(testkit::repo_root().join("README.md")).unwrap();
+    let urls: Vec<&str> = readme
+        .split_whitespace()
+        .filter(|w| w.contains("discord.com/oauth2/authorize"))
+        .collect();
+    assert!(!urls.is_empty(), "README has an invite URL");
+    for url in urls {
+        let perms: Vec<u64> = url
+            .split(['?', '&'])
+            .filter_map(|p| p.strip_prefix("permissions="))
+            .map(|p| {
+                p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(perms, [granted], "{url}");
+        assert!(url.contains("scope=bot%20applications.commands"), "{url}");
+    }
+    assert!(
+        readme.contains(&format!("permissions integer {granted}")),
+        "the text names the integer too"
+    );
+}
+
+/// The permissions the fake asks of each kind of request chops sends.
+#[test]
+fn permissions_follow_the_request() {
+    use testkit::discord::{permission::*, permissions_for, Recorded};
+    let rec = |method: &str, path: &str, body: Value, files: usize| Recorded {
+        method: method.into(),
+        path: path.into(),
+        body,
+        files: vec![("f.sql".into(), b"x".to_vec()); files],
+        at: std::time::Instant::now(),
+    };
+    let post = "/api/v10/channels/1/messages";
+    assert_eq!(
+        permissions_for(&rec("POST", post, json!({"content": "x"}), 0)),
+        VIEW_CHANNEL | SEND_MESSAGES
+    );
+    assert_eq!(
+        permissions_for(&rec("POST", post, json!({"embeds": [embed()]}), 1)),
+        VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
+    );
+    assert_eq!(
+        permissions_for(&rec(
+            "PATCH",
+            "/api/v10/channels/1/messages/2",
+            json!({"embeds": [embed()]}),
+            0
+        )),
+        VIEW_CHANNEL | EMBED_LINKS
+    );
+    assert_eq!(
+        permissions_for(&rec("PATCH", &original(), json!({"embeds": [embed()]}), 1)),
+        0
+    );
+    assert_eq!(
+        permissions_for(&rec("POST", CALLBACK, json!({"type": 5}), 0)),
+        0
+    );
+}

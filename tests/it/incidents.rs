@@ -429,6 +429,16 @@ async fn incident_cards_of_12_and_64_replicas_attach_one_file() {
         );
         serve.stop().await;
         fake.assert_bodies_valid();
+        // What the invite URL grants covers every request this run sent (a card with its file
+        // needs Attach Files).
+        let needed = fake.permissions_needed();
+        assert_ne!(needed & permission::ATTACH_FILES, 0);
+        let granted = chops::discord::PERMISSIONS.bits();
+        assert_eq!(
+            needed & !granted,
+            0,
+            "needed {needed:#x}, granted {granted:#x}"
+        );
     }
 }
 
