@@ -30,10 +30,12 @@ pub struct Embed {
 }
 
 impl Embed {
-    /// The files as serenity attachments.
+    /// The files as serenity attachments (never more than Discord takes in one message: it
+    /// refuses the whole message otherwise).
     pub fn files(&self) -> Vec<serenity::CreateAttachment> {
         self.attachments
             .iter()
+            .take(FILES_MAX)
             .map(|(name, text)| {
                 serenity::CreateAttachment::bytes(text.as_bytes().to_vec(), name.clone())
             })
@@ -204,7 +206,7 @@ pub fn steps_file(about: &str, steps: &[NextStep], shown: &[usize]) -> Option<(S
     }
     // Comments go through the display boundary: a name cannot end its comment line.
     let mut out = format!(
-        "-- chops: next steps for {about}\n-- Each statement runs on the replica named above it.\n"
+        "-- chops: next steps for {about}\n-- Run each statement on the replica its step names (On:), else on any replica.\n"
     );
     for &i in shown {
         let Some(step) = steps.get(i) else {
@@ -723,5 +725,50 @@ mod tests {
         assert!(count(&v) <= 200, "{}", count(&v));
         assert!(v.ends_with("more"), "{v}");
         assert!(v.starts_with("line 00"));
+    }
+
+    fn long_step() -> NextStep {
+        NextStep::sql(
+            format!("Back up {} on its own", "r".repeat(300)),
+            Some("r1\nDROP TABLE x; --"),
+            format!(
+                "BACKUP DATABASE `{}` TO Disk('b', 'n') ASYNC",
+                "d".repeat(1000)
+            ),
+        )
+        .note("a note that says when it is safe")
+    }
+
+    #[test]
+    fn the_pointer_to_the_file_survives_when_space_is_short() {
+        for max in [120, 300, 1024] {
+            let (text, attached) = step_text(6, &long_step(), max);
+            assert!(attached);
+            assert!(count(&text) <= max, "{max}: {}", count(&text));
+            assert!(
+                text.contains("*(statement attached: next-steps.sql, step 7)*"),
+                "{max}: {text}"
+            );
+            assert!(text.starts_with("**7.** "), "{max}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_steps_file_keeps_names_inside_their_comments() {
+        let steps = vec![NextStep::text("no statement"), long_step()];
+        let (name, text) = steps_file("cluster c", &steps, &[1]).expect("a file");
+        assert_eq!(name, STEPS_FILE);
+        let code: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("--") && !l.is_empty())
+            .collect();
+        assert_eq!(code.len(), 1, "{text}");
+        assert!(
+            code[0].starts_with("BACKUP DATABASE `ddd") && code[0].ends_with("ASYNC;"),
+            "{text}"
+        );
+        assert!(text.contains("-- Step 2: Back up rrr"), "{text}");
+        assert!(text.contains("-- On: r1\\nDROP TABLE x; --\n"), "{text}");
+        assert_eq!(steps_file("cluster c", &steps, &[]), None);
     }
 }
