@@ -1447,5 +1447,12 @@ async fn cli_users_alone_show_no_buttons() {
         "{}",
         card.body
     );
+    let footer = embed_of(&card)["footer"]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        footer.ends_with("no Discord role may run some of these actions on local"),
+        "{footer}"
+    );
     bot.stop().await;
 }
