@@ -6,7 +6,8 @@ use crate::domain::guard;
 use crate::store::Store;
 
 /// Store each runnable step's action and return (offer id, button label); none when actions are
-/// not enabled for the cluster (default deny: no roles, no buttons). Used under a command's card
+/// not enabled for the cluster (default deny: no roles, no buttons), and none of a kind no
+/// Discord role may run. Used under a command's card
 /// and under an incident's card alike: a click is guarded the same way wherever the button is.
 pub async fn offers(
     store: &Store,
@@ -21,6 +22,7 @@ pub async fn offers(
         .next_steps
         .iter()
         .filter_map(|s| s.action.as_ref())
+        .filter(|a| policy.offered_in_discord(a.kind()))
         .take(25)
     {
         let json = serde_json::to_string(a).expect("an action serialises");

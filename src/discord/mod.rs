@@ -45,6 +45,15 @@ impl From<serenity::Error> for BotError {
     }
 }
 
+/// The permissions chops needs in its channels, granted by the invite URL (README): it posts
+/// incident messages (view the channel, send), each with its card (embed links) and the card's
+/// statements as a file (attach files), and edits them. Answers to commands and clicks go
+/// through the interaction's webhook and need none; chops reads no history and mentions no one.
+pub const PERMISSIONS: serenity::Permissions = serenity::Permissions::VIEW_CHANNEL
+    .union(serenity::Permissions::SEND_MESSAGES)
+    .union(serenity::Permissions::EMBED_LINKS)
+    .union(serenity::Permissions::ATTACH_FILES);
+
 /// Every command the bot offers.
 pub fn commands() -> Vec<poise::Command<Data, Error>> {
     vec![

@@ -30,10 +30,12 @@ pub struct Embed {
 }
 
 impl Embed {
-    /// The files as serenity attachments.
+    /// The files as serenity attachments (never more than Discord takes in one message: it
+    /// refuses the whole message otherwise).
     pub fn files(&self) -> Vec<serenity::CreateAttachment> {
         self.attachments
             .iter()
+            .take(FILES_MAX)
             .map(|(name, text)| {
                 serenity::CreateAttachment::bytes(text.as_bytes().to_vec(), name.clone())
             })
@@ -91,6 +93,11 @@ fn mark(s: Severity) -> &'static str {
 
 /// Lines (worst first) that fit in `max` characters, with "… and N more" when some do not.
 fn lines_within(lines: &[String], max: usize) -> String {
+    lines_shown(lines, max).0
+}
+
+/// [`lines_within`], and how many lines it shows whole.
+fn lines_shown(lines: &[String], max: usize) -> (String, usize) {
     let mut out = String::new();
     for (i, line) in lines.iter().enumerate() {
         let rest = lines.len() - i;
@@ -109,16 +116,16 @@ fn lines_within(lines: &[String], max: usize) -> String {
         } else {
             let tail = format!("… and {rest} more");
             if out.is_empty() {
-                return clip_chars(line, max);
+                return (clip_chars(line, max), 0);
             }
             return if count(&out) + 1 + count(&tail) <= max {
-                format!("{out}\n{tail}")
+                (format!("{out}\n{tail}"), i)
             } else {
-                clip_chars(&out, max)
+                (clip_chars(&out, max), i.saturating_sub(1))
             };
         }
     }
-    out
+    (out, lines.len())
 }
 
 fn finding_line(f: &Finding) -> String {
@@ -131,8 +138,23 @@ fn finding_line(f: &Finding) -> String {
     line
 }
 
-/// A step's text; a statement too long for the field is attached instead (returned as a file).
-fn step_text(i: usize, s: &NextStep, max: usize) -> (String, Option<(String, String)>) {
+/// The one file a card's long statements go to (Discord takes at most [`FILES_MAX`] files a
+/// message; one file per statement overflowed that on large clusters).
+pub const STEPS_FILE: &str = "next-steps.sql";
+/// Discord's limit of files per message.
+pub const FILES_MAX: usize = 10;
+/// Bytes of statements one attached file may hold: far under Discord's upload limits (MiB),
+/// and more than anyone reads in chat; statements past it are named, not attached.
+pub const FILE_BYTES_MAX: usize = 1 << 20;
+
+/// Where a step's statement is, when it is attached instead of shown.
+fn pointer(i: usize) -> String {
+    format!("\n*(statement attached: {STEPS_FILE}, step {})*", i + 1)
+}
+
+/// A step's text within `max`, and whether its statement goes to [`STEPS_FILE`] (too long for
+/// the field). The pointer to the file is never cut: the note, then the title, give way.
+fn step_text(i: usize, s: &NextStep, max: usize) -> (String, bool) {
     let on = s
         .run_on
         .as_ref()
@@ -144,25 +166,77 @@ fn step_text(i: usize, s: &NextStep, max: usize) -> (String, Option<(String, Str
         .as_ref()
         .map(|n| format!("\n*{}*", clip_chars(&discord(n), 150)))
         .unwrap_or_default();
-    let room = max.saturating_sub(count(&head) + count(&note));
-    let mut body = String::new();
-    let mut file = None;
     // A statement is shown whole or not at all: a clipped one must never look runnable. One
     // that does not fit is attached whole (on-call may only have chat).
     // Inside a code block markdown is not read; `sql::ident`/`sql::string` never produce "```".
-    if let Some(code) = &s.sql {
-        let block = format!("\n```sql\n{}\n```", plain(code));
-        let part = if count(&block) <= room {
-            block
-        } else {
-            let name = format!("step-{}.sql", i + 1);
-            let part = clip_chars(&format!("\n*(statement attached: {name})*"), room);
-            file = Some((name, format!("{}\n", plain(code))));
-            part
-        };
-        body.push_str(&part);
+    let Some(code) = &s.sql else {
+        return (format!("{head}{note}"), false);
+    };
+    let block = format!("\n```sql\n{}\n```", plain(code));
+    if count(&head) + count(&block) + count(&note) <= max {
+        return (format!("{head}{block}{note}"), false);
     }
-    (format!("{head}{body}{note}"), file)
+    let pointer = pointer(i);
+    let room = max.saturating_sub(count(&pointer));
+    let text = if count(&head) + count(&note) <= room {
+        format!("{head}{pointer}{note}")
+    } else {
+        format!("{}{pointer}", clip_chars(&head, room))
+    };
+    (text, true)
+}
+
+/// [`STEPS_FILE`] for a card: its header names the cluster, the verdict and the time.
+fn card_steps_file(card: &Card, shown: &[usize]) -> Option<(String, String)> {
+    let about = format!(
+        "cluster {} ({}), {}",
+        plain(&card.cluster),
+        card.verdict.label(),
+        plain(&card.generated_at)
+    );
+    steps_file(&about, &card.next_steps, shown)
+}
+
+/// [`STEPS_FILE`]: the statements of `shown` (indexes into `steps`), each under comments naming
+/// its step, where it runs and its note; terminated, so the file runs as it is. None when
+/// nothing is attached.
+pub fn steps_file(about: &str, steps: &[NextStep], shown: &[usize]) -> Option<(String, String)> {
+    if shown.is_empty() {
+        return None;
+    }
+    // Comments go through the display boundary: a name cannot end its comment line.
+    let mut out = format!(
+        "-- chops: next steps for {about}\n-- Run each statement on the replica its step names (On:), else on any replica.\n"
+    );
+    for &i in shown {
+        let Some(step) = steps.get(i) else {
+            continue;
+        };
+        let Some(code) = &step.sql else { continue };
+        let mut part = format!("\n-- Step {}: {}\n", i + 1, plain(&step.title));
+        if let Some(on) = &step.run_on {
+            part.push_str(&format!("-- On: {}\n", plain(on)));
+        }
+        if let Some(n) = &step.note {
+            part.push_str(&format!("-- {}\n", plain(n)));
+        }
+        let code = plain(code);
+        let end = if code.trim_end().ends_with(';') {
+            ""
+        } else {
+            ";"
+        };
+        part.push_str(&format!("{code}{end}\n"));
+        if out.len() + part.len() > FILE_BYTES_MAX {
+            part = format!(
+                "\n-- Step {}: its statement ({} bytes) does not fit in this file: run `chops check backup` for it\n",
+                i + 1,
+                code.len()
+            );
+        }
+        out.push_str(&part);
+    }
+    Some((STEPS_FILE.to_string(), out))
 }
 
 /// Build the embed within every limit. `budget` is the share of a field's value lines may use;
@@ -180,8 +254,10 @@ pub fn embed(card: &Card) -> Embed {
 
 fn build(card: &Card, per_field: usize) -> Embed {
     let mut fields = section_fields(card, per_field);
-    let (steps, attachments) = step_fields(card, per_field);
-    push_steps(&mut fields, steps);
+    let steps = step_fields(card, per_field);
+    // Only the statements of the steps shown are attached, all in one file.
+    let attached = push_steps(&mut fields, steps);
+    let attachments = card_steps_file(card, &attached).into_iter().collect();
     Embed {
         title: title(card),
         description: description(card, per_field),
@@ -245,55 +321,61 @@ fn section_fields(card: &Card, per_field: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The next steps packed into field values of at most `per_field` (a step is never split), and
-/// the statements attached because they do not fit.
-fn step_fields(card: &Card, per_field: usize) -> (Vec<String>, Vec<(String, String)>) {
-    let mut attachments = Vec::new();
-    let mut current = String::new();
-    let mut values: Vec<String> = Vec::new();
+/// The next steps packed into field values of at most `per_field` (a step is never split), each
+/// with the steps whose statements it points to in [`STEPS_FILE`].
+fn step_fields(card: &Card, per_field: usize) -> Vec<(String, Vec<usize>)> {
+    let mut values: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut current = (String::new(), Vec::new());
     for (i, s) in card.next_steps.iter().enumerate() {
-        let (st, file) = step_text(i, s, per_field);
-        attachments.extend(file);
-        if !current.is_empty() && count(&current) + 1 + count(&st) > per_field {
+        let (st, attached) = step_text(i, s, per_field);
+        if !current.0.is_empty() && count(&current.0) + 1 + count(&st) > per_field {
             values.push(std::mem::take(&mut current));
         }
-        current = if current.is_empty() {
+        current.0 = if current.0.is_empty() {
             st
         } else {
-            format!("{current}\n{st}")
+            format!("{}\n{st}", current.0)
         };
+        if attached {
+            current.1.push(i);
+        }
     }
-    if !current.is_empty() {
+    if !current.0.is_empty() {
         values.push(current);
     }
-    (values, attachments)
+    values
 }
 
 /// Next steps as fields after the sections, within 25 fields in all; what does not fit is
-/// counted on the last field.
-fn push_steps(fields: &mut Vec<(String, String)>, steps: Vec<String>) {
+/// counted on the last field. Returns the steps shown whose statements are to be attached.
+fn push_steps(fields: &mut Vec<(String, String)>, steps: Vec<(String, Vec<usize>)>) -> Vec<usize> {
     let room = FIELDS_MAX - fields.len();
     let shown = steps.len().min(room);
     let hidden = steps.len() - shown;
-    for (i, v) in steps.into_iter().take(shown).enumerate() {
+    let mut attached = Vec::new();
+    for (i, (v, a)) in steps.into_iter().take(shown).enumerate() {
         let name = if i == 0 {
             "Next steps".to_string()
         } else {
             format!("Next steps (cont. {})", i + 1)
         };
         fields.push((name, v));
+        attached.extend(a);
     }
     if hidden > 0 {
         if let Some(last) = fields.last_mut() {
-            last.1 = clip_chars(
-                &format!(
-                    "{}\n… {hidden} more: run `chops check backup` for all",
-                    last.1
-                ),
-                FIELD_VALUE_MAX,
-            );
+            let more = format!("\n… {hidden} more: run `chops check backup` for all");
+            // Never cut into a step (its pointer to the attached file): a full value says it
+            // in its name instead.
+            if count(&last.1) + count(&more) <= FIELD_VALUE_MAX {
+                last.1.push_str(&more);
+            } else {
+                let name = format!("{} · {hidden} more: chops check backup", last.0);
+                last.0 = clip_chars(&name, FIELD_NAME_MAX);
+            }
         }
     }
+    attached
 }
 
 /// Time per check (and its slowest replica), the total, and the version.
@@ -604,16 +686,16 @@ pub fn explain_embed(e: &crate::domain::explain::Explanation) -> Embed {
     if !causes.is_empty() {
         fields.push(("Evidence for".to_string(), causes.join("\n")));
     }
-    let steps: Vec<String> = e
+    let steps: Vec<(String, bool)> = e
         .next_steps
         .iter()
         .enumerate()
-        .map(|(i, s)| step_text(i, s, FIELD_VALUE_MAX).0)
+        .map(|(i, s)| step_text(i, s, FIELD_VALUE_MAX))
         .collect();
-    fields.push((
-        "Next steps".to_string(),
-        lines_within(&steps, FIELD_VALUE_MAX),
-    ));
+    let texts: Vec<String> = steps.iter().map(|(t, _)| t.clone()).collect();
+    let (value, shown) = lines_shown(&texts, FIELD_VALUE_MAX);
+    fields.push(("Next steps".to_string(), value));
+    let attached: Vec<usize> = (0..shown).filter(|&i| steps[i].1).collect();
     let mut description = format!(
         "**{}**\n{}\n\n{}",
         discord(e.category.name()),
@@ -636,7 +718,9 @@ pub fn explain_embed(e: &crate::domain::explain::Explanation) -> Embed {
         fields,
         footer: format!("chops {}", env!("CARGO_PKG_VERSION")),
         timestamp: String::new(),
-        attachments: vec![],
+        attachments: steps_file("an explained error", &e.next_steps, &attached)
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -653,5 +737,50 @@ mod tests {
         assert!(count(&v) <= 200, "{}", count(&v));
         assert!(v.ends_with("more"), "{v}");
         assert!(v.starts_with("line 00"));
+    }
+
+    fn long_step() -> NextStep {
+        NextStep::sql(
+            format!("Back up {} on its own", "r".repeat(300)),
+            Some("r1\nDROP TABLE x; --"),
+            format!(
+                "BACKUP DATABASE `{}` TO Disk('b', 'n') ASYNC",
+                "d".repeat(1000)
+            ),
+        )
+        .note("a note that says when it is safe")
+    }
+
+    #[test]
+    fn the_pointer_to_the_file_survives_when_space_is_short() {
+        for max in [120, 300, 1024] {
+            let (text, attached) = step_text(6, &long_step(), max);
+            assert!(attached);
+            assert!(count(&text) <= max, "{max}: {}", count(&text));
+            assert!(
+                text.contains("*(statement attached: next-steps.sql, step 7)*"),
+                "{max}: {text}"
+            );
+            assert!(text.starts_with("**7.** "), "{max}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_steps_file_keeps_names_inside_their_comments() {
+        let steps = vec![NextStep::text("no statement"), long_step()];
+        let (name, text) = steps_file("cluster c", &steps, &[1]).expect("a file");
+        assert_eq!(name, STEPS_FILE);
+        let code: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("--") && !l.is_empty())
+            .collect();
+        assert_eq!(code.len(), 1, "{text}");
+        assert!(
+            code[0].starts_with("BACKUP DATABASE `ddd") && code[0].ends_with("ASYNC;"),
+            "{text}"
+        );
+        assert!(text.contains("-- Step 2: Back up rrr"), "{text}");
+        assert!(text.contains("-- On: r1\\nDROP TABLE x; --\n"), "{text}");
+        assert_eq!(steps_file("cluster c", &steps, &[]), None);
     }
 }

@@ -120,6 +120,27 @@ impl Policy {
     /// May mark one of the cluster's incidents resolved by hand (a retry under a new name, a
     /// replica taken out for good): a member holding any of the cluster's action roles.
     pub fn may_resolve(&self, who: &Requester) -> bool {
+        self.holds_a_role(who)
+    }
+
+    /// May read the cluster's audit log in Discord: the same members as [`Policy::may_resolve`]
+    /// (the log names who did what where).
+    pub fn may_read_audit(&self, who: &Requester) -> bool {
+        self.holds_a_role(who)
+    }
+
+    /// Some member may run `kind` from Discord (an operator account and a role for it): a
+    /// button no member can use is not shown (`cli_users` alone enables only `chops act`).
+    pub fn offered_in_discord(&self, kind: ActionKind) -> bool {
+        let roles = match kind {
+            ActionKind::Backup => &self.backup_roles,
+            ActionKind::Restart => &self.restart_roles,
+        };
+        self.has_operator && !roles.is_empty()
+    }
+
+    /// A Discord member holding one of the cluster's action or approver roles.
+    fn holds_a_role(&self, who: &Requester) -> bool {
         match who {
             Requester::Discord { roles, .. } => roles.iter().any(|r| {
                 self.backup_roles.contains(r)
@@ -628,5 +649,27 @@ mod tests {
             "default deny"
         );
         assert!(!p.may_resolve(&Requester::Cli { user: "a".into() }));
+    }
+
+    #[test]
+    fn discord_offers_need_a_role_for_the_kind_and_an_operator() {
+        let cli_only = Policy {
+            cli_users: vec!["ops".into()],
+            has_operator: true,
+            ..Policy::default()
+        };
+        assert!(cli_only.enabled(), "chops act may run");
+        assert!(!cli_only.offered_in_discord(ActionKind::Backup));
+        let backup = Policy {
+            backup_roles: vec![1],
+            ..cli_only.clone()
+        };
+        assert!(backup.offered_in_discord(ActionKind::Backup));
+        assert!(!backup.offered_in_discord(ActionKind::Restart));
+        let no_operator = Policy {
+            has_operator: false,
+            ..backup
+        };
+        assert!(!no_operator.offered_in_discord(ActionKind::Backup));
     }
 }

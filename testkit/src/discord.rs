@@ -1,7 +1,9 @@
 //! A fake Discord on loopback: REST (`/api/v10/...`) and a `ws://` gateway, enough for the real
 //! serenity/poise client. It records every REST call; tests inject gateway events (interactions)
 //! built by the payload helpers below, never by hand. Every JSON body (or multipart `payload_json`)
-//! is checked against Discord's OpenAPI request schemas as it is recorded.
+//! is checked against Discord's OpenAPI request schemas as it is recorded; a multipart body also
+//! against Discord's upload limits (files per message, bytes) and its `attachments[]` ids against
+//! the `files[n]` parts. An upload over the limits is answered as Discord does (400/413).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +50,8 @@ struct Shared {
     identified: Notify,
     fail_edits: std::sync::atomic::AtomicBool,
     fail_registration: std::sync::atomic::AtomicBool,
+    /// Ids of the attachments handed out (an edit may keep them by id).
+    issued: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 pub struct FakeDiscord {
@@ -108,7 +112,7 @@ pub fn interaction(id: u64, kind: u8, channel: u64, command: &str, options: Valu
         "token": format!("tok-{id}"), "version": 1,
         "guild_id": GUILD_ID.to_string(), "channel_id": channel.to_string(),
         "channel": {"id": channel.to_string(), "type": 0},
-        "locale": "en-US", "guild_locale": "en-US", "entitlements": [], "attachment_size_limit": 8_388_608,
+        "locale": "en-US", "guild_locale": "en-US", "entitlements": [], "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         "app_permissions": "0",
         "member": {"user": user_json(USER_ID, "oncall"), "roles": [], "deaf": false, "mute": false, "flags": 0,
                    "joined_at": "2024-01-01T00:00:00.000000+00:00", "permissions": "0", "pending": false},
@@ -172,7 +176,66 @@ pub fn buttons(body: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A card message's "(statement attached: next-steps.sql, step N)" pointers and the
+/// `-- Step N:` headers of its one file `next-steps.sql` (panics unless it carries exactly that
+/// file): equal when the file holds what the embed names.
+pub fn attached_steps(card: &Recorded) -> (Vec<String>, Vec<String>) {
+    let fields = card.body["embeds"][0]["fields"].to_string();
+    let pointers = fields
+        .split("(statement attached: next-steps.sql, step ")
+        .skip(1)
+        .map(|r| r.split(')').next().unwrap_or_default().to_string())
+        .collect();
+    let names: Vec<&str> = card.files.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["next-steps.sql"], "one file: {}", card.body);
+    let text = String::from_utf8_lossy(&card.files[0].1);
+    let steps = text
+        .lines()
+        .filter_map(|l| Some(l.strip_prefix("-- Step ")?.split(':').next()?.to_string()))
+        .collect();
+    (pointers, steps)
+}
+
+/// Discord's permission bits ("Permissions" in Discord's documentation), as the fake checks
+/// requests against them: independent of the bot's own flags.
+pub mod permission {
+    pub const VIEW_CHANNEL: u64 = 1 << 10;
+    pub const SEND_MESSAGES: u64 = 1 << 11;
+    pub const EMBED_LINKS: u64 = 1 << 14;
+    pub const ATTACH_FILES: u64 = 1 << 15;
+}
+
+/// The permissions a bot needs in the channel for `r`, as Discord asks them: a channel message
+/// needs View Channel and Send Messages (an edit of its own, View Channel), embeds Embed Links,
+/// files Attach Files. Interaction callbacks and webhook calls (answers, follow-ups, their
+/// edits) and command registration need none.
+pub fn permissions_for(r: &Recorded) -> u64 {
+    use permission::*;
+    let Some(rest) = r.path.strip_prefix("/api/v10/channels/") else {
+        return 0;
+    };
+    let mut need = match (r.method.as_str(), rest.contains("/messages")) {
+        ("POST", true) => VIEW_CHANNEL | SEND_MESSAGES,
+        (_, _) => VIEW_CHANNEL,
+    };
+    if r.body["embeds"].as_array().is_some_and(|e| !e.is_empty()) {
+        need |= EMBED_LINKS;
+    }
+    if !r.files.is_empty() {
+        need |= ATTACH_FILES;
+    }
+    need
+}
+
 impl FakeDiscord {
+    /// Every permission the requests recorded so far needed in their channels.
+    pub fn permissions_needed(&self) -> u64 {
+        self.requests()
+            .iter()
+            .map(permissions_for)
+            .fold(0, |a, p| a | p)
+    }
+
     pub async fn start() -> FakeDiscord {
         let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,9 +252,12 @@ impl FakeDiscord {
             identified: Notify::new(),
             fail_edits: std::sync::atomic::AtomicBool::new(false),
             fail_registration: std::sync::atomic::AtomicBool::new(false),
+            issued: Mutex::new(std::collections::BTreeSet::new()),
         });
         let app = Router::new()
             .route("/*path", any(rest_handler))
+            // Bodies past Discord's upload limit reach the handler, which refuses them as Discord does.
+            .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_UPLOAD_BYTES))
             .with_state(shared.clone());
         let rest_task = tokio::spawn(async move {
             let _ = axum::serve(rest, app).await;
@@ -308,42 +374,67 @@ impl FakeDiscord {
     }
 }
 
-/// The `payload_json` part (if any) and the files of a `multipart/form-data` body, as
-/// (filename, bytes); a part with a filename is a file.
+/// Discord's limit of files in one message ("Uploading Files").
+pub const MAX_FILES: usize = 10;
+/// Discord's default upload limit, for all the files of one request together (25 MiB).
+pub const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
+/// The largest file an interaction's answer may carry, as the fake's interactions advertise it
+/// (`attachment_size_limit`).
+pub const ATTACHMENT_SIZE_LIMIT: usize = 8_388_608;
+
+/// One file part of a multipart body: its form field name (`files[n]`), filename and bytes.
+#[derive(Debug, Clone)]
+struct FilePart {
+    field: String,
+    filename: String,
+    data: Vec<u8>,
+}
+
+/// The `payload_json` part (if any) and the files of a `multipart/form-data` body; a part with
+/// a filename is a file.
 async fn parse_multipart(
     body: Bytes,
     boundary: String,
-) -> Result<(Option<Bytes>, Vec<(String, Vec<u8>)>), multer::Error> {
+) -> Result<(Option<Bytes>, Vec<FilePart>), multer::Error> {
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut form = multer::Multipart::new(stream, boundary);
     let (mut payload, mut files) = (None, Vec::new());
     while let Some(field) = form.next_field().await? {
         let filename = field.file_name().map(str::to_string);
-        let is_payload = field.name() == Some("payload_json");
+        let name = field.name().unwrap_or_default().to_string();
         let data = field.bytes().await?;
         match filename {
-            Some(filename) => files.push((filename, data.to_vec())),
-            None if is_payload => payload = Some(data),
+            Some(filename) => files.push(FilePart {
+                field: name,
+                filename,
+                data: data.to_vec(),
+            }),
+            None if name == "payload_json" => payload = Some(data),
             None => {}
         }
     }
     Ok((payload, files))
 }
 
-/// The JSON body of a request (for multipart, its `payload_json` part) and its files; None when
-/// there is no JSON body; Err when the body is not JSON or not well-formed multipart.
-async fn read_body(
-    content_type: &str,
-    raw: Bytes,
-) -> (Option<Result<Value, String>>, Vec<(String, Vec<u8>)>) {
+/// A body as the fake read it: the JSON (for multipart, `payload_json`; None: no JSON body,
+/// Err: not JSON or not well-formed multipart) and the file parts.
+struct Body {
+    json: Option<Result<Value, String>>,
+    files: Vec<FilePart>,
+    multipart: bool,
+}
+
+async fn read_body(content_type: &str, raw: Bytes) -> Body {
     let Ok(boundary) = multer::parse_boundary(content_type) else {
-        if raw.is_empty() {
-            return (None, Vec::new());
-        }
-        let json = serde_json::from_slice(&raw).map_err(|e| format!("body is not JSON: {e}"));
-        return (Some(json), Vec::new());
+        let json = (!raw.is_empty())
+            .then(|| serde_json::from_slice(&raw).map_err(|e| format!("body is not JSON: {e}")));
+        return Body {
+            json,
+            files: Vec::new(),
+            multipart: false,
+        };
     };
-    match parse_multipart(raw, boundary).await {
+    let (json, files) = match parse_multipart(raw, boundary).await {
         Ok((payload, files)) => {
             let json = payload.map(|p| {
                 serde_json::from_slice(&p).map_err(|e| format!("payload_json is not JSON: {e}"))
@@ -354,7 +445,108 @@ async fn read_body(
             Some(Err(format!("malformed multipart body: {e}"))),
             Vec::new(),
         ),
+    };
+    Body {
+        json,
+        files,
+        multipart: true,
     }
+}
+
+/// What Discord refuses in a multipart message before reading it: more than [`MAX_FILES`] files
+/// (400, code 50035), a file over [`ATTACHMENT_SIZE_LIMIT`] or all over [`MAX_UPLOAD_BYTES`]
+/// (413, code 40005). Ok(()) when the upload is within the limits.
+fn upload_limits(files: &[FilePart]) -> Result<(), (StatusCode, u32, String)> {
+    if files.len() > MAX_FILES {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            50035,
+            format!(
+                "{} files: Discord takes at most {MAX_FILES} a message",
+                files.len()
+            ),
+        ));
+    }
+    let total: usize = files.iter().map(|f| f.data.len()).sum();
+    if let Some(f) = files.iter().find(|f| f.data.len() > ATTACHMENT_SIZE_LIMIT) {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            40005,
+            format!(
+                "{}: {} bytes, over the {ATTACHMENT_SIZE_LIMIT}-byte file limit",
+                f.filename,
+                f.data.len()
+            ),
+        ));
+    }
+    if total > MAX_UPLOAD_BYTES {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            40005,
+            format!("{total} bytes of files, over the {MAX_UPLOAD_BYTES}-byte upload limit"),
+        ));
+    }
+    Ok(())
+}
+
+/// The ids of `payload_json`'s `attachments[]` against the file parts: every `files[n]` part is
+/// listed with id n (and its filename), every listed id is a part sent now or an attachment the
+/// fake handed out before (an edit keeping it); part names are `files[n]`, each n once.
+fn attachment_ids(s: &Shared, payload: &Value, files: &[FilePart]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut parts = std::collections::BTreeMap::new();
+    for f in files {
+        let n = f
+            .field
+            .strip_prefix("files[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|n| n.parse::<u64>().ok());
+        match n {
+            Some(n) if parts.insert(n, f).is_none() => {}
+            Some(n) => errors.push(format!("files[{n}] sent twice")),
+            None => errors.push(format!("file part named {:?}, not files[n]", f.field)),
+        }
+    }
+    let listed: Vec<&Value> = payload["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let id_of = |a: &Value| match &a["id"] {
+        Value::Number(n) => n.as_u64(),
+        Value::String(t) => t.parse::<u64>().ok(),
+        _ => None,
+    };
+    for (n, f) in &parts {
+        match listed.iter().find(|a| id_of(a) == Some(*n)) {
+            None => errors.push(format!(
+                "files[{n}] ({}) has no attachments[] entry with id {n}",
+                f.filename
+            )),
+            Some(a)
+                if a["filename"]
+                    .as_str()
+                    .is_some_and(|name| name != f.filename) =>
+            {
+                errors.push(format!(
+                    "attachments[] id {n} is named {} but files[{n}] is {}",
+                    a["filename"], f.filename
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let issued = s.issued.lock().unwrap();
+    for a in &listed {
+        match id_of(a) {
+            Some(id) if parts.contains_key(&id) || issued.contains(&id) => {}
+            _ => errors.push(format!(
+                "attachments[] id {} names no file part and no earlier attachment",
+                a["id"]
+            )),
+        }
+    }
+    errors
 }
 
 /// Discord's Attachment objects for uploaded files, as message responses carry them.
@@ -364,12 +556,49 @@ fn attachments_json(s: &Shared, files: &[(String, Vec<u8>)]) -> Value {
             .iter()
             .map(|(name, data)| {
                 let id = s.next_id.fetch_add(1, Ordering::SeqCst) + 2_000_000;
+                s.issued.lock().unwrap().insert(id);
                 let url = format!("https://cdn.discordapp.com/attachments/{CHANNEL_ID}/{id}/{name}");
                 json!({"id": id.to_string(), "filename": name, "size": data.len(),
                        "url": url, "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net")})
             })
             .collect(),
     )
+}
+
+/// Check a body against Discord's spec, upload limits and attachment ids; every finding is kept
+/// as an invalid body. Returns the upload limits' verdict (an upload over them is refused).
+fn check_body(
+    s: &Shared,
+    method: &Method,
+    path: &str,
+    read: &Body,
+) -> Result<(), (StatusCode, u32, String)> {
+    let mut errors = match &read.json {
+        None => Vec::new(),
+        Some(Ok(v)) => openapi::validate(method.as_str(), path, v)
+            .err()
+            .unwrap_or_default(),
+        Some(Err(e)) => vec![e.clone()],
+    };
+    let limits = upload_limits(&read.files);
+    if let Err((_, _, why)) = &limits {
+        errors.push(why.clone());
+    }
+    if read.multipart {
+        let payload = read
+            .json
+            .as_ref()
+            .and_then(|j| j.as_ref().ok())
+            .unwrap_or(&Value::Null);
+        errors.extend(attachment_ids(s, payload, &read.files));
+    }
+    if !errors.is_empty() {
+        let line = format!("{method} {path}: {}", errors.join("; "));
+        // Also on stderr: shown with the output of a test that fails for another reason.
+        eprintln!("fake Discord: invalid body: {line}");
+        s.invalid.lock().unwrap().push(line);
+    }
+    limits
 }
 
 async fn rest_handler(
@@ -386,19 +615,14 @@ async fn rest_handler(
         .unwrap_or("");
     // The JSON body (or, for multipart, the `payload_json` part) to record and validate. A body
     // that is not JSON is kept as an invalid one.
-    let (json_body, files) = read_body(content_type, raw).await;
-    let verdict = match &json_body {
-        None => Ok(()),
-        Some(Ok(v)) => openapi::validate(method.as_str(), &path, v),
-        Some(Err(e)) => Err(vec![e.clone()]),
-    };
-    if let Err(errors) = verdict {
-        let line = format!("{method} {path}: {}", errors.join("; "));
-        // Also on stderr: shown with the output of a test that fails for another reason.
-        eprintln!("fake Discord: invalid body: {line}");
-        s.invalid.lock().unwrap().push(line);
-    }
-    let body = json_body.and_then(Result::ok).unwrap_or(Value::Null);
+    let read = read_body(content_type, raw).await;
+    let limits = check_body(&s, &method, &path, &read);
+    let body = read.json.and_then(Result::ok).unwrap_or(Value::Null);
+    let files: Vec<(String, Vec<u8>)> = read
+        .files
+        .into_iter()
+        .map(|f| (f.filename, f.data))
+        .collect();
     let attachments = attachments_json(&s, &files);
     s.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),
@@ -408,6 +632,10 @@ async fn rest_handler(
         at: Instant::now(),
     });
     s.changed.notify_waiters();
+    // As Discord: an upload over its limits is refused whole (the message is not sent).
+    if let Err((status, code, why)) = limits {
+        return (status, Json(json!({"message": why, "code": code}))).into_response();
+    }
     let id = s.next_id.fetch_add(1, Ordering::SeqCst) + 1_000_000;
     match (method.as_str(), path.as_str()) {
         ("GET", "/api/v10/gateway") => Json(json!({"url": s.ws_url})).into_response(),

@@ -212,6 +212,44 @@ impl LocalCluster {
         stop_pid(self.keeper_pid());
     }
 
+    /// This cluster's config (TOML text) with only its first `reachable` replicas, then
+    /// `refused` replicas (`down1`, …) at an address that refuses connections: a large failing
+    /// cluster from one engine process ([`LocalCluster::start_one_engine`]).
+    pub fn config_with(&self, reachable: usize, refused: usize) -> String {
+        const BLOCK: &str = "[[clusters.local.replicas]]";
+        let text = std::fs::read_to_string(&self.config_path).expect("the cluster's config");
+        let mut blocks = text.split(BLOCK);
+        let mut out = blocks.next().unwrap_or_default().to_string();
+        for b in blocks.take(reachable) {
+            out.push_str(BLOCK);
+            out.push_str(b);
+        }
+        for i in 1..=refused {
+            out.push_str(&format!(
+                "\n{BLOCK}\nname = \"down{i}\"\nurl = \"http://127.0.0.1:1\"\nshard = 1\n"
+            ));
+        }
+        out
+    }
+
+    /// `n` databases with long names, a table each, on replica 1 (on a one-engine cluster: on
+    /// every replica): a per-replica backup of them all is a statement too long for a card's
+    /// field and, from 70 on, for a preview's description.
+    pub fn long_named_databases(&self, n: usize) {
+        // A database counts once it has a table (`system.tables`).
+        for i in 0..n {
+            let db = format!("tenant_database_with_a_long_name_{i:02}");
+            crate::must(
+                &self.urls[0],
+                &format!("CREATE DATABASE IF NOT EXISTS {db}"),
+            );
+            crate::must(
+                &self.urls[0],
+                &format!("CREATE TABLE IF NOT EXISTS {db}.t (x UInt8) ENGINE = Memory"),
+            );
+        }
+    }
+
     /// Stop every server this cluster started, by PID.
     pub fn stop(&mut self) {
         let pids: Vec<i32> = self.pids.drain(..).map(|(_, pid)| pid).collect();

@@ -76,9 +76,17 @@ impl Bot {
         }
     }
 
-    /// Stop the bot; every body it sent must be one Discord's OpenAPI spec accepts.
+    /// Stop the bot; every body it sent must be one Discord's OpenAPI spec accepts, and every
+    /// request one the permissions of the invite URL allow.
     async fn stop(mut self) {
         self.fake.assert_bodies_valid();
+        let needed = self.fake.permissions_needed();
+        let granted = chops::discord::PERMISSIONS.bits();
+        assert_eq!(
+            needed & !granted,
+            0,
+            "needed {needed:#x}, granted {granted:#x}"
+        );
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -1159,6 +1167,292 @@ async fn fifty_concurrent_backup_checks_run_one_probe_round() {
     assert_eq!(
         storm, one,
         "50 concurrent checks cost one round per replica"
+    );
+    bot.stop().await;
+}
+
+// ---- Large failing clusters: Discord's 10 files a message ----------------------------------
+
+/// 12 and 64 replicas, one refusing connections: `/backup-check` answers with the failing card
+/// and one file naming every long statement of the steps shown; a card's button opens a preview
+/// whose too-long statement is attached; every multipart body is within Discord's limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_cards_of_12_and_64_replicas_attach_one_file() {
+    let _solo = testkit::solo_async().await;
+    let lc = LocalCluster::start_one_engine(63, 0).expect("63 replicas");
+    lc.long_named_databases(70);
+    for (reachable, refused) in [(11, 1), (63, 1)] {
+        let n = reachable + refused;
+        let text = format!(
+            "{}\n[clusters.local.actions]\nbackup_roles = [{ROLE}]\n",
+            lc.config_with(reachable, refused)
+        );
+        let cfg = write_config(&lc.dir, &format!("c{n}.toml"), &text);
+        let bot = Bot::start(&cfg).await;
+        let id = bot.invoke_as("backup-check", &[], &[ROLE]);
+        let card = bot.fake.edited_original(id, WAIT).await;
+        let title = embed_of(&card)["title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(title.contains("FAILING"), "{n}: {}", card.body);
+        let (pointers, steps) = attached_steps(&card);
+        assert!(pointers.len() > 10, "{n}: {pointers:?}");
+        assert_eq!(
+            pointers, steps,
+            "{n}: the file holds the steps the embed names"
+        );
+        let file = String::from_utf8_lossy(&card.files[0].1).to_string();
+        assert!(
+            file.contains("BACKUP DATABASE `tenant_database_with_a_long_name_00`"),
+            "{n}"
+        );
+
+        let offer = buttons(&card.body)
+            .into_iter()
+            .find(|(label, _)| label == "Back up r1")
+            .unwrap_or_else(|| panic!("{n}: no button: {}", card.body));
+        let c = bot.click(&offer.1, 7100 + n as u64, USER_ID, &[ROLE]);
+        assert_eq!(bot.fake.callback(c, WAIT).await.body["type"], 5);
+        let preview = bot.fake.edited_original(c, WAIT).await;
+        let names: Vec<&str> = preview.files.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(names, ["statement.sql"], "{n}: {}", preview.body);
+        assert!(
+            String::from_utf8_lossy(&preview.files[0].1)
+                .starts_with("BACKUP DATABASE `tenant_database_with_a_long_name_00`"),
+            "{n}"
+        );
+        bot.stop().await;
+    }
+}
+
+// ---- Guards before anything reaches a replica ------------------------------------------------
+
+/// Every query the replicas of `lc` logged so far (any account).
+fn queries(lc: &LocalCluster) -> usize {
+    (1..=lc.urls.len())
+        .map(|i| {
+            std::fs::read_to_string(lc.dir.join(format!("r{i}.queries.jsonl")))
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
+        .sum()
+}
+
+/// The choices of an autocomplete of `command`'s `focused` option, sent by a member holding
+/// `roles` in `channel`.
+async fn autocomplete(
+    bot: &Bot,
+    command: &str,
+    opts: &[(&str, &str)],
+    focused: &str,
+    channel: u64,
+    roles: &[u64],
+) -> Vec<String> {
+    let id = bot.fake.next_id();
+    let v = interaction(id, 4, channel, command, options(opts, Some(focused)));
+    bot.fake.dispatch(as_member(v, USER_ID, roles));
+    let cb = bot.fake.callback(id, WAIT).await;
+    assert_eq!(cb.body["type"], 8, "{}", cb.body);
+    cb.body["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The immediate answer to `/command` sent by a member holding `roles` in `channel`.
+async fn answer(
+    bot: &Bot,
+    command: &str,
+    opts: &[(&str, &str)],
+    channel: u64,
+    roles: &[u64],
+) -> Value {
+    let id = bot.fake.next_id();
+    let v = interaction(id, 2, channel, command, options(opts, None));
+    bot.fake.dispatch(as_member(v, USER_ID, roles));
+    bot.fake.callback(id, WAIT).await.body
+}
+
+/// The replica and table autocompletes and `/backup-replica` without databases check the
+/// channel and the member's role before anything reaches a replica (they asked it first, and
+/// offered a cluster's replica names in any channel, to anyone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_commands_check_channel_and_role_before_asking_a_replica() {
+    let lc = LocalCluster::start(1).expect("cluster");
+    must(&lc.urls[0], "CREATE DATABASE shop");
+    must(
+        &lc.urls[0],
+        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    let roles =
+        format!("backup_roles = [{ROLE}]\nrestart_roles = [{ROLE}]\napprover_roles = [{APPROVER}]");
+    let bot = Bot::start(&with_actions(&lc, &roles)).await;
+    // What the bot asks when it starts (actions left running) is over before counting.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = queries(&lc);
+    let table = [("replica", "r1"), ("table", "")];
+    for (command, opts, focused, channel, roles) in [
+        (
+            "restart-replica",
+            &[("replica", "")][..],
+            "replica",
+            OTHER_CHANNEL_ID,
+            &[ROLE][..],
+        ),
+        (
+            "restart-replica",
+            &[("replica", "")],
+            "replica",
+            CHANNEL_ID,
+            &[],
+        ),
+        (
+            "restart-replica",
+            &table,
+            "table",
+            OTHER_CHANNEL_ID,
+            &[ROLE],
+        ),
+        ("restart-replica", &table, "table", CHANNEL_ID, &[APPROVER]),
+        (
+            "backup-replica",
+            &[("replica", "")],
+            "replica",
+            CHANNEL_ID,
+            &[APPROVER],
+        ),
+    ] {
+        let got = autocomplete(&bot, command, opts, focused, channel, roles).await;
+        assert!(
+            got.is_empty(),
+            "{command} {focused} in {channel} as {roles:?}: {got:?}"
+        );
+    }
+    for (channel, roles, want) in [
+        (
+            OTHER_CHANNEL_ID,
+            &[ROLE][..],
+            format!("This cluster can be checked only in <#{CHANNEL_ID}>."),
+        ),
+        (
+            CHANNEL_ID,
+            &[],
+            "You may not run backup actions here: ask someone with a backup role.".to_string(),
+        ),
+    ] {
+        let a = answer(&bot, "backup-replica", &[("replica", "r1")], channel, roles).await;
+        assert_eq!(a["type"], 4, "{a}");
+        assert_eq!(a["data"]["flags"], 64, "ephemeral: {a}");
+        assert_eq!(a["data"]["content"], want.as_str());
+    }
+    assert_eq!(queries(&lc), before, "no replica was asked");
+    // In the channel, with the role: the replicas are offered and a replica's tables asked for.
+    let got = autocomplete(
+        &bot,
+        "restart-replica",
+        &[("replica", "")],
+        "replica",
+        CHANNEL_ID,
+        &[ROLE],
+    )
+    .await;
+    assert_eq!(got, ["r1"]);
+    autocomplete(
+        &bot,
+        "restart-replica",
+        &table,
+        "table",
+        CHANNEL_ID,
+        &[ROLE],
+    )
+    .await;
+    assert!(queries(&lc) > before, "the table autocomplete asks r1");
+    bot.stop().await;
+}
+
+/// `/audit` without a cluster answers the channel's cluster's log, in its channels, to members
+/// holding one of its roles (it answered every cluster's log in any channel, to anyone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_is_guarded_like_the_checks() {
+    let c = shared();
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    let dir = scratch("audit-guard");
+    let cfg = write_config(
+        &dir,
+        "audit.toml",
+        &format!("{text}\n[clusters.local.actions]\nbackup_roles = [{ROLE}]\napprover_roles = [{APPROVER}]\n"),
+    );
+    let bot = Bot::start(&cfg).await;
+    let refused = "The audit log needs one of the cluster's action or approver roles ([clusters.NAME.actions]).";
+    for (opts, channel, roles, want) in [
+        (
+            &[][..],
+            OTHER_CHANNEL_ID,
+            &[ROLE][..],
+            format!("This cluster can be checked only in <#{CHANNEL_ID}>."),
+        ),
+        (
+            &[("cluster", "local")],
+            OTHER_CHANNEL_ID,
+            &[ROLE],
+            format!("This cluster can be checked only in <#{CHANNEL_ID}>."),
+        ),
+        (&[], CHANNEL_ID, &[], refused.to_string()),
+        (&[], CHANNEL_ID, &[ROLE + 1000], refused.to_string()),
+    ] {
+        let a = answer(&bot, "audit", opts, channel, roles).await;
+        assert_eq!(a["data"]["content"], want.as_str(), "{a}");
+        assert_eq!(a["data"]["flags"], 64, "ephemeral: {a}");
+        assert!(
+            a["data"]["embeds"].as_array().is_none_or(|e| e.is_empty()),
+            "{a}"
+        );
+    }
+    for roles in [&[ROLE][..], &[APPROVER]] {
+        let a = answer(&bot, "audit", &[], CHANNEL_ID, roles).await;
+        assert_eq!(a["data"]["embeds"][0]["title"], "Audit · local", "{a}");
+        assert_eq!(a["data"]["flags"], 64, "ephemeral: {a}");
+    }
+    bot.stop().await;
+}
+
+/// Actions enabled for `chops act` only (`cli_users`, no role): no Discord button under a card,
+/// none that no member could use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_users_alone_show_no_buttons() {
+    let lc = LocalCluster::start(1).expect("cluster");
+    must(&lc.urls[0], "CREATE DATABASE shop");
+    must(
+        &lc.urls[0],
+        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    // A replica that refuses connections: the card offers a per-replica backup of r1.
+    let text = format!(
+        "{}\n[clusters.local.actions]\ncli_users = [\"{}\"]\n",
+        lc.config_with(1, 1),
+        testkit::os_user()
+    );
+    let bot = Bot::start(&write_config(&lc.dir, "cli-only.toml", &text)).await;
+    let id = bot.invoke_as("backup-check", &[], &[ROLE]);
+    let card = bot.fake.edited_original(id, WAIT).await;
+    let steps = embed_of(&card)["fields"].to_string();
+    assert!(steps.contains("Back up r1 on its own"), "{}", card.body);
+    assert_eq!(
+        buttons(&card.body),
+        Vec::<(String, String)>::new(),
+        "{}",
+        card.body
+    );
+    let footer = embed_of(&card)["footer"]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        footer.ends_with("no Discord role may run some of these actions on local"),
+        "{footer}"
     );
     bot.stop().await;
 }

@@ -408,3 +408,188 @@ async fn a_multipart_message_is_recorded_with_its_file_and_validated() {
     assert!(fake.requests().pop().unwrap().files.is_empty());
     fake.assert_bodies_valid();
 }
+
+/// A multipart body: `payload` as `payload_json`, then each (field, filename, bytes) as a file.
+fn multipart(boundary: &str, payload: &Value, files: &[(String, String, Vec<u8>)]) -> Vec<u8> {
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n{payload}\r\n"
+    )
+    .into_bytes();
+    for (field, filename, data) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// `n` files named `files[i]` of `size` bytes each, and the payload listing them.
+fn files(n: usize, size: usize) -> (Value, Vec<(String, String, Vec<u8>)>) {
+    let parts: Vec<(String, String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("files[{i}]"), format!("f{i}.sql"), vec![b'x'; size]))
+        .collect();
+    let listed: Vec<Value> = (0..n)
+        .map(|i| json!({"id": i, "filename": format!("f{i}.sql")}))
+        .collect();
+    (json!({"content": "files", "attachments": listed}), parts)
+}
+
+async fn post_files(
+    fake: &FakeDiscord,
+    payload: &Value,
+    parts: &[(String, String, Vec<u8>)],
+) -> (u16, String) {
+    let boundary = "chops-limits-boundary";
+    let body = multipart(boundary, payload, parts);
+    send(
+        fake,
+        "POST",
+        "/api/v10/channels/1/messages",
+        &format!("multipart/form-data; boundary={boundary}"),
+        &body,
+    )
+    .await
+}
+
+/// Discord's upload limits, as the fake applies them: 10 files a message pass, 11 are refused
+/// (400, 50035); a file over the interaction's 8 MiB `attachment_size_limit` or files over the
+/// 25 MiB upload limit together are refused (413, 40005). Each refusal is an invalid body.
+#[tokio::test]
+async fn the_fake_discord_applies_discords_upload_limits() {
+    use testkit::discord::{ATTACHMENT_SIZE_LIMIT, MAX_FILES, MAX_UPLOAD_BYTES};
+    let fake = FakeDiscord::start().await;
+    let (payload, parts) = files(MAX_FILES, 100);
+    assert_eq!(post_files(&fake, &payload, &parts).await.0, 200);
+    assert_eq!(fake.invalid_bodies(), Vec::<String>::new());
+
+    let (payload, parts) = files(MAX_FILES + 1, 100);
+    let (status, answer) = post_files(&fake, &payload, &parts).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("50035"), "{answer}");
+    let (payload, parts) = files(1, ATTACHMENT_SIZE_LIMIT + 1);
+    let (status, answer) = post_files(&fake, &payload, &parts).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("40005"), "{answer}");
+    let (payload, parts) = files(4, MAX_UPLOAD_BYTES / 4 + 1);
+    assert_eq!(post_files(&fake, &payload, &parts).await.0, 413);
+    let invalid = fake.invalid_bodies();
+    assert_eq!(invalid.len(), 3, "{invalid:#?}");
+    assert!(invalid[0].contains("11 files"), "{}", invalid[0]);
+    assert!(invalid[1].contains("file limit"), "{}", invalid[1]);
+    assert!(invalid[2].contains("upload limit"), "{}", invalid[2]);
+}
+
+/// `attachments[]` must list every `files[n]` part by id n (with its filename), and name no
+/// file that was not sent.
+#[tokio::test]
+async fn attachment_ids_must_match_the_file_parts() {
+    let fake = FakeDiscord::start().await;
+    let (_, parts) = files(2, 10);
+    let wrong = json!({"content": "x", "attachments": [
+        {"id": 0, "filename": "other.sql"}, {"id": 7, "filename": "f1.sql"}]});
+    assert_eq!(post_files(&fake, &wrong, &parts).await.0, 200);
+    let renamed = vec![("file".to_string(), "f0.sql".to_string(), b"x".to_vec())];
+    let (payload, _) = files(1, 1);
+    assert_eq!(post_files(&fake, &payload, &renamed).await.0, 200);
+    let invalid = fake.invalid_bodies();
+    assert_eq!(invalid.len(), 2, "{invalid:#?}");
+    for needle in [
+        "attachments[] id 0 is named \"other.sql\" but files[0] is f0.sql",
+        "files[1] (f1.sql) has no attachments[] entry with id 1",
+        "attachments[] id 7 names no file part",
+    ] {
+        assert!(invalid[0].contains(needle), "{needle}: {}", invalid[0]);
+    }
+    assert!(
+        invalid[1].contains("file part named \"file\""),
+        "{}",
+        invalid[1]
+    );
+    assert!(
+        invalid[1].contains("attachments[] id 0 names no file part"),
+        "{}",
+        invalid[1]
+    );
+}
+
+/// The README's invite URL grants exactly what chops uses (`chops::discord::PERMISSIONS`), and
+/// those are Discord's bits for View Channel, Send Messages, Embed Links and Attach Files —
+/// what the fake Discord requires of the requests chops sends (see `permissions_for`).
+#[test]
+fn the_readme_invite_url_grants_exactly_the_permissions_chops_uses() {
+    use testkit::discord::permission::*;
+    let granted = chops::discord::PERMISSIONS.bits();
+    assert_eq!(
+        granted,
+        VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
+    );
+    let readme = std::fs::read_to_string(testkit::repo_root().join("README.md")).unwrap();
+    let urls: Vec<&str> = readme
+        .split_whitespace()
+        .filter(|w| w.contains("discord.com/oauth2/authorize"))
+        .collect();
+    assert!(!urls.is_empty(), "README has an invite URL");
+    for url in urls {
+        let perms: Vec<u64> = url
+            .split(['?', '&'])
+            .filter_map(|p| p.strip_prefix("permissions="))
+            .map(|p| {
+                p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(perms, [granted], "{url}");
+        assert!(url.contains("scope=bot%20applications.commands"), "{url}");
+    }
+    assert!(
+        readme.contains(&format!("permissions integer {granted}")),
+        "the text names the integer too"
+    );
+}
+
+/// The permissions the fake asks of each kind of request chops sends.
+#[test]
+fn permissions_follow_the_request() {
+    use testkit::discord::{permission::*, permissions_for, Recorded};
+    let rec = |method: &str, path: &str, body: Value, files: usize| Recorded {
+        method: method.into(),
+        path: path.into(),
+        body,
+        files: vec![("f.sql".into(), b"x".to_vec()); files],
+        at: std::time::Instant::now(),
+    };
+    let post = "/api/v10/channels/1/messages";
+    assert_eq!(
+        permissions_for(&rec("POST", post, json!({"content": "x"}), 0)),
+        VIEW_CHANNEL | SEND_MESSAGES
+    );
+    assert_eq!(
+        permissions_for(&rec("POST", post, json!({"embeds": [embed()]}), 1)),
+        VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
+    );
+    assert_eq!(
+        permissions_for(&rec(
+            "PATCH",
+            "/api/v10/channels/1/messages/2",
+            json!({"embeds": [embed()]}),
+            0
+        )),
+        VIEW_CHANNEL | EMBED_LINKS
+    );
+    assert_eq!(
+        permissions_for(&rec("PATCH", &original(), json!({"embeds": [embed()]}), 1)),
+        0
+    );
+    assert_eq!(
+        permissions_for(&rec("POST", CALLBACK, json!({"type": 5}), 0)),
+        0
+    );
+}

@@ -39,7 +39,13 @@ fn ctx(n: usize) -> Context {
 
 /// Twelve replicas, half unreachable, every table lagging, failed backups with long errors.
 fn failing_12() -> chops::domain::Card {
-    let c = ctx(12);
+    failing(12)
+}
+
+/// `n` replicas, half unreachable, every table of the others read-only, failed backups with
+/// long errors: dozens of next steps whose statements do not fit their fields.
+fn failing(n: usize) -> chops::domain::Card {
+    let c = ctx(n);
     let mut results = Vec::new();
     let long = "Code: 655. DB::Exception: Got error from host clickhouse-prod-eu-west-03.internal:9000. Code: 999. Coordination::Exception: Session expired (Session expired) while waiting for stage 'completed' on every host of the cluster; this text goes on for a while to make the value long. (KEEPER_EXCEPTION)";
     for check in CheckKind::ALL {
@@ -153,6 +159,73 @@ fn limits_hold_for_a_12_replica_failing_card() {
     // The builder Discord receives carries the same content.
     let json = serde_json::to_value(e.to_builder()).unwrap();
     assert_eq!(json["fields"].as_array().unwrap().len(), e.fields.len());
+}
+
+/// The step numbers an embed's "Next steps" fields show, and those whose statement they say is
+/// attached (in the order shown).
+fn shown_and_pointed(e: &Embed) -> (Vec<usize>, Vec<usize>) {
+    let steps: Vec<&str> = e
+        .fields
+        .iter()
+        .filter(|(n, _)| n.starts_with("Next steps"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let numbers = |text: &str, marker: &str, end: char| -> Vec<usize> {
+        text.split(marker)
+            .skip(1)
+            .filter_map(|rest| rest.split(end).next()?.parse().ok())
+            .collect()
+    };
+    let all = steps.join("\n");
+    (
+        numbers(&all, "**", '.'),
+        numbers(&all, "(statement attached: next-steps.sql, step ", ')'),
+    )
+}
+
+/// Discord takes at most 10 files a message: 12 and 64 failing replicas attach one file, with
+/// exactly the statements of the steps shown whose statement did not fit, each named in the
+/// embed, whole, and none of a hidden step.
+#[test]
+fn long_statements_of_the_steps_shown_go_to_one_file() {
+    for n in [12, 64] {
+        let card = failing(n);
+        let e = render::embed(&card);
+        assert_limits(&e);
+        assert_eq!(e.attachments.len(), 1, "{n} replicas: one file");
+        let (name, file) = &e.attachments[0];
+        assert_eq!(name, render::STEPS_FILE);
+        let (shown, pointed) = shown_and_pointed(&e);
+        assert!(pointed.len() > 10, "{n}: {pointed:?}");
+        assert!(
+            shown.len() < card.next_steps.len(),
+            "{n}: some steps hidden"
+        );
+        // Every shown step with a statement has it whole in its field or a pointer to the file.
+        for k in &shown {
+            let step = &card.next_steps[k - 1];
+            let Some(sql) = &step.sql else { continue };
+            let in_field = e
+                .fields
+                .iter()
+                .any(|(_, v)| v.contains(&format!("```sql\n{sql}\n```")));
+            assert!(in_field ^ pointed.contains(k), "{n}: step {k}");
+        }
+        let in_file: Vec<usize> = file
+            .lines()
+            .filter_map(|l| l.strip_prefix("-- Step ")?.split(':').next()?.parse().ok())
+            .collect();
+        assert_eq!(in_file, pointed, "{n}: the file holds what the embed names");
+        for k in &pointed {
+            let sql = card.next_steps[k - 1].sql.as_ref().unwrap();
+            assert!(file.contains(&format!("\n{sql};\n")), "{n}: step {k} whole");
+        }
+        let statements = file
+            .lines()
+            .filter(|l| !l.starts_with("--") && !l.is_empty())
+            .count();
+        assert_eq!(statements, pointed.len(), "{n}: one line per statement");
+    }
 }
 
 #[test]

@@ -386,6 +386,62 @@ async fn an_unreachable_replica_is_posted_once_and_resolved_once() {
     fake.assert_bodies_valid();
 }
 
+/// 12 and 64 replicas, one refusing connections from the start: the incident's card reaches
+/// the channel with its one `next-steps.sql` (Discord refuses more than 10 files a message and
+/// the card was lost), every long statement of the steps shown in it, the bodies valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_cards_of_12_and_64_replicas_attach_one_file() {
+    let _solo = testkit::solo_async().await;
+    let lc = LocalCluster::start_one_engine(63, 0).expect("63 replicas");
+    lc.long_named_databases(20);
+    for (reachable, refused) in [(11, 1), (63, 1)] {
+        let n = reachable + refused;
+        let path = write_config(
+            &lc.dir,
+            &format!("c{n}.toml"),
+            &lc.config_with(reachable, refused),
+        );
+        let store = lc.dir.join(format!("incidents-{n}.db"));
+        let cfg = incident_config(
+            std::path::Path::new(&path),
+            &store,
+            &format!("[clusters.local.actions]\nbackup_roles = [{ROLE}]\n"),
+        );
+        let fake = FakeDiscord::start().await;
+        let serve = Serve::start(&cfg, Some(&fake)).await;
+        let posts = posts_after(&fake, 1, "the incident card").await;
+        assert!(
+            content(&posts[0]).contains("down1"),
+            "{n}: {}",
+            content(&posts[0])
+        );
+        let (pointers, steps) = attached_steps(&posts[0]);
+        assert!(pointers.len() > 10, "{n}: {pointers:?}");
+        assert_eq!(
+            pointers, steps,
+            "{n}: the file holds the steps the embed names"
+        );
+        assert!(
+            buttons(&posts[0].body)
+                .iter()
+                .any(|(l, _)| l == "Back up r1"),
+            "{n}: its buttons too"
+        );
+        serve.stop().await;
+        fake.assert_bodies_valid();
+        // What the invite URL grants covers every request this run sent (a card with its file
+        // needs Attach Files).
+        let needed = fake.permissions_needed();
+        assert_ne!(needed & permission::ATTACH_FILES, 0);
+        let granted = chops::discord::PERMISSIONS.bits();
+        assert_eq!(
+            needed & !granted,
+            0,
+            "needed {needed:#x}, granted {granted:#x}"
+        );
+    }
+}
+
 fn alert_payload(status: &str) -> Value {
     let mut v: Value = serde_json::from_str(include_str!("../fixtures/alertmanager/firing.json"))
         .expect("fixture");

@@ -1,12 +1,14 @@
 //! The action commands: `/backup-replica` and `/restart-replica` build the [`Action`] and hand it
 //! to the button flow (role check, preview, Confirm); their replica and table autocompletes.
+//! Nothing reaches a replica before the channel and the member's role are checked.
 
 use poise::serenity_prelude as serenity;
 
-use super::{action_cluster, arg, choices, cluster_names};
+use super::{action_cluster, action_guard, arg, choices, cluster_names};
+use crate::checks::Cluster;
 use crate::config;
 use crate::discord::{buttons, Context, Error, UserError};
-use crate::domain::action::Action;
+use crate::domain::action::{Action, ActionKind};
 use crate::domain::display;
 
 /// Back up one replica on its own (no ON CLUSTER): preview, then Confirm
@@ -28,19 +30,27 @@ pub async fn backup_replica(
     let cluster = action_cluster(ctx, cluster)
         .ok_or_else(|| UserError("Which cluster? Pass `cluster:`.".into()))?;
     let databases: Vec<String> = match databases {
-        Some(d) => d
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        Some(d) => {
+            let listed: Vec<String> = d
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if listed.is_empty() {
+                return Err(UserError(
+                    "`databases` lists no database: give names, comma-separated, or leave it out."
+                        .into(),
+                )
+                .into());
+            }
+            listed
+        }
+        // Listing them asks the replica: only once the channel and the role allow it. Refused,
+        // the action goes on with none listed: the flow refuses it the same way, audited,
+        // and asks nothing (the rules are the same).
+        None if action_guard(ctx, Some(cluster.clone()), ActionKind::Backup).is_err() => Vec::new(),
         None => replica_databases(ctx, &cluster, &replica).await?,
     };
-    if databases.is_empty() {
-        return Err(UserError(
-            "`databases` lists no database: give names, comma-separated, or leave it out.".into(),
-        )
-        .into());
-    }
     let disk = ctx
         .data()
         .config
@@ -91,43 +101,40 @@ pub async fn restart_replica(
     start_action(ctx, action, dry_run.unwrap_or(false)).await
 }
 
+/// What an action command's autocompletes ask: the cluster chosen so far, once this channel
+/// and the member's role for the command's kind allow it (nothing is read or asked otherwise).
+async fn autocomplete_cluster(ctx: Context<'_>) -> Option<(config::ClusterTarget, Cluster)> {
+    let kind = match &*ctx.command().name {
+        "backup-replica" => ActionKind::Backup,
+        _ => ActionKind::Restart,
+    };
+    let cluster = action_guard(ctx, arg(ctx, "cluster"), kind).ok()?;
+    let t = ctx
+        .data()
+        .config
+        .target(Some(&cluster), &config::process_env)
+        .ok()?;
+    let cl = ctx.data().cluster(&t).await.ok();
+    Some((t, cl?))
+}
+
 /// Replica names of the cluster chosen so far.
 async fn replica_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
-    let mut names = Vec::new();
-    if let Some(cluster) = action_cluster(ctx, arg(ctx, "cluster")) {
-        if let Ok(t) = ctx
-            .data()
-            .config
-            .target(Some(&cluster), &config::process_env)
-        {
-            names = match ctx.data().cluster(&t).await {
-                Ok(cl) => cl.replicas.iter().map(|r| r.name.clone()).collect(),
-                Err(_) => t.replicas.iter().map(|r| r.name.clone()).collect(),
-            };
-        }
-    }
+    let names = match autocomplete_cluster(ctx).await {
+        Some((_, cl)) => cl.replicas.iter().map(|r| r.name.clone()).collect(),
+        None => Vec::new(),
+    };
     choices(names, partial)
 }
 
 /// Replicated tables (`db.table`) of the replica chosen so far, from its system.replicas.
 async fn table_names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
     let mut names = Vec::new();
-    if let (Some(cluster), Some(replica)) = (
-        action_cluster(ctx, arg(ctx, "cluster")),
-        arg(ctx, "replica"),
-    ) {
-        if let Ok(t) = ctx
-            .data()
-            .config
-            .target(Some(&cluster), &config::process_env)
-        {
-            if let Ok(cl) = ctx.data().cluster(&t).await {
-                if let Some(c) = cl.replicas.iter().find(|r| r.name == replica) {
-                    let sql = "SELECT concat(database, '.', table) AS name FROM system.replicas ORDER BY name LIMIT 500";
-                    if let Ok(rows) = c.fetch::<crate::checks::settings::NameRow>(sql, &[]).await {
-                        names = rows.into_iter().map(|r| r.name).collect();
-                    }
-                }
+    if let (Some((_, cl)), Some(replica)) = (autocomplete_cluster(ctx).await, arg(ctx, "replica")) {
+        if let Some(c) = cl.replicas.iter().find(|r| r.name == replica) {
+            let sql = "SELECT concat(database, '.', table) AS name FROM system.replicas ORDER BY name LIMIT 500";
+            if let Ok(rows) = c.fetch::<crate::checks::settings::NameRow>(sql, &[]).await {
+                names = rows.into_iter().map(|r| r.name).collect();
             }
         }
     }

@@ -1,14 +1,14 @@
-//! `/audit`: the audit log of actions, newest first, only to the one who asked.
+//! `/audit`: a cluster's audit log of actions, newest first, only to the one who asked — in a
+//! channel of that cluster, to a member holding one of its roles.
 
-use super::cluster_names;
+use super::{cluster_guard, cluster_names, requester};
 use crate::discord::{render, Context, Error, UserError};
-use crate::domain::guard;
 
-/// The audit log of actions (newest first)
+/// The audit log of a cluster's actions (newest first)
 #[poise::command(slash_command)]
 pub async fn audit(
     ctx: Context<'_>,
-    #[description = "Cluster"]
+    #[description = "Cluster (default: this channel's)"]
     #[autocomplete = "cluster_names"]
     cluster: Option<String>,
     #[description = "Rows (1–50, default 20)"]
@@ -16,25 +16,22 @@ pub async fn audit(
     #[max = 50]
     limit: Option<u64>,
 ) -> Result<(), Error> {
-    let cluster = cluster
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty());
-    if let Some(c) = &cluster {
-        guard::may_speak(
-            ctx.channel_id().get(),
-            ctx.data().config.allowed_channels(c),
+    // Like the checks: the channel's cluster unless one is named, this channel allowed for it,
+    // and a member who holds one of its roles (the log names who did what, and where).
+    let (cluster, policy) = cluster_guard(ctx, cluster)?;
+    if !policy.may_read_audit(&requester(ctx)) {
+        return Err(UserError(
+            "The audit log needs one of the cluster's action or approver roles ([clusters.NAME.actions])."
+                .into(),
         )
-        .map_err(|r| UserError(r.to_string()))?;
+        .into());
     }
     let rows = ctx
         .data()
         .store
-        .audit_rows(
-            cluster.as_deref(),
-            limit.unwrap_or(20).clamp(1, 50) as usize,
-        )
+        .audit_rows(Some(&cluster), limit.unwrap_or(20).clamp(1, 50) as usize)
         .await?;
-    let e = render::audit_embed(cluster.as_deref(), &rows);
+    let e = render::audit_embed(Some(&cluster), &rows);
     ctx.send(
         poise::CreateReply::default()
             .embed(e.to_builder())

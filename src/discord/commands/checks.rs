@@ -173,11 +173,20 @@ async fn card_reply(
 ) -> serenity::EditInteractionResponse {
     let mut e = render::embed(card);
     let offers = crate::actions::offer::offers(&ctx.data().store, &target.policy, card).await;
-    if !target.policy.enabled() && card.next_steps.iter().any(|s| s.action.is_some()) {
-        e.footer = clip(
-            &format!("{} · actions are not enabled for {}", e.footer, target.name),
-            render::FOOTER_MAX,
-        );
+    let actions = || card.next_steps.iter().filter_map(|s| s.action.as_ref());
+    let why = if !target.policy.enabled() && actions().next().is_some() {
+        Some(format!("actions are not enabled for {}", target.name))
+    } else if actions().any(|a| !target.policy.offered_in_discord(a.kind())) {
+        // `cli_users` alone (or no role for a kind): no button, and the footer says why.
+        Some(format!(
+            "no Discord role may run some of these actions on {}",
+            target.name
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        e.footer = clip(&format!("{} · {why}", e.footer), render::FOOTER_MAX);
     }
     let mut reply = serenity::EditInteractionResponse::new()
         .embed(e.to_builder())

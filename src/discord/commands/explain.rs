@@ -38,11 +38,12 @@ async fn explain_text(ctx: Context<'_>, text: &str, ephemeral: bool) -> Result<(
     }
     let e = crate::domain::explain::explain(text);
     let embed = render::explain_embed(&e);
-    ctx.send(
-        poise::CreateReply::default()
-            .embed(embed.to_builder())
-            .ephemeral(ephemeral),
-    )
-    .await?;
+    let mut reply = poise::CreateReply::default()
+        .embed(embed.to_builder())
+        .ephemeral(ephemeral);
+    for f in embed.files() {
+        reply = reply.attachment(f);
+    }
+    ctx.send(reply).await?;
     Ok(())
 }

@@ -18,8 +18,10 @@ pub mod help;
 
 use poise::serenity_prelude as serenity;
 
-use super::Context;
+use super::{Context, UserError};
+use crate::domain::action::ActionKind;
 use crate::domain::display;
+use crate::domain::guard::{self, ActRefusal, Policy, Requester};
 use crate::domain::text::clip;
 
 pub use actions::{backup_replica, restart_replica};
@@ -54,6 +56,61 @@ fn action_cluster(ctx: Context<'_>, typed: Option<String>) -> Option<String> {
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty())
         .or_else(|| ctx.data().config.channel_cluster(ctx.channel_id().get()))
+}
+
+/// The member behind the command, with the roles the policy looks at.
+fn requester(ctx: Context<'_>) -> Requester {
+    match ctx {
+        poise::Context::Application(app) => {
+            let ci = app.interaction;
+            super::buttons::requester(&ci.user, ci.member.as_deref())
+        }
+        poise::Context::Prefix(_) => Requester::Discord {
+            id: ctx.author().id.get(),
+            name: ctx.author().name.clone(),
+            roles: Vec::new(),
+        },
+    }
+}
+
+/// The guard of a command about `cluster` (typed, else the channel's), from the config alone —
+/// before a secret is read or a replica asked: the cluster is configured and this channel may
+/// speak about it. Returns the cluster's name and policy.
+fn cluster_guard(ctx: Context<'_>, typed: Option<String>) -> Result<(String, Policy), UserError> {
+    let cfg = &ctx.data().config;
+    let name = action_cluster(ctx, typed).ok_or_else(|| {
+        UserError(format!(
+            "Which cluster? Pass `cluster:` (configured: {}).",
+            cfg.cluster_names().join(", ")
+        ))
+    })?;
+    let Some(c) = cfg.config.clusters.get(&name) else {
+        return Err(UserError(format!(
+            "unknown cluster '{}' (configured: {})",
+            display::discord(&name),
+            cfg.cluster_names().join(", ")
+        )));
+    };
+    guard::may_speak(ctx.channel_id().get(), cfg.allowed_channels(&name))
+        .map_err(|r| UserError(r.to_string()))?;
+    Ok((name.clone(), c.actions.policy(c.operator_user.is_some())))
+}
+
+/// [`cluster_guard`], then the member's role for `kind`: what an action command and its
+/// autocompletes check before anything reaches a replica.
+fn action_guard(
+    ctx: Context<'_>,
+    typed: Option<String>,
+    kind: ActionKind,
+) -> Result<String, UserError> {
+    let (cluster, policy) = cluster_guard(ctx, typed)?;
+    if !policy.enabled() {
+        return Err(UserError(ActRefusal::NotEnabled { cluster }.to_string()));
+    }
+    if !policy.allows(kind, &requester(ctx)) {
+        return Err(UserError(ActRefusal::NoRole { kind }.to_string()));
+    }
+    Ok(cluster)
 }
 
 /// At most 25 of `names` containing `partial` (any case), as autocomplete choices.
