@@ -4,7 +4,7 @@
 //! it import it, and the composition root that starts them sits above them all.
 //!
 //! Where incidents go is the [`Speak`] trait, so this state need not know the bot: the Discord
-//! speaker (`discord::speak`) or nowhere (`chops serve --no-discord`).
+//! speaker (`discord::speak`) or stdout (`chops serve --no-discord`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio::sync::{watch, Notify};
 use crate::checks::flight::Flights;
 use crate::checks::{Cluster, SetupError};
 use crate::config::{ClusterTarget, Loaded, Secret};
-use crate::domain::incident::Incident;
+use crate::domain::incident::{Counted, Incident};
 use crate::domain::Card;
 use crate::store::Store;
 
@@ -27,28 +27,32 @@ pub enum SpeakError {
     Discord(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Where incident messages go (Discord, or nowhere: logged only).
+/// Where incident messages go: Discord, or stdout (`--no-discord`: one line per message).
 pub trait Speak: Send + Sync {
     /// True when messages reach a channel (false: `--no-discord`).
     fn posts_to_discord(&self) -> bool;
 
-    /// Posts `incidents` (one, or several of one kind posted together) to `channel`: the header,
-    /// then the card when there is one; returns the message id (None when posting nowhere).
+    /// Posts `incidents` (one, or several of one kind posted together, and `counted` more of a
+    /// storm) to `channel` (None: printed only): the header, then the card when there is one;
+    /// returns the message id (None when posting nowhere).
     fn post<'a>(
         &'a self,
-        channel: u64,
+        channel: Option<u64>,
         incidents: &'a [Incident],
+        counted: Counted,
         card: Option<&'a Card>,
         note: Option<&'a str>,
         offers: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Option<u64>, SpeakError>>;
 
-    /// Rewrites the header of a posted message (every incident it shows, as they are now).
+    /// Rewrites the header of a posted message (every incident it shows, as they are now); with
+    /// no message (`--no-discord`), says the update once more.
     fn edit<'a>(
         &'a self,
-        channel: u64,
-        message: u64,
+        channel: Option<u64>,
+        message: Option<u64>,
         incidents: &'a [Incident],
+        counted: Counted,
     ) -> BoxFuture<'a, Result<(), SpeakError>>;
 }
 

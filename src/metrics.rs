@@ -273,9 +273,14 @@ impl Metrics {
     }
 
     pub fn incident_posted(&self, kind: &str) {
+        self.incidents_posted_n(kind, 1);
+    }
+
+    /// `n` incidents delivered with one message (a storm's counted alerts).
+    pub fn incidents_posted_n(&self, kind: &str, n: u64) {
         self.incidents_posted
             .get_or_create(&vec![("kind", kind.to_string())])
-            .inc();
+            .inc_by(n);
     }
 
     pub fn alerts(&self, received: u64, deduplicated: u64) {

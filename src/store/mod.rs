@@ -23,7 +23,7 @@ use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-pub use incidents::{AlertRecord, AlertRecorded, FailureRecord, Recorded};
+pub use incidents::{AlertRecord, AlertRecorded, FailureRecord, Recorded, LISTED};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use types::{
     AuditRecord, AuditRow, Confirmation, ConfirmationState, FinalState, LockHeld, NewConfirmation,
