@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::checks::flight::Flights;
 use crate::checks::{Cluster, SetupError};
@@ -80,11 +80,19 @@ pub struct App {
     pub outbox: Arc<Notify>,
     /// The webhook's bearer token (None: no webhook).
     pub webhook_token: Option<Secret>,
+    /// Bytes of webhook bodies in flight, one permit a byte (`[http] max_body_bytes_in_flight`).
+    pub body_bytes: Arc<Semaphore>,
 }
 
 impl App {
     pub fn new(config: Arc<Loaded>, store: Store, speaker: Arc<dyn Speak>) -> App {
+        let in_flight = config.config.http.max_body_bytes_in_flight;
+        let body_bytes = Arc::new(Semaphore::new(
+            usize::try_from(in_flight)
+                .map_or(Semaphore::MAX_PERMITS, |n| n.min(Semaphore::MAX_PERMITS)),
+        ));
         App {
+            body_bytes,
             health: Arc::new(Health {
                 discord_enabled: speaker.posts_to_discord(),
                 discord_connected: AtomicBool::new(false),

@@ -134,7 +134,7 @@ impl Metrics {
         );
         r.register(
             "chops_webhook_rejected",
-            "Webhook requests refused, by reason (unauthorized, too_large, malformed, version, no_alert_placed)",
+            "Webhook requests refused, by reason (unauthorized, too_large, busy, malformed, version, no_alert_placed)",
             m.webhook_rejected.clone(),
         );
         r.register(
@@ -192,6 +192,7 @@ impl Metrics {
         for reason in [
             "unauthorized",
             "too_large",
+            "busy",
             "malformed",
             "version",
             "no_alert_placed",

@@ -14,6 +14,7 @@ mod discord_spec;
 mod docker;
 mod embed;
 mod faults;
+mod flood;
 mod healthy;
 mod hostile;
 mod http_bounds;
