@@ -563,25 +563,6 @@ impl Store {
         .await
     }
 
-    /// Every incident shown by message `message` in `channel`, oldest first (a batch posted as one).
-    pub async fn incidents_on_message(
-        &self,
-        channel: u64,
-        message: u64,
-    ) -> Result<Vec<Incident>, StoreError> {
-        self.call(move |c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM incidents WHERE channel_id = ?1 AND message_id = ?2
-                 ORDER BY id"
-            ))?;
-            let rows = st
-                .query_map(params![channel as i64, message as i64], row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
-        .await
-    }
-
     /// What message `message` in `channel` shows, read for an edit without loading a storm: the
     /// first [`LISTED`] incidents, the rest counted, and the ids of counted ones whose resolution
     /// is not shown yet (marked by [`Store::mark_resolutions_shown`] once the edit is made).

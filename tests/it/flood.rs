@@ -201,12 +201,15 @@ impl Serve {
     }
 }
 
-/// The HTTP server alone (no Discord), with `[http] max_body_bytes_in_flight = 1024`.
-async fn http_only(dir: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+/// The HTTP server alone (no Discord), with `[http] max_body_bytes_in_flight = 1024` and `http`.
+async fn http_only(
+    dir: &std::path::Path,
+    http: &str,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     std::env::set_var(TOKEN_ENV, TOKEN);
     let text = config(
         &dir.join("bytes.db"),
-        "[http]\nmax_body_bytes_in_flight = 1024\n",
+        &format!("[http]\nmax_body_bytes_in_flight = 1024\n{http}"),
     )
     .replace("[webhook]\n", "[webhook]\nmax_body_bytes = 1024\n");
     let loaded = Loaded::parse("bytes.toml", &text).expect("config");
@@ -240,7 +243,7 @@ fn answer(addr: SocketAddr, head: &str, body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_past_the_bytes_in_flight_get_503_and_retry_after() {
     let dir = scratch("flood-bytes");
-    let (addr, stop) = http_only(&dir).await;
+    let (addr, stop) = http_only(&dir, "").await;
     let auth = format!("Bearer {TOKEN}");
     tokio::task::spawn_blocking(move || {
         for declared in [Some(1000), None] {
@@ -282,6 +285,38 @@ async fn bodies_past_the_bytes_in_flight_get_503_and_retry_after() {
     .await
     .unwrap();
     let _ = stop.send(());
+}
+
+/// Connections evicted for new ones while holding half a request head are closed at once, not
+/// after the header timeout: held sockets beyond `max_connections` cost no descriptor (under
+/// `ulimit -n 1024`, 1,100 of them used to exhaust chops' descriptors and stall `/livez`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_evicted_mid_head_are_closed_at_once() {
+    let dir = scratch("flood-evict");
+    let (addr, stop) = http_only(&dir, "max_connections = 8\nheader_timeout_secs = 30\n").await;
+    tokio::task::spawn_blocking(move || {
+        let mut held = testkit::flood::hold(addr, 40);
+        assert_eq!(held.len(), 40);
+        std::thread::sleep(Duration::from_millis(500));
+        let closed = held.iter_mut().map(closed).filter(|c| *c).count();
+        assert!(closed >= 40 - 8, "only {closed} of 40 held sockets closed");
+    })
+    .await
+    .unwrap();
+    let _ = stop.send(());
+}
+
+/// True when the server closed `s` (EOF or reset) within 200 ms.
+fn closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    match s.read(&mut [0u8; 64]) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
 }
 
 /// Stops a child process by its PID when dropped (a failing assertion must not leave it running).
