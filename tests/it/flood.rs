@@ -311,7 +311,8 @@ fn closed(s: &mut TcpStream) -> bool {
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     match s.read(&mut [0u8; 64]) {
-        Ok(_) => true,
+        // EOF; or an answer (a 408), after which the server closes.
+        Ok(0 | 1..) => true,
         Err(e) => !matches!(
             e.kind(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
