@@ -3,11 +3,23 @@
 //! (before the caps: 2.1 GB at 2 s), next to a replica that refuses; and the time to a card for
 //! 10,000 configured replicas that all refuse.
 //!
-//! `cargo bench --bench hostile` prints the table and writes target/chops-hostile-bench.md.
+//!
+//! Hostile load on `chops serve` (the release binary, a child under `ulimit -n 1024`): `/livez`
+//! while 1,100 connections are held (slowloris); the delay of cluster b's incident on the fake
+//! Discord behind a 9,000-alert body of cluster a (storm); peak RSS (VmHWM) under 20 concurrent
+//! 1 MiB bodies, with the default bytes-in-flight cap and with a cap too large to bind.
+//!
+//! `cargo bench --bench hostile [-- flood]` prints the tables and writes
+//! target/chops-hostile-bench.md (`flood`: the `chops serve` cases only).
 
 use std::process::Command;
 use std::time::Instant;
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use testkit::discord::{FakeDiscord, CHANNEL_ID, GUILD_ID};
+use testkit::flood::{alerts_body, hold, rss_kib};
 use testkit::hostile::{Hostile, Mode};
 // The bench process measures; hostile servers run in processes of their own (`Server`).
 
@@ -107,6 +119,13 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("chops-bench-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let flood = flood_cases(&dir);
+    if args.iter().any(|a| a == "flood") {
+        print!("{flood}");
+        std::fs::write(report_path(), &flood).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
@@ -158,7 +177,239 @@ fn main() {
         "| `chops check backup` against | wall ms | card elapsed_ms | peak RSS MB |\n|---|---|---|---|\n{}\n",
         rows.join("\n")
     );
+    let report = format!("{report}\n{flood}");
     print!("{report}");
-    std::fs::write("target/chops-hostile-bench.md", &report).unwrap();
+    std::fs::write(report_path(), &report).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const TOKEN: &str = "bench-token-of-at-least-16-bytes";
+
+/// chops-hostile-bench.md in the target directory (`CARGO_TARGET_DIR` when set).
+fn report_path() -> std::path::PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    std::path::Path::new(&dir).join("chops-hostile-bench.md")
+}
+
+/// `chops serve` as a child: stopped by its PID when dropped.
+struct Chops {
+    pid: i32,
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Chops {
+    fn drop(&mut self) {
+        testkit::localcluster::stop_pid(self.pid);
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `chops serve` on clusters a and b (replicas that refuse), incidents to the fake's
+/// channel, no watcher; `extra` TOML appended; with `fake` it posts there, else `--no-discord`.
+/// Its descriptors are capped at 1024, as a default `ulimit -n`; stdout is drained by a thread.
+fn start_chops(dir: &std::path::Path, name: &str, extra: &str, fake: Option<&str>) -> Chops {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut cfg = String::new();
+    for c in ["a", "b"] {
+        cfg.push_str(&format!(
+            "[clusters.{c}]\nincidents = {{ channel = {CHANNEL_ID} }}\ndeadline_ms = 1000\nkeeper = [\"127.0.0.1:1\"]\nreplicas = [{{ name = \"r1\", url = \"http://127.0.0.1:1\" }}]\n"
+        ));
+    }
+    cfg.push_str(&format!(
+        "[watch]\nenabled = false\n[scheduler]\nenabled = false\n[webhook]\ntoken_env = \"BENCH_TOKEN\"\n[store]\npath = \"{}\"\n{extra}\n",
+        dir.join(format!("{name}.db")).display()
+    ));
+    let mut args = vec!["--config".to_string(), String::new(), "serve".into()];
+    match fake {
+        Some(url) => cfg.push_str(&format!(
+            "[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{url}\"\n"
+        )),
+        None => args.push("--no-discord".into()),
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, cfg).unwrap();
+    args[1] = path.display().to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chops"));
+    cmd.args(&args)
+        .env("BENCH_TOKEN", TOKEN)
+        .env("DISCORD_TOKEN", "fake-token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap());
+    // SAFETY: setrlimit is async-signal-safe; it only lowers the child's own descriptor limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("start chops serve");
+    let pid = child.id() as i32;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .trim_start_matches("chops: listening on http://")
+        .parse();
+    let addr = addr.unwrap_or_else(|_| panic!("no address in {line:?}"));
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Chops { pid, child, addr }
+}
+
+fn post(addr: SocketAddr, body: &[u8]) -> u16 {
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    testkit::http::request(addr, "POST", "/alertmanager", &headers, body).0
+}
+
+/// Milliseconds of one `GET /livez` on a fresh connection (None: no 200 within 20 s).
+fn livez_ms(addr: SocketAddr) -> Option<f64> {
+    let t = Instant::now();
+    let ok = std::panic::catch_unwind(|| testkit::http::request(addr, "GET", "/livez", &[], b"").0);
+    (ok.ok() == Some(200)).then(|| t.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// 1,100 connections hold half a request head: `/livez` (20 tries) and one webhook POST.
+fn slowloris(dir: &std::path::Path) -> String {
+    let chops = start_chops(dir, "slowloris", "", None);
+    let held = hold(chops.addr, 1_100);
+    let mut times: Vec<f64> = Vec::new();
+    let mut failed = 0;
+    for _ in 0..20 {
+        match livez_ms(chops.addr) {
+            Some(ms) => times.push(ms),
+            None => failed += 1,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    let status = post(chops.addr, &alerts_body("b", 1, "loris", ""));
+    let webhook = t.elapsed().as_secs_f64() * 1000.0;
+    times.sort_by(f64::total_cmp);
+    let p50 = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+    let max = times.last().copied().unwrap_or(f64::NAN);
+    eprintln!("slowloris: /livez ms {times:.1?}");
+    drop(held);
+    format!(
+        "| slowloris: {} connections held | `/livez` p50 {p50:.1} ms, max {max:.1} ms, {failed} of 20 unanswered; webhook POST {status} in {webhook:.0} ms | ≤ 1 s |",
+        1_100
+    )
+}
+
+/// A 9,000-alert body of cluster a, then one alert of b: how long until b's message is posted.
+fn storm(dir: &std::path::Path) -> String {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeDiscord::start());
+    let chops = start_chops(dir, "storm", "", Some(&fake.rest_url));
+    rt.block_on(fake.registered(Duration::from_secs(30)));
+    let posts = || -> Vec<(String, Instant)> {
+        let path = format!("/api/v10/channels/{CHANNEL_ID}/messages");
+        fake.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .map(|r| {
+                (
+                    r.body["content"].as_str().unwrap_or_default().to_string(),
+                    r.at,
+                )
+            })
+            .collect()
+    };
+    let body = alerts_body("a", 9_000, "s", "");
+    let t0 = Instant::now();
+    assert_eq!(post(chops.addr, &body), 200);
+    let a_took = t0.elapsed().as_secs_f64() * 1000.0;
+    let tb = Instant::now();
+    assert_eq!(post(chops.addr, &alerts_body("b", 1, "other", "")), 200);
+    let b_post = || posts().into_iter().find(|(c, _)| c.contains("cluster b"));
+    rt.block_on(fake.wait_for("b's message", Duration::from_secs(300), |_| {
+        b_post().is_some()
+    }));
+    let (_, at) = b_post().unwrap();
+    let b_delay = at.duration_since(tb).as_secs_f64() * 1000.0;
+    std::thread::sleep(Duration::from_secs(3));
+    let all = posts();
+    let of_a = all.iter().filter(|(c, _)| c.contains("cluster a")).count();
+    format!(
+        "| storm: {} KiB body, 9,000 alerts of a, then 1 of b | b's message {b_delay:.0} ms after its POST (a's POST answered in {a_took:.0} ms); a: {of_a} message(s), {} posts in all | ≤ 5 s |",
+        body.len() / 1024,
+        all.len()
+    )
+}
+
+/// 20 bodies of 9,000 alerts (1 MiB) at once; a body answered 503 is sent again after
+/// `Retry-After` (5 s), as Alertmanager would. Peak RSS of chops (VmHWM) once all are recorded.
+fn concurrent(dir: &std::path::Path, (name, label): (&str, &str), extra: &str) -> String {
+    let chops = start_chops(dir, name, extra, None);
+    std::thread::sleep(Duration::from_millis(500));
+    let (idle, _) = rss_kib(chops.pid as u32);
+    let addr = chops.addr;
+    let t = Instant::now();
+    let refused: usize = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..20)
+            .map(|i| {
+                s.spawn(move || {
+                    let body = alerts_body("a", 9_000, &format!("c{i:02}"), "");
+                    let mut busy = 0;
+                    while post(addr, &body) == 503 {
+                        busy += 1;
+                        std::thread::sleep(Duration::from_secs(5));
+                    }
+                    busy
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).sum()
+    });
+    let wall = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, hwm) = rss_kib(chops.pid as u32);
+    format!(
+        "| 20 concurrent 1 MiB bodies ({label}) | peak RSS {:.1} MB (idle {:.1} MB); 180,000 alerts recorded in {wall:.1} s, {refused} answers 503 + Retry-After on the way | ≤ 100 MB |",
+        hwm as f64 / 1024.0,
+        idle as f64 / 1024.0
+    )
+}
+
+/// The `chops serve` cases, as a Markdown table (each row printed as it is measured).
+fn flood_cases(dir: &std::path::Path) -> String {
+    let cases: [&dyn Fn() -> String; 4] = [
+        &|| slowloris(dir),
+        &|| storm(dir),
+        &|| concurrent(dir, ("capped", "default cap, 2 MiB in flight"), ""),
+        &|| {
+            concurrent(
+                dir,
+                ("uncapped", "cap too large to bind, 64 MiB"),
+                "[http]\nmax_body_bytes_in_flight = 67108864",
+            )
+        },
+    ];
+    let rows: Vec<String> = cases
+        .iter()
+        .map(|case| {
+            let row = case();
+            eprintln!("{row}");
+            row
+        })
+        .collect();
+    format!(
+        "| `chops serve` under | measured | goal |\n|---|---|---|\n{}\n",
+        rows.join("\n")
+    )
 }

@@ -4,18 +4,18 @@
 //! it import it, and the composition root that starts them sits above them all.
 //!
 //! Where incidents go is the [`Speak`] trait, so this state need not know the bot: the Discord
-//! speaker (`discord::speak`) or nowhere (`chops serve --no-discord`).
+//! speaker (`discord::speak`) or stdout (`chops serve --no-discord`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::checks::flight::Flights;
 use crate::checks::{Cluster, SetupError};
 use crate::config::{ClusterTarget, Loaded, Secret};
-use crate::domain::incident::Incident;
+use crate::domain::incident::{Counted, Incident};
 use crate::domain::Card;
 use crate::store::Store;
 
@@ -27,28 +27,32 @@ pub enum SpeakError {
     Discord(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Where incident messages go (Discord, or nowhere: logged only).
+/// Where incident messages go: Discord, or stdout (`--no-discord`: one line per message).
 pub trait Speak: Send + Sync {
     /// True when messages reach a channel (false: `--no-discord`).
     fn posts_to_discord(&self) -> bool;
 
-    /// Posts `incidents` (one, or several of one kind posted together) to `channel`: the header,
-    /// then the card when there is one; returns the message id (None when posting nowhere).
+    /// Posts `incidents` (one, or several of one kind posted together, and `counted` more of a
+    /// storm) to `channel` (None: printed only): the header, then the card when there is one;
+    /// returns the message id (None when posting nowhere).
     fn post<'a>(
         &'a self,
-        channel: u64,
+        channel: Option<u64>,
         incidents: &'a [Incident],
+        counted: Counted,
         card: Option<&'a Card>,
         note: Option<&'a str>,
         offers: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Option<u64>, SpeakError>>;
 
-    /// Rewrites the header of a posted message (every incident it shows, as they are now).
+    /// Rewrites the header of a posted message (every incident it shows, as they are now); with
+    /// no message (`--no-discord`), says the update once more.
     fn edit<'a>(
         &'a self,
-        channel: u64,
-        message: u64,
+        channel: Option<u64>,
+        message: Option<u64>,
         incidents: &'a [Incident],
+        counted: Counted,
     ) -> BoxFuture<'a, Result<(), SpeakError>>;
 }
 
@@ -88,11 +92,19 @@ pub struct App {
     pub outbox: Arc<Notify>,
     /// The webhook's bearer token (None: no webhook).
     pub webhook_token: Option<Secret>,
+    /// Bytes of webhook bodies in flight, one permit a byte (`[http] max_body_bytes_in_flight`).
+    pub body_bytes: Arc<Semaphore>,
 }
 
 impl App {
     pub fn new(config: Arc<Loaded>, store: Store, speaker: Arc<dyn Speak>) -> App {
+        let in_flight = config.config.http.max_body_bytes_in_flight;
+        let body_bytes = Arc::new(Semaphore::new(
+            usize::try_from(in_flight)
+                .map_or(Semaphore::MAX_PERMITS, |n| n.min(Semaphore::MAX_PERMITS)),
+        ));
         App {
+            body_bytes,
             health: Arc::new(Health {
                 discord_enabled: speaker.posts_to_discord(),
                 discord_connected: AtomicBool::new(false),

@@ -34,10 +34,12 @@
 //!   `Speak` trait —, health).
 //! - [`automation`]: speaking first: the backup-failure watcher, Alertmanager intake, the
 //!   pre-flight schedule, the incident poster (outbox).
-//! - [`http`]: `/livez`, `/readyz`, `/metrics`, `POST /alertmanager`, on bounded connections.
+//! - [`http`]: `/livez`, `/readyz`, `/metrics`, `POST /alertmanager`, on bounded connections;
+//!   `throttle` slows peers that keep failing the token.
 //! - [`discord`]: the bot — `commands/` (poise adapters, one file per group), `buttons`,
 //!   `render` (card → embed), `speak` (incident posts).
 //! - [`serve`]: the composition root of `chops serve`: builds the [`app::App`] and starts the parts.
+//! - [`logging`]: the binary's log format (one record, one line; colour only on a terminal).
 //! - [`cli`]: one file per subcommand group (check, act, audit, explain, serve, register,
 //!   healthcheck, config).
 //!
@@ -55,6 +57,7 @@ pub mod discord;
 pub mod domain;
 pub mod http;
 pub mod keeper;
+pub mod logging;
 pub mod metrics;
 pub mod render;
 pub mod serve;

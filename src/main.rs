@@ -15,22 +15,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_env("CHOPS_LOG").unwrap_or_else(|_| "warn".into())
-    };
-    // CHOPS_LOG_FORMAT=json: one JSON object per line, for log shippers.
-    if std::env::var("CHOPS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter())
-            .with_writer(std::io::stderr)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter())
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    chops::logging::init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -148,7 +148,7 @@ impl Metrics {
         );
         r.register(
             "chops_webhook_rejected",
-            "Webhook requests refused with a 4xx, by reason (unauthorized, throttled, too_large, malformed, version, empty)",
+            "Webhook requests refused, by reason (unauthorized, throttled, too_large, busy, malformed, version, empty)",
             m.webhook_rejected.clone(),
         );
         r.register(
@@ -210,6 +210,7 @@ impl Metrics {
             "unauthorized",
             "throttled",
             "too_large",
+            "busy",
             "malformed",
             "version",
             "empty",
@@ -291,9 +292,14 @@ impl Metrics {
     }
 
     pub fn incident_posted(&self, kind: &str) {
+        self.incidents_posted_n(kind, 1);
+    }
+
+    /// `n` incidents delivered with one message (a storm's counted alerts).
+    pub fn incidents_posted_n(&self, kind: &str, n: u64) {
         self.incidents_posted
             .get_or_create(&vec![("kind", kind.to_string())])
-            .inc();
+            .inc_by(n);
     }
 
     /// One message posted, showing `kinds` (one per incident on it).

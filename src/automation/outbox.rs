@@ -1,6 +1,14 @@
 //! The incident poster: every incident recorded but not yet in its channel (or resolved but not
 //! yet shown so) is delivered here — after a crash too, since the store is the queue. A failed
 //! post is retried with a backoff; on shutdown the post being sent is finished, no new one starts.
+//!
+//! Fair and bounded under floods: each pass delivers one round — every due incident of the
+//! watcher and the scheduler first, then one message per cluster, round-robin — and reads the
+//! store again, so an incident recorded during one cluster's alert storm waits at most one round
+//! of posts, never the storm. A storm is one message per cluster and channel: it lists the first
+//! alerts and counts the rest ("… and 8,950 more alerts"); the counted alerts are marked
+//! delivered with that message (they stay recorded, resolvable and in `/metrics`), and their
+//! resolutions show as the message's resolved count when it is edited.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,7 +19,7 @@ use crate::app::App;
 use crate::app::SpeakError;
 use crate::checks::flight::Tuning;
 use crate::clock::now;
-use crate::domain::incident::{Detail, Incident};
+use crate::domain::incident::{Counted, Detail, Incident, Kind};
 use crate::domain::Scope;
 
 /// A post that keeps failing is given up after this many tries (backoff up to 5 min: ~24 h, so
@@ -24,20 +32,26 @@ const PLAIN_AFTER: u32 = 3;
 
 /// Deliver due incidents until `stop` turns true.
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
+    let mut last: Option<String> = None;
     loop {
         if *stop.borrow() {
             return;
         }
+        let mut progress = false;
         match app.store.due_incidents(now()).await {
             Ok(due) => {
-                for batch in batches(due) {
+                for batch in round(batches(due), &mut last) {
                     if *stop.borrow() {
                         return;
                     }
-                    deliver_batch(&app, batch).await;
+                    progress |= deliver_batch(&app, batch).await;
                 }
             }
             Err(e) => tracing::error!(error = %e, "incident poster: cannot read the store"),
+        }
+        if progress {
+            // More may be due (the next round of a storm): read again at once.
+            continue;
         }
         // Woken by a new record, or each second for backoffs that came due.
         tokio::select! {
@@ -48,8 +62,32 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Incidents one message may show together.
-const BATCH_MAX: usize = 50;
+/// One round of `batches`: every batch of the watcher and the scheduler (failed operations,
+/// replicas not answering, pre-flights) in order, then one batch of alerts per cluster, taking the
+/// clusters in turn from the one after `last` (the cluster served last, updated here).
+pub fn round(batches: Vec<Vec<Incident>>, last: &mut Option<String>) -> Vec<Vec<Incident>> {
+    let (mut out, alerts): (Vec<_>, Vec<_>) = batches
+        .into_iter()
+        .partition(|b| b.first().is_some_and(|i| i.detail.kind() != Kind::Alert));
+    let mut firsts: Vec<Vec<Incident>> = Vec::new();
+    for b in alerts {
+        if !firsts.iter().any(|f| f[0].cluster == b[0].cluster) {
+            firsts.push(b);
+        }
+    }
+    firsts.sort_by(|a, b| a[0].cluster.cmp(&b[0].cluster));
+    // Clusters after the last one served come first, then the others (round-robin by name).
+    let after = last.clone();
+    firsts.sort_by_key(|b| after.as_ref().is_some_and(|l| b[0].cluster <= *l));
+    if let Some(b) = firsts.last() {
+        *last = Some(b[0].cluster.clone());
+    }
+    out.extend(firsts);
+    out
+}
+
+/// Incidents one message may list together (a storm's others are counted).
+const BATCH_MAX: usize = crate::store::LISTED;
 
 /// What goes out together: alerts not yet posted of one cluster and channel (an Alertmanager
 /// group, a storm) in one message, likewise replicas not answering (chops' own network, a zone
@@ -92,7 +130,7 @@ pub fn batches(due: Vec<Incident>) -> Vec<Vec<Incident>> {
 
 /// Post one incident, or edit its message (resolved, or another replica joined).
 pub async fn deliver(app: &App, i: Incident) {
-    deliver_batch(app, vec![i]).await
+    deliver_batch(app, vec![i]).await;
 }
 
 /// How one delivery went.
@@ -104,34 +142,40 @@ enum Try {
 }
 
 /// Post `batch` as one message, or edit the message its first incident is on (every incident
-/// that message shows, as they are now).
-async fn deliver_batch(app: &App, batch: Vec<Incident>) {
+/// that message shows, as they are now). Returns whether the store changed (delivered, or a try
+/// spent); false when it was not tried.
+async fn deliver_batch(app: &App, batch: Vec<Incident>) -> bool {
     let Some(first) = batch.first().cloned() else {
-        return;
+        return false;
     };
-    let Some(channel) = first
+    let channel = first
         .channel_id
-        .or_else(|| app.incident_channel(&first.cluster))
-    else {
+        .or_else(|| app.incident_channel(&first.cluster));
+    if channel.is_none() && app.speaker.posts_to_discord() {
         tracing::warn!(incident = first.id, cluster = %crate::domain::display::plain(&first.cluster),
             "incident has no channel ([clusters.NAME.incidents] channel); recorded only");
         let _ = app.store.mark_posted(&batch, None, None).await;
-        return;
-    };
+        return true;
+    }
     let tried = if first.posted {
         edit(app, channel, &first, &batch).await
     } else {
         post(app, channel, &first, &batch).await
     };
-    if let Try::Failed(e) = tried {
-        retry_later(app, channel, &batch, &e).await;
+    match tried {
+        Try::Done => true,
+        Try::NotNow => false,
+        Try::Failed(e) => {
+            retry_later(app, channel, &batch, &e).await;
+            true
+        }
     }
 }
 
 /// A new message for `batch`, with the card of its cluster and the card's runnable steps as
 /// buttons (guarded on click like those under /backup-check); header only after a few failed
-/// tries.
-async fn post(app: &App, channel: u64, first: &Incident, batch: &[Incident]) -> Try {
+/// tries. A batch of alerts also counts the cluster's other unposted alerts (a storm).
+async fn post(app: &App, channel: Option<u64>, first: &Incident, batch: &[Incident]) -> Try {
     let (mut card, mut note) = card_for(app, batch).await;
     if first.attempts >= PLAIN_AFTER {
         card = None;
@@ -144,26 +188,31 @@ async fn post(app: &App, channel: u64, first: &Incident, batch: &[Incident]) -> 
         (Some(c), Ok(t)) => crate::actions::offer::offers(&app.store, &t.policy, c).await,
         _ => Vec::new(),
     };
+    // Counted after the card: alerts recorded while it was checked join this message.
+    let storm = match storm_of(app, batch).await {
+        Ok(storm) => storm,
+        Err(e) => return Try::Failed(e.to_string()),
+    };
     // The check may have used up the grace period: the next start posts it instead.
     if app.health.stopping.load(Ordering::Relaxed) {
         return Try::NotNow;
     }
+    let counted = storm.map(|s| s.0).unwrap_or_default();
     match app
         .speaker
-        .post(channel, batch, card.as_deref(), note.as_deref(), &offers)
+        .post(
+            channel,
+            batch,
+            counted,
+            card.as_deref(),
+            note.as_deref(),
+            &offers,
+        )
         .await
     {
         Ok(message) => {
             crate::metrics::get().message_posted(batch.iter().map(|i| i.detail.kind().as_str()));
-            match app.store.mark_posted(batch, Some(channel), message).await {
-                Ok(()) => Try::Done,
-                Err(e) => {
-                    // In the channel but not recorded so: a retry with the same nonce returns
-                    // this message instead of a second one.
-                    tracing::error!(error = %e, "incident posted but not recorded as posted");
-                    Try::Failed(e.to_string())
-                }
-            }
+            posted(app, channel, batch, storm, message).await
         }
         // Not connected yet: not the incident's fault, no try spent.
         Err(SpeakError::NotConnected) => Try::NotNow,
@@ -171,25 +220,79 @@ async fn post(app: &App, channel: u64, first: &Incident, batch: &[Incident]) -> 
     }
 }
 
+/// The rest of a storm a batch of unposted alerts counts: (how many, the range of ids), when any.
+async fn storm_of(
+    app: &App,
+    batch: &[Incident],
+) -> Result<Option<(Counted, (i64, i64))>, crate::store::StoreError> {
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return Ok(None);
+    };
+    if first.posted || first.detail.kind() != Kind::Alert {
+        return Ok(None);
+    }
+    let (counted, upto) = app
+        .store
+        .storm_rest(&first.cluster, first.channel_id, last.id)
+        .await?;
+    Ok((counted.alerts > 0).then_some((counted, (last.id, upto))))
+}
+
+/// Records a message as delivered: the batch, and the storm it counted.
+async fn posted(
+    app: &App,
+    channel: Option<u64>,
+    batch: &[Incident],
+    storm: Option<(Counted, (i64, i64))>,
+    message: Option<u64>,
+) -> Try {
+    let first = &batch[0];
+    let mut marked = app.store.mark_posted(batch, channel, message).await;
+    if let (Ok(()), Some((counted, ids))) = (&marked, storm) {
+        crate::metrics::get().incidents_posted_n(Kind::Alert.as_str(), counted.alerts as u64);
+        marked = app
+            .store
+            .mark_counted(&first.cluster, first.channel_id, ids, message)
+            .await
+            .map(drop);
+    }
+    match marked {
+        Ok(()) => Try::Done,
+        Err(e) => {
+            // In the channel but not recorded so: a retry with the same nonce returns this
+            // message instead of a second one.
+            tracing::error!(error = %e, "incident posted but not recorded as posted");
+            Try::Failed(e.to_string())
+        }
+    }
+}
+
 /// Resolved, or its header changed: the same message is edited (never a second one), showing
-/// every incident on it as they are now.
-async fn edit(app: &App, channel: u64, first: &Incident, batch: &[Incident]) -> Try {
-    let all = match first.message_id {
-        Some(m) => match app.store.incidents_on_message(channel, m).await {
-            Ok(all) if !all.is_empty() => all,
-            Ok(_) => batch.to_vec(),
+/// every incident on it as they are now (a storm's first ones listed, the rest counted).
+/// Without a message (`--no-discord`), the update is said once more.
+async fn edit(app: &App, channel: Option<u64>, first: &Incident, batch: &[Incident]) -> Try {
+    let (all, counted, unshown) = match (channel, first.message_id) {
+        (Some(c), Some(m)) => match app.store.message_listing(c, m).await {
+            Ok((all, counted, unshown)) if !all.is_empty() => (all, counted, unshown),
+            Ok(_) => (batch.to_vec(), Counted::default(), Vec::new()),
             // Never rewrite a shared message from part of what it shows.
             Err(e) => return Try::Failed(e.to_string()),
         },
-        None => batch.to_vec(),
+        _ => (batch.to_vec(), Counted::default(), Vec::new()),
     };
-    let shown = match first.message_id {
-        Some(m) => app.speaker.edit(channel, m, &all).await,
-        None => Ok(()),
+    let shown = if first.message_id.is_some() || !app.speaker.posts_to_discord() {
+        app.speaker
+            .edit(channel, first.message_id, &all, counted)
+            .await
+    } else {
+        Ok(())
     };
     match shown {
         Ok(()) => match app.store.mark_edited(&all).await {
-            Ok(()) => Try::Done,
+            Ok(()) => match app.store.mark_resolutions_shown(unshown).await {
+                Ok(()) => Try::Done,
+                Err(e) => Try::Failed(e.to_string()),
+            },
             Err(e) => Try::Failed(e.to_string()),
         },
         Err(SpeakError::NotConnected) => Try::NotNow,
@@ -198,7 +301,7 @@ async fn edit(app: &App, channel: u64, first: &Incident, batch: &[Incident]) -> 
 }
 
 /// One message, one backoff: its incidents are tried again together (or given up on together).
-async fn retry_later(app: &App, channel: u64, batch: &[Incident], e: &str) {
+async fn retry_later(app: &App, channel: Option<u64>, batch: &[Incident], e: &str) {
     let e = crate::domain::display::plain(e);
     let first = batch.first().map_or(0, |i| i.id);
     let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
@@ -209,10 +312,10 @@ async fn retry_later(app: &App, channel: u64, batch: &[Incident], e: &str) {
         .unwrap_or(false);
     if gave_up {
         crate::metrics::get().incident_given_up();
-        tracing::error!(incident = first, together = ids.len(), channel, error = %e,
+        tracing::error!(incident = first, together = ids.len(), channel = ?channel, error = %e,
             "incident post failed; giving up (does the bot see the channel and may it send there?)");
     } else {
-        tracing::warn!(incident = first, together = ids.len(), channel, error = %e,
+        tracing::warn!(incident = first, together = ids.len(), channel = ?channel, error = %e,
             "incident post failed; will retry");
     }
 }
@@ -338,5 +441,55 @@ mod tests {
             .collect();
         let sizes: Vec<usize> = batches(due).iter().map(Vec::len).collect();
         assert_eq!(sizes, [BATCH_MAX, 1]);
+    }
+
+    fn ids(round: &[Vec<Incident>]) -> Vec<Vec<i64>> {
+        round
+            .iter()
+            .map(|b| b.iter().map(|i| i.id).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_round_serves_the_watcher_first_then_one_message_per_cluster_in_turn() {
+        let failure = Detail::Operation {
+            op: Op::Backup,
+            status: "BACKUP_FAILED".into(),
+            name: "n".into(),
+            replicas: vec!["r1".into()],
+            error: String::new(),
+            start: 0,
+            end: 0,
+        };
+        // A storm of cluster a (oldest), then b's alert and the watcher's own incidents.
+        let mut due: Vec<Incident> = (1..=120)
+            .map(|i| incident(i, "a", alert("A"), false))
+            .collect();
+        due.push(incident(200, "b", alert("B"), false));
+        due.push(incident(201, "a", failure, false));
+        due.push(incident(202, "c", down("r9"), false));
+        let mut last = None;
+        let first = round(batches(due.clone()), &mut last);
+        assert_eq!(first.len(), 4, "{:?}", ids(&first));
+        assert_eq!(
+            ids(&first[..2]),
+            [vec![201], vec![202]],
+            "the watcher's first"
+        );
+        assert_eq!(first[2].len(), BATCH_MAX, "a's storm: one message");
+        assert_eq!(ids(&first[3..]), [vec![200]], "then b, not after a's storm");
+        assert_eq!(last.as_deref(), Some("b"));
+        // The next round starts after the cluster served last.
+        let next = round(batches(due), &mut last);
+        assert_eq!(next[2][0].cluster, "a");
+        let mut last = Some("a".to_string());
+        let turned = round(
+            batches(vec![
+                incident(1, "a", alert("A"), false),
+                incident(2, "b", alert("B"), false),
+            ]),
+            &mut last,
+        );
+        assert_eq!(ids(&turned), [vec![2], vec![1]]);
     }
 }

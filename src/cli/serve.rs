@@ -6,7 +6,8 @@ use crate::config::{self, Loaded};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Do not connect to Discord: incidents are logged, not posted (metrics, webhooks, dry runs).
+    /// Do not connect to Discord: each incident and resolution is printed on stdout, one line each
+    /// (metrics, webhooks, dry runs).
     #[arg(long)]
     pub no_discord: bool,
 }

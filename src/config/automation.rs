@@ -29,6 +29,10 @@ pub struct HttpConfig {
     /// Seconds one request may take, body read included (408 past it).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// Bytes of webhook bodies read, parsed and recorded at once; a body that would go past it is
+    /// answered 503 with `Retry-After` (floods of large bodies cannot take memory with them).
+    #[serde(default = "default_body_bytes_in_flight")]
+    pub max_body_bytes_in_flight: u64,
 }
 
 impl Default for HttpConfig {
@@ -39,6 +43,7 @@ impl Default for HttpConfig {
             max_connections: default_max_connections(),
             header_timeout_secs: default_header_timeout(),
             request_timeout_secs: default_request_timeout(),
+            max_body_bytes_in_flight: default_body_bytes_in_flight(),
         }
     }
 }
@@ -51,6 +56,11 @@ fn default_header_timeout() -> u64 {
 }
 fn default_request_timeout() -> u64 {
     30
+}
+/// Two default-sized bodies (`[webhook] max_body_bytes`, 1 MiB) at once: a 1 MiB body takes
+/// about 20 MB while parsed and recorded, so 20 concurrent ones stay under 100 MB of RSS.
+fn default_body_bytes_in_flight() -> u64 {
+    2 << 20
 }
 
 fn default_listen() -> String {

@@ -1,5 +1,6 @@
 //! Speaking first: incident messages in a channel (post, then edit when resolved), through the
-//! bot's REST client — or nowhere (`chops serve --no-discord`), where the message is only logged.
+//! bot's REST client — or stdout (`chops serve --no-discord`): each message and each update one
+//! plain line, whatever the log level, so nothing marked delivered goes unseen.
 
 use std::sync::{Arc, OnceLock};
 
@@ -10,9 +11,9 @@ use futures_util::future::BoxFuture;
 use super::render;
 use crate::app::{Speak, SpeakError};
 use crate::domain::display::Target;
-use crate::domain::incident::Incident;
+use crate::domain::incident::{Counted, Incident};
 use crate::domain::Card;
-use crate::render::incident::group_text;
+use crate::render::incident::storm_text;
 
 /// Discord's limit for a message's content.
 const CONTENT_MAX: usize = 2000;
@@ -23,12 +24,12 @@ fn failed(e: serenity::Error) -> SpeakError {
 
 /// Where incidents go.
 pub struct Speaker {
-    /// None: nowhere (logged only).
+    /// None: stdout (`--no-discord`).
     http: Option<OnceLock<Arc<serenity::Http>>>,
 }
 
 impl Speaker {
-    /// Posts nowhere; each incident is logged at info level instead.
+    /// Posts nowhere; each message is printed on stdout instead (one line).
     pub fn nowhere() -> Speaker {
         Speaker { http: None }
     }
@@ -55,8 +56,9 @@ impl Speaker {
 
     async fn post_now(
         &self,
-        channel: u64,
+        channel: Option<u64>,
         incidents: &[Incident],
+        counted: Counted,
         card: Option<&Card>,
         note: Option<&str>,
         offers: &[(String, String)],
@@ -64,18 +66,18 @@ impl Speaker {
         let Some(first) = incidents.first() else {
             return Ok(None);
         };
-        let Some(http) = self.client()? else {
+        let (Some(http), Some(channel)) = (self.client()?, channel) else {
+            print_line(first.id, "", incidents, counted);
             tracing::info!(
                 incident = first.id,
-                together = incidents.len(),
-                channel,
-                header = %group_text(incidents, Target::Plain, CONTENT_MAX),
+                together = incidents.len() + counted.alerts,
                 verdict = card.map(|c| c.verdict.label()).unwrap_or("-"),
-                "incident (not posted: no Discord)"
+                header = %storm_text(incidents, counted, Target::Plain, CONTENT_MAX),
+                "incident (not posted: no Discord; printed on stdout)"
             );
             return Ok(None);
         };
-        let mut content = group_text(incidents, Target::Discord, CONTENT_MAX);
+        let mut content = storm_text(incidents, counted, Target::Discord, CONTENT_MAX);
         if let Some(n) = note {
             let n = format!("\n{}", crate::domain::display::discord(n));
             if content.chars().count() + n.chars().count() <= CONTENT_MAX {
@@ -107,20 +109,18 @@ impl Speaker {
     /// The card stays: only the header is rewritten.
     async fn edit_now(
         &self,
-        channel: u64,
-        message: u64,
+        channel: Option<u64>,
+        message: Option<u64>,
         incidents: &[Incident],
+        counted: Counted,
     ) -> Result<(), SpeakError> {
-        let Some(http) = self.client()? else {
-            tracing::info!(
-                message,
-                header = %group_text(incidents, Target::Plain, CONTENT_MAX),
-                "incident update (not posted: no Discord)"
-            );
+        let (Some(http), Some(channel), Some(message)) = (self.client()?, channel, message) else {
+            let id = incidents.first().map_or(0, |i| i.id);
+            print_line(id, " update", incidents, counted);
             return Ok(());
         };
         let edit = serenity::EditMessage::new()
-            .content(group_text(incidents, Target::Discord, CONTENT_MAX))
+            .content(storm_text(incidents, counted, Target::Discord, CONTENT_MAX))
             .allowed_mentions(serenity::CreateAllowedMentions::new());
         serenity::ChannelId::new(channel)
             .edit_message(http.as_ref(), serenity::MessageId::new(message), edit)
@@ -137,23 +137,41 @@ impl Speak for Speaker {
 
     fn post<'a>(
         &'a self,
-        channel: u64,
+        channel: Option<u64>,
         incidents: &'a [Incident],
+        counted: Counted,
         card: Option<&'a Card>,
         note: Option<&'a str>,
         offers: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Option<u64>, SpeakError>> {
-        Box::pin(self.post_now(channel, incidents, card, note, offers))
+        Box::pin(self.post_now(channel, incidents, counted, card, note, offers))
     }
 
     fn edit<'a>(
         &'a self,
-        channel: u64,
-        message: u64,
+        channel: Option<u64>,
+        message: Option<u64>,
         incidents: &'a [Incident],
+        counted: Counted,
     ) -> BoxFuture<'a, Result<(), SpeakError>> {
-        Box::pin(self.edit_now(channel, message, incidents))
+        Box::pin(self.edit_now(channel, message, incidents, counted))
     }
+}
+
+/// `--no-discord`: one message as one line on stdout, "chops: incident 12: …" (an update:
+/// "chops: incident 12 update: ✅ Resolved: …"). The header's own line breaks are shown as `\n`
+/// by the display function, like any control character, so one message is one line.
+fn print_line(id: i64, what: &str, incidents: &[Incident], counted: Counted) {
+    use std::io::Write;
+    let header = storm_text(incidents, counted, Target::Plain, CONTENT_MAX);
+    let line = format!(
+        "chops: incident {id}{what}: {}\n",
+        crate::domain::display::plain(&header)
+    );
+    // One write under the lock: lines of two messages never interleave. A closed stdout must
+    // not stop the poster (println! would panic).
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
 }
 
 /// At most 25 characters (Discord's limit): a digest of the incidents a message shows.

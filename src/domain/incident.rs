@@ -191,6 +191,15 @@ pub struct Incident {
     pub created_at: i64,
 }
 
+/// Alerts of one storm message counted but not listed: every one is recorded (resolvable, in the
+/// store and `/metrics`) and marked delivered with the message that counts it; the message's title
+/// counts those resolved since.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub alerts: usize,
+    pub resolved: usize,
+}
+
 /// Whether a failure first seen now is news: it ended within `lookback_secs` of the server's now.
 /// Older ones (chops' first start, a long outage of chops) are recorded without a post.
 pub fn is_news(row: &BackupRow, server_now: i64, lookback_secs: u64) -> bool {

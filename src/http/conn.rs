@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -168,17 +169,21 @@ impl Conn {
     async fn run(self, stream: TcpStream, close: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         let (id, peer, open) = (self.id, self.peer, self.open.clone());
         let router = self.router;
-        let marks = open.clone();
+        let (marks, done) = (open.clone(), open.clone());
+        // Requests of this connection in flight, seen by its own task once evicted from `open`.
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let (started, ended) = (in_flight.clone(), in_flight.clone());
         let svc = tower::ServiceBuilder::new()
             .map_request(move |mut req: axum::http::Request<Incoming>| {
+                started.fetch_add(1, Ordering::Relaxed);
                 lock(&marks).mark(id, true);
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
                 req
             })
             .service(router);
-        let done = open.clone();
         let svc = tower::ServiceExt::map_response(svc, move |res| {
+            ended.fetch_sub(1, Ordering::Relaxed);
             lock(&done).mark(id, false);
             res
         });
@@ -189,19 +194,20 @@ impl Conn {
             .keep_alive(true);
         let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
         tokio::pin!(conn);
-        let stopping = async {
-            tokio::select! {
-                _ = close.notified() => {}
-                _ = stop.wait_for(|s| *s) => {}
+        let evicted = tokio::select! {
+            _ = conn.as_mut() => {
+                lock(&open).conns.remove(&id);
+                return;
             }
+            _ = close.notified() => true,
+            _ = stop.wait_for(|s| *s) => false,
         };
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            _ = stopping => {
-                // Idle: closes now; a request in flight is answered first (bounded by its timeout).
-                conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(self.bounds.request, conn.as_mut()).await;
-            }
+        // Evicted with no request in flight (a half-sent head is none): dropped at once, so held
+        // sockets give their descriptors back. Otherwise a request in flight is answered first
+        // (bounded by its timeout); an idle connection closes now.
+        if !evicted || in_flight.load(Ordering::Relaxed) > 0 {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(self.bounds.request, conn.as_mut()).await;
         }
         lock(&open).conns.remove(&id);
     }

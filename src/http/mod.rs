@@ -14,8 +14,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use http_body_util::BodyExt;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::app::App;
 use crate::automation::alerts;
@@ -191,7 +193,8 @@ async fn webhook(
         return Err(Refusal::NoWebhook);
     };
     admit(token.expose(), guard, headers)?;
-    let bytes = read(headers, body, cfg.max_body_bytes as usize).await?;
+    // Held until the answer: parsing and recording take memory in proportion too.
+    let bytes = read(&app.body_bytes, headers, body, cfg.max_body_bytes as usize).await?;
     let payload = parse(&bytes)?;
     let m = crate::metrics::get();
     m.alerts_received(payload.alerts.len() as u64);
@@ -236,6 +239,8 @@ enum Refusal {
     TooLarge {
         cap: usize,
     },
+    /// Too many body bytes in flight (`[http] max_body_bytes_in_flight`): 503, retry later.
+    Busy,
     /// Not a payload: the answer names position and kind only.
     Malformed(String),
     /// A payload refused whole: an unknown sender or version, or no alerts.
@@ -249,6 +254,7 @@ impl Refusal {
             Refusal::Unauthorized(_) => "unauthorized",
             Refusal::Throttled { .. } => "throttled",
             Refusal::TooLarge { .. } => "too_large",
+            Refusal::Busy => "busy",
             Refusal::Malformed(_) => "malformed",
             Refusal::Payload(r) => r.reason(),
         })
@@ -279,6 +285,15 @@ impl Refusal {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body over {cap} bytes\n"),
             ),
+            Refusal::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()),
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8".into()),
+                ],
+                format!("too many webhook bodies in flight; retry in {RETRY_AFTER_SECS} s\n"),
+            )
+                .into_response(),
             Refusal::Malformed(what) => text(StatusCode::BAD_REQUEST, what.clone()),
             Refusal::Payload(r) => text(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -308,6 +323,12 @@ impl Refusal {
                     "webhook refused: body over [webhook] max_body_bytes"
                 )
             }
+            Refusal::Busy => {
+                tracing::warn!(
+                    status,
+                    "webhook refused: over [http] max_body_bytes_in_flight; asked to retry"
+                )
+            }
             Refusal::Malformed(what) => {
                 tracing::warn!(status, reason = %what.trim_end(), "webhook refused: not a payload")
             }
@@ -319,8 +340,31 @@ impl Refusal {
     }
 }
 
-/// The body, at most `cap` bytes (a declared length over it is refused before reading).
-async fn read(headers: &HeaderMap, body: Body, cap: usize) -> Result<axum::body::Bytes, Refusal> {
+/// What a peer refused for bytes in flight is told to wait.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// A body read, with its share of the bytes in flight (given back when dropped).
+struct Held {
+    bytes: Vec<u8>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Held {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The body, at most `cap` bytes (a declared length over it is refused before reading), its bytes
+/// taken from `in_flight` before they are read: a declared length at once, a body without one
+/// chunk by chunk. No waiting: when the bytes are not free, [`Refusal::Busy`] (503).
+async fn read(
+    in_flight: &Arc<Semaphore>,
+    headers: &HeaderMap,
+    body: Body,
+    cap: usize,
+) -> Result<Held, Refusal> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -328,9 +372,37 @@ async fn read(headers: &HeaderMap, body: Body, cap: usize) -> Result<axum::body:
     if declared.is_some_and(|n| n > cap as u64) {
         return Err(Refusal::TooLarge { cap });
     }
-    axum::body::to_bytes(body, cap)
-        .await
-        .map_err(|_| Refusal::TooLarge { cap })
+    let reserve = |n: usize| {
+        let n = u32::try_from(n).map_err(|_| Refusal::TooLarge { cap })?;
+        in_flight
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| Refusal::Busy)
+    };
+    let declared = declared.unwrap_or(0) as usize;
+    let mut permit = reserve(declared)?;
+    let mut bytes = Vec::with_capacity(declared);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        // A broken or timed-out body: no payload either way.
+        let frame = frame.map_err(|_| Refusal::TooLarge { cap })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let len = bytes.len() + data.len();
+        if len > cap {
+            return Err(Refusal::TooLarge { cap });
+        }
+        let held = permit.num_permits();
+        if len > held {
+            permit.merge(reserve(len - held)?);
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(Held {
+        bytes,
+        _permit: permit,
+    })
 }
 
 /// The webhook payload, or where and how it is not one.

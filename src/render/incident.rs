@@ -2,7 +2,7 @@
 //! error — every untrusted piece through the display boundary, for Discord or a log line.
 
 use crate::domain::display::{show, Target};
-use crate::domain::incident::{utc, Detail, Incident};
+use crate::domain::incident::{utc, Counted, Detail, Incident};
 use crate::domain::text::{clip, first_line};
 
 /// Characters of an error or annotation shown in the header (the card carries the rest).
@@ -169,19 +169,24 @@ const GROUP_LINES: usize = 15;
 /// The header of one message for `all` (one incident, or several of one kind and cluster posted
 /// together: an Alertmanager group, several replicas down at once): a title, then a line each.
 pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
+    counted_lines(all, Counted::default(), t)
+}
+
+/// [`group_lines`] of a storm message: `all` listed, `counted` more in the title's numbers.
+fn counted_lines(all: &[Incident], counted: Counted, t: Target) -> Vec<String> {
     let [first, ..] = all else {
         return Vec::new();
     };
-    if all.len() == 1 {
+    if all.len() == 1 && counted.alerts == 0 {
         return lines(first, t);
     }
     let bold = |s: String| bold(s, t);
     let cluster = show(&first.cluster, t);
-    let n = all.len();
-    let resolved = all.iter().filter(|i| i.resolution.is_some()).count();
+    let n = all.len() + counted.alerts;
+    let resolved = all.iter().filter(|i| i.resolution.is_some()).count() + counted.resolved;
     let what = match first.detail {
         Detail::Unreachable { .. } => format!("{n} replicas of cluster {cluster} not answering"),
-        _ => format!("{n} alerts on cluster {cluster}"),
+        _ => format!("{} alerts on cluster {cluster}", thousands(n)),
     };
     let icon = if matches!(first.detail, Detail::Alert { .. }) {
         "🔥"
@@ -191,7 +196,7 @@ pub fn group_lines(all: &[Incident], t: Target) -> Vec<String> {
     let title = match resolved {
         r if r == n => format!("✅ {} {what}", bold("Resolved:".into())),
         0 => format!("{icon} {}", bold(what)),
-        r => format!("{icon} {} ({r} resolved)", bold(what)),
+        r => format!("{icon} {} ({} resolved)", bold(what), thousands(r)),
     };
     let title = match truncated(all) {
         0 => title,
@@ -267,11 +272,17 @@ const LINE_MAX: usize = 200;
 /// [`group_lines`] as one text of at most `max` characters: the title, then as many lines as fit
 /// (at most [`GROUP_LINES`]), then "… and N more" for the rest — never a line cut in half.
 pub fn group_text(all: &[Incident], t: Target, max: usize) -> String {
-    let mut lines = group_lines(all, t).into_iter();
+    storm_text(all, Counted::default(), t, max)
+}
+
+/// [`group_text`] of a message that lists `all` and counts `counted` more alerts: "… and 8,950
+/// more alerts" (listed lines not shown included).
+pub fn storm_text(all: &[Incident], counted: Counted, t: Target, max: usize) -> String {
+    let mut lines = counted_lines(all, counted, t).into_iter();
     let Some(title) = lines.next() else {
         return String::new();
     };
-    if all.len() == 1 {
+    if all.len() == 1 && counted.alerts == 0 {
         return cut(
             std::iter::once(title)
                 .chain(lines)
@@ -282,11 +293,11 @@ pub fn group_text(all: &[Incident], t: Target, max: usize) -> String {
     }
     let rest: Vec<String> = lines.collect();
     let mut out = cut(title, max);
-    let reserve = 24; // "\n… and NN more"
+    let reserve = 32; // "\n… and N,NNN,NNN more alerts"
     let mut shown = 0;
     for l in &rest {
         let next = out.chars().count() + 1 + l.chars().count();
-        let more = rest.len() - shown - 1;
+        let more = rest.len() - shown - 1 + counted.alerts;
         if shown == GROUP_LINES || next + if more > 0 { reserve } else { 0 } > max {
             break;
         }
@@ -294,8 +305,26 @@ pub fn group_text(all: &[Incident], t: Target, max: usize) -> String {
         out.push_str(l);
         shown += 1;
     }
-    if shown < rest.len() {
-        out.push_str(&format!("\n… and {} more", rest.len() - shown));
+    let more = rest.len() - shown + counted.alerts;
+    if more > 0 {
+        let noun = match all[0].detail {
+            Detail::Alert { .. } => " alerts",
+            _ => "",
+        };
+        out.push_str(&format!("\n… and {} more{noun}", thousands(more)));
+    }
+    out
+}
+
+/// 8950 → "8,950".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }
@@ -410,13 +439,13 @@ mod tests {
         let many: Vec<Incident> = (0..20).map(|i| alert(i, "X", true)).collect();
         let text = group_text(&many, Target::Plain, 2000);
         assert!(text.starts_with("✅ Resolved: 20 alerts on cluster prod\n"));
-        assert!(text.ends_with("\n… and 5 more"), "{text}");
+        assert!(text.ends_with("\n… and 5 more alerts"), "{text}");
         // Whatever the limit, whole lines only, and the rest counted.
         let small = group_text(&many, Target::Plain, 200);
         assert!(small.chars().count() <= 200, "{small}");
         let last = small.lines().last().unwrap();
         assert!(
-            last.starts_with("… and ") && last.ends_with(" more"),
+            last.starts_with("… and ") && last.ends_with(" more alerts"),
             "{small}"
         );
         assert!(small
@@ -446,5 +475,48 @@ mod tests {
         );
         assert!(l[1].contains("Replica r2 of cluster prod is not answering"));
         assert!(text(&i, Target::Plain, 20).chars().count() <= 20);
+    }
+
+    #[test]
+    fn a_storm_lists_a_few_and_counts_the_rest() {
+        let alert = |id: i64, resolved: bool| Incident {
+            id,
+            ..incident(
+                Detail::Alert {
+                    alertname: format!("A{id}"),
+                    severity: String::new(),
+                    summary: String::new(),
+                    description: String::new(),
+                    generator_url: String::new(),
+                    starts_at: "t".into(),
+                    links: Vec::new(),
+                    truncated: 0,
+                },
+                resolved.then_some("alert resolved at t2"),
+            )
+        };
+        let listed: Vec<Incident> = (0..50).map(|i| alert(i, i == 0)).collect();
+        let counted = Counted {
+            alerts: 8_950,
+            resolved: 9,
+        };
+        let text = storm_text(&listed, counted, Target::Plain, 2000);
+        assert!(
+            text.starts_with("🔥 9,000 alerts on cluster prod (10 resolved)\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\n… and 8,985 more alerts"), "{text}");
+        assert_eq!(text.lines().count(), 1 + GROUP_LINES + 1, "{text}");
+        // One listed, the rest counted: still a storm title, not one alert's header.
+        let one = storm_text(&listed[1..2], counted, Target::Plain, 2000);
+        assert!(
+            one.starts_with("🔥 8,951 alerts on cluster prod (9 resolved)"),
+            "{one}"
+        );
+        assert!(one.ends_with("\n… and 8,950 more alerts"), "{one}");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

@@ -6,7 +6,11 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{Store, StoreError};
-use crate::domain::incident::{Detail, Incident, Kind};
+use crate::domain::incident::{Counted, Detail, Incident, Kind};
+
+/// Incidents one message lists (a storm's others are counted), and of one cluster's alerts (or
+/// of its other incidents) due at once.
+pub const LISTED: usize = 50;
 
 /// What recording a failure did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -483,20 +487,83 @@ impl Store {
         .await
     }
 
-    /// Incidents whose post or resolution the channel has not seen yet and whose next try is due.
+    /// Incidents whose post or resolution the channel has not seen yet and whose next try is due:
+    /// at most [`LISTED`] of each cluster's alerts and [`LISTED`] of its other incidents (the
+    /// watcher's, the scheduler's), those first, then by age — one cluster's alert storm neither
+    /// hides another cluster's incidents nor the watcher's.
     pub async fn due_incidents(&self, now: i64) -> Result<Vec<Incident>, StoreError> {
         self.call(move |c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM incidents
-                 WHERE given_up = 0 AND next_try_at <= ?1
-                   AND (posted = 0 OR edit_due = 1
-                        OR (resolution IS NOT NULL AND resolution_shown = 0))
-                 ORDER BY id LIMIT 50"
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM (
+                   SELECT *, row_number() OVER (PARTITION BY cluster, kind = 'alert' ORDER BY id)
+                             AS nth
+                   FROM incidents
+                   WHERE given_up = 0 AND next_try_at <= ?1
+                     AND (posted = 0 OR edit_due = 1
+                          OR (resolution IS NOT NULL AND resolution_shown = 0)))
+                 WHERE nth <= ?2
+                 ORDER BY kind = 'alert', id"
             ))?;
             let rows = st
-                .query_map(params![now], row)?
+                .query_map(params![now, LISTED as i64], row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    /// The unposted alerts of `cluster` for `channel` recorded after `after` (the last listed):
+    /// what a storm message counts without listing, and the newest id it counts.
+    pub async fn storm_rest(
+        &self,
+        cluster: &str,
+        channel: Option<u64>,
+        after: i64,
+    ) -> Result<(Counted, i64), StoreError> {
+        let cluster = cluster.to_owned();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT count(*), coalesce(sum(resolution IS NOT NULL), 0), coalesce(max(id), 0)
+                 FROM incidents
+                 WHERE cluster = ?1 AND kind = 'alert' AND channel_id IS ?2 AND posted = 0
+                   AND given_up = 0 AND id > ?3",
+                params![cluster, channel.map(|v| v as i64), after],
+                |r| {
+                    let counted = Counted {
+                        alerts: r.get::<_, i64>(0)? as usize,
+                        resolved: r.get::<_, i64>(1)? as usize,
+                    };
+                    Ok((counted, r.get(2)?))
+                },
+            )
+        })
+        .await
+    }
+
+    /// The alerts [`Store::storm_rest`] counted (after `after`, up to `upto`) are delivered with
+    /// `message`: posted, on that message. Their resolutions are left due, so one edit of the
+    /// message shows the resolved count as it is by then (none is marked seen unseen).
+    pub async fn mark_counted(
+        &self,
+        cluster: &str,
+        channel: Option<u64>,
+        (after, upto): (i64, i64),
+        message: Option<u64>,
+    ) -> Result<usize, StoreError> {
+        let cluster = cluster.to_owned();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE incidents SET posted = 1, message_id = ?5, attempts = 0, next_try_at = 0
+                 WHERE cluster = ?1 AND kind = 'alert' AND channel_id IS ?2 AND posted = 0
+                   AND given_up = 0 AND id > ?3 AND id <= ?4",
+                params![
+                    cluster,
+                    channel.map(|v| v as i64),
+                    after,
+                    upto,
+                    message.map(|v| v as i64)
+                ],
+            )
         })
         .await
     }
@@ -514,21 +581,59 @@ impl Store {
         .await
     }
 
-    /// Every incident shown by message `message` in `channel`, oldest first (a batch posted as one).
-    pub async fn incidents_on_message(
+    /// What message `message` in `channel` shows, read for an edit without loading a storm: the
+    /// first [`LISTED`] incidents, the rest counted, and the ids of counted ones whose resolution
+    /// is not shown yet (marked by [`Store::mark_resolutions_shown`] once the edit is made).
+    pub async fn message_listing(
         &self,
         channel: u64,
         message: u64,
-    ) -> Result<Vec<Incident>, StoreError> {
+    ) -> Result<(Vec<Incident>, Counted, Vec<i64>), StoreError> {
         self.call(move |c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM incidents WHERE channel_id = ?1 AND message_id = ?2
-                 ORDER BY id"
-            ))?;
-            let rows = st
-                .query_map(params![channel as i64, message as i64], row)?
+            let (ch, m) = (channel as i64, message as i64);
+            let listed = c
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM incidents WHERE channel_id = ?1 AND message_id = ?2
+                     ORDER BY id LIMIT ?3"
+                ))?
+                .query_map(params![ch, m, LISTED as i64], row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            let after = listed.last().map_or(i64::MAX, |i| i.id);
+            let mut counted = Counted::default();
+            let mut unshown = Vec::new();
+            let mut st = c.prepare(
+                "SELECT id, resolution IS NOT NULL, resolution_shown FROM incidents
+                 WHERE channel_id = ?1 AND message_id = ?2 AND id > ?3",
+            )?;
+            let mut rows = st.query(params![ch, m, after])?;
+            while let Some(r) = rows.next()? {
+                counted.alerts += 1;
+                if r.get::<_, bool>(1)? {
+                    counted.resolved += 1;
+                    if !r.get::<_, bool>(2)? {
+                        unshown.push(r.get(0)?);
+                    }
+                }
+            }
+            Ok((listed, counted, unshown))
+        })
+        .await
+    }
+
+    /// The resolutions of `ids` are shown (counted on a storm message that was edited).
+    pub async fn mark_resolutions_shown(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare(
+                    "UPDATE incidents SET resolution_shown = 1, attempts = 0, next_try_at = 0
+                     WHERE id = ?1",
+                )?;
+                for id in &ids {
+                    st.execute(params![id])?;
+                }
+            }
+            tx.commit()
         })
         .await
     }
@@ -876,5 +981,88 @@ mod tests {
             "third failure: given up"
         );
         assert!(s.due_incidents(10_000).await.unwrap().is_empty());
+    }
+
+    fn storm_alert(cluster: &str, n: usize, resolved: bool) -> AlertRecord {
+        AlertRecord {
+            cluster: cluster.into(),
+            fingerprint: format!("{cluster}{n:08}"),
+            starts_at: "t".into(),
+            resolved,
+            resolution: "alert resolved at t2".into(),
+            channel: Some(7),
+            detail: Detail::Alert {
+                alertname: format!("A{n}"),
+                severity: String::new(),
+                summary: String::new(),
+                description: String::new(),
+                generator_url: String::new(),
+                starts_at: "t".into(),
+                links: Vec::new(),
+                truncated: 0,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_storm_is_listed_in_part_counted_in_full_and_hides_no_other_cluster() {
+        let s = Store::open_in_memory().unwrap();
+        let storm: Vec<AlertRecord> = (0..1_000)
+            .map(|n| storm_alert("a", n, n % 100 == 0))
+            .collect();
+        s.record_alerts(storm, 1).await.unwrap();
+        s.record_alerts(vec![storm_alert("b", 0, false)], 1)
+            .await
+            .unwrap();
+        let Recorded::New(op) = record(&s, "k", failure("r1", "n", 1), true).await else {
+            panic!()
+        };
+        let due = s.due_incidents(10).await.unwrap();
+        assert_eq!(
+            due.len(),
+            LISTED + 2,
+            "a's first {LISTED}, b's one, the failure"
+        );
+        assert_eq!(due[0].id, op, "the watcher's incident first");
+        assert!(due.iter().any(|i| i.cluster == "b"));
+
+        let listed: Vec<Incident> = due.into_iter().filter(|i| i.cluster == "a").collect();
+        let last = listed.last().unwrap().id;
+        let (counted, upto) = s.storm_rest("a", Some(7), last).await.unwrap();
+        assert_eq!(
+            counted,
+            Counted {
+                alerts: 950,
+                resolved: 9
+            }
+        );
+        s.mark_posted(&listed, Some(7), Some(70)).await.unwrap();
+        assert_eq!(
+            s.mark_counted("a", Some(7), (last, upto), Some(70))
+                .await
+                .unwrap(),
+            950
+        );
+        // Nothing of a is due but the resolutions, which one edit of message 70 shows.
+        let due = s.due_incidents(10).await.unwrap();
+        let of_a: Vec<&Incident> = due.iter().filter(|i| i.cluster == "a").collect();
+        assert!(of_a
+            .iter()
+            .all(|i| i.message_id == Some(70) && i.resolution.is_some()));
+        let (shown, counted, unshown) = s.message_listing(7, 70).await.unwrap();
+        assert_eq!(shown.len(), LISTED);
+        assert_eq!(counted.alerts, 950);
+        assert_eq!((counted.resolved, unshown.len()), (9, 9));
+        s.mark_edited(&shown).await.unwrap();
+        s.mark_resolutions_shown(unshown).await.unwrap();
+        let due = s.due_incidents(10).await.unwrap();
+        assert!(due.iter().all(|i| i.cluster != "a"), "{due:?}");
+        // Every alert is still there, findable and resolvable.
+        assert_eq!(s.incidents(2_000).await.unwrap().len(), 1_002);
+        let late = storm_alert("a", 501, true);
+        let out = s.record_alerts(vec![late], 20).await.unwrap();
+        assert_eq!(out, [AlertRecorded::Resolved]);
+        let (_, counted, unshown) = s.message_listing(7, 70).await.unwrap();
+        assert_eq!((counted.resolved, unshown.len()), (10, 1));
     }
 }

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 
 pub use audit::{ChainBroken, ChainIntact};
 pub use claim::Claim;
-pub use incidents::{AlertRecord, AlertRecorded, FailureRecord, Recorded};
+pub use incidents::{AlertRecord, AlertRecorded, FailureRecord, Recorded, LISTED};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use types::{
     AuditRecord, AuditRow, Confirmation, ConfirmationState, FinalState, LockHeld, NewConfirmation,

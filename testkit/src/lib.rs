@@ -7,6 +7,7 @@
 //!   ends; plain SQL over HTTP; scratch directories.
 //! - [`discord`]: a fake Discord (REST and gateway on loopback) for the real serenity/poise client,
 //!   checking every body against Discord's OpenAPI request schemas ([`openapi`]).
+//! - [`flood`]: webhook floods (thousands of alerts a body), held connections, peak memory.
 //! - [`hostile`]: small hostile "ClickHouse servers" (floods, trickles, garbage, hostile names).
 //! - [`http`]: a plain HTTP/1.1 client, one request per connection.
 //! - [`serve`]: `chops serve` as a child process, stopped by its PID.
@@ -14,6 +15,7 @@
 
 pub mod alertmanager;
 pub mod discord;
+pub mod flood;
 pub mod hostile;
 pub mod http;
 pub mod localcluster;

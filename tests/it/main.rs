@@ -16,6 +16,7 @@ mod discord_spec;
 mod docker;
 mod embed;
 mod faults;
+mod flood;
 mod healthy;
 mod hostile;
 mod http_bounds;

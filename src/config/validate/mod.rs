@@ -37,6 +37,7 @@ pub(super) fn validate(path: &str, dir: &Path, c: &Config) -> Result<(), ConfigE
     watch::check(&c.watch, &mut p);
     if let Some(h) = &c.webhook {
         webhook::check(h, &c.clusters, &mut p);
+        http::room_for_a_body(&c.http, h, &mut p);
     }
     for (raw, cl) in &c.clusters {
         schedule::check(raw, cl, &mut p);
