@@ -3,6 +3,7 @@
 //! - [`tls_front`]: a test CA (rcgen) and a TLS front (tokio-rustls) before any local server.
 //! - [`localcluster`]: a local cluster of real Apache ZooKeeper and ClickHouse-engine gateway
 //!   replicas (`scripts/local-cluster.sh`); every server is stopped by its own PID.
+//! - [`canned`]: a canned-answer stand-in for many replicas (recorded answers, delays, faults).
 //! - [`shared`]: the one cluster the read-only tests of a process share, stopped when the process
 //!   ends; plain SQL over HTTP; scratch directories.
 //! - [`discord`]: a fake Discord (REST and gateway on loopback) for the real serenity/poise client,
@@ -10,6 +11,7 @@
 //! - [`hostile`]: small hostile "ClickHouse servers" (floods, trickles, garbage, hostile names).
 //! - [`http`]: a plain HTTP/1.1 client, one request per connection.
 
+pub mod canned;
 pub mod discord;
 pub mod hostile;
 pub mod http;

@@ -6,6 +6,7 @@ mod common;
 
 mod act;
 mod bot;
+mod canned;
 mod card_snapshots;
 mod config_hostile;
 mod corpus;
