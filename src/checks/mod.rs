@@ -99,22 +99,23 @@ pub enum SetupError {
 impl Cluster {
     /// Resolve the target's replicas: as listed, or discovered from the seed's system.clusters.
     pub async fn connect(t: &ClusterTarget) -> Result<Cluster, SetupError> {
-        let budget = Budget::new(t.limits).with_tls(t.tls.clone());
-        let client = |name: &str, url: &str, shard: Option<u32>| {
-            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline, &budget)
+        let mut budget = Budget::new(t.limits).with_tls(t.tls.clone());
+        let client = |name: &str, url: &str, shard: Option<u32>, budget: &Budget| {
+            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline, budget)
         };
         let mut rejected = Vec::new();
         let replicas = if !t.replicas.is_empty() {
+            budget = budget.for_replicas(t.replicas.len());
             t.replicas
                 .iter()
-                .map(|r| client(&r.name, &r.url, r.shard))
+                .map(|r| client(&r.name, &r.url, r.shard, &budget))
                 .collect()
         } else {
             let d = t
                 .discover
                 .as_ref()
                 .expect("config validation: replicas or discover");
-            let seed = client("seed", &d.seed, None);
+            let seed = client("seed", &d.seed, None, &budget);
             let rows: Vec<replicas::ClusterRow> = seed
                 .fetch(replicas::CLUSTER_SQL, &[&t.remote_cluster])
                 .await
@@ -131,10 +132,11 @@ impl Cluster {
             }
             let found = discover::resolve(&rows, d);
             rejected = found.rejected;
+            budget = budget.for_replicas(found.hosts.len());
             found
                 .hosts
                 .iter()
-                .map(|h| client(&h.name, &h.url, Some(h.shard)))
+                .map(|h| client(&h.name, &h.url, Some(h.shard), &budget))
                 .collect()
         };
         Ok(Cluster {

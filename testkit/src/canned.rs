@@ -338,6 +338,8 @@ struct Request {
     method: String,
     target: String,
     body: Vec<u8>,
+    /// `Connection: close`: the connection ends after this answer.
+    close: bool,
 }
 
 /// The next request on a keep-alive connection; `None` at its end.
@@ -372,12 +374,18 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+    let close = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close")
+        })
+    });
     let body = buf[head_end..head_end + length].to_vec();
     buf.drain(..head_end + length);
     Some(Request {
         method,
         target,
         body,
+        close,
     })
 }
 
@@ -404,7 +412,7 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<State>, fault: Option<Fault>) {
         out.push_str("\r\n");
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(&body);
-        if sock.write_all(&bytes).await.is_err() {
+        if sock.write_all(&bytes).await.is_err() || req.close {
             return;
         }
     }
