@@ -11,6 +11,9 @@
 //!
 //! `cargo bench --bench fanout [-- RUNS]` (default 10 runs per scenario) writes
 //! target/chops-fanout-bench.md; `-- only REPLICAS RTT_MS RUNS` runs one scenario (for a profiler).
+//! `FANOUT_RT=spawn` runs each in-process card as a task on the runtime's workers, `current` on a
+//! current-thread runtime (instead of `block_on` from the main thread, as `chops check` does):
+//! what cross-thread wake-ups cost. `CHOPS_BENCH_BIN` runs another build's `chops` (before/after).
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;

@@ -99,23 +99,22 @@ pub enum SetupError {
 impl Cluster {
     /// Resolve the target's replicas: as listed, or discovered from the seed's system.clusters.
     pub async fn connect(t: &ClusterTarget) -> Result<Cluster, SetupError> {
-        let mut budget = Budget::new(t.limits).with_tls(t.tls.clone());
-        let client = |name: &str, url: &str, shard: Option<u32>, budget: &Budget| {
-            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline, budget)
+        let budget = Budget::new(t.limits).with_tls(t.tls.clone());
+        let client = |name: &str, url: &str, shard: Option<u32>| {
+            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline, &budget)
         };
         let mut rejected = Vec::new();
         let replicas = if !t.replicas.is_empty() {
-            budget = budget.for_replicas(t.replicas.len());
             t.replicas
                 .iter()
-                .map(|r| client(&r.name, &r.url, r.shard, &budget))
+                .map(|r| client(&r.name, &r.url, r.shard))
                 .collect()
         } else {
             let d = t
                 .discover
                 .as_ref()
                 .expect("config validation: replicas or discover");
-            let seed = client("seed", &d.seed, None, &budget);
+            let seed = client("seed", &d.seed, None);
             let rows: Vec<replicas::ClusterRow> = seed
                 .fetch(replicas::CLUSTER_SQL, &[&t.remote_cluster])
                 .await
@@ -132,11 +131,10 @@ impl Cluster {
             }
             let found = discover::resolve(&rows, d);
             rejected = found.rejected;
-            budget = budget.for_replicas(found.hosts.len());
             found
                 .hosts
                 .iter()
-                .map(|h| client(&h.name, &h.url, Some(h.shard), &budget))
+                .map(|h| client(&h.name, &h.url, Some(h.shard)))
                 .collect()
         };
         Ok(Cluster {

@@ -37,12 +37,11 @@ pub struct Budget {
     pub tls: Tls,
     /// Made by the first client (it knows the deadline), shared by every later one.
     pools: Arc<std::sync::OnceLock<Pools>>,
-    /// Probes in flight to one replica (see [`Budget::for_replicas`]).
-    per_replica: usize,
 }
 
-/// The most probes in flight to one replica: more than a card ever asks one replica at once.
-pub const PER_REPLICA_MAX: usize = 16;
+/// Idle connections kept per server: more than a card ever asks one replica at once, so a card
+/// right after another opens none.
+const IDLE_PER_SERVER: usize = 16;
 
 /// The pools of one cluster and the connector under them.
 #[derive(Clone)]
@@ -86,18 +85,7 @@ impl Budget {
             limiter: Arc::new(Semaphore::new(limits.in_flight.max(1))),
             tls: Tls::default(),
             pools: Arc::default(),
-            per_replica: PER_REPLICA_MAX,
         }
-    }
-
-    /// The same budget for a cluster of `replicas`: the in-flight cap shared out, at least 2 and
-    /// at most [`PER_REPLICA_MAX`] per replica. HTTP/1.1 asks one thing per connection at a time,
-    /// so this caps the connections a card opens (each holds ~16 KiB of buffers): 300 replicas
-    /// asked 9 things at once held ~2,700 connections, now ~600; 3 replicas still ask everything
-    /// at once.
-    pub fn for_replicas(mut self, replicas: usize) -> Self {
-        self.per_replica = (self.limits.in_flight / replicas.max(1)).clamp(2, PER_REPLICA_MAX);
-        self
     }
 
     /// The same budget, with `https://` and `tls://` servers verified by `tls`.
@@ -174,8 +162,6 @@ struct Fixed {
     budget: Budget,
     /// Caps tripped on connections to this replica (see `capped`).
     trips: Arc<AtomicU64>,
-    /// This replica's share of the budget's in-flight cap.
-    own: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for ReplicaClient {
@@ -229,7 +215,6 @@ impl ReplicaClient {
             deadline,
             budget: budget.clone(),
             trips,
-            own: Arc::new(Semaphore::new(budget.per_replica.max(1))),
         };
         ReplicaClient {
             name: name.to_string(),
@@ -280,12 +265,6 @@ impl ReplicaClient {
         }
         let start = Instant::now();
         let end = tokio::time::Instant::now() + self.fixed.deadline;
-        // This replica's share first: a probe waiting for it holds none of the cluster's slots.
-        let _own = match tokio::time::timeout_at(end, self.fixed.own.clone().acquire_owned()).await
-        {
-            Ok(Ok(p)) => p,
-            _ => return Err(elapsed(start)),
-        };
         let _slot = self.fixed.budget.slot(end).await?;
         // Probes queue for slots: one refused while this one waited makes knocking again pointless.
         if self.refused_recently() {
@@ -494,8 +473,7 @@ where
 {
     HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(2))
-        // Never more than a replica's share of probes in flight: all of them are kept for reuse.
-        .pool_max_idle_per_host(PER_REPLICA_MAX)
+        .pool_max_idle_per_host(IDLE_PER_SERVER)
         .http1_max_buf_size(BUF_MAX)
         .build(c)
 }
