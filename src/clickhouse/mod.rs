@@ -1,11 +1,9 @@
-//! ClickHouse adapter: a client per replica over connection pools shared by the whole cluster,
-//! every call under a deadline and a byte/row cap, errors mapped to [`ProbeError`] (refused, timed
-//! out, auth failed, too large, …).
+//! ClickHouse adapter: one client per replica, every call under a deadline and a byte/row cap,
+//! errors mapped to [`ProbeError`] (refused, timed out, auth failed, too large, …).
 //!
 //! Queries and `/ping` share one bounded transport ([`capped`], TLS for `https://` from [`tls`]);
-//! the cluster's [`Budget`] holds its pools (one for queries, one for `/ping`: hyper keeps idle
-//! connections per server within a pool) and a semaphore that caps probes in flight, so a large
-//! cluster never exhausts file descriptors.
+//! a semaphore shared by the whole check ([`Budget`]) caps probes in flight so a large cluster
+//! never exhausts file descriptors.
 
 pub mod capped;
 pub mod tls;
@@ -27,29 +25,28 @@ use crate::domain::text::{self, first_line};
 use crate::domain::ProbeError;
 use capped::{CappedConnector, Caps};
 
-/// Shared by every probe of one check: the limits, the in-flight semaphore, the cluster's TLS
-/// settings (so the operator's client and Keeper's words get the same TLS as the checks) and the
-/// cluster's connection pools.
+/// Shared by every probe of one check: the limits, the in-flight semaphore and the cluster's TLS
+/// settings (so the operator's client and Keeper's words get the same TLS as the checks).
 #[derive(Debug, Clone)]
 pub struct Budget {
     pub limits: Limits,
     limiter: Arc<Semaphore>,
     pub tls: Tls,
-    /// Made by the first client (it knows the deadline), shared by every later one.
-    pools: Arc<std::sync::OnceLock<Pools>>,
 }
 
 /// Idle connections kept per server: more than a card ever asks one replica at once, so a card
 /// right after another opens none.
 const IDLE_PER_SERVER: usize = 16;
 
-/// The pools of one cluster and the connector under them.
+/// A replica's pools (queries, `/ping`) and the connector under them. One set per replica: a set
+/// shared by the whole cluster let a hung replica's probes overrun the check's backstop under load
+/// (`hostile::one_hung_replica_of_64_does_not_hold_the_other_63`).
 #[derive(Clone)]
 struct Pools {
     /// The connect timeout the connector was made with.
     deadline: Duration,
     connector: CappedConnector,
-    /// Queries: a clickhouse client without URL or account (each replica sets its own).
+    /// Queries: a clickhouse client without URL or account yet.
     queries: Client,
     ping: HyperClient<CappedConnector, Empty<Bytes>>,
 }
@@ -84,27 +81,13 @@ impl Budget {
             limits,
             limiter: Arc::new(Semaphore::new(limits.in_flight.max(1))),
             tls: Tls::default(),
-            pools: Arc::default(),
         }
     }
 
     /// The same budget, with `https://` and `tls://` servers verified by `tls`.
     pub fn with_tls(mut self, tls: Tls) -> Self {
         self.tls = tls;
-        self.pools = Arc::default();
         self
-    }
-
-    /// The cluster's pools; a client with another deadline (a connect timeout) gets its own.
-    fn pools(&self, deadline: Duration) -> Pools {
-        let shared = self
-            .pools
-            .get_or_init(|| Pools::new(self.limits, deadline, &self.tls));
-        if shared.deadline == deadline {
-            shared.clone()
-        } else {
-            Pools::new(self.limits, deadline, &self.tls)
-        }
     }
 
     /// Wait for a slot until `end`; past it the probe was never sent (chops' limit, not the server).
@@ -184,7 +167,7 @@ impl ReplicaClient {
         budget: &Budget,
     ) -> Self {
         let limits = budget.limits;
-        let pools = budget.pools(deadline);
+        let pools = Pools::new(limits, deadline, &budget.tls);
         let ping: Option<hyper::Uri> = format!("{}/ping", url.trim_end_matches('/')).parse().ok();
         let trips = match &ping {
             Some(uri) => pools.connector.trips(uri),
