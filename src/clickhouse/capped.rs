@@ -10,11 +10,12 @@
 //! An `https://` URI gets a TLS handshake (see [`super::tls`]) over the TCP stream before the
 //! caps: the bytes counted are the decrypted answer, so every cap holds over TLS as well.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -28,6 +29,17 @@ use super::tls::{self, Tls};
 
 /// Room for an answer's status line and headers on top of its body cap.
 const HEAD_ALLOWANCE: u64 = 64 * 1024;
+
+/// Bytes read from the socket at a time (hyper asks for its whole free buffer).
+const SCRATCH: usize = 8 * 1024;
+
+thread_local! {
+    /// Where a read lands before it is counted and handed on: one per thread, not one per open
+    /// connection (a card of 300 replicas opens thousands). `poll_read` never yields while it
+    /// holds it.
+    static SCRATCH_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+}
 
 /// Byte caps for one answer's body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +69,10 @@ pub struct CappedConnector {
     tls: Tls,
     /// The TLS handshake's own limit (a request's deadline also bounds it).
     handshake: std::time::Duration,
-    /// Bumped each time a cap trips: lets the caller tell a cut error body from other failures
-    /// (the clickhouse crate replaces a body it could not collect by the bare status line).
-    trips: Arc<AtomicU64>,
+    /// Per server (see [`server_key`]), bumped each time a cap trips on a connection to it: lets
+    /// the caller tell a cut error body from other failures (the clickhouse crate replaces a body
+    /// it could not collect by the bare status line). One connector serves a whole cluster.
+    trips: Arc<Mutex<HashMap<String, Arc<AtomicU64>>>>,
 }
 
 impl CappedConnector {
@@ -74,7 +87,7 @@ impl CappedConnector {
             caps,
             tls: Tls::default(),
             handshake: connect_timeout,
-            trips: Arc::new(AtomicU64::new(0)),
+            trips: Arc::default(),
         }
     }
 
@@ -84,9 +97,22 @@ impl CappedConnector {
         self
     }
 
-    pub fn trips(&self) -> Arc<AtomicU64> {
-        self.trips.clone()
+    /// The trip counter of the server at `uri` (shared by every connection to it).
+    pub fn trips(&self, uri: &Uri) -> Arc<AtomicU64> {
+        let mut all = self.trips.lock().expect("trips lock");
+        all.entry(server_key(uri)).or_default().clone()
     }
+}
+
+/// `scheme://host:port` with the host in lower case and the port made explicit: the key of one
+/// server, the same for a replica's configured URL and the URI hyper connects to.
+pub fn server_key(uri: &Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let host = uri.host().unwrap_or("").to_ascii_lowercase();
+    format!("{scheme}://{host}:{port}")
 }
 
 impl tower_service::Service<Uri> for CappedConnector {
@@ -113,9 +139,9 @@ impl tower_service::Service<Uri> for CappedConnector {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
+        let trips = self.trips(&uri);
         let connecting = self.inner.call(uri);
         let (caps, tls, limit) = (self.caps, self.tls.clone(), self.handshake);
-        let trips = self.trips.clone();
         Box::pin(async move {
             let tcp = connecting.await?.into_inner();
             let io = if https {
@@ -130,7 +156,6 @@ impl tower_service::Service<Uri> for CappedConnector {
                 read: 0,
                 head: Vec::new(),
                 limit: caps.answer_bytes.max(caps.error_bytes),
-                scratch: vec![0; 8 * 1024].into_boxed_slice(),
                 window: 0,
                 in_body: false,
                 pending: 0,
@@ -164,7 +189,6 @@ pub struct CappedStream {
     /// The first bytes of the answer, until the status code is known.
     head: Vec<u8>,
     limit: u64,
-    scratch: Box<[u8]>,
     /// The last bytes of the head, to find its end ("\r\n\r\n") across reads.
     window: u32,
     /// The head has ended: what follows is the body.
@@ -187,10 +211,11 @@ impl CappedStream {
         self.pending = 0;
     }
 
-    /// What the reader gets of `got`. An error body is made valid UTF-8 byte for byte (invalid
-    /// bytes become `?`, lengths and so HTTP framing unchanged): the clickhouse crate drops an
-    /// error text that is not UTF-8, and the server's message is what on-call needs to read.
-    fn pass(&mut self, got: &[u8]) -> Vec<u8> {
+    /// Hand `got` to the reader. An error body is made valid UTF-8 byte for byte (invalid bytes
+    /// become `?`, lengths and so HTTP framing unchanged): the clickhouse crate drops an error
+    /// text that is not UTF-8, and the server's message is what on-call needs to read. A 200
+    /// answer passes as it is, without a copy of its own.
+    fn pass(&mut self, got: &[u8], buf: &mut ReadBufCursor<'_>) {
         let mut start = got.len();
         if self.in_body {
             start = 0;
@@ -205,11 +230,12 @@ impl CappedStream {
             }
         }
         if !self.is_error() || start == got.len() {
-            return got.to_vec();
+            buf.put_slice(got);
+            return;
         }
         let mut out = got[..start].to_vec();
         sanitize(&mut self.pending, &got[start..], &mut out);
-        out
+        buf.put_slice(&out);
     }
 
     fn account(&mut self, got: &[u8]) -> io::Result<()> {
@@ -283,19 +309,20 @@ impl Read for CappedStream {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let want = buf.remaining().min(this.scratch.len());
-        let mut rb = ReadBuf::new(&mut this.scratch[..want]);
-        ready!(match &mut this.io {
-            Transport::Plain(t) => Pin::new(t).poll_read(cx, &mut rb),
-            Transport::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, &mut rb),
-        })?;
-        let n = rb.filled().len();
-        let got = this.scratch[..n].to_vec();
-        this.account(&got)?;
-        let out = this.pass(&got);
-        // Same length as read: invalid bytes are replaced one for one.
-        buf.put_slice(&out);
-        Poll::Ready(Ok(()))
+        SCRATCH_BUF.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let want = buf.remaining().min(scratch.len());
+            let mut rb = ReadBuf::new(&mut scratch[..want]);
+            ready!(match &mut this.io {
+                Transport::Plain(t) => Pin::new(t).poll_read(cx, &mut rb),
+                Transport::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, &mut rb),
+            })?;
+            let got = rb.filled();
+            this.account(got)?;
+            // Same length as read: invalid bytes are replaced one for one.
+            this.pass(got, &mut buf);
+            Poll::Ready(Ok(()))
+        })
     }
 }
 

@@ -1,5 +1,5 @@
-//! ClickHouse adapter: one HTTP client per replica, every call under a deadline and a byte/row
-//! cap, errors mapped to [`ProbeError`] (refused, timed out, auth failed, too large, …).
+//! ClickHouse adapter: one client per replica, every call under a deadline and a byte/row cap,
+//! errors mapped to [`ProbeError`] (refused, timed out, auth failed, too large, …).
 //!
 //! Queries and `/ping` share one bounded transport ([`capped`], TLS for `https://` from [`tls`]);
 //! a semaphore shared by the whole check ([`Budget`]) caps probes in flight so a large cluster
@@ -32,6 +32,47 @@ pub struct Budget {
     pub limits: Limits,
     limiter: Arc<Semaphore>,
     pub tls: Tls,
+}
+
+/// Idle connections kept per server: more than a card ever asks one replica at once, so a card
+/// right after another opens none.
+const IDLE_PER_SERVER: usize = 16;
+
+/// A replica's pools (queries, `/ping`) and the connector under them. One set per replica: a set
+/// shared by the whole cluster let a hung replica's probes overrun the check's backstop under load
+/// (`hostile::one_hung_replica_of_64_does_not_hold_the_other_63`).
+#[derive(Clone)]
+struct Pools {
+    /// The connect timeout the connector was made with.
+    deadline: Duration,
+    connector: CappedConnector,
+    /// Queries: a clickhouse client without URL or account yet.
+    queries: Client,
+    ping: HyperClient<CappedConnector, Empty<Bytes>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools")
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl Pools {
+    fn new(limits: Limits, deadline: Duration, tls: &Tls) -> Pools {
+        let caps = Caps {
+            answer_bytes: limits.answer_bytes,
+            error_bytes: limits.error_bytes,
+        };
+        let connector = CappedConnector::new(caps, deadline).with_tls(tls.clone());
+        Pools {
+            deadline,
+            queries: Client::with_http_client(pool(connector.clone())),
+            ping: pool(connector.clone()),
+            connector,
+        }
+    }
 }
 
 impl Budget {
@@ -75,27 +116,35 @@ type SharedCell =
     Arc<tokio::sync::OnceCell<Result<Arc<dyn std::any::Any + Send + Sync>, ProbeError>>>;
 type Shared = std::collections::HashMap<(std::any::TypeId, &'static str), SharedCell>;
 
-/// A client for one replica.
+/// A client for one replica. A new round's copy ([`ReplicaClient::next_round`]) shares
+/// everything but the round's memory, at the cost of a few reference counts.
 #[derive(Clone)]
 pub struct ReplicaClient {
     pub name: String,
     pub url: String,
     pub shard: Option<u32>,
-    client: Client,
-    /// The same without query settings, for an account with `readonly = 1`.
-    bare: Client,
-    /// The server refused our settings (164 READONLY): queries go without them.
-    readonly1: Arc<std::sync::atomic::AtomicBool>,
-    http: HyperClient<CappedConnector, Empty<Bytes>>,
-    deadline: Duration,
-    budget: Budget,
-    /// Caps tripped on this replica's connections (see `capped`).
-    trips: Arc<AtomicU64>,
+    fixed: Arc<Fixed>,
     /// Answers shared by the checks of one round (see [`ReplicaClient::fetch_shared`]).
     shared: Arc<Mutex<Shared>>,
     /// When a connection to this replica was last refused: later probes of the same round fail
     /// at once instead of knocking again (a cluster of refusing hosts costs one connect each).
     refused_at: Arc<Mutex<Option<Instant>>>,
+}
+
+/// What a replica's client keeps from round to round.
+struct Fixed {
+    client: Client,
+    /// The same without query settings, for an account with `readonly = 1`.
+    bare: Client,
+    /// The server refused our settings (164 READONLY): queries go without them.
+    readonly1: std::sync::atomic::AtomicBool,
+    http: HyperClient<CappedConnector, Empty<Bytes>>,
+    /// `{url}/ping`, made once.
+    ping: Option<hyper::Uri>,
+    deadline: Duration,
+    budget: Budget,
+    /// Caps tripped on connections to this replica (see `capped`).
+    trips: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ReplicaClient {
@@ -118,18 +167,16 @@ impl ReplicaClient {
         budget: &Budget,
     ) -> Self {
         let limits = budget.limits;
-        let connector = CappedConnector::new(
-            Caps {
-                answer_bytes: limits.answer_bytes,
-                error_bytes: limits.error_bytes,
-            },
-            deadline,
-        )
-        .with_tls(budget.tls.clone());
-        let trips = connector.trips();
+        let pools = Pools::new(limits, deadline, &budget.tls);
+        let ping: Option<hyper::Uri> = format!("{}/ping", url.trim_end_matches('/')).parse().ok();
+        let trips = match &ping {
+            Some(uri) => pools.connector.trips(uri),
+            None => Arc::default(),
+        };
         // The server gives up on its own shortly after we do (at least 1 s).
         let server_limit = deadline.as_secs_f64().ceil().max(1.0) as u64;
-        let bare = Client::with_http_client(pool(connector.clone()))
+        let bare = pools
+            .queries
             .with_url(url)
             .with_user(user)
             .with_password(password.expose());
@@ -142,24 +189,28 @@ impl ReplicaClient {
             .with_setting("max_result_bytes", limits.answer_bytes.to_string())
             .with_setting("priority", "10")
             .with_setting("max_threads", "2");
+        let fixed = Fixed {
+            client,
+            bare,
+            readonly1: std::sync::atomic::AtomicBool::new(false),
+            http: pools.ping,
+            ping,
+            deadline,
+            budget: budget.clone(),
+            trips,
+        };
         ReplicaClient {
             name: name.to_string(),
             url: url.to_string(),
             shard,
-            client,
-            bare,
-            readonly1: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            http: pool(connector),
-            deadline,
-            budget: budget.clone(),
-            trips,
+            fixed: Arc::new(fixed),
             shared: Arc::new(Mutex::new(Shared::new())),
             refused_at: Arc::new(Mutex::new(None)),
         }
     }
 
     pub fn deadline(&self) -> Duration {
-        self.deadline
+        self.fixed.deadline
     }
 
     /// The same replica for a new check round: the connection pools are kept (a second check
@@ -174,7 +225,7 @@ impl ReplicaClient {
 
     fn refused_recently(&self) -> bool {
         let at = *self.refused_at.lock().expect("refused_at lock");
-        at.is_some_and(|t| t.elapsed() < self.deadline)
+        at.is_some_and(|t| t.elapsed() < self.fixed.deadline)
     }
 
     fn note(&self, r: &Result<impl Sized, ProbeError>) {
@@ -196,8 +247,8 @@ impl ReplicaClient {
             return Err(ProbeError::Refused);
         }
         let start = Instant::now();
-        let end = tokio::time::Instant::now() + self.deadline;
-        let _slot = self.budget.slot(end).await?;
+        let end = tokio::time::Instant::now() + self.fixed.deadline;
+        let _slot = self.fixed.budget.slot(end).await?;
         // Probes queue for slots: one refused while this one waited makes knocking again pointless.
         if self.refused_recently() {
             return Err(ProbeError::Refused);
@@ -215,11 +266,11 @@ impl ReplicaClient {
     where
         T: RowOwned + RowRead,
     {
-        let bare = self.readonly1.load(Ordering::Relaxed);
+        let bare = self.fixed.readonly1.load(Ordering::Relaxed);
         match self.fetch_with::<T>(sql, binds, bare).await {
             // readonly = 1 forbids query settings: ask again without them, and from now on.
             Err(ProbeError::Server { code: 164, .. }) if !bare => {
-                self.readonly1.store(true, Ordering::Relaxed);
+                self.fixed.readonly1.store(true, Ordering::Relaxed);
                 self.fetch_with(sql, binds, true).await
             }
             r => r,
@@ -236,9 +287,13 @@ impl ReplicaClient {
         T: RowOwned + RowRead,
     {
         let start = Instant::now();
-        let trips = self.trips.load(Ordering::Relaxed);
-        let max_rows = self.budget.limits.rows;
-        let client = if bare { &self.bare } else { &self.client };
+        let trips = self.fixed.trips.load(Ordering::Relaxed);
+        let max_rows = self.fixed.budget.limits.rows;
+        let client = if bare {
+            &self.fixed.bare
+        } else {
+            &self.fixed.client
+        };
         let work = async {
             let mut q = client.query(sql);
             for b in binds {
@@ -269,8 +324,8 @@ impl ReplicaClient {
     /// Run a statement that returns no rows we need, within `limit`.
     pub async fn execute(&self, sql: &str, limit: Duration) -> Result<(), ProbeError> {
         let start = Instant::now();
-        let trips = self.trips.load(Ordering::Relaxed);
-        match tokio::time::timeout(limit, self.client.query(sql).execute()).await {
+        let trips = self.fixed.trips.load(Ordering::Relaxed);
+        match tokio::time::timeout(limit, self.fixed.client.query(sql).execute()).await {
             Ok(r) => r.map_err(|e| self.map_error(e, start, trips)),
             Err(_) => Err(elapsed(start)),
         }
@@ -309,8 +364,12 @@ impl ReplicaClient {
     /// read and dropped under the same caps.
     pub async fn run(&self, sql: &str, limit: Duration, query_id: &str) -> Result<(), ProbeError> {
         let start = Instant::now();
-        let trips = self.trips.load(Ordering::Relaxed);
-        let q = self.client.query(sql).with_setting("query_id", query_id);
+        let trips = self.fixed.trips.load(Ordering::Relaxed);
+        let q = self
+            .fixed
+            .client
+            .query(sql)
+            .with_setting("query_id", query_id);
         match tokio::time::timeout(limit, q.execute()).await {
             Ok(r) => r.map_err(|e| self.map_error(e, start, trips)),
             Err(_) => Err(elapsed(start)),
@@ -320,14 +379,17 @@ impl ReplicaClient {
     /// `GET /ping` (expects `Ok.`; reads at most 64 bytes of it), timed, within the deadline.
     pub async fn ping(&self) -> Result<Duration, ProbeError> {
         let start = Instant::now();
-        let uri: hyper::Uri = format!("{}/ping", self.url.trim_end_matches('/'))
-            .parse()
-            .map_err(|_| ProbeError::Local("the replica URL is not a valid URI".into()))?;
+        let uri = self
+            .fixed
+            .ping
+            .clone()
+            .ok_or_else(|| ProbeError::Local("the replica URL is not a valid URI".into()))?;
         let work = async {
             let req = hyper::Request::get(uri)
                 .body(Empty::new())
                 .map_err(|e| ProbeError::Local(e.to_string()))?;
             let resp = self
+                .fixed
                 .http
                 .request(req)
                 .await
@@ -368,11 +430,11 @@ impl ReplicaClient {
     /// Map the crate's error; a body cut by the cap shows up as a bare status, so the trip
     /// counter tells it apart.
     fn map_error(&self, e: ChError, start: Instant, trips_before: u64) -> ProbeError {
-        let tripped = self.trips.load(Ordering::Relaxed) != trips_before;
+        let tripped = self.fixed.trips.load(Ordering::Relaxed) != trips_before;
         match map_error(e, start) {
             ProbeError::Server { code: 0, .. } | ProbeError::Network(_) if tripped => {
                 ProbeError::TooLarge {
-                    limit: self.budget.limits.error_bytes,
+                    limit: self.fixed.budget.limits.error_bytes,
                     unit: "bytes",
                 }
             }
@@ -380,6 +442,11 @@ impl ReplicaClient {
         }
     }
 }
+
+/// The most a connection's read buffer grows to. Body frames share it: a small one keeps what a
+/// collected error body pins close to its cap (with hyper's default ~400 KiB, a 256 KiB body held
+/// ~3 MB), and hundreds of open connections cost little. hyper's minimum is 8 KiB.
+const BUF_MAX: usize = 16 * 1024;
 
 /// A keep-alive pool over capped connections (idle 2 s: below ClickHouse's 3 s keep-alive).
 fn pool<B>(c: CappedConnector) -> HyperClient<CappedConnector, B>
@@ -389,9 +456,8 @@ where
 {
     HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(2))
-        // Body frames share hyper's read buffer: a small one keeps what a collected error body
-        // pins close to its cap (with the default ~400 KiB, a 256 KiB body held ~3 MB).
-        .http1_max_buf_size(64 * 1024)
+        .pool_max_idle_per_host(IDLE_PER_SERVER)
+        .http1_max_buf_size(BUF_MAX)
         .build(c)
 }
 
@@ -459,7 +525,8 @@ pub fn map_error(e: ChError, start: Instant) -> ProbeError {
 }
 
 /// Decode a ClickHouse `String` column as text without ever failing (`#[serde(deserialize_with)]`):
-/// invalid UTF-8 is kept byte-exact (see [`text::from_bytes`]).
+/// invalid UTF-8 is kept byte-exact (see [`text::from_bytes`]). The bytes are borrowed from the
+/// answer's buffer and copied once, into the `String`.
 pub fn lossy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
@@ -468,13 +535,22 @@ pub fn lossy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error>
             f.write_str("a string's bytes")
         }
         fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<String, E> {
-            Ok(text::from_bytes(v))
+            Ok(text_of(v))
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(text::from_bytes(v.as_bytes()))
+            Ok(text_of(v.as_bytes()))
         }
     }
-    d.deserialize_byte_buf(V)
+    d.deserialize_bytes(V)
+}
+
+/// [`text::from_bytes`], with the common case (valid UTF-8 without a character of the reserved
+/// range, which all begin with byte 0xF4) as one copy.
+fn text_of(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if !v.contains(&0xF4) => s.to_owned(),
+        _ => text::from_bytes(v),
+    }
 }
 
 /// `Code: N. DB::Exception: message (NAME) (version …)` → code, name, message.

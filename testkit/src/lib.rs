@@ -3,6 +3,7 @@
 //! - [`tls_front`]: a test CA (rcgen) and a TLS front (tokio-rustls) before any local server.
 //! - [`localcluster`]: a local cluster of real Apache ZooKeeper and ClickHouse-engine gateway
 //!   replicas (`scripts/local-cluster.sh`); every server is stopped by its own PID.
+//! - [`canned`]: a canned-answer stand-in for many replicas (recorded answers, delays, faults).
 //! - [`shared`]: the one cluster the read-only tests of a process share, stopped when the process
 //!   ends; plain SQL over HTTP; scratch directories.
 //! - [`discord`]: a fake Discord (REST and gateway on loopback) for the real serenity/poise client,
@@ -14,6 +15,7 @@
 //! - [`alertmanager`]: a real Prometheus Alertmanager routing to a webhook, stopped by its PID.
 
 pub mod alertmanager;
+pub mod canned;
 pub mod discord;
 pub mod flood;
 pub mod hostile;

@@ -98,7 +98,7 @@ fn failing(n: usize) -> chops::domain::Card {
     diagnose(&c, Scope::Full, results)
 }
 
-fn assert_limits(e: &Embed) {
+pub(crate) fn assert_limits(e: &Embed) {
     let n = |s: &str| s.chars().count();
     assert!(n(&e.title) <= render::TITLE_MAX);
     assert!(n(&e.description) <= render::DESCRIPTION_MAX);

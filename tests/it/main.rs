@@ -8,6 +8,7 @@ mod act;
 mod act_hostile;
 mod alertmanager;
 mod bot;
+mod canned;
 mod card_snapshots;
 mod config_hostile;
 mod corpus;

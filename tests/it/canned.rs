@@ -1,0 +1,178 @@
+//! The canned stand-in (`testkit::canned`): its fixture still matches what the engine answers
+//! for chops' current queries (or is recorded again with `CHOPS_RECORD_CANNED=1`), it answers a
+//! whole card, fails loudly on a query it does not know, and plays replica faults; the embed of a
+//! 300-replica failing card stays within Discord's limits.
+
+use std::time::Duration;
+
+use chops::checks::Cluster;
+use chops::config::{self, Loaded};
+use chops::discord::render;
+use chops::domain::{CheckKind, Scope, Verdict};
+use testkit::canned::{self, Canned, Fault, Fixture, Options};
+
+use crate::common::*;
+
+/// A cluster of chops over the stand-in's replicas, `deadline_ms` per probe.
+async fn cluster(c: &Canned, deadline_ms: u64) -> Cluster {
+    let dir = scratch("canned");
+    let text = c.config().replacen(
+        "[clusters.local]\n",
+        &format!("[clusters.local]\ndeadline_ms = {deadline_ms}\n"),
+        1,
+    );
+    let path = write_config(&dir, "chops.toml", &text);
+    let loaded = Loaded::load(std::path::Path::new(&path)).expect("config");
+    let target = loaded.target(Some("local"), &config::process_env).unwrap();
+    Cluster::connect(&target).await.expect("connect")
+}
+
+/// Every query chops sends: each card scope, and the watcher's read of `system.backups`.
+async fn drive(c: &Canned) {
+    let cl = cluster(c, 5000).await;
+    let mut scopes = vec![Scope::Full];
+    scopes.extend(CheckKind::ALL.iter().map(|k| Scope::One(*k)));
+    for scope in scopes {
+        cl.next_round().check(scope).await;
+    }
+    let addr = c.urls[0].trim_start_matches("http://").parse().unwrap();
+    let path = "/?default_format=RowBinaryWithNamesAndTypes";
+    let sql = chops::automation::watch::WATCH_SQL.as_bytes();
+    let (status, _) =
+        tokio::task::spawn_blocking(move || testkit::http::request(addr, "POST", path, &[], sql))
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn fixture_matches_what_the_engine_answers() {
+    let shared = shared();
+    let rec = Canned::record(&shared.urls[0], &shared.keeper, 3);
+    drive(&rec).await;
+    let now = rec.recorded();
+    drop(rec);
+    if std::env::var_os("CHOPS_RECORD_CANNED").is_some() {
+        now.save();
+        return;
+    }
+    let fixture = Fixture::load();
+    let keys = |f: &Fixture| f.queries.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&fixture),
+        keys(&now),
+        "chops' queries changed: record the fixture again (CHOPS_RECORD_CANNED=1)"
+    );
+    for (k, a) in &now.queries {
+        let old = &fixture.queries[k];
+        assert_eq!(old.status, a.status, "{k}");
+        if a.status == 200 {
+            assert!(
+                canned::header(&a.body).is_some(),
+                "{k}: not RowBinaryWithNamesAndTypes"
+            );
+            assert_eq!(
+                canned::header(&old.body),
+                canned::header(&a.body),
+                "{k}: columns changed"
+            );
+        }
+    }
+    let words = |f: &Fixture| f.words.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(words(&fixture), words(&now));
+}
+
+#[tokio::test]
+async fn a_canned_card_is_complete_and_every_query_known() {
+    let c = Canned::start(
+        Fixture::load(),
+        Options {
+            replicas: 4,
+            ..Options::default()
+        },
+    );
+    let card = cluster(&c, 5000).await.check(Scope::Full).await;
+    assert!(c.unknown().is_empty(), "{:?}", c.unknown());
+    assert_eq!(card.verdict, Verdict::Healthy, "{}", card.headline);
+    assert_eq!(c.served(), 4 * 8, "8 queries per replica per card");
+}
+
+#[tokio::test]
+async fn an_unknown_query_fails_loudly() {
+    let c = Canned::start(
+        Fixture::load(),
+        Options {
+            replicas: 1,
+            ..Options::default()
+        },
+    );
+    let addr = c.urls[0].trim_start_matches("http://").parse().unwrap();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        testkit::http::request(addr, "POST", "/", &[], b"SELECT 'not recorded'")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 500);
+    assert!(body.contains("CANNED_NO_ANSWER"), "{body}");
+    assert_eq!(c.unknown(), ["TabSeparated\nSELECT 'not recorded'"]);
+}
+
+#[tokio::test]
+async fn replica_faults_show_on_the_card() {
+    let error = "Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)";
+    let faults = vec![
+        (1, Fault::Refuse),
+        (2, Fault::Error(error.into())),
+        (3, Fault::Hang),
+    ];
+    let c = Canned::start(
+        Fixture::load(),
+        Options {
+            replicas: 4,
+            rtt: Duration::ZERO,
+            faults,
+        },
+    );
+    let card = cluster(&c, 600)
+        .await
+        .check(Scope::One(CheckKind::Replicas))
+        .await;
+    let said: Vec<&str> = card.sections[0]
+        .findings
+        .iter()
+        .map(|f| f.summary.as_str())
+        .collect();
+    let has = |s: &str| said.iter().any(|x| x.contains(s));
+    assert!(has("r1: up"), "{said:?}");
+    assert!(has("r2: unreachable (connection refused)"), "{said:?}");
+    assert!(has("r3:") && has("MEMORY_LIMIT_EXCEEDED"), "{said:?}");
+    assert!(has("r4: no answer"), "{said:?}");
+    assert_eq!(card.verdict, Verdict::Failing);
+}
+
+/// 300 replicas: a third refuse, a third answer every query with an error, a third are fine.
+#[tokio::test]
+async fn embed_of_a_300_replica_failing_card_is_within_discord_limits() {
+    let error = "Code: 999. Coordination::Exception: Session expired (KEEPER_EXCEPTION)";
+    let faults = (0..300)
+        .filter_map(|i| match i % 3 {
+            0 => Some((i, Fault::Refuse)),
+            1 => Some((i, Fault::Error(error.into()))),
+            _ => None,
+        })
+        .collect();
+    let opts = Options {
+        replicas: 300,
+        rtt: Duration::ZERO,
+        faults,
+    };
+    let c = Canned::start(Fixture::load(), opts);
+    let card = cluster(&c, 5000).await.check(Scope::Full).await;
+    assert_eq!(card.verdict, Verdict::Failing, "{}", card.headline);
+    let e = render::embed(&card);
+    crate::embed::assert_limits(&e);
+    assert!(
+        e.fields.iter().any(|(_, v)| v.contains("more")),
+        "summarised"
+    );
+}
