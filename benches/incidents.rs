@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use testkit::discord::*;
+use testkit::flood::rss_kib;
 use testkit::localcluster::{stop_pid, terminate};
 use testkit::{http, LocalCluster};
 
@@ -21,20 +22,6 @@ const TOKEN: &str = "bench-token-of-16-bytes";
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// (VmRSS, VmHWM) in KiB.
-fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// utime + stime of `pid`, in seconds.
@@ -131,7 +118,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(20));
     let m1 = http::request(addr, "GET", "/metrics", &[], b"").1;
     let (cpu1, q1, idle_wall) = (cpu_secs(pid), query_lines(&lc), t0.elapsed());
-    let (idle_rss, idle_hwm) = rss(pid);
+    let (idle_rss, idle_hwm) = rss_kib(pid);
     let rounds = metric(&m1, "chops_watch_rounds_total") - metric(&m0, "chops_watch_rounds_total");
     let round_secs = (metric(&m1, "chops_watch_round_duration_seconds_sum")
         - metric(&m0, "chops_watch_round_duration_seconds_sum"))
@@ -183,7 +170,7 @@ fn main() {
         "c",
     );
     let warm = measure(30, Duration::from_millis(50), "w");
-    let (busy_rss, busy_hwm) = rss(pid);
+    let (busy_rss, busy_hwm) = rss_kib(pid);
 
     // SIGTERM → exit.
     terminate(pid as i32);
