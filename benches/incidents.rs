@@ -9,13 +9,12 @@
 //!
 //! Writes target/chops-incidents-bench.md.
 
-use std::io::BufRead;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use testkit::discord::*;
 use testkit::flood::rss_kib;
 use testkit::localcluster::{stop_pid, terminate};
+use testkit::serve::listening_addr;
 use testkit::{http, LocalCluster};
 
 const TOKEN: &str = "bench-token-of-16-bytes";
@@ -100,15 +99,7 @@ fn main() {
         }
     }
     let guard = KillOnDrop(pid as i32);
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .trim_start_matches("chops: listening on http://")
-        .parse()
-        .unwrap_or_else(|_| panic!("no address in {line:?}"));
+    let addr = listening_addr(&mut std::io::BufReader::new(child.stdout.take().unwrap()));
     rt.block_on(fake.registered(Duration::from_secs(30)));
 
     // Idle: the watcher at 1 s rounds and HTTP, nothing to post.

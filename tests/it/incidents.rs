@@ -4,7 +4,6 @@
 //! resolve, 401/413/400, unplaced alerts acknowledged), the pre-flight, /metrics parsed by Prometheus' own parsers,
 //! /readyz and the shutdown of the process.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -843,15 +842,9 @@ fn the_process_stops_on_sigterm_and_logs_json() {
     let pid = child.id() as i32;
     // Whatever fails below, the child is stopped (by its PID) when the guard goes.
     let guard = KillOnDrop(pid);
-    let mut line = String::new();
+    // Kept open while it runs (it prints on stdout).
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("chops: listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .parse()
-        .unwrap();
+    let addr = testkit::serve::listening_addr(&mut out);
     assert_eq!(http(addr, "GET", "/livez", &[], b"").0, 200);
     let healthcheck = chops(
         &["healthcheck", "--url", &format!("http://{addr}/livez")],
