@@ -26,6 +26,7 @@ use chops::domain::{Scope, Verdict};
 use testkit::canned::{Canned, Fixture, Options};
 use testkit::discord::{FakeDiscord, CHANNEL_ID, GUILD_ID};
 use testkit::localcluster::{stop_pid, terminate};
+use testkit::serve::listening_addr;
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -301,15 +302,7 @@ fn serve_300(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Serve {
         }
     }
     let _guard = StopOnDrop(pid as i32);
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .trim_start_matches("chops: listening on http://")
-        .parse()
-        .unwrap_or_else(|_| panic!("no address in {line:?}"));
+    let addr = listening_addr(&mut std::io::BufReader::new(child.stdout.take().unwrap()));
     rt.block_on(fake.registered(Duration::from_secs(30)));
     std::thread::sleep(Duration::from_secs(5));
     let get = || testkit::http::request(addr, "GET", "/metrics", &[], b"").1;

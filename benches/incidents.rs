@@ -9,32 +9,18 @@
 //!
 //! Writes target/chops-incidents-bench.md.
 
-use std::io::BufRead;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use testkit::discord::*;
+use testkit::flood::rss_kib;
 use testkit::localcluster::{stop_pid, terminate};
+use testkit::serve::listening_addr;
 use testkit::{http, LocalCluster};
 
 const TOKEN: &str = "bench-token-of-16-bytes";
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// (VmRSS, VmHWM) in KiB.
-fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// utime + stime of `pid`, in seconds.
@@ -113,15 +99,7 @@ fn main() {
         }
     }
     let guard = KillOnDrop(pid as i32);
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .trim_start_matches("chops: listening on http://")
-        .parse()
-        .unwrap_or_else(|_| panic!("no address in {line:?}"));
+    let addr = listening_addr(&mut std::io::BufReader::new(child.stdout.take().unwrap()));
     rt.block_on(fake.registered(Duration::from_secs(30)));
 
     // Idle: the watcher at 1 s rounds and HTTP, nothing to post.
@@ -131,7 +109,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(20));
     let m1 = http::request(addr, "GET", "/metrics", &[], b"").1;
     let (cpu1, q1, idle_wall) = (cpu_secs(pid), query_lines(&lc), t0.elapsed());
-    let (idle_rss, idle_hwm) = rss(pid);
+    let (idle_rss, idle_hwm) = rss_kib(pid);
     let rounds = metric(&m1, "chops_watch_rounds_total") - metric(&m0, "chops_watch_rounds_total");
     let round_secs = (metric(&m1, "chops_watch_round_duration_seconds_sum")
         - metric(&m0, "chops_watch_round_duration_seconds_sum"))
@@ -183,7 +161,7 @@ fn main() {
         "c",
     );
     let warm = measure(30, Duration::from_millis(50), "w");
-    let (busy_rss, busy_hwm) = rss(pid);
+    let (busy_rss, busy_hwm) = rss_kib(pid);
 
     // SIGTERM → exit.
     terminate(pid as i32);

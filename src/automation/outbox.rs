@@ -394,9 +394,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn alerts_and_silent_replicas_of_one_cluster_go_out_together() {
-        let failure = Detail::Operation {
+    /// A failed backup the watcher saw.
+    fn failure() -> Detail {
+        Detail::Operation {
             op: Op::Backup,
             status: "BACKUP_FAILED".into(),
             name: "n".into(),
@@ -404,7 +404,12 @@ mod tests {
             error: String::new(),
             start: 0,
             end: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn alerts_and_silent_replicas_of_one_cluster_go_out_together() {
+        let failure = failure();
         let due = vec![
             incident(1, "prod", alert("A"), false),
             incident(2, "prod", down("r1"), false),
@@ -417,12 +422,8 @@ mod tests {
             incident(8, "prod", alert("D"), true),
             incident(9, "prod", alert("E"), true),
         ];
-        let ids: Vec<Vec<i64>> = batches(due)
-            .iter()
-            .map(|b| b.iter().map(|i| i.id).collect())
-            .collect();
         assert_eq!(
-            ids,
+            ids(&batches(due)),
             [
                 vec![1, 3],
                 vec![2, 7],
@@ -452,15 +453,7 @@ mod tests {
 
     #[test]
     fn a_round_serves_the_watcher_first_then_one_message_per_cluster_in_turn() {
-        let failure = Detail::Operation {
-            op: Op::Backup,
-            status: "BACKUP_FAILED".into(),
-            name: "n".into(),
-            replicas: vec!["r1".into()],
-            error: String::new(),
-            start: 0,
-            end: 0,
-        };
+        let failure = failure();
         // A storm of cluster a (oldest), then b's alert and the watcher's own incidents.
         let mut due: Vec<Incident> = (1..=120)
             .map(|i| incident(i, "a", alert("A"), false))

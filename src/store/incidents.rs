@@ -868,24 +868,7 @@ mod tests {
     #[tokio::test]
     async fn alerts_dedup_on_fingerprint_and_start() {
         let s = Store::open_in_memory().unwrap();
-        let alert = |resolved: bool, starts: &str| AlertRecord {
-            cluster: "prod".into(),
-            fingerprint: "f1".into(),
-            starts_at: starts.into(),
-            resolved,
-            resolution: "alert resolved at t".into(),
-            channel: Some(7),
-            detail: Detail::Alert {
-                alertname: "A".into(),
-                severity: String::new(),
-                summary: String::new(),
-                description: String::new(),
-                generator_url: String::new(),
-                starts_at: starts.into(),
-                links: Vec::new(),
-                truncated: 0,
-            },
-        };
+        let alert = |resolved: bool, starts: &str| alert_at("prod", "f1", starts, resolved);
         let out = s
             .record_alerts(
                 vec![alert(false, "t1"), alert(false, "t1"), alert(false, "t2")],
@@ -913,10 +896,15 @@ mod tests {
     }
 
     fn alert_of(cluster: &str, fingerprint: &str, resolved: bool) -> AlertRecord {
+        alert_at(cluster, fingerprint, "t1", resolved)
+    }
+
+    /// An alert of `cluster` as Alertmanager sends it (`starts` its start), to channel 7.
+    fn alert_at(cluster: &str, fingerprint: &str, starts: &str, resolved: bool) -> AlertRecord {
         AlertRecord {
             cluster: cluster.into(),
             fingerprint: fingerprint.into(),
-            starts_at: "t1".into(),
+            starts_at: starts.into(),
             resolved,
             resolution: "alert resolved at t".into(),
             channel: Some(7),
@@ -926,7 +914,7 @@ mod tests {
                 summary: String::new(),
                 description: String::new(),
                 generator_url: String::new(),
-                starts_at: "t1".into(),
+                starts_at: starts.into(),
                 links: Vec::new(),
                 truncated: 0,
             },

@@ -305,6 +305,15 @@ impl FakeDiscord {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// The messages posted to `channel` (POST requests on its messages), in order.
+    pub fn posts_to(&self, channel: u64) -> Vec<Recorded> {
+        let path = format!("/api/v10/channels/{channel}/messages");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .collect()
+    }
+
     /// Every recorded body that does not validate against Discord's OpenAPI request schema, as
     /// "METHOD PATH: error; error…", in the order they were sent.
     pub fn invalid_bodies(&self) -> Vec<String> {

@@ -30,3 +30,29 @@ pub use localcluster::{repo_root, LocalCluster};
 pub use shared::{
     must, os_user, scratch, shared, solo, solo_async, sql, write_config, Scratch, SharedCluster,
 };
+
+/// Run `program` with `args`, `input` written to its stdin, and wait for it (stdout and stderr
+/// captured); `what` names it when it cannot be started.
+pub fn run_with_stdin(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    input: &str,
+    what: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(what);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

@@ -110,3 +110,14 @@ impl Drop for ChopsProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The address in the first line `chops serve` prints on `out` (its stdout); panics, with the
+/// line, when there is none.
+pub fn listening_addr(out: &mut impl BufRead) -> SocketAddr {
+    let mut line = String::new();
+    out.read_line(&mut line).expect("chops serve's stdout");
+    line.trim()
+        .strip_prefix("chops: listening on http://")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}

@@ -67,12 +67,7 @@ async fn alertmanager_routes_to_chops_grouped_resolved_and_unplaced_acknowledged
     let am = Alertmanager::start(&dir, &cfg);
 
     let path = format!("/api/v10/channels/{CHANNEL_ID}/messages");
-    let posts = |fake: &FakeDiscord| {
-        fake.requests()
-            .into_iter()
-            .filter(|r| r.method == "POST" && r.path == path)
-            .collect::<Vec<_>>()
-    };
+    let posts = |fake: &FakeDiscord| fake.posts_to(CHANNEL_ID);
     am.push(&json!(["orders", "events", "users"]
         .iter()
         .map(|t| alert(readonly(t, "prod"), None))

@@ -153,3 +153,69 @@ pub fn shop(url: &str, rows: u64) {
         ),
     );
 }
+
+/// `chops serve` in this process (`chops::serve::run`), HTTP on a port-0 listener (the `flood`
+/// and `incidents` modules).
+pub struct Serve {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Serve {
+    /// Run `config` (TOML text) with the webhook token `token.1` in the variable `token.0`; with
+    /// `fake`, the bot connects to it (and this waits for its commands), else `--no-discord`.
+    pub async fn start(
+        config: &str,
+        fake: Option<&testkit::discord::FakeDiscord>,
+        token: (&str, &str),
+    ) -> Serve {
+        // SAFETY (edition 2021 API): every test of a module sets the same value.
+        std::env::set_var(token.0, token.1);
+        let text = match fake {
+            Some(f) => format!(
+                "{config}\n[discord]\nguild_ids = [{}]\nproxy = \"{}\"\n",
+                testkit::discord::GUILD_ID,
+                f.rest_url
+            ),
+            None => config.to_string(),
+        };
+        let loaded = chops::config::Loaded::parse("serve.toml", &text).expect("serve config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let opts = chops::serve::Options {
+            no_discord: fake.is_none(),
+            token: fake.map(|_| chops::config::Secret::new("fake-token")),
+            listener: Some(listener),
+            on_listen: None,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            chops::serve::run(loaded, opts, shutdown)
+                .await
+                .expect("chops serve");
+        });
+        if let Some(f) = fake {
+            f.registered(std::time::Duration::from_secs(30)).await;
+        }
+        Serve {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    /// Shut it down and wait (10 s at most) for it to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("serve stops")
+            .expect("serve task");
+    }
+}

@@ -61,10 +61,8 @@ fn alert(cluster: &str, n: usize, resolved: bool) -> AlertRecord {
 }
 
 fn channel_posts(fake: &FakeDiscord) -> Vec<String> {
-    let path = format!("/api/v10/channels/{CHANNEL_ID}/messages");
-    fake.requests()
+    fake.posts_to(CHANNEL_ID)
         .into_iter()
-        .filter(|r| r.method == "POST" && r.path == path)
         .map(|r| r.body["content"].as_str().unwrap_or_default().to_string())
         .collect()
 }
@@ -104,7 +102,11 @@ async fn a_storm_is_one_message_and_delays_no_other_incident() {
         s.record_failure(failure, 3).await.unwrap();
     }
     let fake = FakeDiscord::start().await;
-    let serve = Serve::start(&config(&store_path, ""), &fake).await;
+    let text = format!(
+        "{}\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        config(&store_path, "")
+    );
+    let serve = Serve::start(&text, Some(&fake), (TOKEN_ENV, TOKEN)).await;
     fake.wait_for("three posts", WAIT, |_| channel_posts(&fake).len() >= 3)
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -153,54 +155,6 @@ async fn a_storm_is_one_message_and_delays_no_other_incident() {
     serve.stop().await;
     assert_eq!(channel_posts(&fake).len(), 3, "edits, no new posts");
     fake.assert_bodies_valid();
-}
-
-/// `chops serve` in this process with the fake Discord.
-struct Serve {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Serve {
-    async fn start(config: &str, fake: &FakeDiscord) -> Serve {
-        // SAFETY (edition 2021 API): every test of this module sets the same value.
-        std::env::set_var(TOKEN_ENV, TOKEN);
-        let text = format!(
-            "{config}\n[http]\nlisten = \"127.0.0.1:0\"\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n",
-            fake.rest_url
-        );
-        let loaded = Loaded::parse("flood.toml", &text).expect("config");
-        let opts = chops::serve::Options {
-            no_discord: false,
-            token: Some(Secret::new("fake-token")),
-            listener: Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-            on_listen: None,
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.await;
-            };
-            chops::serve::run(loaded, opts, shutdown)
-                .await
-                .expect("chops serve");
-        });
-        fake.registered(WAIT).await;
-        Serve {
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("serve stops")
-            .expect("serve task");
-    }
 }
 
 /// The HTTP server alone (no Discord), with `[http] max_body_bytes_in_flight = 1024` and `http`.

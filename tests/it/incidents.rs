@@ -4,12 +4,10 @@
 //! resolve, 401/413/400, unplaced alerts acknowledged), the pre-flight, /metrics parsed by Prometheus' own parsers,
 //! /readyz and the shutdown of the process.
 
-use std::io::Write;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use chops::config::{Loaded, Secret};
+use chops::config::Loaded;
 use serde_json::Value;
 use testkit::discord::*;
 use testkit::http::request as http;
@@ -19,74 +17,6 @@ const TOKEN_ENV: &str = "CHOPS_TEST_WEBHOOK_TOKEN";
 const TOKEN: &str = "t0ken-for-the-tests";
 /// The role the on-call member holds (the cluster's backup role in these tests).
 const ROLE: u64 = 900_000_000_000_000_101;
-
-/// `chops serve` in this process (`chops::serve::run`), HTTP on a port-0 listener.
-struct Serve {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Serve {
-    /// Run `config` (TOML text); with `fake`, the bot connects to it, else `--no-discord`.
-    async fn start(config: &str, fake: Option<&FakeDiscord>) -> Serve {
-        // SAFETY (edition 2021 API): every test sets the same value before starting its server.
-        std::env::set_var(TOKEN_ENV, TOKEN);
-        let text = match fake {
-            Some(f) => format!(
-                "{config}\n[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{}\"\n",
-                f.rest_url
-            ),
-            None => config.to_string(),
-        };
-        let loaded = Loaded::parse("serve.toml", &text).expect("serve config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let opts = chops::serve::Options {
-            no_discord: fake.is_none(),
-            token: fake.map(|_| Secret::new("fake-token")),
-            listener: Some(listener),
-            on_listen: None,
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.await;
-            };
-            chops::serve::run(loaded, opts, shutdown)
-                .await
-                .expect("chops serve");
-        });
-        if let Some(f) = fake {
-            f.registered(WAIT).await;
-        }
-        Serve {
-            addr,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("serve stops")
-            .expect("serve task");
-    }
-
-    fn http(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> (u16, String) {
-        http(self.addr, method, path, headers, body)
-    }
-}
 
 /// The local cluster's config with an incident channel, a fast watcher, the webhook, a store.
 fn incident_config(lc_config: &std::path::Path, store: &std::path::Path, extra: &str) -> String {
@@ -104,11 +34,7 @@ fn incident_config(lc_config: &std::path::Path, store: &std::path::Path, extra: 
 }
 
 fn channel_posts(fake: &FakeDiscord) -> Vec<Recorded> {
-    let path = format!("/api/v10/channels/{CHANNEL_ID}/messages");
-    fake.requests()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.path == path)
-        .collect()
+    fake.posts_to(CHANNEL_ID)
 }
 
 fn channel_edits(fake: &FakeDiscord) -> Vec<Recorded> {
@@ -148,7 +74,7 @@ async fn a_failed_backup_is_posted_once_and_resolved_by_its_success() {
         &format!("[clusters.local.actions]\nbackup_roles = [{ROLE}]\n"),
     );
     let fake = FakeDiscord::start().await;
-    let serve = Serve::start(&cfg, Some(&fake)).await;
+    let serve = Serve::start(&cfg, Some(&fake), (TOKEN_ENV, TOKEN)).await;
 
     must(
         &lc.urls[0],
@@ -178,7 +104,7 @@ async fn a_failed_backup_is_posted_once_and_resolved_by_its_success() {
 
     // Restart: the same store, a new process state.
     serve.stop().await;
-    let serve = Serve::start(&cfg, Some(&fake)).await;
+    let serve = Serve::start(&cfg, Some(&fake), (TOKEN_ENV, TOKEN)).await;
     rounds(3).await;
     assert_eq!(
         channel_posts(&fake).len(),
@@ -329,7 +255,7 @@ async fn an_unreachable_replica_is_posted_once_and_resolved_once() {
         must(&lc.urls[0], q);
     }
     let fake = FakeDiscord::start().await;
-    let serve = Serve::start(&cfg, Some(&fake)).await;
+    let serve = Serve::start(&cfg, Some(&fake), (TOKEN_ENV, TOKEN)).await;
     rounds(1).await;
     assert!(
         channel_posts(&fake).is_empty(),
@@ -408,7 +334,7 @@ async fn incident_cards_of_12_and_64_replicas_attach_one_file() {
             &format!("[clusters.local.actions]\nbackup_roles = [{ROLE}]\n"),
         );
         let fake = FakeDiscord::start().await;
-        let serve = Serve::start(&cfg, Some(&fake)).await;
+        let serve = Serve::start(&cfg, Some(&fake), (TOKEN_ENV, TOKEN)).await;
         let posts = posts_after(&fake, 1, "the incident card").await;
         assert!(
             content(&posts[0]).contains("down1"),
@@ -471,7 +397,7 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
         "[watch]\nenabled = false\ninterval_secs = 1",
     );
     let fake = FakeDiscord::start().await;
-    let serve = Serve::start(&cfg, Some(&fake)).await;
+    let serve = Serve::start(&cfg, Some(&fake), (TOKEN_ENV, TOKEN)).await;
     let auth = format!("Bearer {TOKEN}");
     let json = [
         ("Content-Type", "application/json"),
@@ -479,7 +405,7 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     ];
 
     let firing = serde_json::to_vec(&alert_payload("firing")).unwrap();
-    let (status, body) = serve.http("POST", "/alertmanager", &json, &firing);
+    let (status, body) = http(serve.addr, "POST", "/alertmanager", &json, &firing);
     assert_eq!(status, 200, "{body}");
     let posts = posts_after(&fake, 1, "the alert's card").await;
     let text = content(&posts[0]);
@@ -507,7 +433,7 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     assert!(posts[0].body["embeds"][0].is_object(), "the card follows");
 
     for _ in 0..5 {
-        let (status, body) = serve.http("POST", "/alertmanager", &json, &firing);
+        let (status, body) = http(serve.addr, "POST", "/alertmanager", &json, &firing);
         assert_eq!(status, 200);
         assert!(body.contains("1 already known"), "{body}");
     }
@@ -515,7 +441,7 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     assert_eq!(channel_posts(&fake).len(), 1, "re-sent groups are one card");
 
     let resolved = serde_json::to_vec(&alert_payload("resolved")).unwrap();
-    let (status, _) = serve.http("POST", "/alertmanager", &json, &resolved);
+    let (status, _) = http(serve.addr, "POST", "/alertmanager", &json, &resolved);
     assert_eq!(status, 200);
     let edit = fake
         .wait_for("the resolved edit", WAIT, |r| {
@@ -530,24 +456,32 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     assert_eq!(channel_posts(&fake).len(), 1);
 
     // Refusals, each short; none posts anything.
-    let (status, body) = serve.http(
+    let (status, body) = http(
+        serve.addr,
         "POST",
         "/alertmanager",
         &[("Authorization", "Bearer wrong")],
         &firing,
     );
     assert_eq!((status, body.as_str()), (401, ""), "no detail");
-    let (status, _) = serve.http("POST", "/alertmanager", &[], &firing);
+    let (status, _) = http(serve.addr, "POST", "/alertmanager", &[], &firing);
     assert_eq!(status, 401);
     let big = vec![b' '; 2 << 20];
-    let (status, _) = serve.http("POST", "/alertmanager", &json, &big);
+    let (status, _) = http(serve.addr, "POST", "/alertmanager", &json, &big);
     assert_eq!(status, 413);
-    let (status, body) = serve.http("POST", "/alertmanager", &json, b"{\"alerts\": [");
+    let (status, body) = http(
+        serve.addr,
+        "POST",
+        "/alertmanager",
+        &json,
+        b"{\"alerts\": [",
+    );
     assert_eq!(status, 400, "{body}");
     let mut unknown = alert_payload("firing");
     unknown["alerts"][0]["labels"]["cluster"] = "staging".into();
     unknown["alerts"][0]["fingerprint"] = "0000000000000001".into();
-    let (status, body) = serve.http(
+    let (status, body) = http(
+        serve.addr,
         "POST",
         "/alertmanager",
         &json,
@@ -563,7 +497,8 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     foreign["labels"]["cluster"] = "staging".into();
     foreign["fingerprint"] = "0000000000000003".into();
     mixed["alerts"].as_array_mut().unwrap().push(foreign);
-    let (status, body) = serve.http(
+    let (status, body) = http(
+        serve.addr,
         "POST",
         "/alertmanager",
         &json,
@@ -578,7 +513,8 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     let mut mapped = alert_payload("firing");
     mapped["alerts"][0]["labels"]["cluster"] = "local-prod".into();
     mapped["alerts"][0]["fingerprint"] = "0000000000000002".into();
-    let (status, _) = serve.http(
+    let (status, _) = http(
+        serve.addr,
         "POST",
         "/alertmanager",
         &json,
@@ -601,7 +537,8 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
         group["alerts"].as_array_mut().unwrap().push(a);
     }
     let before = channel_posts(&fake).len();
-    let (status, _) = serve.http(
+    let (status, _) = http(
+        serve.addr,
         "POST",
         "/alertmanager",
         &json,
@@ -628,7 +565,8 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     one["alerts"] = serde_json::json!([group["alerts"][1].clone()]);
     one["alerts"][0]["status"] = "resolved".into();
     one["alerts"][0]["endsAt"] = "2026-11-26T02:00:00Z".into();
-    let (status, _) = serve.http(
+    let (status, _) = http(
+        serve.addr,
         "POST",
         "/alertmanager",
         &json,
@@ -647,7 +585,7 @@ async fn alertmanager_webhook_posts_once_and_resolves_the_same_message() {
     assert!(edited.contains("✅ ClickHouseReplicaReadonly (critical): events is read-only — alert resolved at 2026-11-26T02:00:00Z"), "{edited}");
 
     // What the metrics say of all that.
-    let (_, metrics) = serve.http("GET", "/metrics", &[], b"");
+    let (_, metrics) = http(serve.addr, "GET", "/metrics", &[], b"");
     let families = prometheus_families(&metrics, "prometheus");
     let sample = |name: &str, labels: &str| {
         families
@@ -696,20 +634,12 @@ for fam in text_string_to_metric_families(text):
         labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
         print(s.name, labels, s.value, sep="\t")
 "##;
-    let mut child = std::process::Command::new(python)
-        .args(["-c", script, format])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python with prometheus_client (scripts/setup.sh installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = testkit::run_with_stdin(
+        python,
+        &["-c", script, format],
+        text,
+        "python with prometheus_client (scripts/setup.sh installs it)",
+    );
     assert!(
         out.status.success(),
         "the {format} parser rejects /metrics: {}\n{text}",
@@ -742,17 +672,17 @@ async fn health_and_metrics_endpoints() {
         "[watch]\ninterval_secs = 1",
         "[watch]\nenabled = false\ninterval_secs = 1",
     );
-    let serve = Serve::start(&cfg, None).await;
-    assert_eq!(serve.http("GET", "/livez", &[], b"").0, 200);
+    let serve = Serve::start(&cfg, None, (TOKEN_ENV, TOKEN)).await;
+    assert_eq!(http(serve.addr, "GET", "/livez", &[], b"").0, 200);
     assert_eq!(
-        serve.http("GET", "/readyz", &[], b""),
+        http(serve.addr, "GET", "/readyz", &[], b""),
         (200, "ready\n".into())
     );
 
     let mut perms = std::fs::metadata(&store).unwrap().permissions();
     perms.set_readonly(true);
     std::fs::set_permissions(&store, perms.clone()).unwrap();
-    let (status, body) = serve.http("GET", "/readyz", &[], b"");
+    let (status, body) = http(serve.addr, "GET", "/readyz", &[], b"");
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(&store, perms).unwrap();
@@ -763,7 +693,7 @@ async fn health_and_metrics_endpoints() {
             "store: not writable: the file was deleted, replaced or made read-only since chops opened it\n"
         )
     );
-    assert_eq!(serve.http("GET", "/readyz", &[], b"").0, 200);
+    assert_eq!(http(serve.addr, "GET", "/readyz", &[], b"").0, 200);
 
     // A card run through the app counts its check durations.
     let app_cfg = Loaded::parse("serve.toml", &cfg).unwrap();
@@ -778,7 +708,7 @@ async fn health_and_metrics_endpoints() {
         .await
         .expect("a card");
 
-    let (status, text) = serve.http("GET", "/metrics", &[], b"");
+    let (status, text) = http(serve.addr, "GET", "/metrics", &[], b"");
     assert_eq!(status, 200);
     let fams = prometheus_families(&text, "prometheus");
     for family in [
@@ -813,7 +743,8 @@ async fn health_and_metrics_endpoints() {
         !text.contains("replica="),
         "no replica label unless [metrics] replica_labels"
     );
-    let (_, open) = serve.http(
+    let (_, open) = http(
+        serve.addr,
         "GET",
         "/metrics",
         &[("Accept", "application/openmetrics-text; version=1.0.0")],
@@ -911,15 +842,9 @@ fn the_process_stops_on_sigterm_and_logs_json() {
     let pid = child.id() as i32;
     // Whatever fails below, the child is stopped (by its PID) when the guard goes.
     let guard = KillOnDrop(pid);
-    let mut line = String::new();
+    // Kept open while it runs (it prints on stdout).
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("chops: listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .parse()
-        .unwrap();
+    let addr = testkit::serve::listening_addr(&mut out);
     assert_eq!(http(addr, "GET", "/livez", &[], b"").0, 200);
     let healthcheck = chops(
         &["healthcheck", "--url", &format!("http://{addr}/livez")],
@@ -983,7 +908,7 @@ async fn an_alert_recorded_before_a_crash_is_posted_on_the_next_start() {
         assert_eq!(out, [chops::store::AlertRecorded::New]);
     }
     let fake = FakeDiscord::start().await;
-    let serve = Serve::start(&cfg, Some(&fake)).await;
+    let serve = Serve::start(&cfg, Some(&fake), (TOKEN_ENV, TOKEN)).await;
     let posts = posts_after(&fake, 1, "the recorded alert's card").await;
     assert!(content(&posts[0]).contains("Alert ClickHouseBackupFailed"));
     serve.stop().await;

@@ -231,21 +231,12 @@ fn refusals_and_unplaced_groups_say_why_and_every_alert_is_counted() {
 
 /// `promtool check metrics` (Prometheus' linter) on chops' `/metrics`: no problem reported.
 fn promtool_check_metrics(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = testkit::run_with_stdin(
+        "promtool",
+        &["check", "metrics"],
+        text,
+        "promtool (Debian package prometheus)",
+    );
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -307,13 +298,7 @@ async fn grafana_bodies_are_accepted_and_only_valid_links_become_buttons() {
     let fake = FakeDiscord::start().await;
     let s = serve(&dir, Some(&fake));
     fake.registered(WAIT).await;
-    let path = format!("/api/v10/channels/{CHANNEL_ID}/messages");
-    let posts = |fake: &FakeDiscord| {
-        fake.requests()
-            .into_iter()
-            .filter(|r| r.method == "POST" && r.path == path)
-            .collect::<Vec<_>>()
-    };
+    let posts = |fake: &FakeDiscord| fake.posts_to(CHANNEL_ID);
     let (status, body) = post(&s, &grafana_body());
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("recorded 1 alert(s)"), "{body}");
