@@ -1,7 +1,8 @@
 //! The one wall clock: seconds since the Unix epoch. Everything that stamps, expires or compares
 //! stored times reads it here (store rows, offers, incidents, the check round's `now`), so they
 //! agree with each other; elapsed times within a process use `Instant` instead. Also the one
-//! source of unguessable ids (offers, error references): the operating system's generator.
+//! source of unguessable ids (offers, error references): the operating system's generator, and
+//! of the check round's end that every probe's deadline is cut to.
 
 /// Seconds since the epoch (0 if the system clock is before it).
 pub fn now() -> i64 {
@@ -26,12 +27,43 @@ pub fn random_u64() -> u64 {
     }
 }
 
+tokio::task_local! {
+    /// When the check round running in this task must end: every probe polled by it stops by then.
+    static ROUND_END: tokio::time::Instant;
+}
+
+/// Run `fut` as a round that ends at `end`: probes inside it cut their own deadlines to it, so a
+/// replica that hangs on its first query cannot push a later query past the card's deadline.
+pub async fn round<F: std::future::Future>(end: tokio::time::Instant, fut: F) -> F::Output {
+    ROUND_END.scope(end, fut).await
+}
+
+/// `end`, or the running round's end if that comes first.
+pub fn by(end: tokio::time::Instant) -> tokio::time::Instant {
+    ROUND_END.try_with(|r| (*r).min(end)).unwrap_or(end)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn now_is_after_this_code_was_written() {
         // 2026-01-01T00:00:00Z: a clock that reads earlier is broken, not chops.
         assert!(super::now() > 1_767_225_600);
+    }
+
+    #[tokio::test]
+    async fn a_round_cuts_later_deadlines_only() {
+        let now = tokio::time::Instant::now();
+        let (soon, late) = (
+            now + std::time::Duration::from_secs(1),
+            now + std::time::Duration::from_secs(9),
+        );
+        assert_eq!(super::by(late), late, "no round: the probe's own end");
+        super::round(soon, async {
+            assert_eq!(super::by(late), soon);
+            assert_eq!(super::by(now), now);
+        })
+        .await;
     }
 
     #[test]

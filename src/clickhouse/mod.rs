@@ -247,7 +247,7 @@ impl ReplicaClient {
             return Err(ProbeError::Refused);
         }
         let start = Instant::now();
-        let end = tokio::time::Instant::now() + self.fixed.deadline;
+        let end = crate::clock::by(tokio::time::Instant::now() + self.fixed.deadline);
         let _slot = self.fixed.budget.slot(end).await?;
         // Probes queue for slots: one refused while this one waited makes knocking again pointless.
         if self.refused_recently() {

@@ -22,7 +22,7 @@ pub async fn four_letter(
     budget: &Budget,
 ) -> Result<String, ProbeError> {
     let start = Instant::now();
-    let end = tokio::time::Instant::now() + deadline;
+    let end = crate::clock::by(tokio::time::Instant::now() + deadline);
     let _slot = budget.slot(end).await?;
     let work = async {
         let (secure, host, port) = url::parse_keeper(addr)
