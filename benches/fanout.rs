@@ -11,9 +11,10 @@
 //!
 //! `cargo bench --bench fanout [-- RUNS]` (default 10 runs per scenario) writes
 //! target/chops-fanout-bench.md; `-- only REPLICAS RTT_MS RUNS` runs one scenario (for a profiler).
-//! `FANOUT_RT=spawn` runs each in-process card as a task on the runtime's workers, `current` on a
-//! current-thread runtime (instead of `block_on` from the main thread, as `chops check` does):
-//! what cross-thread wake-ups cost. `CHOPS_BENCH_BIN` runs another build's `chops` (before/after).
+//! In-process cards run on a current-thread runtime, as `chops check` does. `FANOUT_RT=spawn` runs
+//! each as a task on a 2-worker runtime's workers (as `chops serve` does), `block` with `block_on`
+//! from the main thread over such a runtime (what `chops check` did before): what cross-thread
+//! wake-ups cost. `CHOPS_BENCH_BIN` runs another build's `chops` (before/after).
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -171,7 +172,7 @@ fn scenario(dir: &std::path::Path, replicas: usize, rtt: u64, runs: usize) -> Ro
     let loaded = Loaded::load(&path).expect("config");
     let target = loaded.target(Some("local"), &config::process_env).unwrap();
     let how = std::env::var("FANOUT_RT").unwrap_or_default();
-    let rt = if how == "current" {
+    let rt = if how != "spawn" && how != "block" {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -100,21 +100,21 @@ impl Cluster {
     /// Resolve the target's replicas: as listed, or discovered from the seed's system.clusters.
     pub async fn connect(t: &ClusterTarget) -> Result<Cluster, SetupError> {
         let budget = Budget::new(t.limits).with_tls(t.tls.clone());
-        let client = |name: &str, url: &str, shard: Option<u32>| {
-            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline, &budget)
+        let client = |name: &str, url: &str, shard: Option<u32>, budget: &Budget| {
+            ReplicaClient::new(name, url, shard, &t.user, &t.password, t.deadline, budget)
         };
         let mut rejected = Vec::new();
-        let replicas = if !t.replicas.is_empty() {
+        let hosts: Vec<(String, String, Option<u32>)> = if !t.replicas.is_empty() {
             t.replicas
                 .iter()
-                .map(|r| client(&r.name, &r.url, r.shard))
+                .map(|r| (r.name.clone(), r.url.clone(), r.shard))
                 .collect()
         } else {
             let d = t
                 .discover
                 .as_ref()
                 .expect("config validation: replicas or discover");
-            let seed = client("seed", &d.seed, None);
+            let seed = client("seed", &d.seed, None, &budget);
             let rows: Vec<replicas::ClusterRow> = seed
                 .fetch(replicas::CLUSTER_SQL, &[&t.remote_cluster])
                 .await
@@ -133,10 +133,15 @@ impl Cluster {
             rejected = found.rejected;
             found
                 .hosts
-                .iter()
-                .map(|h| client(&h.name, &h.url, Some(h.shard)))
+                .into_iter()
+                .map(|h| (h.name, h.url, Some(h.shard)))
                 .collect()
         };
+        let budget = budget.shared_by(hosts.len());
+        let replicas = hosts
+            .iter()
+            .map(|(name, url, shard)| client(name, url, *shard, &budget))
+            .collect();
         Ok(Cluster {
             name: t.name.clone(),
             remote_cluster: t.remote_cluster.clone(),

@@ -32,7 +32,13 @@ pub struct Budget {
     pub limits: Limits,
     limiter: Arc<Semaphore>,
     pub tls: Tls,
+    /// Probes one replica may have in flight at once (see [`Budget::shared_by`]).
+    per_replica: usize,
 }
+
+/// The least share of the in-flight cap one replica gets however large the cluster: two probes
+/// of a check (a query and `/ping`) go together.
+pub const MIN_PER_REPLICA: usize = 2;
 
 /// Idle connections kept per server: more than a card ever asks one replica at once, so a card
 /// right after another opens none.
@@ -81,7 +87,18 @@ impl Budget {
             limits,
             limiter: Arc::new(Semaphore::new(limits.in_flight.max(1))),
             tls: Tls::default(),
+            per_replica: limits.in_flight.max(1),
         }
+    }
+
+    /// The same budget, for clients of a cluster of `replicas`: each replica gets its share of
+    /// the in-flight cap (at least [`MIN_PER_REPLICA`]). A card asks each replica up to 9 things
+    /// at once and HTTP/1.1 needs a connection for each; without a share, 300 replicas held over a
+    /// thousand connections (and their buffers) at a card's peak, with a share ~2 per replica.
+    pub fn shared_by(mut self, replicas: usize) -> Self {
+        let limit = self.limits.in_flight.max(1);
+        self.per_replica = (limit / replicas.max(1)).clamp(MIN_PER_REPLICA.min(limit), limit);
+        self
     }
 
     /// The same budget, with `https://` and `tls://` servers verified by `tls`.
@@ -145,6 +162,8 @@ struct Fixed {
     budget: Budget,
     /// Caps tripped on connections to this replica (see `capped`).
     trips: Arc<AtomicU64>,
+    /// This replica's share of the budget's in-flight cap.
+    own: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for ReplicaClient {
@@ -198,6 +217,7 @@ impl ReplicaClient {
             deadline,
             budget: budget.clone(),
             trips,
+            own: Arc::new(Semaphore::new(budget.per_replica.max(1))),
         };
         ReplicaClient {
             name: name.to_string(),
@@ -237,23 +257,34 @@ impl ReplicaClient {
         }
     }
 
-    /// Run `work` under the deadline (waiting for a slot included), mapping a timeout to the real
-    /// elapsed time.
-    async fn bounded<T>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, ProbeError>>,
-    ) -> Result<T, ProbeError> {
+    /// Run the probe `work` makes under the deadline (waiting for a slot included), mapping a
+    /// timeout to the real elapsed time. The probe is made and boxed only once it has its slots:
+    /// a queued probe costs a few words, not the kilobytes of a request in flight (a card of 300
+    /// replicas queues hundreds).
+    async fn bounded<T, F, Fut>(&self, work: F) -> Result<T, ProbeError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ProbeError>>,
+    {
         if self.refused_recently() {
             return Err(ProbeError::Refused);
         }
         let start = Instant::now();
         let end = crate::clock::by(tokio::time::Instant::now() + self.fixed.deadline);
+        // This replica's share first, so a replica that is slow to answer queues its own probes
+        // without holding slots of the others. Its queue is its slowness: a probe still queued
+        // at the end timed out, as the ones ahead of it did.
+        let own = tokio::time::timeout_at(end, self.fixed.own.clone().acquire_owned());
+        let _own = match own.await {
+            Ok(Ok(p)) => p,
+            _ => return Err(elapsed(start)),
+        };
         let _slot = self.fixed.budget.slot(end).await?;
         // Probes queue for slots: one refused while this one waited makes knocking again pointless.
         if self.refused_recently() {
             return Err(ProbeError::Refused);
         }
-        let r = match tokio::time::timeout_at(end, work).await {
+        let r = match tokio::time::timeout_at(end, Box::pin(work())).await {
             Ok(r) => r,
             Err(_) => Err(elapsed(start)),
         };
@@ -294,7 +325,7 @@ impl ReplicaClient {
         } else {
             &self.fixed.client
         };
-        let work = async {
+        let work = move || async move {
             let mut q = client.query(sql);
             for b in binds {
                 q = q.bind(*b);
@@ -312,8 +343,8 @@ impl ReplicaClient {
             }
             Ok(Ok(rows))
         };
-        self.bounded(async {
-            match work.await {
+        self.bounded(move || async move {
+            match work().await {
                 Ok(r) => r,
                 Err(e) => Err(self.map_error(e, start, trips)),
             }
@@ -384,7 +415,7 @@ impl ReplicaClient {
             .ping
             .clone()
             .ok_or_else(|| ProbeError::Local("the replica URL is not a valid URI".into()))?;
-        let work = async {
+        let work = move || async move {
             let req = hyper::Request::get(uri)
                 .body(Empty::new())
                 .map_err(|e| ProbeError::Local(e.to_string()))?;
@@ -443,10 +474,14 @@ impl ReplicaClient {
     }
 }
 
-/// The most a connection's read buffer grows to. Body frames share it: a small one keeps what a
-/// collected error body pins close to its cap (with hyper's default ~400 KiB, a 256 KiB body held
-/// ~3 MB), and hundreds of open connections cost little. hyper's minimum is 8 KiB.
-const BUF_MAX: usize = 16 * 1024;
+/// Bytes a connection reads at a time, which is also the most its read buffer holds: body
+/// frames share it, so a collected error body pins little beyond its cap, and hundreds of open
+/// connections cost little. chops' answers are mostly a few hundred bytes; hyper's adaptive
+/// default reserves 8 KiB per connection at its first read (and grew to 16 KiB here), which a card
+/// of 300 replicas paid for ~900 connections. A response head must fit in it: ClickHouse's are
+/// well under 1 KiB, and a larger one fails the probe as a network error ("message head is too
+/// large"), bounded like any other hostile answer.
+const READ_AT_ONCE: usize = 4096;
 
 /// A keep-alive pool over capped connections (idle 2 s: below ClickHouse's 3 s keep-alive).
 fn pool<B>(c: CappedConnector) -> HyperClient<CappedConnector, B>
@@ -457,7 +492,7 @@ where
     HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(2))
         .pool_max_idle_per_host(IDLE_PER_SERVER)
-        .http1_max_buf_size(BUF_MAX)
+        .http1_read_buf_exact_size(READ_AT_ONCE)
         .build(c)
 }
 
