@@ -269,8 +269,13 @@ impl ReplicaClient {
         if self.refused_recently() {
             return Err(ProbeError::Refused);
         }
-        let start = Instant::now();
-        let end = crate::clock::by(tokio::time::Instant::now() + self.fixed.deadline);
+        let own_end = tokio::time::Instant::now() + self.fixed.deadline;
+        let end = crate::clock::by(own_end);
+        // Cut to the check's end, the probe's wait counts from the check's start: a probe made a
+        // few ms into the check still reports the deadline the check waited for its replica.
+        let start = Instant::now()
+            .checked_sub(own_end.saturating_duration_since(end))
+            .unwrap_or_else(Instant::now);
         // This replica's share first, so a replica that is slow to answer queues its own probes
         // without holding slots of the others. Its queue is its slowness: a probe still queued
         // at the end timed out, as the ones ahead of it did.
