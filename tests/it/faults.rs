@@ -182,14 +182,15 @@ fn frozen_replica_times_out_within_the_deadline() {
     let fast_card = fast.json();
     let f = find(&fast_card, "replicas", "r3: no answer (timed out after ")
         .unwrap_or_else(|| panic!("{fast_card:#}"));
-    assert!(waited_ms(f) >= 500, "{f}");
+    // Its probe waited out the check: cut at the check's end, so a late start waits a little less.
+    assert!((400..=600).contains(&waited_ms(f)), "{f}");
     assert!(fast_card["elapsed_ms"].as_u64().unwrap() <= 600);
     c.thaw_replica(3);
     assert_eq!(code, 2, "{card:#}");
     let f = find(&card, "replicas", "r3: no answer (timed out after ").expect("r3 timed out");
-    // The real time waited, never a placeholder.
+    // The real time waited (most of the deadline: probes end with the check), never a placeholder.
     assert!(
-        (DEADLINE_MS..=DEADLINE_MS * 12 / 10).contains(&waited_ms(f)),
+        (DEADLINE_MS * 8 / 10..=DEADLINE_MS * 12 / 10).contains(&waited_ms(f)),
         "{f}"
     );
     assert_eq!(f["severity"], "crit");
