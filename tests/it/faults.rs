@@ -13,6 +13,25 @@ fn card_of(c: &LocalCluster) -> (i32, serde_json::Value) {
     check_json(c.config_path.to_str().unwrap(), "backup")
 }
 
+/// The card of a cluster where every replica answers, with a deadline long enough that a slow
+/// test machine cannot turn a ranking test into a timing test.
+fn settled_card_of(c: &LocalCluster) -> (i32, serde_json::Value) {
+    let config = c.config_path.to_str().unwrap();
+    let out = chops(
+        &[
+            "--config",
+            config,
+            "check",
+            "backup",
+            "--json",
+            "--deadline-ms",
+            "10000",
+        ],
+        &[],
+    );
+    (out.code, out.json())
+}
+
 /// A mutation on default.m of `url` that fails on every try.
 fn failing_mutation(url: &str) {
     must(
@@ -128,7 +147,7 @@ fn killed_replica_is_unreachable_and_the_others_are_fully_checked() {
         );
     }
     c.kill_replica(2);
-    let (code, card) = card_of(&c);
+    let (code, card) = settled_card_of(&c);
     assert_eq!(code, 2, "{card:#}");
     let f = find(&card, "replicas", "r2: unreachable (connection refused)").expect("r2 refused");
     assert_eq!(f["severity"], "crit");
@@ -215,7 +234,7 @@ fn frozen_replica_times_out_within_the_deadline() {
 fn readonly_replicated_table_is_named() {
     let c = start();
     readonly_table(&c.urls[0]);
-    let (code, card) = card_of(&c);
+    let (code, card) = settled_card_of(&c);
     assert_eq!(code, 2);
     let f = find(&card, "lag", "r1: shop.orders read-only").unwrap_or_else(|| panic!("{card:#}"));
     assert_eq!(f["severity"], "crit");
@@ -249,7 +268,7 @@ fn failed_backups_are_classified() {
     )
     .unwrap_err();
     assert!(err.contains("Code: 36."), "{err}");
-    let (code, card) = card_of(&c);
+    let (code, card) = settled_card_of(&c);
     assert_eq!(code, 2, "{card:#}");
     let f = find(
         &card,
@@ -281,7 +300,7 @@ fn failed_backups_are_classified() {
     )
     .unwrap_err();
     assert!(err.contains("Code: 598."), "{err}");
-    let (_, card) = card_of(&c);
+    let (_, card) = settled_card_of(&c);
     assert!(
         find(
             &card,
@@ -310,7 +329,7 @@ fn failed_backups_are_classified() {
 fn failing_mutation_is_a_blocker_with_its_reason() {
     let c = start();
     failing_mutation(&c.urls[1]);
-    let (code, card) = card_of(&c);
+    let (code, card) = settled_card_of(&c);
     assert_eq!(code, 1, "{card:#}");
     let f = find(
         &card,
@@ -336,7 +355,7 @@ fn failing_mutation_is_a_blocker_with_its_reason() {
 fn running_backup_is_conflicting_operation_evidence() {
     let c = start();
     let id = running_backup(&c.urls[2]);
-    let (code, card) = card_of(&c);
+    let (code, card) = settled_card_of(&c);
     assert_eq!(code, 1, "{card:#}");
     assert_eq!(top_cause(&card), "conflicting_operation", "{card:#}");
     let evidence = card["causes"][0]["evidence"].to_string();
@@ -402,7 +421,7 @@ fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
     let c = start();
     running_backup(&c.urls[2]);
     failing_mutation(&c.urls[1]);
-    let (_, card) = card_of(&c);
+    let (_, card) = settled_card_of(&c);
     assert_eq!(top_cause(&card), "conflicting_operation", "{card:#}");
 
     let c = start();
@@ -415,7 +434,7 @@ fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
         &c.urls[1],
         "BACKUP TABLE default.t TO Disk('elsewhere', 'b1')",
     );
-    let (_, card) = card_of(&c);
+    let (_, card) = settled_card_of(&c);
     assert_eq!(top_cause(&card), "replica_lag", "{card:#}");
 }
 
@@ -442,7 +461,7 @@ fn a_full_check_sends_at_most_eight_queries_per_replica() {
             .count()
     };
     let before: Vec<usize> = (1..=3).map(lines).collect();
-    let (_, card) = card_of(&c);
+    let (_, card) = settled_card_of(&c);
     assert_eq!(card["sections"].as_array().unwrap().len(), 6);
     for i in 1..=3 {
         let sent = lines(i) - before[i - 1];
