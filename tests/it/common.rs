@@ -19,6 +19,21 @@ impl Output {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
+
+    /// Asserts the exit code is `code`, showing both streams when it is not.
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(self.code, code, "{}\n{}", self.stdout, self.stderr);
+    }
+}
+
+/// Asserts that `text` (a stream of a run) contains `want`, showing `text` when it does not.
+pub fn assert_contains(text: &str, want: &str) {
+    assert!(text.contains(want), "{want:?} not in:\n{text}");
+}
+
+/// Asserts that `text` (a stream of a run) starts with `want`, showing `text` when it does not.
+pub fn assert_starts_with(text: &str, want: &str) {
+    assert!(text.starts_with(want), "{want:?} does not start:\n{text}");
 }
 
 /// Run the chops binary with `args`, and `env` added (the rest of the environment is kept).
@@ -152,6 +167,37 @@ pub fn shop(url: &str, rows: u64) {
             "INSERT INTO shop.items SELECT number, randomPrintableASCII(100) FROM numbers({rows})"
         ),
     );
+}
+
+/// A `shop` database with one ReplicatedMergeTree table `shop.<t>` per name in `tables` (one
+/// Keeper path per table for all replicas; read-only on the ClickHouse-engine gateway).
+pub fn replicated_shop(url: &str, tables: &[&str]) {
+    must(url, "CREATE DATABASE shop");
+    for t in tables {
+        must(url, &format!("CREATE TABLE shop.{t} (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/shop/{t}', '{{replica}}') ORDER BY id"));
+    }
+}
+
+/// `n` processes of `command()` started `gap` apart (each after its gap), run to their end:
+/// exactly one succeeds (exit 0), every other is refused (exit 1).
+pub fn race_one_winner(n: usize, gap: std::time::Duration, command: impl Fn() -> Command) {
+    use std::process::Stdio;
+    let children: Vec<std::process::Child> = (0..n)
+        .map(|_| {
+            std::thread::sleep(gap);
+            command()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|ch| ch.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 0 || *c == 1), "{codes:?}");
 }
 
 /// `chops serve` in this process (`chops::serve::run`), HTTP on a port-0 listener (the `flood`
