@@ -221,16 +221,20 @@ impl Store {
 
     /// The offer's action JSON; `None` if unknown or expired.
     pub async fn offer(&self, id: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let id = id.to_owned();
-        self.call(move |c| {
-            c.query_row(
-                "SELECT action_json FROM offers WHERE id = ?1 AND expires_at > ?2",
-                params![id, now],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .await
+        let sql = "SELECT action_json FROM offers WHERE id = ?1 AND expires_at > ?2";
+        self.still_valid(sql, id, now).await
+    }
+
+    /// The one value `sql` selects for `key` (`?1`) at `now` (`?2`), if a row is still valid.
+    async fn still_valid<T: rusqlite::types::FromSql + Send + 'static>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<T>, StoreError> {
+        let key = key.to_owned();
+        self.call(move |c| c.query_row(sql, params![key, now], |r| r.get(0)).optional())
+            .await
     }
 
     // ---- confirmations -----------------------------------------------------------------------
@@ -525,16 +529,8 @@ impl Store {
 
     /// `Some(until)` while the target is cooling down.
     pub async fn cooldown_until(&self, target: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let target = target.to_owned();
-        self.call(move |c| {
-            c.query_row(
-                "SELECT until FROM cooldowns WHERE target = ?1 AND until > ?2",
-                params![target, now],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .await
+        let sql = "SELECT until FROM cooldowns WHERE target = ?1 AND until > ?2";
+        self.still_valid(sql, target, now).await
     }
 
     // ---- dedup -------------------------------------------------------------------------------
