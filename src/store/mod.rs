@@ -301,31 +301,25 @@ impl Store {
         approver_name: &str,
         now: i64,
     ) -> Result<Transition, StoreError> {
-        let (id, name) = (id.to_owned(), approver_name.to_owned());
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let changed = tx.execute(
-                "UPDATE confirmations SET state = 'approved', approver_id = ?2, approver_name = ?3
-                 WHERE id = ?1 AND state = 'pending' AND two_person = 1 AND requester_id <> ?2
-                   AND expires_at > ?4",
-                params![id, to_sql_id(approver_id), name, now],
-            )?;
-            let t = if changed == 1 {
-                Transition::Done
+        let update =
+            "UPDATE confirmations SET state = 'approved', approver_id = ?2, approver_name = ?3
+             WHERE id = ?1 AND state = 'pending' AND two_person = 1 AND requester_id <> ?2
+               AND expires_at > ?4";
+        let params = (
+            id.to_owned(),
+            to_sql_id(approver_id),
+            approver_name.to_owned(),
+            now,
+        );
+        self.click(id, now, update, params, move |row| {
+            if !row.two_person {
+                Transition::ApprovalNotRequired
+            } else if row.requester_id == approver_id {
+                Transition::ApproverIsRequester
             } else {
-                explain(&tx, &id, now, |row| {
-                    if !row.two_person {
-                        Transition::ApprovalNotRequired
-                    } else if row.requester_id == approver_id {
-                        Transition::ApproverIsRequester
-                    } else {
-                        // Open, unexpired, two-person, other person: only `approved` is left.
-                        Transition::AlreadyDone(row.state)
-                    }
-                })?
-            };
-            tx.commit()?;
-            Ok(t)
+                // Open, unexpired, two-person, other person: only `approved` is left.
+                Transition::AlreadyDone(row.state)
+            }
         })
         .await
     }
@@ -338,29 +332,17 @@ impl Store {
         clicker_id: u64,
         now: i64,
     ) -> Result<Transition, StoreError> {
-        let id = id.to_owned();
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let changed = tx.execute(
-                "UPDATE confirmations SET state = 'executing'
-                 WHERE id = ?1 AND requester_id = ?2 AND expires_at > ?3
-                   AND (state = 'approved' OR (state = 'pending' AND two_person = 0))",
-                params![id, to_sql_id(clicker_id), now],
-            )?;
-            let t = if changed == 1 {
-                Transition::Done
+        let update = "UPDATE confirmations SET state = 'executing'
+             WHERE id = ?1 AND requester_id = ?2 AND expires_at > ?3
+               AND (state = 'approved' OR (state = 'pending' AND two_person = 0))";
+        let params = (id.to_owned(), to_sql_id(clicker_id), now);
+        self.click(id, now, update, params, move |row| {
+            if row.requester_id != clicker_id {
+                Transition::NotRequester
             } else {
-                explain(&tx, &id, now, |row| {
-                    if row.requester_id != clicker_id {
-                        Transition::NotRequester
-                    } else {
-                        // Requester, open, unexpired: the UPDATE only skips a pending two-person row.
-                        Transition::NeedsApproval
-                    }
-                })?
-            };
-            tx.commit()?;
-            Ok(t)
+                // Requester, open, unexpired: the UPDATE only skips a pending two-person row.
+                Transition::NeedsApproval
+            }
         })
         .await
     }
@@ -372,20 +354,33 @@ impl Store {
         clicker_id: u64,
         now: i64,
     ) -> Result<Transition, StoreError> {
+        let update = "UPDATE confirmations SET state = 'cancelled'
+             WHERE id = ?1 AND requester_id = ?2 AND expires_at > ?3
+               AND state IN ('pending', 'approved')";
+        let params = (id.to_owned(), to_sql_id(clicker_id), now);
+        // Open and unexpired, so the UPDATE skipped it for the clicker alone.
+        self.click(id, now, update, params, |_| Transition::NotRequester)
+            .await
+    }
+
+    /// One click's move of confirmation `id`, in one IMMEDIATE transaction: `update` (bound to
+    /// `params`) moves the row, or [`explain`] says why it did not, `judge` deciding an open,
+    /// unexpired row.
+    async fn click(
+        &self,
+        id: &str,
+        now: i64,
+        update: &'static str,
+        params: impl rusqlite::Params + Send + 'static,
+        judge: impl FnOnce(&Confirmation) -> Transition + Send + 'static,
+    ) -> Result<Transition, StoreError> {
         let id = id.to_owned();
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let changed = tx.execute(
-                "UPDATE confirmations SET state = 'cancelled'
-                 WHERE id = ?1 AND requester_id = ?2 AND expires_at > ?3
-                   AND state IN ('pending', 'approved')",
-                params![id, to_sql_id(clicker_id), now],
-            )?;
-            let t = if changed == 1 {
+            let t = if tx.execute(update, params)? == 1 {
                 Transition::Done
             } else {
-                // Open and unexpired, so the UPDATE skipped it for the clicker alone.
-                explain(&tx, &id, now, |_| Transition::NotRequester)?
+                explain(&tx, &id, now, judge)?
             };
             tx.commit()?;
             Ok(t)
