@@ -283,11 +283,7 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
         .spawn()
         .unwrap();
     // Kill it once the backup was sent (the operator's statement is in r1's log).
-    let start = std::time::Instant::now();
-    while operator_statements(&c, 1).is_empty() {
-        assert!(start.elapsed().as_secs() < 60, "the backup was never sent");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_statement(&c, 1);
     child.kill().unwrap(); // SIGKILL, by its own PID
     child.wait().unwrap();
     assert!(
@@ -297,17 +293,7 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
     );
     // Once the backup is done on r1, the next chops act (its own action a dry run) records it
     // alongside its own: one look at it.
-    let start = std::time::Instant::now();
-    while must(
-        &c.urls[0],
-        "SELECT count() FROM system.backups WHERE status = 'BACKUP_CREATED'",
-    )
-    .trim()
-        == "0"
-    {
-        assert!(start.elapsed().as_secs() < 120, "the backup never ended");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_backups_created(&c.urls[0], 1);
     let out = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
     assert_contains(&out.stderr, "left unfinished earlier, now succeeded");
     let log = audit(&c);
@@ -330,11 +316,7 @@ fn a_running_action_of_a_live_process_is_left_alone() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while operator_statements(&c, 1).is_empty() {
-        assert!(start.elapsed().as_secs() < 60, "the backup was never sent");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_statement(&c, 1);
     let second = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
     assert!(
         !second.stderr.contains("left unfinished earlier"),

@@ -37,29 +37,6 @@ fn audit_rows(config: &Path) -> Vec<(String, String, String)> {
     rows
 }
 
-/// Waits until replica `i` received a statement from the operator account.
-fn wait_for_statement(c: &LocalCluster, i: usize) {
-    let start = Instant::now();
-    while operator_statements(c, i).is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(60), "never sent");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_backups_created(url: &str, n: usize) {
-    let start = Instant::now();
-    let q = "SELECT count() FROM system.backups WHERE status = 'BACKUP_CREATED'";
-    while must(url, q).trim().parse::<usize>().unwrap() < n {
-        let all = "SELECT id, status, error FROM system.backups";
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no backup ended: {}",
-            must(url, all)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn store_of(c: &LocalCluster) -> rusqlite::Connection {
     rusqlite::Connection::open(c.dir.join("chops.db")).unwrap()
 }

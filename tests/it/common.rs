@@ -5,6 +5,7 @@
 pub use testkit::{must, scratch, shared, sql, write_config, LocalCluster};
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 pub struct Output {
     pub code: i32,
@@ -178,9 +179,33 @@ pub fn replicated_shop(url: &str, tables: &[&str]) {
     }
 }
 
+/// Waits until replica `i` received a statement from the operator account.
+pub fn wait_for_statement(c: &LocalCluster, i: usize) {
+    let start = Instant::now();
+    while operator_statements(c, i).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never sent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `n` backups on `url` are `BACKUP_CREATED`.
+pub fn wait_backups_created(url: &str, n: usize) {
+    let start = Instant::now();
+    let q = "SELECT count() FROM system.backups WHERE status = 'BACKUP_CREATED'";
+    while must(url, q).trim().parse::<usize>().unwrap() < n {
+        let all = "SELECT id, status, error FROM system.backups";
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no backup ended: {}",
+            must(url, all)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `n` processes of `command()` started `gap` apart (each after its gap), run to their end:
 /// exactly one succeeds (exit 0), every other is refused (exit 1).
-pub fn race_one_winner(n: usize, gap: std::time::Duration, command: impl Fn() -> Command) {
+pub fn race_one_winner(n: usize, gap: Duration, command: impl Fn() -> Command) {
     use std::process::Stdio;
     let children: Vec<std::process::Child> = (0..n)
         .map(|_| {
@@ -245,7 +270,7 @@ impl Serve {
                 .expect("chops serve");
         });
         if let Some(f) = fake {
-            f.registered(std::time::Duration::from_secs(30)).await;
+            f.registered(Duration::from_secs(30)).await;
         }
         Serve {
             addr,
@@ -259,7 +284,7 @@ impl Serve {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.task)
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
             .await
             .expect("serve stops")
             .expect("serve task");
