@@ -391,16 +391,19 @@ impl Store {
     /// Records how an execution ended: `executing` → `state`. Returns whether this call moved it
     /// (false: unknown id, or not executing).
     pub async fn finish(&self, id: &str, state: FinalState) -> Result<bool, StoreError> {
-        let id = id.to_owned();
         let state = ConfirmationState::from(state).as_str();
-        self.call(move |c| {
-            c.execute(
-                "UPDATE confirmations SET state = ?2 WHERE id = ?1 AND state = 'executing'",
-                params![id, state],
-            )
-            .map(|n| n == 1)
-        })
-        .await
+        let sql = "UPDATE confirmations SET state = ?2 WHERE id = ?1 AND state = 'executing'";
+        self.changed_one(sql, (id.to_owned(), state)).await
+    }
+
+    /// Runs `sql` bound to `params`: true when it changed exactly one row.
+    async fn changed_one(
+        &self,
+        sql: &'static str,
+        params: impl rusqlite::Params + Send + 'static,
+    ) -> Result<bool, StoreError> {
+        self.call(move |c| c.execute(sql, params).map(|n| n == 1))
+            .await
     }
 
     /// Records how an execution ended, in one transaction: `executing` → `state` and, only when
@@ -532,15 +535,8 @@ impl Store {
 
     /// Records `key`; true the first time it is seen, false ever after.
     pub async fn remember(&self, key: &str, now: i64) -> Result<bool, StoreError> {
-        let key = key.to_owned();
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO dedup (key, first_seen) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
-                params![key, now],
-            )
-            .map(|n| n == 1)
-        })
-        .await
+        let sql = "INSERT INTO dedup (key, first_seen) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING";
+        self.changed_one(sql, (key.to_owned(), now)).await
     }
 }
 
