@@ -1,6 +1,6 @@
 //! `chops serve` as a child process: started with a config and an environment, its HTTP address
 //! read from the one line it prints, its later stdout lines kept, its log (stderr) in a file;
-//! stopped by its own PID when dropped. The binary's path is given by the caller (only the
+//! stopped by its own PID when dropped (its [`ServeChild`] is). The binary's path is given by the caller (only the
 //! integration tests know it). [`ServeChild`] is the bare child, for the callers that read its
 //! stdout and time its exit themselves (the SIGTERM test, the benches).
 
@@ -16,7 +16,7 @@ pub struct ChopsProcess {
     pub addr: SocketAddr,
     /// Its stderr (the log).
     pub log_path: PathBuf,
-    child: Child,
+    serve: ServeChild,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
@@ -31,19 +31,14 @@ impl ChopsProcess {
         dir: &Path,
     ) -> ChopsProcess {
         let log_path = dir.join(format!("serve-{}.log", std::process::id()));
-        let mut cmd = Command::new(bin);
-        cmd.args(["--config", config, "serve"])
-            .args(args)
-            .env_remove("CHOPS_CONFIG")
-            .env("CHOPS_LOG", "info")
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log_path).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start chops serve");
-        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        // Info logs unless `env` says otherwise (a later entry wins).
+        let env: Vec<(&str, &str)> = std::iter::once(("CHOPS_LOG", "info"))
+            .chain(env.iter().copied())
+            .collect();
+        let mut cmd = ServeChild::command(bin, config, args, &env, &log_path);
+        cmd.env_remove("CHOPS_CONFIG").current_dir(dir);
+        let mut serve = ServeChild::start(cmd);
+        let mut out = serve.stdout();
         let mut first = String::new();
         let _ = out.read_line(&mut first);
         let addr = first
@@ -51,8 +46,7 @@ impl ChopsProcess {
             .strip_prefix("chops: listening on http://")
             .and_then(|a| a.parse().ok());
         let Some(addr) = addr else {
-            crate::localcluster::stop_pid(child.id() as i32);
-            let _ = child.wait();
+            drop(serve); // stopped, so its log is complete
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             panic!("chops serve did not start: {first:?}\n{log}");
         };
@@ -66,13 +60,13 @@ impl ChopsProcess {
         ChopsProcess {
             addr,
             log_path,
-            child,
+            serve,
             lines,
         }
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.serve.pid()
     }
 
     /// What it printed on stdout after the address line.
@@ -103,13 +97,6 @@ impl ChopsProcess {
             .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
-    }
-}
-
-impl Drop for ChopsProcess {
-    fn drop(&mut self) {
-        crate::localcluster::stop_pid(self.pid());
-        let _ = self.child.wait();
     }
 }
 
