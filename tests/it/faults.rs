@@ -62,12 +62,6 @@ fn running_backup(url: &str) -> String {
     started.split('\t').next().unwrap().to_string()
 }
 
-/// shop.orders on `url`: a ReplicatedMergeTree table, read-only on this engine.
-fn readonly_table(url: &str) {
-    must(url, "CREATE DATABASE shop");
-    must(url, "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
-}
-
 fn top_cause(card: &serde_json::Value) -> &str {
     card["causes"][0]["cause"].as_str().unwrap_or("none")
 }
@@ -233,7 +227,7 @@ fn frozen_replica_times_out_within_the_deadline() {
 #[test]
 fn readonly_replicated_table_is_named() {
     let c = start();
-    readonly_table(&c.urls[0]);
+    replicated_shop(&c.urls[0], &["orders"]); // read-only on this engine
     let (code, card) = settled_card_of(&c);
     assert_eq!(code, 2);
     let f = find(&card, "lag", "r1: shop.orders read-only").unwrap_or_else(|| panic!("{card:#}"));
@@ -425,7 +419,7 @@ fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
     assert_eq!(top_cause(&card), "conflicting_operation", "{card:#}");
 
     let c = start();
-    readonly_table(&c.urls[0]);
+    replicated_shop(&c.urls[0], &["orders"]); // read-only on this engine
     must(
         &c.urls[1],
         "CREATE TABLE default.t (x UInt64) ENGINE = MergeTree ORDER BY x",
@@ -444,7 +438,7 @@ fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
 #[test]
 fn a_full_check_sends_at_most_eight_queries_per_replica() {
     let c = start();
-    readonly_table(&c.urls[0]);
+    replicated_shop(&c.urls[0], &["orders"]); // read-only on this engine
     failing_mutation(&c.urls[1]);
     must(
         &c.urls[2],
