@@ -26,8 +26,8 @@ use chops::config::{self, Loaded};
 use chops::domain::{Scope, Verdict};
 use testkit::canned::{Canned, Fixture, Options};
 use testkit::discord::{FakeDiscord, CHANNEL_ID, GUILD_ID};
-use testkit::localcluster::{stop_pid, terminate};
-use testkit::serve::listening_addr;
+use testkit::localcluster::stop_pid;
+use testkit::serve::{listening_addr, ServeChild};
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -288,22 +288,15 @@ fn serve_300(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Serve {
         fake.rest_url
     );
     let path = write_config(dir, "serve.toml", &cfg);
-    let mut child = Command::new(chops_bin())
-        .args(["--config", path.to_str().unwrap(), "serve"])
-        .env("DISCORD_TOKEN", "fake-token")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("serve.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    struct StopOnDrop(i32);
-    impl Drop for StopOnDrop {
-        fn drop(&mut self) {
-            stop_pid(self.0);
-        }
-    }
-    let _guard = StopOnDrop(pid as i32);
-    let addr = listening_addr(&mut std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut serve = ServeChild::spawn(
+        chops_bin(),
+        path.to_str().unwrap(),
+        &[],
+        &[("DISCORD_TOKEN", "fake-token")],
+        &dir.join("serve.err"),
+    );
+    let pid = serve.child.id();
+    let addr = listening_addr(&mut serve.stdout());
     rt.block_on(fake.registered(Duration::from_secs(30)));
     std::thread::sleep(Duration::from_secs(5));
     let get = || testkit::http::request(addr, "GET", "/metrics", &[], b"").1;
@@ -320,8 +313,7 @@ fn serve_300(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Serve {
         cpu_per_round_ms: (c1 - c0) / rounds * 1000.0,
         queries_per_round: (q1 - q0) as f64 / rounds,
     };
-    terminate(pid as i32);
-    let _ = child.wait();
+    serve.terminate(Duration::from_secs(60));
     out
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 use testkit::discord::{FakeDiscord, CHANNEL_ID, GUILD_ID};
 use testkit::flood::{alerts_body, hold, rss_kib};
 use testkit::hostile::{Hostile, Mode};
+use testkit::serve::{listening_addr, ServeChild};
 // The bench process measures; hostile servers run in processes of their own (`Server`).
 
 /// Run the release `chops` on `config`; wall time (ms), the card's elapsed_ms, peak RSS (MB).
@@ -191,25 +192,16 @@ fn report_path() -> std::path::PathBuf {
     std::path::Path::new(&dir).join("chops-hostile-bench.md")
 }
 
-/// `chops serve` as a child: stopped by its PID when dropped.
+/// `chops serve` as a child (stopped by its PID when dropped) and where it listens.
 struct Chops {
-    pid: i32,
-    child: std::process::Child,
+    serve: ServeChild,
     addr: SocketAddr,
-}
-
-impl Drop for Chops {
-    fn drop(&mut self) {
-        testkit::localcluster::stop_pid(self.pid);
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts `chops serve` on clusters a and b (replicas that refuse), incidents to the fake's
 /// channel, no watcher; `extra` TOML appended; with `fake` it posts there, else `--no-discord`.
 /// Its descriptors are capped at 1024, as a default `ulimit -n`; stdout is drained by a thread.
 fn start_chops(dir: &std::path::Path, name: &str, extra: &str, fake: Option<&str>) -> Chops {
-    use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     let mut cfg = String::new();
     for c in ["a", "b"] {
@@ -221,22 +213,24 @@ fn start_chops(dir: &std::path::Path, name: &str, extra: &str, fake: Option<&str
         "[watch]\nenabled = false\n[scheduler]\nenabled = false\n[webhook]\ntoken_env = \"BENCH_TOKEN\"\n[store]\npath = \"{}\"\n{extra}\n",
         dir.join(format!("{name}.db")).display()
     ));
-    let mut args = vec!["--config".to_string(), String::new(), "serve".into()];
-    match fake {
-        Some(url) => cfg.push_str(&format!(
-            "[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{url}\"\n"
-        )),
-        None => args.push("--no-discord".into()),
-    }
+    let args: &[&str] = match fake {
+        Some(url) => {
+            cfg.push_str(&format!(
+                "[discord]\nguild_ids = [{GUILD_ID}]\nproxy = \"{url}\"\n"
+            ));
+            &[]
+        }
+        None => &["--no-discord"],
+    };
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, cfg).unwrap();
-    args[1] = path.display().to_string();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chops"));
-    cmd.args(&args)
-        .env("BENCH_TOKEN", TOKEN)
-        .env("DISCORD_TOKEN", "fake-token")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap());
+    let mut cmd = ServeChild::command(
+        env!("CARGO_BIN_EXE_chops"),
+        path.to_str().unwrap(),
+        args,
+        &[("BENCH_TOKEN", TOKEN), ("DISCORD_TOKEN", "fake-token")],
+        &dir.join(format!("{name}.err")),
+    );
     // SAFETY: setrlimit is async-signal-safe; it only lowers the child's own descriptor limit.
     unsafe {
         cmd.pre_exec(|| {
@@ -250,18 +244,11 @@ fn start_chops(dir: &std::path::Path, name: &str, extra: &str, fake: Option<&str
             Ok(())
         });
     }
-    let mut child = cmd.spawn().expect("start chops serve");
-    let pid = child.id() as i32;
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .trim_start_matches("chops: listening on http://")
-        .parse();
-    let addr = addr.unwrap_or_else(|_| panic!("no address in {line:?}"));
+    let mut serve = ServeChild::start(cmd);
+    let mut out = serve.stdout();
+    let addr = listening_addr(&mut out);
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    Chops { pid, child, addr }
+    Chops { serve, addr }
 }
 
 fn post(addr: SocketAddr, body: &[u8]) -> u16 {
@@ -357,7 +344,7 @@ fn storm(dir: &std::path::Path) -> String {
 fn concurrent(dir: &std::path::Path, (name, label): (&str, &str), extra: &str) -> String {
     let chops = start_chops(dir, name, extra, None);
     std::thread::sleep(Duration::from_millis(500));
-    let (idle, _) = rss_kib(chops.pid as u32);
+    let (idle, _) = rss_kib(chops.serve.child.id());
     let addr = chops.addr;
     let t = Instant::now();
     let refused: usize = std::thread::scope(|s| {
@@ -378,7 +365,7 @@ fn concurrent(dir: &std::path::Path, (name, label): (&str, &str), extra: &str) -
     });
     let wall = t.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(3));
-    let (_, hwm) = rss_kib(chops.pid as u32);
+    let (_, hwm) = rss_kib(chops.serve.child.id());
     format!(
         "| 20 concurrent 1 MiB bodies ({label}) | peak RSS {:.1} MB (idle {:.1} MB); 180,000 alerts recorded in {wall:.1} s, {refused} answers 503 + Retry-After on the way | ≤ 100 MB |",
         hwm as f64 / 1024.0,

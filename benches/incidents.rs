@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use testkit::discord::*;
 use testkit::flood::rss_kib;
-use testkit::localcluster::{stop_pid, terminate};
-use testkit::serve::listening_addr;
+use testkit::serve::{listening_addr, ServeChild};
 use testkit::{http, LocalCluster};
 
 const TOKEN: &str = "bench-token-of-16-bytes";
@@ -82,24 +81,19 @@ fn main() {
     );
     let path = lc.dir.join("bench-serve.toml");
     std::fs::write(&path, cfg).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
-        .args(["--config", path.to_str().unwrap(), "serve"])
-        .env("BENCH_WEBHOOK_TOKEN", TOKEN)
-        .env("DISCORD_TOKEN", "fake-token")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(lc.dir.join("bench-serve.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
     // Stopped by its PID on any early exit of the bench (a panic below).
-    struct KillOnDrop(i32);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            stop_pid(self.0);
-        }
-    }
-    let guard = KillOnDrop(pid as i32);
-    let addr = listening_addr(&mut std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut serve = ServeChild::spawn(
+        env!("CARGO_BIN_EXE_chops"),
+        path.to_str().unwrap(),
+        &[],
+        &[
+            ("BENCH_WEBHOOK_TOKEN", TOKEN),
+            ("DISCORD_TOKEN", "fake-token"),
+        ],
+        &lc.dir.join("bench-serve.err"),
+    );
+    let pid = serve.child.id();
+    let addr = listening_addr(&mut serve.stdout());
     rt.block_on(fake.registered(Duration::from_secs(30)));
 
     // Idle: the watcher at 1 s rounds and HTTP, nothing to post.
@@ -164,19 +158,8 @@ fn main() {
     let (busy_rss, busy_hwm) = rss_kib(pid);
 
     // SIGTERM → exit.
-    terminate(pid as i32);
-    let sent = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if sent.elapsed() > Duration::from_secs(15) {
-            panic!("no exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    std::mem::forget(guard); // reaped
-    let exit_ms = sent.elapsed().as_secs_f64() * 1000.0;
+    let (status, exit) = serve.terminate(Duration::from_secs(15));
+    let exit_ms = exit.as_secs_f64() * 1000.0;
     fake.assert_bodies_valid();
 
     let report = format!(

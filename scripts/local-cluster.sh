@@ -20,8 +20,22 @@ py=${CHOPS_PYTHON:-$repo/.venv/bin/python}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
-free_port() {
-  "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# N free ports, below the kernel's ephemeral range: a port picked here is bound by its server
+# seconds later, and in between no `bind(0)` or outgoing connection of another test can be given
+# it (in that range one was, and the cluster then "answered" from another test's server). Each
+# socket is held until all are picked: no duplicates among them.
+free_ports() {
+  "$py" -c 'import random,socket,sys
+n=int(sys.argv[1]); low=int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+ss=[]
+while len(ss) < n:
+    s=socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randrange(10000, low) if low > 11000 else 0))
+    except OSError:
+        s.close(); continue
+    ss.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
 
 wait_tcp() { # host port seconds pid name
@@ -29,6 +43,15 @@ wait_tcp() { # host port seconds pid name
   until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
     kill -0 "$4" 2>/dev/null || die "$5 exited during start; see its log in $dir"
     [ $SECONDS -lt $deadline ] || die "$5 did not listen on $2 within $3 s"
+    sleep 0.1
+  done
+}
+
+wait_ready() { # log seconds pid name
+  local deadline=$((SECONDS + $2))
+  until grep -q '^ready ' "$1" 2>/dev/null; do
+    kill -0 "$3" 2>/dev/null || die "$4 exited during start; see its log in $dir"
+    [ $SECONDS -lt $deadline ] || die "$4 was not ready within $2 s"
     sleep 0.1
   done
 }
@@ -78,13 +101,9 @@ done
 mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
 trap 'echo "local-cluster: start failed, stopping what started" >&2; for f in "$dir"/*.pid; do [ -e "$f" ] && stop_pid "$f"; done' ERR
 
-[ -n "$zk_port" ] || zk_port=$(free_port)
+[ -n "$zk_port" ] || zk_port=$(free_ports 1)
 if [ -z "$http_ports" ]; then
-  # All at once, each socket held until every port is picked: no duplicates among them.
-  read -r -a ports <<<"$("$py" -c 'import socket,sys
-n=int(sys.argv[1]); ss=[socket.socket() for _ in range(n)]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$replicas")"
+  read -r -a ports <<<"$(free_ports "$replicas")"
 else
   IFS=, read -r -a ports <<<"$http_ports"; replicas=${#ports[@]}
 fi
@@ -139,9 +158,11 @@ until timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$zk_port; printf srvr >&3; c
   [ $SECONDS -lt $deadline ] || die "zookeeper on $zk_port did not start serving within 30 s"
   sleep 0.1
 done
+# A gateway says "ready" once it has bound every port it serves: a port that merely accepts
+# could be another process's (a gateway that failed to bind exits instead).
 for i in $(seq 1 "$replicas"); do
-  pidfile="$dir/r$i.pid"; [ "$one_engine" = 1 ] && pidfile="$dir/r1.pid"
-  wait_tcp 127.0.0.1 "${ports[$((i - 1))]}" 60 "$(cat "$pidfile")" "replica r$i"
+  [ "$one_engine" = 1 ] && [ "$i" -gt 1 ] && break
+  wait_ready "$dir/r$i.log" 60 "$(cat "$dir/r$i.pid")" "replica r$i"
 done
 
 {

@@ -32,18 +32,9 @@ pub trait Speak: Send + Sync {
     /// True when messages reach a channel (false: `--no-discord`).
     fn posts_to_discord(&self) -> bool;
 
-    /// Posts `incidents` (one, or several of one kind posted together, and `counted` more of a
-    /// storm) to `channel` (None: printed only): the header, then the card when there is one;
-    /// returns the message id (None when posting nowhere).
-    fn post<'a>(
-        &'a self,
-        channel: Option<u64>,
-        incidents: &'a [Incident],
-        counted: Counted,
-        card: Option<&'a Card>,
-        note: Option<&'a str>,
-        offers: &'a [(String, String)],
-    ) -> BoxFuture<'a, Result<Option<u64>, SpeakError>>;
+    /// Posts a new message ([`Post`]): the header, then the card when there is one; returns the
+    /// message id (None when posting nowhere).
+    fn post<'a>(&'a self, post: Post<'a>) -> BoxFuture<'a, Result<Option<u64>, SpeakError>>;
 
     /// Rewrites the header of a posted message (every incident it shows, as they are now); with
     /// no message (`--no-discord`), says the update once more.
@@ -54,6 +45,22 @@ pub trait Speak: Send + Sync {
         incidents: &'a [Incident],
         counted: Counted,
     ) -> BoxFuture<'a, Result<(), SpeakError>>;
+}
+
+/// A new incident message, as [`Speak::post`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Post<'a> {
+    /// Where it goes (None: printed only).
+    pub channel: Option<u64>,
+    /// One incident, or several of one kind posted together.
+    pub incidents: &'a [Incident],
+    /// How many more of a storm the header counts.
+    pub counted: Counted,
+    pub card: Option<&'a Card>,
+    /// A line after the header (why there is no card, say).
+    pub note: Option<&'a str>,
+    /// The card's runnable steps as buttons: (label, custom id).
+    pub offers: &'a [(String, String)],
 }
 
 /// What `/readyz` reports besides the store.

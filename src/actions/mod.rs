@@ -325,8 +325,7 @@ impl Actor<'_> {
         let t = self.store.approve(id, uid, &name, now()).await?;
         if t == Transition::Done {
             if let Some(c) = self.store.confirmation(id).await? {
-                self.audit_conf(&c, "approved", None, None, None, None)
-                    .await?;
+                self.audit_conf(&c, "approved", Detail::default()).await?;
             }
         }
         Ok(t)
@@ -338,8 +337,7 @@ impl Actor<'_> {
         let t = self.store.cancel(id, uid, now()).await?;
         if t == Transition::Done {
             if let Some(c) = self.store.confirmation(id).await? {
-                self.audit_conf(&c, "cancelled", None, None, None, None)
-                    .await?;
+                self.audit_conf(&c, "cancelled", Detail::default()).await?;
             }
         }
         Ok(t)
@@ -364,13 +362,12 @@ impl Actor<'_> {
         let conf = self.store.confirmation(id).await?;
         if t != Transition::Done {
             if let (Transition::Expired, Some(c)) = (t, &conf) {
-                self.audit_conf(c, "expired", None, None, None, None)
-                    .await?;
+                self.audit_conf(c, "expired", Detail::default()).await?;
             }
             return Ok(Err(t));
         }
         let conf = conf.ok_or_else(|| FlowError::User("This action is unknown.".into()))?;
-        self.audit_conf(&conf, "confirmed", None, None, None, None)
+        self.audit_conf(&conf, "confirmed", Detail::default())
             .await?;
         let outcome = self.run(&conf, who, progress).await;
         drop(claim);
@@ -520,9 +517,12 @@ impl Actor<'_> {
             query_id: format!("chops-{}", conf.id),
         };
         // The intent row comes first: a crash after this leaves a trace to reconcile.
-        let (sql, qid) = (Some(statement.as_str()), Some(sending.query_id.as_str()));
-        self.audit_conf(conf, "executing", None, sql, qid, None)
-            .await?;
+        let intent = Detail {
+            sql: Some(statement),
+            query_id: Some(&sending.query_id),
+            ..Detail::default()
+        };
+        self.audit_conf(conf, "executing", intent).await?;
         let ending = match action {
             Action::BackupReplica { .. } => {
                 backup::run(&sending, self.follow_every, self.follow_for, progress).await
@@ -553,13 +553,17 @@ impl Actor<'_> {
         } else {
             format!("{summary}; {}", details.join("; "))
         };
-        let qid = query_id.as_deref();
+        let detail = Detail {
+            outcome: Some(outcome),
+            sql: None,
+            query_id: query_id.as_deref(),
+            duration_ms: Some(ms),
+        };
         if state == FinalState::Running {
             // No end yet: a row that says so; the confirmation stays `executing`.
-            self.audit_conf(conf, decision(state), Some(outcome), None, qid, Some(ms))
-                .await?;
+            self.audit_conf(conf, decision(state), detail).await?;
         } else {
-            let row = self.audit_row(conf, decision(state), Some(outcome), None, qid, Some(ms));
+            let row = self.audit_row(conf, decision(state), detail);
             count_action(&conf.action_key, decision(state));
             if !self.store.end_action(&conf.id, state, row).await? {
                 tracing::warn!(action = %conf.id, "its end was already recorded; this one is not");
@@ -578,27 +582,22 @@ impl Actor<'_> {
         &self,
         c: &Confirmation,
         decision: &str,
-        outcome: Option<String>,
-        sql: Option<&str>,
-        query_id: Option<&str>,
-        duration_ms: Option<i64>,
+        detail: Detail<'_>,
     ) -> Result<(), FlowError> {
         count_action(&c.action_key, decision);
-        let row = self.audit_row(c, decision, outcome, sql, query_id, duration_ms);
+        let row = self.audit_row(c, decision, detail);
         self.store.audit(row).await?;
         Ok(())
     }
 
     /// An audit row of a confirmed action (`outcome` is the reason when it was refused).
-    fn audit_row(
-        &self,
-        c: &Confirmation,
-        decision: &str,
-        outcome: Option<String>,
-        sql: Option<&str>,
-        query_id: Option<&str>,
-        duration_ms: Option<i64>,
-    ) -> AuditRow {
+    fn audit_row(&self, c: &Confirmation, decision: &str, detail: Detail<'_>) -> AuditRow {
+        let Detail {
+            outcome,
+            sql,
+            query_id,
+            duration_ms,
+        } = detail;
         let (reason, outcome) = if decision == "refused" {
             (outcome, None)
         } else {
@@ -665,6 +664,18 @@ struct Asked<'a> {
     sql: &'a str,
     who: &'a Requester,
     place: &'a str,
+}
+
+/// What an audit row of a confirmed action says beyond its decision (none of it for a plain
+/// transition such as `approved`).
+#[derive(Default)]
+struct Detail<'a> {
+    /// What happened; stored as the reason when the decision is `refused`.
+    outcome: Option<String>,
+    /// The statement sent, when it is not the confirmation's own.
+    sql: Option<&'a str>,
+    query_id: Option<&'a str>,
+    duration_ms: Option<i64>,
 }
 
 /// A confirmed, checked action about to be sent: what each action's `run` needs.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::app::SpeakError;
+use crate::app::{Post, SpeakError};
 use crate::checks::flight::Tuning;
 use crate::clock::now;
 use crate::domain::incident::{Counted, Detail, Incident, Kind};
@@ -198,18 +198,15 @@ async fn post(app: &App, channel: Option<u64>, first: &Incident, batch: &[Incide
         return Try::NotNow;
     }
     let counted = storm.map(|s| s.0).unwrap_or_default();
-    match app
-        .speaker
-        .post(
-            channel,
-            batch,
-            counted,
-            card.as_deref(),
-            note.as_deref(),
-            &offers,
-        )
-        .await
-    {
+    let message = Post {
+        channel,
+        incidents: batch,
+        counted,
+        card: card.as_deref(),
+        note: note.as_deref(),
+        offers: &offers,
+    };
+    match app.speaker.post(message).await {
         Ok(message) => {
             crate::metrics::get().message_posted(batch.iter().map(|i| i.detail.kind().as_str()));
             posted(app, channel, batch, storm, message).await

@@ -9,10 +9,9 @@ use poise::serenity_prelude as serenity;
 use futures_util::future::BoxFuture;
 
 use super::render;
-use crate::app::{Speak, SpeakError};
+use crate::app::{Post, Speak, SpeakError};
 use crate::domain::display::Target;
 use crate::domain::incident::{Counted, Incident};
-use crate::domain::Card;
 use crate::render::incident::storm_text;
 
 /// Discord's limit for a message's content.
@@ -54,15 +53,15 @@ impl Speaker {
         }
     }
 
-    async fn post_now(
-        &self,
-        channel: Option<u64>,
-        incidents: &[Incident],
-        counted: Counted,
-        card: Option<&Card>,
-        note: Option<&str>,
-        offers: &[(String, String)],
-    ) -> Result<Option<u64>, SpeakError> {
+    async fn post_now(&self, post: Post<'_>) -> Result<Option<u64>, SpeakError> {
+        let Post {
+            channel,
+            incidents,
+            counted,
+            card,
+            note,
+            offers,
+        } = post;
         let Some(first) = incidents.first() else {
             return Ok(None);
         };
@@ -135,16 +134,8 @@ impl Speak for Speaker {
         self.http.is_some()
     }
 
-    fn post<'a>(
-        &'a self,
-        channel: Option<u64>,
-        incidents: &'a [Incident],
-        counted: Counted,
-        card: Option<&'a Card>,
-        note: Option<&'a str>,
-        offers: &'a [(String, String)],
-    ) -> BoxFuture<'a, Result<Option<u64>, SpeakError>> {
-        Box::pin(self.post_now(channel, incidents, counted, card, note, offers))
+    fn post<'a>(&'a self, post: Post<'a>) -> BoxFuture<'a, Result<Option<u64>, SpeakError>> {
+        Box::pin(self.post_now(post))
     }
 
     fn edit<'a>(

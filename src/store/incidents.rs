@@ -280,15 +280,8 @@ impl Store {
     /// Resolves incident `id` by hand with `text`, unless it is resolved already. Returns whether
     /// it was open.
     pub async fn resolve_incident(&self, id: i64, text: &str) -> Result<bool, StoreError> {
-        let text = text.to_owned();
-        self.call(move |c| {
-            c.execute(
-                "UPDATE incidents SET resolution = ?2 WHERE id = ?1 AND resolution IS NULL",
-                params![id, text],
-            )
-            .map(|n| n == 1)
-        })
-        .await
+        let sql = "UPDATE incidents SET resolution = ?2 WHERE id = ?1 AND resolution IS NULL";
+        self.changed_one(sql, (id, text.to_owned())).await
     }
 
     /// Opens an "unreachable" incident for `replica` unless one is open already.

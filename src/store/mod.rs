@@ -221,16 +221,20 @@ impl Store {
 
     /// The offer's action JSON; `None` if unknown or expired.
     pub async fn offer(&self, id: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let id = id.to_owned();
-        self.call(move |c| {
-            c.query_row(
-                "SELECT action_json FROM offers WHERE id = ?1 AND expires_at > ?2",
-                params![id, now],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .await
+        let sql = "SELECT action_json FROM offers WHERE id = ?1 AND expires_at > ?2";
+        self.still_valid(sql, id, now).await
+    }
+
+    /// The one value `sql` selects for `key` (`?1`) at `now` (`?2`), if a row is still valid.
+    async fn still_valid<T: rusqlite::types::FromSql + Send + 'static>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<T>, StoreError> {
+        let key = key.to_owned();
+        self.call(move |c| c.query_row(sql, params![key, now], |r| r.get(0)).optional())
+            .await
     }
 
     // ---- confirmations -----------------------------------------------------------------------
@@ -297,31 +301,25 @@ impl Store {
         approver_name: &str,
         now: i64,
     ) -> Result<Transition, StoreError> {
-        let (id, name) = (id.to_owned(), approver_name.to_owned());
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let changed = tx.execute(
-                "UPDATE confirmations SET state = 'approved', approver_id = ?2, approver_name = ?3
-                 WHERE id = ?1 AND state = 'pending' AND two_person = 1 AND requester_id <> ?2
-                   AND expires_at > ?4",
-                params![id, to_sql_id(approver_id), name, now],
-            )?;
-            let t = if changed == 1 {
-                Transition::Done
+        let update =
+            "UPDATE confirmations SET state = 'approved', approver_id = ?2, approver_name = ?3
+             WHERE id = ?1 AND state = 'pending' AND two_person = 1 AND requester_id <> ?2
+               AND expires_at > ?4";
+        let params = (
+            id.to_owned(),
+            to_sql_id(approver_id),
+            approver_name.to_owned(),
+            now,
+        );
+        self.click(id, now, update, params, move |row| {
+            if !row.two_person {
+                Transition::ApprovalNotRequired
+            } else if row.requester_id == approver_id {
+                Transition::ApproverIsRequester
             } else {
-                explain(&tx, &id, now, |row| {
-                    if !row.two_person {
-                        Transition::ApprovalNotRequired
-                    } else if row.requester_id == approver_id {
-                        Transition::ApproverIsRequester
-                    } else {
-                        // Open, unexpired, two-person, other person: only `approved` is left.
-                        Transition::AlreadyDone(row.state)
-                    }
-                })?
-            };
-            tx.commit()?;
-            Ok(t)
+                // Open, unexpired, two-person, other person: only `approved` is left.
+                Transition::AlreadyDone(row.state)
+            }
         })
         .await
     }
@@ -334,29 +332,17 @@ impl Store {
         clicker_id: u64,
         now: i64,
     ) -> Result<Transition, StoreError> {
-        let id = id.to_owned();
-        self.call(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let changed = tx.execute(
-                "UPDATE confirmations SET state = 'executing'
-                 WHERE id = ?1 AND requester_id = ?2 AND expires_at > ?3
-                   AND (state = 'approved' OR (state = 'pending' AND two_person = 0))",
-                params![id, to_sql_id(clicker_id), now],
-            )?;
-            let t = if changed == 1 {
-                Transition::Done
+        let update = "UPDATE confirmations SET state = 'executing'
+             WHERE id = ?1 AND requester_id = ?2 AND expires_at > ?3
+               AND (state = 'approved' OR (state = 'pending' AND two_person = 0))";
+        let params = (id.to_owned(), to_sql_id(clicker_id), now);
+        self.click(id, now, update, params, move |row| {
+            if row.requester_id != clicker_id {
+                Transition::NotRequester
             } else {
-                explain(&tx, &id, now, |row| {
-                    if row.requester_id != clicker_id {
-                        Transition::NotRequester
-                    } else {
-                        // Requester, open, unexpired: the UPDATE only skips a pending two-person row.
-                        Transition::NeedsApproval
-                    }
-                })?
-            };
-            tx.commit()?;
-            Ok(t)
+                // Requester, open, unexpired: the UPDATE only skips a pending two-person row.
+                Transition::NeedsApproval
+            }
         })
         .await
     }
@@ -368,20 +354,33 @@ impl Store {
         clicker_id: u64,
         now: i64,
     ) -> Result<Transition, StoreError> {
+        let update = "UPDATE confirmations SET state = 'cancelled'
+             WHERE id = ?1 AND requester_id = ?2 AND expires_at > ?3
+               AND state IN ('pending', 'approved')";
+        let params = (id.to_owned(), to_sql_id(clicker_id), now);
+        // Open and unexpired, so the UPDATE skipped it for the clicker alone.
+        self.click(id, now, update, params, |_| Transition::NotRequester)
+            .await
+    }
+
+    /// One click's move of confirmation `id`, in one IMMEDIATE transaction: `update` (bound to
+    /// `params`) moves the row, or [`explain`] says why it did not, `judge` deciding an open,
+    /// unexpired row.
+    async fn click(
+        &self,
+        id: &str,
+        now: i64,
+        update: &'static str,
+        params: impl rusqlite::Params + Send + 'static,
+        judge: impl FnOnce(&Confirmation) -> Transition + Send + 'static,
+    ) -> Result<Transition, StoreError> {
         let id = id.to_owned();
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let changed = tx.execute(
-                "UPDATE confirmations SET state = 'cancelled'
-                 WHERE id = ?1 AND requester_id = ?2 AND expires_at > ?3
-                   AND state IN ('pending', 'approved')",
-                params![id, to_sql_id(clicker_id), now],
-            )?;
-            let t = if changed == 1 {
+            let t = if tx.execute(update, params)? == 1 {
                 Transition::Done
             } else {
-                // Open and unexpired, so the UPDATE skipped it for the clicker alone.
-                explain(&tx, &id, now, |_| Transition::NotRequester)?
+                explain(&tx, &id, now, judge)?
             };
             tx.commit()?;
             Ok(t)
@@ -392,16 +391,19 @@ impl Store {
     /// Records how an execution ended: `executing` → `state`. Returns whether this call moved it
     /// (false: unknown id, or not executing).
     pub async fn finish(&self, id: &str, state: FinalState) -> Result<bool, StoreError> {
-        let id = id.to_owned();
         let state = ConfirmationState::from(state).as_str();
-        self.call(move |c| {
-            c.execute(
-                "UPDATE confirmations SET state = ?2 WHERE id = ?1 AND state = 'executing'",
-                params![id, state],
-            )
-            .map(|n| n == 1)
-        })
-        .await
+        let sql = "UPDATE confirmations SET state = ?2 WHERE id = ?1 AND state = 'executing'";
+        self.changed_one(sql, (id.to_owned(), state)).await
+    }
+
+    /// Runs `sql` bound to `params`: true when it changed exactly one row.
+    async fn changed_one(
+        &self,
+        sql: &'static str,
+        params: impl rusqlite::Params + Send + 'static,
+    ) -> Result<bool, StoreError> {
+        self.call(move |c| c.execute(sql, params).map(|n| n == 1))
+            .await
     }
 
     /// Records how an execution ended, in one transaction: `executing` → `state` and, only when
@@ -525,31 +527,16 @@ impl Store {
 
     /// `Some(until)` while the target is cooling down.
     pub async fn cooldown_until(&self, target: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let target = target.to_owned();
-        self.call(move |c| {
-            c.query_row(
-                "SELECT until FROM cooldowns WHERE target = ?1 AND until > ?2",
-                params![target, now],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .await
+        let sql = "SELECT until FROM cooldowns WHERE target = ?1 AND until > ?2";
+        self.still_valid(sql, target, now).await
     }
 
     // ---- dedup -------------------------------------------------------------------------------
 
     /// Records `key`; true the first time it is seen, false ever after.
     pub async fn remember(&self, key: &str, now: i64) -> Result<bool, StoreError> {
-        let key = key.to_owned();
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO dedup (key, first_seen) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
-                params![key, now],
-            )
-            .map(|n| n == 1)
-        })
-        .await
+        let sql = "INSERT INTO dedup (key, first_seen) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING";
+        self.changed_one(sql, (key.to_owned(), now)).await
     }
 }
 

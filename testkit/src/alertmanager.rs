@@ -20,10 +20,27 @@ pub struct Alertmanager {
     child: Child,
 }
 
-/// A port free now (bound, then released).
+/// A port free now (bound, then released), below the kernel's ephemeral range: Alertmanager binds
+/// it a moment later, and in between no other test's `bind(0)` or outgoing connection is given it.
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
+    use std::hash::{BuildHasher, Hasher};
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    for i in 0..1000u64 {
+        let port = if low > 11_000 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            10_000 + (h.finish() % u64::from(low - 10_000)) as u16
+        } else {
+            0
+        };
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().expect("local addr").port();
+        }
+    }
+    panic!("no free port below the ephemeral range")
 }
 
 /// The config: everything to `webhook` (send_resolved), grouped by `group_by`, group_wait and

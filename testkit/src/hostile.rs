@@ -1,7 +1,7 @@
 //! Small hostile "ClickHouse servers" on loopback port 0, for the trust-boundary tests and the
 //! RSS benchmark: floods, huge error bodies, trickles, garbage, non-UTF-8 text, and a seed whose
 //! `system.clusters` lists hostile host names (real RowBinaryWithNamesAndTypes).
-//! Each server runs on its own thread with its own runtime and stops when dropped.
+//! Each server is a [`Loopback`]: its own thread and runtime, stopped when dropped.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+use crate::loopback::Loopback;
 
 /// How the server answers every request (queries and `/ping` alike).
 #[derive(Debug, Clone)]
@@ -39,8 +41,7 @@ pub struct Hostile {
     pub addr: SocketAddr,
     /// Connections accepted so far.
     pub accepted: Arc<AtomicU64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl Hostile {
@@ -51,56 +52,21 @@ impl Hostile {
 
     /// Serve `mode` on `bind` (e.g. "127.0.0.2:0").
     pub fn start_on(bind: &str, mode: Mode) -> Hostile {
-        let std_listener = std::net::TcpListener::bind(bind).expect("bind");
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let count = accepted.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(std_listener).unwrap();
-                let serve = async {
-                    loop {
-                        let Ok((sock, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        count.fetch_add(1, Ordering::Relaxed);
-                        tokio::spawn(answer(sock, mode.clone()));
-                    }
-                };
-                tokio::select! {
-                    _ = serve => {}
-                    _ = rx => {}
-                }
-            });
-            // Dropping the runtime ends every connection task.
+        let server = Loopback::serve(bind, move |sock| {
+            count.fetch_add(1, Ordering::Relaxed);
+            answer(sock, mode.clone())
         });
         Hostile {
-            addr,
+            addr: server.addr,
             accepted,
-            stop: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`flood`]: webhook floods (thousands of alerts a body), held connections, peak memory.
 //! - [`hostile`]: small hostile "ClickHouse servers" (floods, trickles, garbage, hostile names).
 //! - [`http`]: a plain HTTP/1.1 client, one request per connection.
+//! - [`loopback`]: a loopback accept loop on its own thread, stopped when dropped.
 //! - [`serve`]: `chops serve` as a child process, stopped by its PID.
 //! - [`alertmanager`]: a real Prometheus Alertmanager routing to a webhook, stopped by its PID.
 
@@ -21,6 +22,7 @@ pub mod flood;
 pub mod hostile;
 pub mod http;
 pub mod localcluster;
+pub mod loopback;
 pub mod openapi;
 pub mod serve;
 pub mod shared;

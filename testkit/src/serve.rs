@@ -1,20 +1,22 @@
 //! `chops serve` as a child process: started with a config and an environment, its HTTP address
 //! read from the one line it prints, its later stdout lines kept, its log (stderr) in a file;
-//! stopped by its own PID when dropped. The binary's path is given by the caller (only the
-//! integration tests know it).
+//! stopped by its own PID when dropped (its [`ServeChild`] is). The binary's path is given by the caller (only the
+//! integration tests know it). [`ServeChild`] is the bare child, for the callers that read its
+//! stdout and time its exit themselves (the SIGTERM test, the benches).
 
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A running `chops serve` (see the module).
 pub struct ChopsProcess {
     pub addr: SocketAddr,
     /// Its stderr (the log).
     pub log_path: PathBuf,
-    child: Child,
+    serve: ServeChild,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
@@ -29,19 +31,14 @@ impl ChopsProcess {
         dir: &Path,
     ) -> ChopsProcess {
         let log_path = dir.join(format!("serve-{}.log", std::process::id()));
-        let mut cmd = Command::new(bin);
-        cmd.args(["--config", config, "serve"])
-            .args(args)
-            .env_remove("CHOPS_CONFIG")
-            .env("CHOPS_LOG", "info")
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log_path).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start chops serve");
-        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        // Info logs unless `env` says otherwise (a later entry wins).
+        let env: Vec<(&str, &str)> = std::iter::once(("CHOPS_LOG", "info"))
+            .chain(env.iter().copied())
+            .collect();
+        let mut cmd = ServeChild::command(bin, config, args, &env, &log_path);
+        cmd.env_remove("CHOPS_CONFIG").current_dir(dir);
+        let mut serve = ServeChild::start(cmd);
+        let mut out = serve.stdout();
         let mut first = String::new();
         let _ = out.read_line(&mut first);
         let addr = first
@@ -49,8 +46,7 @@ impl ChopsProcess {
             .strip_prefix("chops: listening on http://")
             .and_then(|a| a.parse().ok());
         let Some(addr) = addr else {
-            crate::localcluster::stop_pid(child.id() as i32);
-            let _ = child.wait();
+            drop(serve); // stopped, so its log is complete
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             panic!("chops serve did not start: {first:?}\n{log}");
         };
@@ -64,13 +60,13 @@ impl ChopsProcess {
         ChopsProcess {
             addr,
             log_path,
-            child,
+            serve,
             lines,
         }
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.serve.pid()
     }
 
     /// What it printed on stdout after the address line.
@@ -104,10 +100,87 @@ impl ChopsProcess {
     }
 }
 
-impl Drop for ChopsProcess {
+/// A bare `chops serve` child: stdout piped (take it with [`ServeChild::stdout`]), stderr in a
+/// file. Dropped while still running, it is stopped by its own PID.
+pub struct ServeChild {
+    pub child: Child,
+}
+
+impl ServeChild {
+    /// `bin --config config serve [args]` with `env` set (chops' own `CHOPS_LOG` and
+    /// `CHOPS_LOG_FORMAT` only from `env`, never from the caller's environment) and stderr
+    /// written to `stderr`.
+    pub fn spawn(
+        bin: impl AsRef<std::ffi::OsStr>,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: &Path,
+    ) -> ServeChild {
+        ServeChild::start(ServeChild::command(bin, config, args, env, stderr))
+    }
+
+    /// The command [`ServeChild::spawn`] starts, for a caller that adds to it (a lower
+    /// descriptor limit, say) before [`ServeChild::start`].
+    pub fn command(
+        bin: impl AsRef<std::ffi::OsStr>,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: &Path,
+    ) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--config", config, "serve"])
+            .args(args)
+            .env_remove("CHOPS_LOG")
+            .env_remove("CHOPS_LOG_FORMAT")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(stderr).expect("stderr file"));
+        cmd
+    }
+
+    /// Start `cmd` (made by [`ServeChild::command`]).
+    pub fn start(mut cmd: Command) -> ServeChild {
+        ServeChild {
+            child: cmd.spawn().expect("start chops serve"),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Its stdout (once; the first line says where it listens, see [`listening_addr`]).
+    pub fn stdout(&mut self) -> std::io::BufReader<ChildStdout> {
+        std::io::BufReader::new(self.child.stdout.take().expect("stdout taken once"))
+    }
+
+    /// SIGTERM, then its exit status and how long it took to exit; panics when it has not
+    /// exited within `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        crate::localcluster::terminate(self.pid());
+        let sent = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status, sent.elapsed());
+            }
+            assert!(
+                sent.elapsed() <= limit,
+                "chops serve did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ServeChild {
     fn drop(&mut self) {
-        crate::localcluster::stop_pid(self.pid());
-        let _ = self.child.wait();
+        // Once reaped, its PID is no longer ours to signal.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            crate::localcluster::stop_pid(self.pid());
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! A test CA (rcgen) and a TLS front (tokio-rustls): it terminates TLS on a loopback port and
 //! relays the plain bytes to a backend (a local replica's HTTP port, ZooKeeper's client port,
 //! a hostile server), counting the handshakes it completed and how many of them were resumed.
-//! Each front runs on its own thread and runtime and stops when dropped.
+//! Each front is a [`Loopback`]: its own thread and runtime, stopped when dropped.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -12,8 +12,10 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{HandshakeKind, RootCertStore, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
+
+use crate::loopback::Loopback;
 
 /// A certificate authority made for one test.
 pub struct Ca {
@@ -140,8 +142,7 @@ impl Counts {
 pub struct Front {
     pub addr: SocketAddr,
     pub counts: Arc<Counts>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl Front {
@@ -152,55 +153,21 @@ impl Front {
 
     /// The same on `ip` (another loopback address is another server name for TLS sessions).
     pub fn start_on(ip: &str, backend: SocketAddr, config: Arc<ServerConfig>) -> Front {
-        let std_listener = std::net::TcpListener::bind((ip, 0)).unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
         let counts = Arc::new(Counts::default());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let c = counts.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(std_listener).unwrap();
-                let acceptor = TlsAcceptor::from(config);
-                let serve = async {
-                    loop {
-                        let Ok((sock, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        tokio::spawn(relay(sock, acceptor.clone(), backend, c.clone()));
-                    }
-                };
-                tokio::select! {
-                    _ = serve => {}
-                    _ = rx => {}
-                }
-            });
+        let acceptor = TlsAcceptor::from(config);
+        let server = Loopback::serve((ip, 0), move |sock| {
+            relay(sock, acceptor.clone(), backend, c.clone())
         });
         Front {
-            addr,
+            addr: server.addr,
             counts,
-            stop: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
-    }
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

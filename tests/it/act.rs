@@ -46,24 +46,14 @@ fn backup_runs_on_one_replica_as_the_operator_and_is_audited() {
     let c = cluster("");
     shop(&c.urls[0], 1000);
     let out = act(&c, &["backup", "--replica", "r1", "--yes"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.starts_with("succeeded: backup created on r1"),
-        "{}",
-        out.stdout
-    );
+    out.assert_code(0);
+    assert_starts_with(&out.stdout, "succeeded: backup created on r1");
     // The preview listed the exact statement and every precondition.
-    assert!(
-        out.stderr
-            .contains("BACKUP DATABASE `shop` TO Disk('backups', 'chops-local-r1-"),
-        "{}",
-        out.stderr
+    assert_contains(
+        &out.stderr,
+        "BACKUP DATABASE `shop` TO Disk('backups', 'chops-local-r1-",
     );
-    assert!(
-        out.stderr.contains("[ok]  disk 'backups' exists on r1"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "[ok]  disk 'backups' exists on r1");
     let sent = operator_statements(&c, 1);
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].starts_with("BACKUP DATABASE `shop` TO Disk('backups', 'chops-local-r1-"));
@@ -105,22 +95,12 @@ fn restart_runs_on_that_replica_and_keeper_down_refuses_it() {
     let c = cluster("cooldown_secs = 0");
     // One table, three replicas (one Keeper path): r2 is not the last active one.
     for url in &c.urls[1..] {
-        must(url, "CREATE DATABASE shop");
-        must(url, "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
+        replicated_shop(url, &["orders"]);
     }
     let out = restart(&c, "r2");
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("shop.orders restarted on r2"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("shop.orders on r2: read-only, queue 0 → "),
-        "{}",
-        out.stdout
-    );
+    out.assert_code(0);
+    assert_contains(&out.stdout, "shop.orders restarted on r2");
+    assert_contains(&out.stdout, "shop.orders on r2: read-only, queue 0 → ");
     assert_eq!(
         operator_statements(&c, 2),
         ["SYSTEM RESTART REPLICA `shop`.`orders`"]
@@ -130,7 +110,7 @@ fn restart_runs_on_that_replica_and_keeper_down_refuses_it() {
     // Not a replicated table there: refused before any SQL exists.
     let out = restart(&c, "r1");
     assert!(operator_statements(&c, 1).is_empty());
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.assert_code(1);
     assert_eq!(
         out.stderr.trim(),
         "chops: Not now: shop.orders is not a Replicated table on r1.",
@@ -139,13 +119,8 @@ fn restart_runs_on_that_replica_and_keeper_down_refuses_it() {
 
     c.stop_keeper();
     let out = restart(&c, "r2");
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .starts_with("refused: Not now: Keeper does not answer"),
-        "{}",
-        out.stdout
-    );
+    out.assert_code(1);
+    assert_starts_with(&out.stdout, "refused: Not now: Keeper does not answer");
     assert_eq!(operator_statements(&c, 2).len(), 1, "no second statement");
     let log = audit(&c);
     assert!(
@@ -196,20 +171,11 @@ fn refusals_are_audited_and_send_nothing() {
     // Not confirmed: stdin is not a terminal and there is no --yes.
     let out = act(&c, &["backup", "--replica", "r1"]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("not confirmed: add --yes"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "not confirmed: add --yes");
     // Dry run: the whole flow, audited, nothing written.
     let out = act(&c, &["backup", "--replica", "r1", "--yes", "--dry-run"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .starts_with("dry run: would run on r1: BACKUP DATABASE"),
-        "{}",
-        out.stdout
-    );
+    out.assert_code(0);
+    assert_starts_with(&out.stdout, "dry run: would run on r1: BACKUP DATABASE");
     assert!(
         operator_statements(&c, 1).is_empty(),
         "a dry run sends nothing as the operator"
@@ -230,12 +196,8 @@ fn refusals_are_audited_and_send_nothing() {
     // A real run, then the cooldown refuses the same action.
     assert_eq!(act(&c, &["backup", "--replica", "r1", "--yes"]).code, 0);
     let out = act(&c, &["backup", "--replica", "r1", "--yes"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("cooling down: again in "),
-        "{}",
-        out.stdout
-    );
+    out.assert_code(1);
+    assert_contains(&out.stdout, "cooling down: again in ");
     assert_eq!(operator_statements(&c, 1).len(), 1);
     let log = audit(&c);
     for want in [
@@ -259,21 +221,7 @@ fn twenty_racing_processes_send_one_statement_two_targets_both_run() {
     let c = cluster("cooldown_secs = 600");
     shop(&c.urls[0], 1000);
     shop(&c.urls[1], 1000);
-    let children: Vec<std::process::Child> = (0..20)
-        .map(|_| {
-            backup_command(&c, "r1")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let codes: Vec<i32> = children
-        .into_iter()
-        .map(|ch| ch.wait_with_output().unwrap().status.code().unwrap())
-        .collect();
-    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
-    assert!(codes.iter().all(|c| *c == 0 || *c == 1), "{codes:?}");
+    race_one_winner(20, std::time::Duration::ZERO, || backup_command(&c, "r1"));
     assert_eq!(
         operator_statements(&c, 1).len(),
         1,
@@ -312,7 +260,7 @@ fn hostile_names_are_restarted_exactly() {
             "--yes",
         ],
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.assert_code(0);
     assert_eq!(
         operator_statements(&c, 3),
         [format!("SYSTEM RESTART REPLICA {}", sql::table(db, table))]
@@ -335,11 +283,7 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
         .spawn()
         .unwrap();
     // Kill it once the backup was sent (the operator's statement is in r1's log).
-    let start = std::time::Instant::now();
-    while operator_statements(&c, 1).is_empty() {
-        assert!(start.elapsed().as_secs() < 60, "the backup was never sent");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_statement(&c, 1);
     child.kill().unwrap(); // SIGKILL, by its own PID
     child.wait().unwrap();
     assert!(
@@ -349,24 +293,9 @@ fn an_action_whose_process_died_is_finished_by_the_next_one() {
     );
     // Once the backup is done on r1, the next chops act (its own action a dry run) records it
     // alongside its own: one look at it.
-    let start = std::time::Instant::now();
-    while must(
-        &c.urls[0],
-        "SELECT count() FROM system.backups WHERE status = 'BACKUP_CREATED'",
-    )
-    .trim()
-        == "0"
-    {
-        assert!(start.elapsed().as_secs() < 120, "the backup never ended");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_backups_created(&c.urls[0], 1);
     let out = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
-    assert!(
-        out.stderr
-            .contains("left unfinished earlier, now succeeded"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "left unfinished earlier, now succeeded");
     let log = audit(&c);
     assert!(log.contains("succeeded backup:local:r1"), "{log}");
     assert!(
@@ -387,11 +316,7 @@ fn a_running_action_of_a_live_process_is_left_alone() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while operator_statements(&c, 1).is_empty() {
-        assert!(start.elapsed().as_secs() < 60, "the backup was never sent");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_statement(&c, 1);
     let second = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
     assert!(
         !second.stderr.contains("left unfinished earlier"),

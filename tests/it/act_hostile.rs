@@ -37,29 +37,6 @@ fn audit_rows(config: &Path) -> Vec<(String, String, String)> {
     rows
 }
 
-/// Waits until replica `i` received a statement from the operator account.
-fn wait_for_statement(c: &LocalCluster, i: usize) {
-    let start = Instant::now();
-    while operator_statements(c, i).is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(60), "never sent");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_backups_created(url: &str, n: usize) {
-    let start = Instant::now();
-    let q = "SELECT count() FROM system.backups WHERE status = 'BACKUP_CREATED'";
-    while must(url, q).trim().parse::<usize>().unwrap() < n {
-        let all = "SELECT id, status, error FROM system.backups";
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no backup ended: {}",
-            must(url, all)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn store_of(c: &LocalCluster) -> rusqlite::Connection {
     rusqlite::Connection::open(c.dir.join("chops.db")).unwrap()
 }
@@ -75,10 +52,7 @@ fn racing_restarts_leave_the_live_action_alone_and_confirm_runs_the_typed_action
     let c = LocalCluster::start(3).expect("cluster");
     allow_actions(&c, "cooldown_secs = 600");
     for url in &c.urls {
-        must(url, "CREATE DATABASE shop");
-        for t in ["orders", "lines"] {
-            must(url, &format!("CREATE TABLE shop.{t} (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/shop/{t}', '{{replica}}') ORDER BY id"));
-        }
+        replicated_shop(url, &["orders", "lines"]);
     }
     let args = [
         "restart-replica",
@@ -89,22 +63,7 @@ fn racing_restarts_leave_the_live_action_alone_and_confirm_runs_the_typed_action
         "--yes",
     ];
     // Started a little apart, as by hand or a loop: each start meets the others mid-action.
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(40));
-            act_command(&c, &args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let codes: Vec<i32> = children
-        .into_iter()
-        .map(|ch| ch.wait_with_output().unwrap().status.code().unwrap())
-        .collect();
-    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
-    assert!(codes.iter().all(|c| *c == 0 || *c == 1), "{codes:?}");
+    race_one_winner(20, Duration::from_millis(40), || act_command(&c, &args));
     assert_eq!(operator_statements(&c, 2).len(), 1);
     let log = audit_rows(&c.config_path);
     let all = log
@@ -250,7 +209,7 @@ fn a_hung_replica_holds_up_nothing_and_a_backup_is_never_failed_for_want_of_an_a
     let began = Instant::now();
     let out = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
     let took = began.elapsed();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.assert_code(0);
     assert!(took < Duration::from_secs(25), "{took:?}");
     assert!(!out.stderr.contains("left unfinished"), "{}", out.stderr);
     let log = audit_rows(&c.config_path);
@@ -258,12 +217,7 @@ fn a_hung_replica_holds_up_nothing_and_a_backup_is_never_failed_for_want_of_an_a
     // r1 answers again: the next chops act records the backup's real end.
     c.thaw_replica(1);
     let out = act(&c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
-    assert!(
-        out.stderr
-            .contains("left unfinished earlier, now succeeded"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "left unfinished earlier, now succeeded");
 
     // 2. A backup the terminal cannot see end is left running, and recorded later.
     let child = act_command(
@@ -289,12 +243,7 @@ fn a_hung_replica_holds_up_nothing_and_a_backup_is_never_failed_for_want_of_an_a
     c.thaw_replica(1);
     wait_backups_created(&c.urls[0], 2);
     let out = act(&c, &["backup", "--replica", "r3", "--yes", "--dry-run"]);
-    assert!(
-        out.stderr
-            .contains("left unfinished earlier, now succeeded"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "left unfinished earlier, now succeeded");
     let log = audit_rows(&c.config_path);
     let id = &log
         .iter()
@@ -356,7 +305,7 @@ fn smaller_ones(c: &LocalCluster) {
     .unwrap();
     // Each query takes a second here, so the backup takes several from its Confirm to its end.
     let out = act(c, &["backup", "--replica", "r3", "--yes"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.assert_code(0);
     let db = store_of(c);
     let (confirmed, ended): (i64, i64) = db
         .query_row(
@@ -382,20 +331,11 @@ fn smaller_ones(c: &LocalCluster) {
     );
 
     let out = act(c, &["backup", "--replica", "r2", "--yes", "--dry-run"]);
-    assert!(
-        out.stdout
-            .starts_with("dry run: would run on r2: BACKUP DATABASE"),
-        "{}",
-        out.stdout
-    );
+    assert_starts_with(&out.stdout, "dry run: would run on r2: BACKUP DATABASE");
     // stdin is not a terminal and there is no --yes: nothing is left waiting for a Confirm.
     let out = act(c, &["backup", "--replica", "r2"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("not confirmed: add --yes"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "not confirmed: add --yes");
     let open: i64 = db
         .query_row(
             "SELECT count(*) FROM confirmations WHERE state IN ('pending', 'approved')",

@@ -93,6 +93,12 @@ impl Bot {
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
     }
 
+    /// The edited answer to interaction `id`, after asserting it was deferred first (type 5).
+    async fn deferred(&self, id: u64) -> Recorded {
+        assert_eq!(self.fake.callback(id, WAIT).await.body["type"], 5);
+        self.fake.edited_original(id, WAIT).await
+    }
+
     /// Invoke `/command` with options; returns the interaction id.
     fn invoke(&self, command: &str, opts: &[(&str, &str)], channel: u64) -> u64 {
         let id = self.fake.next_id();
@@ -104,6 +110,35 @@ impl Bot {
 
 fn embed_of(edit: &Recorded) -> &Value {
     &edit.body["embeds"][0]
+}
+
+/// The title of a message's first embed ("" when there is none).
+fn title(edit: &Recorded) -> &str {
+    embed_of(edit)["title"].as_str().unwrap_or_default()
+}
+
+/// The description of a message's first embed ("" when there is none).
+fn description(edit: &Recorded) -> &str {
+    embed_of(edit)["description"].as_str().unwrap_or_default()
+}
+
+/// The custom id of the button labelled `label` under a message; panics, with the message,
+/// when there is none.
+fn button(edit: &Recorded, label: &str) -> String {
+    buttons(&edit.body)
+        .into_iter()
+        .find(|(l, _)| l == label)
+        .unwrap_or_else(|| panic!("no {label:?} button: {}", edit.body))
+        .1
+}
+
+/// A `shop` database with one empty MergeTree table on `url` (something to back up).
+fn empty_shop(url: &str) {
+    must(url, "CREATE DATABASE shop");
+    must(
+        url,
+        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,10 +193,7 @@ async fn backup_check_defers_then_edits_with_the_healthy_card() {
     let id = bot.invoke("replicas", &[], CHANNEL_ID);
     let e = bot.fake.edited_original(id, WAIT).await;
     assert!(
-        embed_of(&e)["title"]
-            .as_str()
-            .unwrap()
-            .contains("local · HEALTHY · replicas check"),
+        title(&e).contains("local · HEALTHY · replicas check"),
         "{}",
         e.body
     );
@@ -187,11 +219,7 @@ async fn user_errors_are_short_and_ephemeral() {
         ),
     ];
     for (cmd, opts, channel, want) in cases {
-        let id = bot.invoke(cmd, &opts, channel);
-        let cb = bot.fake.callback(id, WAIT).await;
-        assert_eq!(cb.body["type"], 4, "{}", cb.body);
-        assert_eq!(cb.body["data"]["flags"], 64, "ephemeral: {}", cb.body);
-        assert_eq!(cb.body["data"]["content"], want);
+        assert_private(&answer(&bot, cmd, &opts, channel, &[]).await, &want);
     }
     assert!(
         !bot.fake.requests().iter().any(|r| r.method == "PATCH"),
@@ -297,8 +325,7 @@ async fn keeper_stopped_puts_keeper_first_in_the_embed() {
     lc.stop_keeper();
     let bot = Bot::start(lc.config_path.to_str().unwrap()).await;
     let id = bot.invoke("backup-check", &[], CHANNEL_ID);
-    assert_eq!(bot.fake.callback(id, WAIT).await.body["type"], 5);
-    let edit = bot.fake.edited_original(id, WAIT).await;
+    let edit = bot.deferred(id).await;
     let e = embed_of(&edit);
     assert!(e["title"].as_str().unwrap().contains("FAILING"), "{e:#}");
     assert_eq!(e["color"], 0xe74c3c);
@@ -465,16 +492,8 @@ async fn a_failed_registration_does_not_stop_the_bot() {
     fake.fail_registration(true);
     let bot = Bot::start_on(fake, &c.config).await;
     let id = bot.invoke("keeper", &[], CHANNEL_ID);
-    assert_eq!(bot.fake.callback(id, WAIT).await.body["type"], 5);
-    let edit = bot.fake.edited_original(id, WAIT).await;
-    assert!(
-        embed_of(&edit)["title"]
-            .as_str()
-            .unwrap()
-            .contains("keeper check"),
-        "{}",
-        edit.body
-    );
+    let edit = bot.deferred(id).await;
+    assert!(title(&edit).contains("keeper check"), "{}", edit.body);
     bot.stop().await;
 }
 
@@ -575,16 +594,6 @@ fn bot_store(lc: &LocalCluster) -> chops::store::Store {
     chops::store::Store::open(&newest).unwrap()
 }
 
-fn operator_statements(lc: &LocalCluster, i: usize) -> Vec<String> {
-    std::fs::read_to_string(lc.dir.join(format!("r{i}.queries.jsonl")))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["user"] == "chops_operator")
-        .map(|v| v["query"].as_str().unwrap().to_string())
-        .collect()
-}
-
 impl Bot {
     fn click(&self, custom_id: &str, message: u64, user: u64, roles: &[u64]) -> u64 {
         let id = self.fake.next_id();
@@ -633,27 +642,19 @@ impl Bot {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_button_preview_confirm_runs_one_backup_and_audits_it() {
     let lc = LocalCluster::start(3).expect("cluster");
-    must(&lc.urls[0], "CREATE DATABASE shop");
-    must(
-        &lc.urls[0],
-        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
-    );
+    empty_shop(&lc.urls[0]);
     // Keeper down: the card suggests per-replica backups, each a button.
     lc.stop_keeper();
     let cfg = with_actions(&lc, &format!("backup_roles = [{ROLE}]\ncooldown_secs = 0"));
     let bot = Bot::start(&cfg).await;
     let id = bot.invoke_as("backup-check", &[], &[ROLE]);
     let card = bot.fake.edited_original(id, WAIT).await;
-    let offer = buttons(&card.body)
-        .into_iter()
-        .find(|(label, _)| label == "Back up r1")
-        .unwrap_or_else(|| panic!("no button: {}", card.body));
-    assert!(offer.1.starts_with("chops:offer:") && offer.1.len() <= 100);
+    let offer = button(&card, "Back up r1");
+    assert!(offer.starts_with("chops:offer:") && offer.len() <= 100);
 
     // Click → deferred, then the preview replaces the answer: exact SQL, checks, buttons.
-    let c1 = bot.click(&offer.1, 7001, USER_ID, &[ROLE]);
-    assert_eq!(bot.fake.callback(c1, WAIT).await.body["type"], 5);
-    let preview = bot.fake.edited_original(c1, WAIT).await;
+    let c1 = bot.click(&offer, 7001, USER_ID, &[ROLE]);
+    let preview = bot.deferred(c1).await;
     let e = &preview.body["embeds"][0];
     assert!(
         e["title"]
@@ -676,11 +677,7 @@ async fn card_button_preview_confirm_runs_one_backup_and_audits_it() {
         preview.body["allowed_mentions"]["parse"],
         serde_json::json!([])
     );
-    let confirm = buttons(&preview.body)
-        .into_iter()
-        .find(|(l, _)| l == "Confirm")
-        .expect("confirm button")
-        .1;
+    let confirm = button(&preview, "Confirm");
 
     // Someone else's click is refused privately; the requester's runs it.
     let other = bot.click(&confirm, 7002, OTHER_USER, &[ROLE]);
@@ -697,7 +694,7 @@ async fn card_button_preview_confirm_runs_one_backup_and_audits_it() {
     // Progress was shown on the same message before the outcome.
     let running = bot.message_edit(7002, "Running · Back up r1").await;
     assert!(running.at <= done.at);
-    let d = done.body["embeds"][0]["description"].as_str().unwrap();
+    let d = description(&done);
     assert!(d.contains("backup created on r1: BACKUP\\_CREATED"), "{d}");
     assert_eq!(
         done.body["components"],
@@ -750,19 +747,15 @@ async fn card_button_preview_confirm_runs_one_backup_and_audits_it() {
         &[ROLE],
     ));
     let preview = bot.fake.edited_original(id, WAIT).await;
-    let d = preview.body["embeds"][0]["description"].as_str().unwrap();
+    let d = description(&preview);
     assert!(
         d.contains("**Dry run**: nothing that writes will be sent."),
         "{d}"
     );
-    let confirm = buttons(&preview.body)
-        .into_iter()
-        .find(|(l, _)| l == "Confirm")
-        .unwrap()
-        .1;
+    let confirm = button(&preview, "Confirm");
     bot.click(&confirm, 7003, USER_ID, &[ROLE]);
     let done = bot.message_edit(7003, "dry run").await;
-    let d = done.body["embeds"][0]["description"].as_str().unwrap();
+    let d = description(&done);
     assert!(d.contains("would run on r1"), "{d}");
     assert_eq!(
         operator_statements(&lc, 1).len(),
@@ -776,11 +769,7 @@ async fn card_button_preview_confirm_runs_one_backup_and_audits_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_no_role_no_actions_dm_and_expiry() {
     let lc = LocalCluster::start(3).expect("cluster");
-    must(&lc.urls[0], "CREATE DATABASE shop");
-    must(
-        &lc.urls[0],
-        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
-    );
+    empty_shop(&lc.urls[0]);
     lc.stop_keeper();
     // Default deny: without a policy there are no buttons, and the footer says why.
     let bot = Bot::start(lc.config_path.to_str().unwrap()).await;
@@ -810,13 +799,17 @@ async fn refusals_no_role_no_actions_dm_and_expiry() {
     );
     let bot = Bot::start(&cfg).await;
     // No role: an immediate private refusal, audited.
-    let id = bot.invoke_as("backup-replica", &[("replica", "r1")], &[]);
-    let cb = bot.fake.callback(id, WAIT).await;
-    assert_eq!(cb.body["type"], 4);
-    assert_eq!(cb.body["data"]["flags"], 64);
-    assert_eq!(
-        cb.body["data"]["content"],
-        "You may not run backup actions here: ask someone with a backup role."
+    let a = answer(
+        &bot,
+        "backup-replica",
+        &[("replica", "r1")],
+        CHANNEL_ID,
+        &[],
+    )
+    .await;
+    assert_private(
+        &a,
+        "You may not run backup actions here: ask someone with a backup role.",
     );
     // Unknown names are refused before any SQL exists.
     let id = bot.invoke_as(
@@ -824,8 +817,7 @@ async fn refusals_no_role_no_actions_dm_and_expiry() {
         &[("replica", "r1"), ("databases", "nope")],
         &[ROLE],
     );
-    assert_eq!(bot.fake.callback(id, WAIT).await.body["type"], 5);
-    let e = bot.fake.edited_original(id, WAIT).await;
+    let e = bot.deferred(id).await;
     assert_eq!(e.body["content"], "Not now: r1 has no database nope.");
     // A click from a DM is refused like a command.
     let dm = bot.fake.next_id();
@@ -841,11 +833,7 @@ async fn refusals_no_role_no_actions_dm_and_expiry() {
     // A preview left alone expires: Confirm then says so and the preview says Expired.
     let id = bot.invoke_as("backup-replica", &[("replica", "r1")], &[ROLE]);
     let preview = bot.fake.edited_original(id, WAIT).await;
-    let confirm = buttons(&preview.body)
-        .into_iter()
-        .find(|(l, _)| l == "Confirm")
-        .unwrap()
-        .1;
+    let confirm = button(&preview, "Confirm");
     let conf_id = confirm.trim_start_matches("chops:confirm:").to_string();
     let store = bot_store(&lc);
     store
@@ -879,8 +867,7 @@ async fn refusals_no_role_no_actions_dm_and_expiry() {
 async fn restart_with_two_person_rule_runs_on_that_replica() {
     let lc = LocalCluster::start(3).expect("cluster");
     for url in &lc.urls[1..] {
-        must(url, "CREATE DATABASE shop");
-        must(url, "CREATE TABLE shop.orders (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/shop/orders', '{replica}') ORDER BY id");
+        replicated_shop(url, &["orders"]);
     }
     let cfg = with_actions(
         &lc,
@@ -912,7 +899,7 @@ async fn restart_with_two_person_rule_runs_on_that_replica() {
         &[ROLE],
     );
     let preview = bot.fake.edited_original(id, WAIT).await;
-    let d = preview.body["embeds"][0]["description"].as_str().unwrap();
+    let d = description(&preview);
     assert!(
         d.contains("SYSTEM RESTART REPLICA `shop`.`orders`")
             && d.contains("after a member with an approver role approves"),
@@ -946,7 +933,7 @@ async fn restart_with_two_person_rule_runs_on_that_replica() {
     let c = bot.click(&confirm, 7201, USER_ID, &[ROLE]);
     assert_eq!(bot.fake.callback(c, WAIT).await.body["type"], 6);
     let done = bot.message_edit(7201, "succeeded").await;
-    let d = done.body["embeds"][0]["description"].as_str().unwrap();
+    let d = description(&done);
     assert!(
         d.contains("shop.orders restarted on r2")
             && d.contains("shop.orders on r2: read-only, queue 0 → "),
@@ -966,15 +953,7 @@ async fn restart_with_two_person_rule_runs_on_that_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_serve_finishes_its_action_when_started_again() {
     let lc = LocalCluster::start(3).expect("cluster");
-    must(&lc.urls[0], "CREATE DATABASE shop");
-    must(
-        &lc.urls[0],
-        "CREATE TABLE shop.items (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
-    );
-    must(
-        &lc.urls[0],
-        "INSERT INTO shop.items SELECT number, randomPrintableASCII(100) FROM numbers(1000000)",
-    );
+    shop(&lc.urls[0], 1_000_000);
     let fake = FakeDiscord::start().await;
     let text = std::fs::read_to_string(with_actions(
         &lc,
@@ -1013,11 +992,7 @@ async fn a_killed_serve_finishes_its_action_when_started_again() {
         &[ROLE],
     ));
     let preview = fake.edited_original(id, WAIT).await;
-    let confirm = buttons(&preview.body)
-        .into_iter()
-        .find(|(l, _)| l == "Confirm")
-        .unwrap()
-        .1;
+    let confirm = button(&preview, "Confirm");
     let click_id = fake.next_id();
     fake.dispatch(click(click_id, &confirm, 7401, USER_ID, &[ROLE]));
     let start = std::time::Instant::now();
@@ -1047,7 +1022,7 @@ async fn a_killed_serve_finishes_its_action_when_started_again() {
                     .is_some_and(|t| t.starts_with("succeeded"))
         })
         .await;
-    let d = done.body["embeds"][0]["description"].as_str().unwrap();
+    let d = description(&done);
     assert!(
         d.contains("after a restart of chops: backup created on r1"),
         "{d}"
@@ -1136,10 +1111,7 @@ async fn fifty_concurrent_backup_checks_run_one_probe_round() {
     for id in &ids {
         let edit = bot.fake.edited_original(*id, WAIT).await;
         assert!(
-            embed_of(&edit)["title"]
-                .as_str()
-                .unwrap_or("")
-                .contains("local"),
+            title(&edit).contains("local"),
             "every caller gets the card: {}",
             edit.body
         );
@@ -1191,11 +1163,7 @@ async fn failing_cards_of_12_and_64_replicas_attach_one_file() {
         let bot = Bot::start(&cfg).await;
         let id = bot.invoke_as("backup-check", &[], &[ROLE]);
         let card = bot.fake.edited_original(id, WAIT).await;
-        let title = embed_of(&card)["title"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        assert!(title.contains("FAILING"), "{n}: {}", card.body);
+        assert!(title(&card).contains("FAILING"), "{n}: {}", card.body);
         let (pointers, steps) = attached_steps(&card);
         assert!(pointers.len() > 10, "{n}: {pointers:?}");
         assert_eq!(
@@ -1208,13 +1176,9 @@ async fn failing_cards_of_12_and_64_replicas_attach_one_file() {
             "{n}"
         );
 
-        let offer = buttons(&card.body)
-            .into_iter()
-            .find(|(label, _)| label == "Back up r1")
-            .unwrap_or_else(|| panic!("{n}: no button: {}", card.body));
-        let c = bot.click(&offer.1, 7100 + n as u64, USER_ID, &[ROLE]);
-        assert_eq!(bot.fake.callback(c, WAIT).await.body["type"], 5);
-        let preview = bot.fake.edited_original(c, WAIT).await;
+        let offer = button(&card, "Back up r1");
+        let c = bot.click(&offer, 7100 + n as u64, USER_ID, &[ROLE]);
+        let preview = bot.deferred(c).await;
         let names: Vec<&str> = preview.files.iter().map(|f| f.0.as_str()).collect();
         assert_eq!(names, ["statement.sql"], "{n}: {}", preview.body);
         assert!(
@@ -1277,17 +1241,20 @@ async fn answer(
     bot.fake.callback(id, WAIT).await.body
 }
 
+/// Asserts that `a`, an immediate answer, is a private message (ephemeral) saying `want`.
+fn assert_private(a: &Value, want: &str) {
+    assert_eq!(a["type"], 4, "{a}");
+    assert_eq!(a["data"]["flags"], 64, "ephemeral: {a}");
+    assert_eq!(a["data"]["content"], want, "{a}");
+}
+
 /// The replica and table autocompletes and `/backup-replica` without databases check the
 /// channel and the member's role before anything reaches a replica (they asked it first, and
 /// offered a cluster's replica names in any channel, to anyone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn action_commands_check_channel_and_role_before_asking_a_replica() {
     let lc = LocalCluster::start(1).expect("cluster");
-    must(&lc.urls[0], "CREATE DATABASE shop");
-    must(
-        &lc.urls[0],
-        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
-    );
+    empty_shop(&lc.urls[0]);
     let roles =
         format!("backup_roles = [{ROLE}]\nrestart_roles = [{ROLE}]\napprover_roles = [{APPROVER}]");
     let bot = Bot::start(&with_actions(&lc, &roles)).await;
@@ -1345,9 +1312,7 @@ async fn action_commands_check_channel_and_role_before_asking_a_replica() {
         ),
     ] {
         let a = answer(&bot, "backup-replica", &[("replica", "r1")], channel, roles).await;
-        assert_eq!(a["type"], 4, "{a}");
-        assert_eq!(a["data"]["flags"], 64, "ephemeral: {a}");
-        assert_eq!(a["data"]["content"], want.as_str());
+        assert_private(&a, &want);
     }
     assert_eq!(queries(&lc), before, "no replica was asked");
     // In the channel, with the role: the replicas are offered and a replica's tables asked for.
@@ -1425,11 +1390,7 @@ async fn audit_is_guarded_like_the_checks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_users_alone_show_no_buttons() {
     let lc = LocalCluster::start(1).expect("cluster");
-    must(&lc.urls[0], "CREATE DATABASE shop");
-    must(
-        &lc.urls[0],
-        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
-    );
+    empty_shop(&lc.urls[0]);
     // A replica that refuses connections: the card offers a per-replica backup of r1.
     let text = format!(
         "{}\n[clusters.local.actions]\ncli_users = [\"{}\"]\n",

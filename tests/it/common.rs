@@ -5,6 +5,7 @@
 pub use testkit::{must, scratch, shared, sql, write_config, LocalCluster};
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 pub struct Output {
     pub code: i32,
@@ -19,6 +20,21 @@ impl Output {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
+
+    /// Asserts the exit code is `code`, showing both streams when it is not.
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(self.code, code, "{}\n{}", self.stdout, self.stderr);
+    }
+}
+
+/// Asserts that `text` (a stream of a run) contains `want`, showing `text` when it does not.
+pub fn assert_contains(text: &str, want: &str) {
+    assert!(text.contains(want), "{want:?} not in:\n{text}");
+}
+
+/// Asserts that `text` (a stream of a run) starts with `want`, showing `text` when it does not.
+pub fn assert_starts_with(text: &str, want: &str) {
+    assert!(text.starts_with(want), "{want:?} does not start:\n{text}");
 }
 
 /// Run the chops binary with `args`, and `env` added (the rest of the environment is kept).
@@ -154,6 +170,61 @@ pub fn shop(url: &str, rows: u64) {
     );
 }
 
+/// A `shop` database with one ReplicatedMergeTree table `shop.<t>` per name in `tables` (one
+/// Keeper path per table for all replicas; read-only on the ClickHouse-engine gateway).
+pub fn replicated_shop(url: &str, tables: &[&str]) {
+    must(url, "CREATE DATABASE shop");
+    for t in tables {
+        must(url, &format!("CREATE TABLE shop.{t} (id UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/shop/{t}', '{{replica}}') ORDER BY id"));
+    }
+}
+
+/// Waits until replica `i` received a statement from the operator account.
+pub fn wait_for_statement(c: &LocalCluster, i: usize) {
+    let start = Instant::now();
+    while operator_statements(c, i).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never sent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `n` backups on `url` are `BACKUP_CREATED`.
+pub fn wait_backups_created(url: &str, n: usize) {
+    let start = Instant::now();
+    let q = "SELECT count() FROM system.backups WHERE status = 'BACKUP_CREATED'";
+    while must(url, q).trim().parse::<usize>().unwrap() < n {
+        let all = "SELECT id, status, error FROM system.backups";
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no backup ended: {}",
+            must(url, all)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `n` processes of `command()` started `gap` apart (each after its gap), run to their end:
+/// exactly one succeeds (exit 0), every other is refused (exit 1).
+pub fn race_one_winner(n: usize, gap: Duration, command: impl Fn() -> Command) {
+    use std::process::Stdio;
+    let children: Vec<std::process::Child> = (0..n)
+        .map(|_| {
+            std::thread::sleep(gap);
+            command()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|ch| ch.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 0 || *c == 1), "{codes:?}");
+}
+
 /// `chops serve` in this process (`chops::serve::run`), HTTP on a port-0 listener (the `flood`
 /// and `incidents` modules).
 pub struct Serve {
@@ -199,7 +270,7 @@ impl Serve {
                 .expect("chops serve");
         });
         if let Some(f) = fake {
-            f.registered(std::time::Duration::from_secs(30)).await;
+            f.registered(Duration::from_secs(30)).await;
         }
         Serve {
             addr,
@@ -213,7 +284,7 @@ impl Serve {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.task)
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
             .await
             .expect("serve stops")
             .expect("serve task");

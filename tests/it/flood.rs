@@ -14,6 +14,7 @@ use chops::domain::incident::{Detail, Op};
 use chops::store::{AlertRecord, FailureRecord, Store};
 use testkit::discord::*;
 use testkit::flood::{alerts_body, post_head, resolved_body};
+use testkit::serve::ServeChild;
 
 use crate::common::*;
 
@@ -292,15 +293,6 @@ fn closed(s: &mut TcpStream) -> bool {
     }
 }
 
-/// Stops a child process by its PID when dropped (a failing assertion must not leave it running).
-struct KillOnDrop(i32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        testkit::localcluster::stop_pid(self.0);
-    }
-}
-
 /// An alert whose summary reads like a log record of its own.
 const FORGED: &str = "2026-12-03T12:00:00.000000Z ERROR chops::http: forged record";
 
@@ -310,21 +302,17 @@ fn no_discord_run(tag: &str, log: &str) -> (Vec<String>, String) {
     let dir = scratch(tag);
     let cfg = config(&dir.join("s.db"), "[http]\nlisten = \"127.0.0.1:0\"\n");
     let path = write_config(&dir, "serve.toml", &cfg);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
-        .args(["--config", &path, "serve", "--no-discord"])
-        .env(TOKEN_ENV, TOKEN)
-        .env("CHOPS_LOG", log)
-        .env_remove("CHOPS_LOG_FORMAT")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("serve.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    let guard = KillOnDrop(pid);
+    let mut serve = ServeChild::spawn(
+        env!("CARGO_BIN_EXE_chops"),
+        &path,
+        &["--no-discord"],
+        &[(TOKEN_ENV, TOKEN), ("CHOPS_LOG", log)],
+        &dir.join("serve.err"),
+    );
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let out = child.stdout.take().unwrap();
+    let out = serve.stdout();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+        for line in out.lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
@@ -351,9 +339,7 @@ fn no_discord_run(tag: &str, log: &str) -> (Vec<String>, String) {
     until(&|l| l.starts_with("chops: incident ") && !l.contains(" update: "));
     assert_eq!(post(&resolved_body("a", 1, "h", FORGED)).0, 200);
     let lines = until(&|l| l.contains(" update: "));
-    testkit::localcluster::terminate(pid);
-    let status = child.wait().unwrap();
-    std::mem::forget(guard); // reaped: its PID is no longer ours to signal
+    let (status, _) = serve.terminate(WAIT);
     assert!(status.success(), "{status:?}");
     (
         lines,

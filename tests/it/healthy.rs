@@ -43,12 +43,7 @@ fn terminal_card_without_tty_has_no_colour() {
     let c = shared();
     let out = chops(&["--config", &c.config, "check", "backup"], &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout
-            .starts_with("chops backup check · cluster local · HEALTHY"),
-        "{}",
-        out.stdout
-    );
+    assert_starts_with(&out.stdout, "chops backup check · cluster local · HEALTHY");
     assert!(!out.stdout.contains('\x1b'));
     let colored = chops(
         &[
@@ -190,24 +185,14 @@ fn config_check_accepts_the_generated_and_example_configs() {
         &[("CLICKHOUSE_PASSWORD", "x"), ("CHOPS_WEBHOOK_TOKEN", "t")],
     );
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("whose token is 1 bytes: use at least 16"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "whose token is 1 bytes: use at least 16");
     // The webhook's token is a secret like the passwords: named when missing.
     let out = chops(
         &["--config", example.to_str().unwrap(), "config", "check"],
         &[("CLICKHOUSE_PASSWORD", "x"), ("CHOPS_WEBHOOK_TOKEN", "")],
     );
     assert_eq!(out.code, 3);
-    assert!(
-        out.stderr
-            .contains("`webhook.token_env` names CHOPS_WEBHOOK_TOKEN"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "`webhook.token_env` names CHOPS_WEBHOOK_TOKEN");
     // The container's config (docker-compose.yml's chops service) is valid too.
     let container = testkit::repo_root().join("deploy/compose/chops.docker.toml");
     let out = chops(
@@ -240,11 +225,7 @@ fn a_wrong_password_is_an_auth_finding_and_never_printed() {
         }
         let out = chops(&args, &[("CHOPS_TEST_PW", secret), ("CHOPS_LOG", "debug")]);
         assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
-        assert!(
-            out.stdout.contains("r1: authentication failed (code 516)"),
-            "{}",
-            out.stdout
-        );
+        assert_contains(&out.stdout, "r1: authentication failed (code 516)");
         assert_eq!(
             out.code, 1,
             "auth failure is not a cluster failure: degraded"
@@ -260,12 +241,8 @@ fn explain_classifies_a_pasted_error() {
     let text = "Code: 655. DB::Exception: Failed to sync backup or restore: No connection to host node2:9000 yet. (FAILED_TO_SYNC_BACKUP_OR_RESTORE) (version 24.3.1.1)";
     let out = chops(&["explain", text], &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout.starts_with("category: replica_offline\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("host: node2:9000"), "{}", out.stdout);
+    assert_starts_with(&out.stdout, "category: replica_offline\n");
+    assert_contains(&out.stdout, "host: node2:9000");
 
     let stdin = |input: &[u8], args: &[&str]| {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))

@@ -4,13 +4,14 @@
 //! resolve, 401/413/400, unplaced alerts acknowledged), the pre-flight, /metrics parsed by Prometheus' own parsers,
 //! /readyz and the shutdown of the process.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use chops::config::Loaded;
 use serde_json::Value;
 use testkit::discord::*;
 use testkit::http::request as http;
+use testkit::serve::ServeChild;
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOKEN_ENV: &str = "CHOPS_TEST_WEBHOOK_TOKEN";
@@ -808,15 +809,6 @@ async fn preflight_posts_when_not_healthy_once_per_time() {
     assert!(app.store.incident(id).await.unwrap().unwrap().posted);
 }
 
-/// Stops a child process by its PID when dropped (a failing assertion must not leave it running).
-struct KillOnDrop(i32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        testkit::localcluster::stop_pid(self.0);
-    }
-}
-
 /// The real process: `chops serve --no-discord` prints where it listens, logs JSON lines with
 /// CHOPS_LOG_FORMAT=json, answers /livez, and exits 0 soon after SIGTERM.
 #[test]
@@ -830,20 +822,20 @@ fn the_process_stops_on_sigterm_and_logs_json() {
         1,
     );
     let path = write_config(&dir, "serve.toml", &cfg);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chops"))
-        .args(["--config", &path, "serve", "--no-discord"])
-        .env(TOKEN_ENV, TOKEN)
-        .env("CHOPS_LOG_FORMAT", "json")
-        .env("CHOPS_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("serve.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    // Whatever fails below, the child is stopped (by its PID) when the guard goes.
-    let guard = KillOnDrop(pid);
+    // Whatever fails below, the child is stopped (by its PID) when it goes.
+    let mut serve = ServeChild::spawn(
+        env!("CARGO_BIN_EXE_chops"),
+        &path,
+        &["--no-discord"],
+        &[
+            (TOKEN_ENV, TOKEN),
+            ("CHOPS_LOG_FORMAT", "json"),
+            ("CHOPS_LOG", "info"),
+        ],
+        &dir.join("serve.err"),
+    );
     // Kept open while it runs (it prints on stdout).
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut out = serve.stdout();
     let addr = testkit::serve::listening_addr(&mut out);
     assert_eq!(http(addr, "GET", "/livez", &[], b"").0, 200);
     let healthcheck = chops(
@@ -853,20 +845,9 @@ fn the_process_stops_on_sigterm_and_logs_json() {
     assert_eq!(healthcheck.code, 0, "{}", healthcheck.stderr);
     std::thread::sleep(Duration::from_millis(1500)); // a watcher round or two
 
-    testkit::localcluster::terminate(pid);
-    let sent = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if sent.elapsed() > Duration::from_secs(15) {
-            panic!("chops serve did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::mem::forget(guard); // reaped: its PID is no longer ours to signal
+    let (status, exit) = serve.terminate(Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
-    eprintln!("exit {:?} after SIGTERM", sent.elapsed());
+    eprintln!("exit {exit:?} after SIGTERM");
     let healthcheck = chops(
         &["healthcheck", "--url", &format!("http://{addr}/livez")],
         &[],

@@ -414,12 +414,8 @@ fn per_replica_backup_runs_as_the_operator_over_https() {
         ],
         &[],
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.starts_with("succeeded: backup created on r1"),
-        "{}",
-        out.stdout
-    );
+    out.assert_code(0);
+    assert_starts_with(&out.stdout, "succeeded: backup created on r1");
     // The operator's statement reached r1, and only r1, through its TLS front.
     let log = std::fs::read_to_string(c.dir.join("r1.queries.jsonl")).unwrap();
     let sent: Vec<&str> = log

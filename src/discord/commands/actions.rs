@@ -4,7 +4,7 @@
 
 use poise::serenity_prelude as serenity;
 
-use super::{action_cluster, action_guard, arg, choices, cluster_names};
+use super::{action_cluster, action_guard, arg, choices, cluster_names, cluster_target};
 use crate::checks::Cluster;
 use crate::config;
 use crate::discord::{buttons, Context, Error, UserError};
@@ -51,12 +51,7 @@ pub async fn backup_replica(
         None if action_guard(ctx, Some(cluster.clone()), ActionKind::Backup).is_err() => Vec::new(),
         None => replica_databases(ctx, &cluster, &replica).await?,
     };
-    let disk = ctx
-        .data()
-        .config
-        .target(Some(&cluster), &config::process_env)
-        .map_err(|e| UserError(display::discord(&e.to_string())))?
-        .backup_disk;
+    let disk = cluster_target(ctx, &cluster)?.backup_disk;
     let action = Action::BackupReplica {
         cluster,
         replica,
@@ -109,11 +104,7 @@ async fn autocomplete_cluster(ctx: Context<'_>) -> Option<(config::ClusterTarget
         _ => ActionKind::Restart,
     };
     let cluster = action_guard(ctx, arg(ctx, "cluster"), kind).ok()?;
-    let t = ctx
-        .data()
-        .config
-        .target(Some(&cluster), &config::process_env)
-        .ok()?;
+    let t = cluster_target(ctx, &cluster).ok()?;
     let cl = ctx.data().cluster(&t).await.ok();
     Some((t, cl?))
 }
@@ -148,11 +139,7 @@ async fn replica_databases(
     replica: &str,
 ) -> Result<Vec<String>, Error> {
     use crate::checks::DatabasesError;
-    let t = ctx
-        .data()
-        .config
-        .target(Some(cluster), &config::process_env)
-        .map_err(|e| UserError(display::discord(&e.to_string())))?;
+    let t = cluster_target(ctx, cluster)?;
     let cl = ctx
         .data()
         .cluster(&t)

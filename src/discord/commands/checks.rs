@@ -4,7 +4,7 @@
 
 use poise::serenity_prelude as serenity;
 
-use super::cluster_names;
+use super::{chosen_cluster, cluster_names, cluster_target};
 use crate::checks::flight::Tuning;
 use crate::config;
 use crate::discord::{render, Context, Error, UserError};
@@ -144,25 +144,13 @@ fn checked_target(
     // The place (guild, DM) was checked before this command ran (`place_guard`).
     let cfg = &ctx.data().config;
     let channel = ctx.channel_id().get();
-    let name = match cluster
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-    {
-        Some(c) => c,
-        None => cfg.channel_cluster(channel).ok_or_else(|| {
-            UserError(format!(
-                "Which cluster? Pass `cluster:` (configured: {}).",
-                cfg.cluster_names().join(", ")
-            ))
-        })?,
-    };
+    let name = chosen_cluster(ctx, cluster)?;
     if cfg.config.clusters.contains_key(&name) {
         // The channel before the secret: a refusal here reads nothing else.
         guard::may_speak(channel, cfg.allowed_channels(&name))
             .map_err(|r| UserError(r.to_string()))?;
     }
-    cfg.target(Some(&name), &config::process_env)
-        .map_err(|e| UserError(display::discord(&e.to_string())))
+    cluster_target(ctx, &name)
 }
 
 /// The card as an embed, with its offers as buttons (and a note when actions are off).

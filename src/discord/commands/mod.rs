@@ -19,6 +19,7 @@ pub mod help;
 use poise::serenity_prelude as serenity;
 
 use super::{Context, UserError};
+use crate::config;
 use crate::domain::action::ActionKind;
 use crate::domain::display;
 use crate::domain::guard::{self, ActRefusal, Policy, Requester};
@@ -58,6 +59,26 @@ fn action_cluster(ctx: Context<'_>, typed: Option<String>) -> Option<String> {
         .or_else(|| ctx.data().config.channel_cluster(ctx.channel_id().get()))
 }
 
+/// The cluster a command is about (typed, else the channel's); without either, a user error
+/// naming the configured clusters.
+fn chosen_cluster(ctx: Context<'_>, typed: Option<String>) -> Result<String, UserError> {
+    action_cluster(ctx, typed).ok_or_else(|| {
+        UserError(format!(
+            "Which cluster? Pass `cluster:` (configured: {}).",
+            ctx.data().config.cluster_names().join(", ")
+        ))
+    })
+}
+
+/// What the config says of `cluster`, its secrets read from the environment; a failure is a
+/// user error, shown escaped.
+fn cluster_target(ctx: Context<'_>, cluster: &str) -> Result<config::ClusterTarget, UserError> {
+    ctx.data()
+        .config
+        .target(Some(cluster), &config::process_env)
+        .map_err(|e| UserError(display::discord(&e.to_string())))
+}
+
 /// The member behind the command, with the roles the policy looks at.
 fn requester(ctx: Context<'_>) -> Requester {
     match ctx {
@@ -78,12 +99,7 @@ fn requester(ctx: Context<'_>) -> Requester {
 /// speak about it. Returns the cluster's name and policy.
 fn cluster_guard(ctx: Context<'_>, typed: Option<String>) -> Result<(String, Policy), UserError> {
     let cfg = &ctx.data().config;
-    let name = action_cluster(ctx, typed).ok_or_else(|| {
-        UserError(format!(
-            "Which cluster? Pass `cluster:` (configured: {}).",
-            cfg.cluster_names().join(", ")
-        ))
-    })?;
+    let name = chosen_cluster(ctx, typed)?;
     let Some(c) = cfg.config.clusters.get(&name) else {
         return Err(UserError(format!(
             "unknown cluster '{}' (configured: {})",
