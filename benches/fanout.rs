@@ -26,6 +26,7 @@ use chops::config::{self, Loaded};
 use chops::domain::{Scope, Verdict};
 use testkit::canned::{Canned, Fixture, Options};
 use testkit::discord::{FakeDiscord, CHANNEL_ID, GUILD_ID};
+use testkit::flood::{cpu_secs, rss_kib};
 use testkit::localcluster::stop_pid;
 use testkit::serve::{listening_addr, ServeChild};
 
@@ -40,27 +41,6 @@ fn cpu() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     t(ru.ru_utime) + t(ru.ru_stime)
-}
-
-/// A field of `/proc/PID/status` in KiB (0 once the process is gone).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf only reads a constant.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// The chops binary: this build's, or `CHOPS_BENCH_BIN` (an earlier build, for a before/after).
@@ -240,7 +220,7 @@ fn check_child(dir: &std::path::Path, replicas: usize, rtt: u64, runs: usize) ->
         let mut peak = 0;
         // VmHWM sampled while it runs; CPU from wait4 (the kernel's own account at exit).
         let cpu_s = loop {
-            peak = peak.max(status_kib(pid, "VmHWM:"));
+            peak = peak.max(rss_kib(pid).1);
             if let Some(secs) = reap(pid) {
                 break secs;
             }
@@ -300,14 +280,15 @@ fn serve_300(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Serve {
     rt.block_on(fake.registered(Duration::from_secs(30)));
     std::thread::sleep(Duration::from_secs(5));
     let get = || testkit::http::request(addr, "GET", "/metrics", &[], b"").1;
-    let (m0, c0, (q0, _)) = (get(), cpu_of(pid), s.stats());
+    let (m0, c0, (q0, _)) = (get(), cpu_secs(pid), s.stats());
     std::thread::sleep(Duration::from_secs(20));
-    let (m1, c1, (q1, _)) = (get(), cpu_of(pid), s.stats());
+    let (m1, c1, (q1, _)) = (get(), cpu_secs(pid), s.stats());
     let rounds = metric(&m1, "chops_watch_rounds_total") - metric(&m0, "chops_watch_rounds_total");
     let sum = "chops_watch_round_duration_seconds_sum";
+    let (rss, hwm) = rss_kib(pid);
     let out = Serve {
-        rss: status_kib(pid, "VmRSS:"),
-        hwm: status_kib(pid, "VmHWM:"),
+        rss,
+        hwm,
         rounds,
         round_ms: (metric(&m1, sum) - metric(&m0, sum)) / rounds * 1000.0,
         cpu_per_round_ms: (c1 - c0) / rounds * 1000.0,

@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use testkit::discord::*;
-use testkit::flood::rss_kib;
+use testkit::flood::{cpu_secs, rss_kib};
 use testkit::serve::{listening_addr, ServeChild};
 use testkit::{http, LocalCluster};
 
@@ -20,15 +20,6 @@ const TOKEN: &str = "bench-token-of-16-bytes";
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 fn query_lines(lc: &LocalCluster) -> usize {

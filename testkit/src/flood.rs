@@ -1,5 +1,5 @@
 //! Floods for `chops serve`'s HTTP server and incident poster: Alertmanager payloads of thousands
-//! of alerts, connections held open, and the peak memory of a process.
+//! of alerts, connections held open, and the memory and CPU time of a process.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -80,4 +80,14 @@ pub fn rss_kib(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// User + system CPU seconds of `pid` so far (Linux `/proc/PID/stat`).
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf only reads a constant.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
