@@ -6,6 +6,7 @@
 //! never exhausts file descriptors.
 
 pub mod capped;
+pub mod rowbinary;
 pub mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
