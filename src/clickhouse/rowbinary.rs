@@ -387,6 +387,11 @@ mod tests {
         (0..s.len()).step_by(2).map(byte).collect()
     }
 
+    /// The little-endian bytes of each value, one after the other.
+    macro_rules! le {
+        ($($v:expr),*) => { [$(&$v.to_le_bytes()[..]),*].concat() };
+    }
+
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push(v as u8 | 0x80);
@@ -448,16 +453,15 @@ mod tests {
         g: i64,
     }
 
+    /// `SELECT CAST(NULL AS Nullable(String)) AS a, CAST(7 AS Nullable(UInt64)) AS b,
+    /// unhex('61FF62') AS c, toLowCardinality('lc') AS d, true AS e, 1.5 AS f, toInt64(-2) AS g`
+    const MIXED: &str = "070161016201630164016501660167104E756C6C61626C6528537472696E6729104E75\
+        6C6C61626C652855496E7436342906537472696E6706537472696E6704426F6F6C07466C6F617436340549\
+        6E743634010007000000000000000361FF62026C6301000000000000F83FFEFFFFFFFFFFFFFF";
+
     #[test]
     fn engine_row_with_nulls_and_invalid_utf8() {
-        // SELECT CAST(NULL AS Nullable(String)) AS a, CAST(7 AS Nullable(UInt64)) AS b,
-        // unhex('61FF62') AS c, toLowCardinality('lc') AS d, true AS e, 1.5 AS f, toInt64(-2) AS g
-        let r: Mixed = row(&unhex(
-            "070161016201630164016501660167104E756C6C61626C6528537472696E6729104E756C6C61626C65\
-             2855496E7436342906537472696E6706537472696E6704426F6F6C07466C6F6174363405496E743634\
-             010007000000000000000361FF62026C6301000000000000F83FFEFFFFFFFFFFFFFF",
-        ))
-        .unwrap();
+        let r: Mixed = row(&unhex(MIXED)).unwrap();
         assert_eq!((r.a, r.b), (None, Some(7)));
         assert_eq!(text::to_bytes(&r.c), b"a\xFFb");
         assert_eq!((r.d.as_str(), r.e, r.f, r.g), ("lc", true, 1.5, -2));
@@ -498,28 +502,7 @@ mod tests {
 
     #[test]
     fn every_type_positionally() {
-        let mut v = vec![0xFE];
-        v.extend(
-            (-3i16)
-                .to_le_bytes()
-                .into_iter()
-                .chain((-4i32).to_le_bytes()),
-        );
-        v.extend(
-            (-5i64)
-                .to_le_bytes()
-                .into_iter()
-                .chain([1])
-                .chain(6u16.to_le_bytes()),
-        );
-        v.extend(7u32.to_le_bytes().into_iter().chain(8u64.to_le_bytes()));
-        v.extend(
-            9.5f32
-                .to_le_bytes()
-                .into_iter()
-                .chain(10.25f64.to_le_bytes())
-                .chain([1]),
-        );
+        let mut v = le!(-2i8, -3i16, -4i32, -5i64, 1u8, 6u16, 7u32, 8u64, 9.5f32, 10.25f64, 1u8);
         string(&mut v, b"lc");
         v.extend([1, 0]);
         string(&mut v, b"s");
@@ -585,6 +568,8 @@ mod tests {
             "8 bytes needed, 7 left"
         );
         assert!((0..bytes.len()).all(|n| row::<VersionRow>(&bytes[..n]).is_err()));
+        let mixed = unhex(MIXED);
+        assert!((0..mixed.len()).all(|n| row::<Mixed>(&mixed[..n]).is_err()));
         let mut huge = enc(&[("s", "String")], &[]);
         varint(&mut huge, 1 << 40);
         huge.extend(b"abc");
@@ -622,8 +607,7 @@ mod tests {
         fn round_trip(s in ".{0,40}", u: u64, f: f64, b: u8, i: i64) {
             let mut v = vec![];
             string(&mut v, s.as_bytes());
-            v.extend(u.to_le_bytes().into_iter().chain(f.to_le_bytes()).chain([b]));
-            v.extend(i.to_le_bytes());
+            v.extend(le!(u, f, b, i));
             let types = ["String", "UInt64", "Float64", "UInt8", "Int64"];
             let cols: Vec<_> = ["s", "u", "f", "b", "i"].into_iter().zip(types).collect();
             let r: Random = row(&enc(&cols, &v)).unwrap();
