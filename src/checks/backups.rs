@@ -6,6 +6,7 @@ use ::clickhouse::Row;
 use serde::Deserialize;
 
 use super::Cluster;
+use crate::clickhouse::batch::Part;
 use crate::domain::classify::{classify, ErrorKind};
 use crate::domain::{CheckKind, Finding, Flag, ProbeError, Severity, Subject};
 
@@ -215,6 +216,11 @@ fn summary(r: &str, rows: &[BackupRow], failures: usize) -> Option<Finding> {
         Subject::replica(r),
         format!("{r}: {text}"),
     ))
+}
+
+/// The recent backups go in the round's batch.
+pub(super) fn batched() -> Vec<Part> {
+    vec![Part::new(RECENT_SQL, &[])]
 }
 
 /// The probe: each replica's recent `system.backups` rows (shared with the blockers check, one

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::backups::{BackupRow, RECENT_SQL};
 use super::{fetch, Cluster, Mode};
+use crate::clickhouse::batch::Part;
 use crate::clickhouse::ReplicaClient;
 use crate::domain::text::first_line;
 use crate::domain::{Cause, CheckKind, Finding, Flag, ProbeError, Severity, Subject};
@@ -368,6 +369,12 @@ fn ddl_findings(rows: &[DdlRow], seen: &mut Vec<String>) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// Mutations and merges, and the backups (shared with the backups check), go in the round's
+/// batch; the DDL queue lives in Keeper and goes alone.
+pub(super) fn batched() -> Vec<Part> {
+    vec![Part::new(ACTIVITY_SQL, &[]), Part::new(RECENT_SQL, &[])]
 }
 
 /// The probe: running backups, mutations, merges and the DDL queue on every replica; judged.

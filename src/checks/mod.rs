@@ -25,12 +25,14 @@ pub use settings::DatabasesError;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::clickhouse::{RowOwned, RowRead};
 use futures_util::future::join_all;
 use futures_util::StreamExt;
 
+use crate::clickhouse::batch::{Part, Plan};
 use crate::clickhouse::{Budget, ReplicaClient};
 use crate::config::ClusterTarget;
 use crate::domain::diagnose::{self, CheckResult, Context, ReplicaRef};
@@ -187,10 +189,12 @@ impl Cluster {
         let start = Instant::now();
         let now_unix = crate::clock::now() as u64;
         let mut facts = settings::SettingsFacts::default();
+        let plan = Arc::new(Plan::new(kinds.iter().flat_map(|k| self.batched(*k))));
+        let cl = self.with_plan(&plan);
         let runs: Vec<BoxFut<'_, _>> = kinds
             .iter()
             .copied()
-            .map(|k| Box::pin(self.run_one(k)) as BoxFut<'_, _>)
+            .map(|k| Box::pin(cl.run_one(k)) as BoxFut<'_, _>)
             .collect();
         let mut results: Vec<CheckResult> = Vec::new();
         for (result, f) in gather(self.mode, runs).await {
@@ -229,6 +233,28 @@ impl Cluster {
             }
         }
         diagnose::diagnose(&ctx, scope, results)
+    }
+
+    /// The queries of check `kind` that may go to each replica in the round's batch: those that
+    /// read only the server's memory. Keeper and lag read Keeper (`system.zookeeper`, the peer
+    /// counts of `system.replicas`), as does the DDL queue: when Keeper is the trouble they are
+    /// slow or fail, and a batch waits for its slowest part and fails with any.
+    fn batched(&self, kind: CheckKind) -> Vec<Part> {
+        match kind {
+            CheckKind::Replicas => replicas::batched(self),
+            CheckKind::Blockers => blockers::batched(),
+            CheckKind::Backups => backups::batched(),
+            CheckKind::Settings => settings::batched(self),
+            CheckKind::Keeper | CheckKind::Lag => Vec::new(),
+        }
+    }
+
+    /// The same cluster, its replicas' queries in `plan` asked in one batch each.
+    fn with_plan(&self, plan: &Arc<Plan>) -> Cluster {
+        Cluster {
+            replicas: self.replicas.iter().map(|r| r.with_plan(plan)).collect(),
+            ..self.clone()
+        }
     }
 
     /// One check under its deadline: every probe of it ends by `start + deadline` (a replica

@@ -8,6 +8,7 @@ use ::clickhouse::Row;
 use serde::Deserialize;
 
 use super::Cluster;
+use crate::clickhouse::batch::Part;
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
 pub const VERSION_SQL: &str = "SELECT version() AS version, toUInt64(uptime()) AS uptime";
@@ -235,6 +236,14 @@ fn mixed_versions(versions: &[(String, String)]) -> Option<Finding> {
         Subject::Cluster,
         format!("Mixed server versions ({list}): backup coordination may refuse them"),
     ))
+}
+
+/// The version and the cluster view go in the round's batch (`/ping` is not SQL).
+pub(super) fn batched(cl: &Cluster) -> Vec<Part> {
+    vec![
+        Part::new(VERSION_SQL, &[]),
+        Part::new(CLUSTER_SQL, &[&cl.remote_cluster]),
+    ]
 }
 
 /// The probe: `/ping`, the version and the cluster view on every replica, judged; plus the

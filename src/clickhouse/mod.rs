@@ -5,6 +5,7 @@
 //! a semaphore shared by the whole check ([`Budget`]) caps probes in flight so a large cluster
 //! never exhausts file descriptors.
 
+pub mod batch;
 pub mod capped;
 pub mod rowbinary;
 pub mod tls;
@@ -147,7 +148,24 @@ pub struct ReplicaClient {
     /// When a connection to this replica was last refused: later probes of the same round fail
     /// at once instead of knocking again (a cluster of refusing hosts costs one connect each).
     refused_at: Arc<Mutex<Option<Instant>>>,
+    /// This round's batch, when the round has one (see [`batch`]).
+    batch: Option<Arc<Batch>>,
 }
+
+/// A round's batch for one replica: the plan, and the answer once asked.
+struct Batch {
+    plan: Arc<batch::Plan>,
+    answer: tokio::sync::OnceCell<Result<Arc<Sent>, ProbeError>>,
+}
+
+/// What a batch sent (the plan's indices) and each sent part's rows.
+struct Sent {
+    parts: Vec<usize>,
+    rows: Vec<Vec<Vec<u8>>>,
+}
+
+/// After two batches in a row refused, a replica gets none (it answers each part on its own).
+const BATCH_MISSES_MAX: u32 = 2;
 
 /// What a replica's client keeps from round to round.
 struct Fixed {
@@ -165,6 +183,10 @@ struct Fixed {
     trips: Arc<AtomicU64>,
     /// This replica's share of the budget's in-flight cap.
     own: Arc<Semaphore>,
+    /// Batch parts (their SQL) that failed when asked on their own: asked alone from then on.
+    solo: Mutex<Vec<&'static str>>,
+    /// Batches refused in a row (reset by one answered).
+    batch_misses: AtomicU64,
 }
 
 impl std::fmt::Debug for ReplicaClient {
@@ -219,6 +241,8 @@ impl ReplicaClient {
             budget: budget.clone(),
             trips,
             own: Arc::new(Semaphore::new(budget.per_replica.max(1))),
+            solo: Mutex::new(Vec::new()),
+            batch_misses: AtomicU64::new(0),
         };
         ReplicaClient {
             name: name.to_string(),
@@ -227,6 +251,7 @@ impl ReplicaClient {
             fixed: Arc::new(fixed),
             shared: Arc::new(Mutex::new(Shared::new())),
             refused_at: Arc::new(Mutex::new(None)),
+            batch: None,
         }
     }
 
@@ -240,6 +265,18 @@ impl ReplicaClient {
         ReplicaClient {
             shared: Arc::new(Mutex::new(Shared::new())),
             refused_at: Arc::new(Mutex::new(None)),
+            batch: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same client, its queries in `plan` asked in one batch (this round's memory kept).
+    pub fn with_plan(&self, plan: &Arc<batch::Plan>) -> ReplicaClient {
+        ReplicaClient {
+            batch: Some(Arc::new(Batch {
+                plan: plan.clone(),
+                answer: tokio::sync::OnceCell::new(),
+            })),
             ..self.clone()
         }
     }
@@ -249,10 +286,14 @@ impl ReplicaClient {
         at.is_some_and(|t| t.elapsed() < self.fixed.deadline)
     }
 
+    /// Count a probe's error (what the card shows, so a batch answered part by part is not one).
     fn note(&self, r: &Result<impl Sized, ProbeError>) {
         if let Err(e) = r {
             crate::metrics::get().probe_error(e.kind(), &self.name);
         }
+    }
+
+    fn note_refused(&self, r: &Result<impl Sized, ProbeError>) {
         if let Err(ProbeError::Refused) = r {
             *self.refused_at.lock().expect("refused_at lock") = Some(Instant::now());
         }
@@ -294,12 +335,102 @@ impl ReplicaClient {
             Ok(r) => r,
             Err(_) => Err(elapsed(start)),
         };
+        self.note_refused(&r);
+        r
+    }
+
+    /// Run a SELECT with `?` bindings and collect its rows, within the deadline and the caps;
+    /// from the round's batch when it is one of its parts.
+    pub async fn fetch<T>(&self, sql: &str, binds: &[&str]) -> Result<Vec<T>, ProbeError>
+    where
+        T: RowOwned + RowRead,
+    {
+        let r = match self
+            .batch
+            .as_ref()
+            .and_then(|b| Some((b, b.plan.position(sql, binds)?)))
+        {
+            Some((b, i)) => match self.part_of_batch::<T>(b, i).await {
+                Some(r) => r,
+                None => {
+                    let r = self.fetch_alone(sql, binds).await;
+                    if let Err(ProbeError::Server { .. }) = r {
+                        let mut solo = self.fixed.solo.lock().expect("solo lock");
+                        let sql = b.plan.parts()[i].sql;
+                        if !solo.contains(&sql) {
+                            solo.push(sql);
+                        }
+                    }
+                    r
+                }
+            },
+            None => self.fetch_alone(sql, binds).await,
+        };
         self.note(&r);
         r
     }
 
-    /// Run a SELECT with `?` bindings and collect its rows, within the deadline and the caps.
-    pub async fn fetch<T>(&self, sql: &str, binds: &[&str]) -> Result<Vec<T>, ProbeError>
+    /// Part `i` of the round's batch: its rows, the error that the replica gave the whole batch,
+    /// or `None` when it must be asked on its own (not sent, batch refused, row not decoded).
+    async fn part_of_batch<T>(&self, b: &Batch, i: usize) -> Option<Result<Vec<T>, ProbeError>>
+    where
+        T: RowOwned + RowRead,
+    {
+        let sent = match b.answer.get_or_init(|| self.send_batch(&b.plan)).await {
+            Ok(sent) => sent,
+            Err(e) if batch::ask_alone_after(e) => return None,
+            Err(e) => return Some(Err(e.clone())),
+        };
+        let k = sent.parts.iter().position(|&p| p == i)?;
+        let rows: Result<Vec<T>, _> = sent.rows[k]
+            .iter()
+            .map(|r| rowbinary::row::<T>(r))
+            .collect();
+        match rows {
+            Ok(rows) => Some(Ok(rows)),
+            // The part's own query is decoded with the crate's full type check, and tells.
+            Err(_) => None,
+        }
+    }
+
+    /// Ask the plan's parts this replica takes in a batch (none when it refused batches or fewer
+    /// than two are left: then every part goes alone).
+    async fn send_batch(&self, plan: &batch::Plan) -> Result<Arc<Sent>, ProbeError> {
+        let misses = self.fixed.batch_misses.load(Ordering::Relaxed);
+        let parts: Vec<usize> = {
+            let solo = self.fixed.solo.lock().expect("solo lock");
+            (0..plan.parts().len())
+                .filter(|&i| !solo.contains(&plan.parts()[i].sql))
+                .collect()
+        };
+        if misses >= BATCH_MISSES_MAX as u64 || parts.len() < 2 {
+            return Ok(Arc::new(Sent {
+                parts: Vec::new(),
+                rows: Vec::new(),
+            }));
+        }
+        let chosen: Vec<&batch::Part> = parts.iter().map(|&i| &plan.parts()[i]).collect();
+        let (sql, binds) = batch::compose(&chosen);
+        let rows = self
+            .fetch_alone::<batch::BatchRow>(&sql, &binds)
+            .await
+            .and_then(|rows| batch::split(rows, parts.len()));
+        match rows {
+            Ok(rows) => {
+                self.fixed.batch_misses.store(0, Ordering::Relaxed);
+                Ok(Arc::new(Sent { parts, rows }))
+            }
+            Err(e) => {
+                if batch::ask_alone_after(&e) {
+                    self.fixed.batch_misses.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`fetch`](Self::fetch) of one query on its own.
+    async fn fetch_alone<T>(&self, sql: &str, binds: &[&str]) -> Result<Vec<T>, ProbeError>
     where
         T: RowOwned + RowRead,
     {
@@ -461,7 +592,9 @@ impl ReplicaClient {
             }
             Ok(start.elapsed())
         };
-        self.bounded(work).await
+        let r = self.bounded(work).await;
+        self.note(&r);
+        r
     }
 
     /// Map the crate's error; a body cut by the cap shows up as a bare status, so the trip

@@ -7,6 +7,7 @@ mod common;
 mod act;
 mod act_hostile;
 mod alertmanager;
+mod batch;
 mod bot;
 mod canned;
 mod card_snapshots;

@@ -1,0 +1,217 @@
+//! A round's batch: several read-only queries to one replica in one request.
+//!
+//! A card asks every replica a handful of small questions (version, cluster view, settings,
+//! backups, mutations and merges). Each HTTP request costs chops about 50 µs of CPU whatever it
+//! asks, most of it the socket, so at 300 replicas a card's CPU was mostly request overhead. The
+//! checks name their queries that only read the server's own memory ([`Part`]); a round sends them
+//! to each replica as one `UNION ALL`, every row turned into a string by
+//! `formatRowNoNewline('RowBinaryWithNamesAndTypes', *)`, so each part keeps its own column names
+//! and types and is decoded strictly into its row type ([`super::rowbinary`]).
+//!
+//! A batch is a shortcut, never a new way to fail: when a replica will not answer one (an older
+//! server, a table the account may not read, a cap), each part is asked on its own, exactly as
+//! without batching, and a part that fails on its own is not batched again for that replica.
+//! Queries that read Keeper are never parts (see `checks::batched`): when Keeper is the trouble
+//! they are the slow or failing ones and must not take the others down with them.
+
+use std::fmt::Write;
+
+use ::clickhouse::Row;
+use serde::Deserialize;
+
+use crate::domain::ProbeError;
+
+/// Most parts in one batch (a part's index travels as a `UInt8`).
+pub const MAX_PARTS: usize = 32;
+
+/// One query of a round that may travel in its batch: its SQL and what its `?`s are bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub sql: &'static str,
+    pub binds: Vec<String>,
+}
+
+impl Part {
+    pub fn new(sql: &'static str, binds: &[&str]) -> Part {
+        Part {
+            sql,
+            binds: binds.iter().map(|b| b.to_string()).collect(),
+        }
+    }
+
+    fn is(&self, sql: &str, binds: &[&str]) -> bool {
+        self.sql == sql && self.binds.len() == binds.len() && self.binds.iter().eq(binds.iter())
+    }
+}
+
+/// The parts of one round (the same for every replica of the cluster), without repeats.
+#[derive(Debug, Default)]
+pub struct Plan {
+    parts: Vec<Part>,
+}
+
+impl Plan {
+    pub fn new(parts: impl IntoIterator<Item = Part>) -> Plan {
+        let mut plan = Plan::default();
+        for p in parts {
+            if !plan.parts.contains(&p) && plan.parts.len() < MAX_PARTS {
+                plan.parts.push(p);
+            }
+        }
+        plan
+    }
+
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// Where the query `sql` with `binds` is in the plan, if it is a part.
+    pub fn position(&self, sql: &str, binds: &[&str]) -> Option<usize> {
+        self.parts.iter().position(|p| p.is(sql, binds))
+    }
+}
+
+/// The batch's SQL for `parts` and its binds in order: part `k`'s rows come back tagged `k`.
+/// The parts' SQL is chops' own constants; binds go through the client's escaping as always.
+pub fn compose<'a>(parts: &[&'a Part]) -> (String, Vec<&'a str>) {
+    let mut sql = String::with_capacity(parts.iter().map(|p| p.sql.len() + 96).sum());
+    let mut binds = Vec::new();
+    for (k, p) in parts.iter().enumerate() {
+        // Names only in the first SELECT: a UNION ALL takes its columns' names from it.
+        let _ = match k {
+            0 => write!(
+                sql,
+                "SELECT toUInt8(0) AS part, formatRowNoNewline('RowBinaryWithNamesAndTypes', *) AS row FROM ({})",
+                p.sql
+            ),
+            _ => write!(
+                sql,
+                " UNION ALL SELECT toUInt8({k}), formatRowNoNewline('RowBinaryWithNamesAndTypes', *) FROM ({})",
+                p.sql
+            ),
+        };
+        binds.extend(p.binds.iter().map(String::as_str));
+    }
+    (sql, binds)
+}
+
+/// One row of a batch's answer: which part, and that part's row with its own header.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct BatchRow {
+    pub part: u8,
+    #[serde(deserialize_with = "raw")]
+    pub row: Vec<u8>,
+}
+
+/// The rows of each of `n` parts, in the order the server sent them.
+pub fn split(rows: Vec<BatchRow>, n: usize) -> Result<Vec<Vec<Vec<u8>>>, ProbeError> {
+    let mut out = vec![Vec::new(); n];
+    for r in rows {
+        let part = usize::from(r.part);
+        let Some(slot) = out.get_mut(part) else {
+            return Err(ProbeError::Decode(format!(
+                "a batched answer named part {part} of {n}"
+            )));
+        };
+        slot.push(r.row);
+    }
+    Ok(out)
+}
+
+/// Whether a batch that failed with `e` should be asked part by part: yes when the server
+/// answered but would not run it (or its answer broke a cap or the format); no when the replica
+/// did not answer at all, which each part on its own would meet as well.
+pub fn ask_alone_after(e: &ProbeError) -> bool {
+    matches!(
+        e,
+        ProbeError::Server { .. } | ProbeError::Decode(_) | ProbeError::TooLarge { .. }
+    )
+}
+
+/// A `String` column's bytes as they are (each is a row of its own format, not text).
+fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string's bytes")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+            Ok(v.as_bytes().to_vec())
+        }
+    }
+    d.deserialize_bytes(V)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_keeps_each_query_once_and_finds_it_by_sql_and_binds() {
+        let plan = Plan::new([
+            Part::new("SELECT 1", &[]),
+            Part::new("SELECT ?", &["a"]),
+            Part::new("SELECT 1", &[]),
+            Part::new("SELECT ?", &["b"]),
+        ]);
+        assert_eq!(plan.parts().len(), 3);
+        assert_eq!(plan.position("SELECT ?", &["b"]), Some(2));
+        assert_eq!(plan.position("SELECT ?", &["c"]), None);
+        assert_eq!(plan.position("SELECT ?", &[]), None);
+    }
+
+    #[test]
+    fn composed_sql_tags_each_part_and_keeps_bind_order() {
+        let (a, b) = (
+            Part::new("SELECT ? AS x", &["one"]),
+            Part::new("SELECT 2", &[]),
+        );
+        let c = Part::new("SELECT ?, ?", &["two", "three"]);
+        let (sql, binds) = compose(&[&a, &b, &c]);
+        assert!(sql.starts_with("SELECT toUInt8(0) AS part, formatRowNoNewline('RowBinaryWithNamesAndTypes', *) AS row FROM (SELECT ? AS x)"));
+        assert!(sql.contains(" UNION ALL SELECT toUInt8(2), formatRowNoNewline('RowBinaryWithNamesAndTypes', *) FROM (SELECT ?, ?)"));
+        assert_eq!(binds, ["one", "two", "three"]);
+    }
+
+    #[test]
+    fn split_sorts_rows_by_part_and_refuses_a_part_never_sent() {
+        let row = |part: u8, b: &[u8]| BatchRow {
+            part,
+            row: b.to_vec(),
+        };
+        let parts = split(vec![row(1, b"x"), row(0, b"y"), row(1, b"z")], 3).unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                vec![b"y".to_vec()],
+                vec![b"x".to_vec(), b"z".to_vec()],
+                vec![]
+            ]
+        );
+        assert!(matches!(
+            split(vec![row(3, b"")], 3),
+            Err(ProbeError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn only_an_answering_server_is_asked_again_part_by_part() {
+        let server = ProbeError::Server {
+            code: 62,
+            name: "SYNTAX_ERROR".into(),
+            message: String::new(),
+        };
+        assert!(ask_alone_after(&server));
+        assert!(ask_alone_after(&ProbeError::Decode("x".into())));
+        assert!(!ask_alone_after(&ProbeError::Refused));
+        assert!(!ask_alone_after(&ProbeError::Timeout { after_ms: 5 }));
+        assert!(!ask_alone_after(&ProbeError::Auth { code: 516 }));
+    }
+}

@@ -1,0 +1,156 @@
+//! A round's batch (`clickhouse::batch`) against the engine: every batched query reads the same
+//! rows through the batch as on its own, and a part the replica refuses is asked on its own (once
+//! in the batch, never again). How few requests a whole card sends: `faults::a_full_check_sends…`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chops::checks::{backups, blockers, replicas, settings};
+use chops::clickhouse::batch::{Part, Plan};
+use chops::clickhouse::{Budget, ReplicaClient};
+use chops::config::Secret;
+use chops::domain::ProbeError;
+
+use crate::common::*;
+
+fn client(url: &str) -> ReplicaClient {
+    let budget = Budget::default();
+    ReplicaClient::new(
+        "r1",
+        url,
+        None,
+        "default",
+        &Secret::default(),
+        Duration::from_secs(10),
+        &budget,
+    )
+}
+
+/// A replica with something in every batched table: a database, a backup that failed.
+fn furnished() -> LocalCluster {
+    let c = LocalCluster::start(1).expect("start a local cluster");
+    let url = &c.urls[0];
+    must(url, "CREATE DATABASE shop");
+    must(
+        url,
+        "CREATE TABLE shop.t (x UInt64) ENGINE = MergeTree ORDER BY x",
+    );
+    must(url, "INSERT INTO shop.t SELECT number FROM numbers(10)");
+    let err = sql(url, "BACKUP TABLE shop.t TO Disk('elsewhere', 'b1')").unwrap_err();
+    assert!(err.contains("Code: 36."), "{err}");
+    c
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_batched_query_reads_the_same_rows_as_on_its_own() {
+    let c = furnished();
+    let plan = Arc::new(Plan::new([
+        Part::new(replicas::VERSION_SQL, &[]),
+        Part::new(replicas::CLUSTER_SQL, &["local"]),
+        Part::new(settings::COMBINED_SQL, &["backups"]),
+        Part::new(blockers::ACTIVITY_SQL, &[]),
+        Part::new(backups::RECENT_SQL, &[]),
+    ]));
+    let alone = client(&c.urls[0]);
+    let batched = alone.next_round().with_plan(&plan);
+
+    let a: Vec<replicas::VersionRow> = alone.fetch(replicas::VERSION_SQL, &[]).await.unwrap();
+    let b: Vec<replicas::VersionRow> = batched.fetch(replicas::VERSION_SQL, &[]).await.unwrap();
+    assert_eq!((a.len(), &a[0].version), (b.len(), &b[0].version));
+
+    let a: Vec<replicas::ClusterRow> = alone
+        .fetch(replicas::CLUSTER_SQL, &["local"])
+        .await
+        .unwrap();
+    let b: Vec<replicas::ClusterRow> = batched
+        .fetch(replicas::CLUSTER_SQL, &["local"])
+        .await
+        .unwrap();
+    assert!(!a.is_empty());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+
+    let a: Vec<settings::SettingRow> = alone
+        .fetch(settings::COMBINED_SQL, &["backups"])
+        .await
+        .unwrap();
+    let b: Vec<settings::SettingRow> = batched
+        .fetch(settings::COMBINED_SQL, &["backups"])
+        .await
+        .unwrap();
+    assert!(format!("{a:?}").contains("shop"), "{a:?}");
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+
+    let a: Vec<blockers::BlockerRow> = alone.fetch(blockers::ACTIVITY_SQL, &[]).await.unwrap();
+    let b: Vec<blockers::BlockerRow> = batched.fetch(blockers::ACTIVITY_SQL, &[]).await.unwrap();
+    assert_eq!(a.len(), b.len());
+
+    let a: Vec<backups::BackupRow> = alone.fetch(backups::RECENT_SQL, &[]).await.unwrap();
+    let b: Vec<backups::BackupRow> = batched.fetch(backups::RECENT_SQL, &[]).await.unwrap();
+    let key = |r: &backups::BackupRow| {
+        (
+            r.id.clone(),
+            r.name.clone(),
+            r.status.clone(),
+            r.error.clone(),
+        )
+    };
+    assert!(!a.is_empty() && a[0].error.contains("Code: 36"), "{a:?}");
+    assert_eq!(
+        a.iter().map(key).collect::<Vec<_>>(),
+        b.iter().map(key).collect::<Vec<_>>()
+    );
+
+    // All five came in one request to the replica.
+    let batches = queries(&c, 1)
+        .into_iter()
+        .filter(|(_, q)| q.contains("formatRowNoNewline"))
+        .count();
+    assert_eq!(batches, 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_part_goes_alone_and_stays_out_of_later_batches() {
+    let c = furnished();
+    // The engine has no distributed DDL: that part fails, alone too (code 139).
+    let plan = Arc::new(Plan::new([
+        Part::new(replicas::VERSION_SQL, &[]),
+        Part::new(blockers::DDL_QUEUE_SQL, &[]),
+        Part::new(replicas::CLUSTER_SQL, &["local"]),
+    ]));
+    let base = client(&c.urls[0]);
+    let before = queries(&c, 1).len();
+    for round in 0..2 {
+        let r = base.next_round().with_plan(&plan);
+        let v = r
+            .fetch::<replicas::VersionRow>(replicas::VERSION_SQL, &[])
+            .await;
+        let d = r
+            .fetch::<blockers::DdlRow>(blockers::DDL_QUEUE_SQL, &[])
+            .await;
+        let k = r
+            .fetch::<replicas::ClusterRow>(replicas::CLUSTER_SQL, &["local"])
+            .await;
+        assert!(v.is_ok() && k.is_ok(), "round {round}: {v:?} {k:?}");
+        assert!(
+            matches!(d, Err(ProbeError::Server { code: 139, .. })),
+            "{d:?}"
+        );
+    }
+    let sent: Vec<String> = queries(&c, 1)[before..]
+        .iter()
+        .map(|(_, q)| q.clone())
+        .collect();
+    let batches: Vec<&String> = sent
+        .iter()
+        .filter(|q| q.contains("formatRowNoNewline"))
+        .collect();
+    assert_eq!(batches.len(), 2, "{sent:#?}");
+    assert!(batches[0].contains("system.distributed_ddl_queue"));
+    assert!(
+        !batches[1].contains("system.distributed_ddl_queue"),
+        "{}",
+        batches[1]
+    );
+    // Round one: the batch, then each part alone; round two: the batch and the refused part.
+    assert_eq!(sent.len(), 1 + 3 + 1 + 1, "{sent:#?}");
+}
