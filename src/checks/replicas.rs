@@ -1,14 +1,16 @@
-//! Replicas online: `/ping` and `SELECT version(), uptime()` on every replica, plus each replica's
-//! view of the cluster in `system.clusters` (connection errors to its peers). The SQL, the probe
-//! (`run`) and the pure `evaluate`.
+//! Replicas online: `SELECT version(), uptime()` on every replica, timed, plus each replica's view
+//! of the cluster in `system.clusters` (connection errors to its peers); `/ping` only when the
+//! query fails or is slow, to tell a dead server from a sick one. The SQL, the probe (`run`) and
+//! the pure `evaluate`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::clickhouse::Row;
 use serde::Deserialize;
 
 use super::Cluster;
 use crate::clickhouse::batch::Part;
+use crate::clickhouse::ReplicaClient;
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
 pub const VERSION_SQL: &str = "SELECT version() AS version, toUInt64(uptime()) AS uptime";
@@ -41,8 +43,11 @@ pub struct ClusterRow {
 #[derive(Debug, Clone)]
 pub struct ReplicaProbe {
     pub replica: String,
-    pub ping: Result<Duration, ProbeError>,
+    /// `/ping`, when it was asked (the version query failed or was slow).
+    pub ping: Option<Result<Duration, ProbeError>>,
     pub version: Result<Vec<VersionRow>, ProbeError>,
+    /// How long the version query took to answer.
+    pub answered: Duration,
     pub cluster: Result<Vec<ClusterRow>, ProbeError>,
 }
 
@@ -100,7 +105,7 @@ fn unreachable(check: CheckKind, replica: &str, e: &ProbeError) -> Finding {
     }
 }
 
-/// Judge every replica; `deadline` marks pings slower than half of it as slow.
+/// Judge every replica; `deadline` marks answers slower than half of it as slow.
 pub fn evaluate(probes: &[ReplicaProbe], cluster: &str, deadline: Duration) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut versions: Vec<(String, String)> = Vec::new();
@@ -125,19 +130,18 @@ fn evaluate_replica(
     // A failed query says more than a failed ping (auth, server errors), unless the ping was refused.
     let failure = match (&p.ping, &p.version) {
         (_, Err(e @ ProbeError::Auth { .. })) => Some(e),
-        (Err(e), _) => Some(e),
-        (Ok(_), Err(e)) => Some(e),
+        (Some(Err(e)), _) => Some(e),
+        (_, Err(e)) => Some(e),
         _ => None,
     };
     if let Some(e) = failure {
         let mut f = unreachable(CheckKind::Replicas, r, e);
-        if p.ping.is_ok() {
+        if let Some(Ok(_)) = p.ping {
             f = f.evidence("/ping answered Ok.");
         }
         out.push(f);
         return None;
     }
-    let ping = *p.ping.as_ref().expect("checked above");
     let Some(v) = p.version.as_ref().ok().and_then(|rows| rows.first()) else {
         out.push(Finding::new(
             CheckKind::Replicas,
@@ -147,21 +151,21 @@ fn evaluate_replica(
         ));
         return None;
     };
-    out.push(up(r, v, ping, deadline));
+    out.push(up(r, v, p.answered, deadline));
     out.extend(cluster_view(r, cluster, &p.cluster));
     Some(v.version.clone())
 }
 
-/// An answering replica: its version, uptime and ping, or that it is slow.
-fn up(r: &str, v: &VersionRow, ping: Duration, deadline: Duration) -> Finding {
+/// An answering replica: its version, uptime and answer time, or that it is slow.
+fn up(r: &str, v: &VersionRow, answered: Duration, deadline: Duration) -> Finding {
     let subject = Subject::replica(r);
-    let ms = ping.as_secs_f64() * 1000.0;
-    let mut f = if ping > deadline / 2 {
+    let ms = answered.as_secs_f64() * 1000.0;
+    let mut f = if answered > deadline / 2 {
         Finding::new(
             CheckKind::Replicas,
             Severity::Warn,
             subject,
-            format!("{r}: slow: ping {ms:.0} ms"),
+            format!("{r}: slow: answered in {ms:.0} ms"),
         )
         .cause(Cause::Network)
     } else {
@@ -170,7 +174,7 @@ fn up(r: &str, v: &VersionRow, ping: Duration, deadline: Duration) -> Finding {
             Severity::Ok,
             subject,
             format!(
-                "{r}: up, {}, uptime {}, ping {ms:.0} ms",
+                "{r}: up, {}, uptime {}, answered in {ms:.0} ms",
                 v.version,
                 uptime_text(v.uptime)
             ),
@@ -238,7 +242,36 @@ fn mixed_versions(versions: &[(String, String)]) -> Option<Finding> {
     ))
 }
 
-/// The version and the cluster view go in the round's batch (`/ping` is not SQL).
+/// The version query, timed; `/ping` as well once it is slower than half the deadline (so a
+/// replica whose queries hang says whether its HTTP server still answers), or after it failed in
+/// a way a ping can tell apart (not refused, not a wrong password). A healthy replica gets no ping.
+async fn version_and_ping(
+    c: &ReplicaClient,
+) -> (
+    Option<Result<Duration, ProbeError>>,
+    Result<Vec<VersionRow>, ProbeError>,
+    Duration,
+) {
+    let start = Instant::now();
+    let version = c.fetch::<VersionRow>(VERSION_SQL, &[]);
+    tokio::pin!(version);
+    tokio::select! {
+        v = &mut version => {
+            let answered = start.elapsed();
+            let ping = match &v {
+                Err(ProbeError::Refused | ProbeError::Auth { .. }) | Ok(_) => None,
+                Err(_) => Some(c.ping().await),
+            };
+            (ping, v, answered)
+        }
+        _ = tokio::time::sleep(c.deadline() / 2) => {
+            let (v, ping) = tokio::join!(async { (version.await, start.elapsed()) }, c.ping());
+            (Some(ping), v.0, v.1)
+        }
+    }
+}
+
+/// The version and the cluster view go in the round's batch.
 pub(super) fn batched(cl: &Cluster) -> Vec<Part> {
     vec![
         Part::new(VERSION_SQL, &[]),
@@ -246,8 +279,8 @@ pub(super) fn batched(cl: &Cluster) -> Vec<Part> {
     ]
 }
 
-/// The probe: `/ping`, the version and the cluster view on every replica, judged; plus the
-/// hosts discovery refused.
+/// The probe: the version (timed) and the cluster view on every replica, `/ping` where it tells
+/// something, judged; plus the hosts discovery refused.
 pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
     let cluster = cl.remote_cluster.clone();
     let mode = cl.mode;
@@ -256,15 +289,15 @@ pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
             let cluster = cluster.clone();
             async move {
                 let binds = [cluster.as_str()];
-                let (ping, version, view) = join_in!(mode;
-                    c.ping(),
-                    c.fetch::<VersionRow>(VERSION_SQL, &[]),
+                let ((ping, version, answered), view) = join_in!(mode;
+                    version_and_ping(&c),
                     c.fetch::<ClusterRow>(CLUSTER_SQL, &binds)
                 );
                 ReplicaProbe {
                     replica: c.name.clone(),
                     ping,
                     version,
+                    answered,
                     cluster: view,
                 }
             }
@@ -291,9 +324,13 @@ mod tests {
         ping: Result<u64, ProbeError>,
         version: Result<&str, ProbeError>,
     ) -> ReplicaProbe {
+        // A slow answer came with a ping; a fast one without.
+        let answered = Duration::from_millis(*ping.as_ref().unwrap_or(&0));
         ReplicaProbe {
             replica: r.into(),
-            ping: ping.map(Duration::from_millis),
+            ping: (answered.as_millis() > 1000 || ping.is_err() || version.is_err())
+                .then(|| ping.clone().map(Duration::from_millis)),
+            answered,
             version: version.map(|v| {
                 vec![VersionRow {
                     version: v.into(),
@@ -315,7 +352,7 @@ mod tests {
     fn replica_table() {
         let d = Duration::from_secs(2);
         let cases: Vec<(ReplicaProbe, Severity, &str, &[Cause])> = vec![
-            (probe("r1", Ok(1), Ok("26.9.2.1")), Severity::Ok, "r1: up, 26.9.2.1, uptime 1h 6m, ping 1 ms", &[]),
+            (probe("r1", Ok(1), Ok("26.9.2.1")), Severity::Ok, "r1: up, 26.9.2.1, uptime 1h 6m, answered in 1 ms", &[]),
             (probe("r2", Err(ProbeError::Refused), Err(ProbeError::Refused)), Severity::Crit, "r2: unreachable (connection refused)", &[Cause::ReplicaOffline]),
             (
                 probe("r3", Err(ProbeError::Timeout { after_ms: 2000 }), Err(ProbeError::Timeout { after_ms: 2000 })),
@@ -324,7 +361,7 @@ mod tests {
                 &[Cause::ReplicaOffline],
             ),
             (probe("r4", Ok(1), Err(ProbeError::Auth { code: 516 })), Severity::Unknown, "r4: authentication failed (code 516): check `user` and the password in `password_env`", &[]),
-            (probe("r5", Ok(1500), Ok("26.9.2.1")), Severity::Warn, "r5: slow: ping 1500 ms", &[Cause::Network]),
+            (probe("r5", Ok(1500), Ok("26.9.2.1")), Severity::Warn, "r5: slow: answered in 1500 ms", &[Cause::Network]),
         ];
         for (p, sev, text, causes) in cases {
             let f = &evaluate(&[p], "c", d)[0];

@@ -112,7 +112,9 @@ fn scenario(down: Option<&str>, keeper_up: bool, backup_error: Option<&str>) -> 
         .iter()
         .map(|r| replicas::ReplicaProbe {
             replica: r.to_string(),
-            ping: answer(r).map(|_| Duration::from_millis(2)),
+            // A refused replica is not pinged (nothing listens), an answering one needs no ping.
+            ping: None,
+            answered: Duration::from_millis(2),
             version: answer(r).map(|_| version()),
             cluster: answer(r).map(|_| vec![]).map(|_: Vec<()>| {
                 vec![replicas::ClusterRow {

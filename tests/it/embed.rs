@@ -265,7 +265,7 @@ fn healthy_embed_json() {
                 CheckKind::Replicas,
                 Severity::Ok,
                 Subject::replica(&r.name),
-                format!("{}: up, 26.9.2.1, uptime 25h 0m, ping 2 ms", r.name),
+                format!("{}: up, 26.9.2.1, uptime 25h 0m, answered in 2 ms", r.name),
             )
         })
         .collect();
