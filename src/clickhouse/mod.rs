@@ -164,6 +164,12 @@ struct Sent {
     rows: Vec<Vec<Vec<u8>>>,
 }
 
+/// What the round's batch gave one part.
+enum Batched<T> {
+    Answer(Result<Vec<T>, ProbeError>),
+    Alone { undecoded: bool },
+}
+
 /// After two batches in a row refused, a replica gets none (it answers each part on its own).
 const BATCH_MISSES_MAX: u32 = 2;
 
@@ -351,10 +357,12 @@ impl ReplicaClient {
             .and_then(|b| Some((b, b.plan.position(sql, binds)?)))
         {
             Some((b, i)) => match self.part_of_batch::<T>(b, i).await {
-                Some(r) => r,
-                None => {
+                Batched::Answer(r) => r,
+                Batched::Alone { undecoded } => {
                     let r = self.fetch_alone(sql, binds).await;
-                    if let Err(ProbeError::Server { .. }) = r {
+                    // A part that fails on its own, or whose batched rows did not decode, would
+                    // cost the next batch the same detour: it goes alone from now on.
+                    if undecoded || matches!(r, Err(ProbeError::Server { .. })) {
                         let mut solo = self.fixed.solo.lock().expect("solo lock");
                         let sql = b.plan.parts()[i].sql;
                         if !solo.contains(&sql) {
@@ -370,26 +378,29 @@ impl ReplicaClient {
         r
     }
 
-    /// Part `i` of the round's batch: its rows, the error that the replica gave the whole batch,
-    /// or `None` when it must be asked on its own (not sent, batch refused, row not decoded).
-    async fn part_of_batch<T>(&self, b: &Batch, i: usize) -> Option<Result<Vec<T>, ProbeError>>
+    /// Part `i` of the round's batch: its rows or the error the replica gave the whole batch, or
+    /// to be asked on its own (not sent, batch refused, rows not decoded).
+    async fn part_of_batch<T>(&self, b: &Batch, i: usize) -> Batched<T>
     where
         T: RowOwned + RowRead,
     {
+        let alone = Batched::Alone { undecoded: false };
         let sent = match b.answer.get_or_init(|| self.send_batch(&b.plan)).await {
             Ok(sent) => sent,
-            Err(e) if batch::ask_alone_after(e) => return None,
-            Err(e) => return Some(Err(e.clone())),
+            Err(e) if batch::ask_alone_after(e) => return alone,
+            Err(e) => return Batched::Answer(Err(e.clone())),
         };
-        let k = sent.parts.iter().position(|&p| p == i)?;
+        let Some(k) = sent.parts.iter().position(|&p| p == i) else {
+            return alone;
+        };
         let rows: Result<Vec<T>, _> = sent.rows[k]
             .iter()
             .map(|r| rowbinary::row::<T>(r))
             .collect();
         match rows {
-            Ok(rows) => Some(Ok(rows)),
-            // The part's own query is decoded with the crate's full type check, and tells.
-            Err(_) => None,
+            Ok(rows) => Batched::Answer(Ok(rows)),
+            // Its own query is decoded with the crate's full type check, and tells what is wrong.
+            Err(_) => Batched::Alone { undecoded: true },
         }
     }
 

@@ -77,8 +77,14 @@ async fn every_batched_query_reads_the_same_rows_as_on_its_own() {
         .fetch(settings::COMBINED_SQL, &["backups"])
         .await
         .unwrap();
+    // A UNION ALL of its own, without an order: compared as sets.
+    let sorted = |rows: &[settings::SettingRow]| {
+        let mut v: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+        v.sort();
+        v
+    };
     assert!(format!("{a:?}").contains("shop"), "{a:?}");
-    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    assert_eq!(sorted(&a), sorted(&b));
 
     let a: Vec<blockers::BlockerRow> = alone.fetch(blockers::ACTIVITY_SQL, &[]).await.unwrap();
     let b: Vec<blockers::BlockerRow> = batched.fetch(blockers::ACTIVITY_SQL, &[]).await.unwrap();
@@ -153,4 +159,43 @@ async fn a_refused_part_goes_alone_and_stays_out_of_later_batches() {
     );
     // Round one: the batch, then each part alone; round two: the batch and the refused part.
     assert_eq!(sent.len(), 1 + 3 + 1 + 1, "{sent:#?}");
+}
+
+/// Rows that do not fit the type asked for are never guessed at: the part is asked on its own,
+/// where the crate's own check reports the mismatch, and stays out of later batches.
+#[tokio::test(flavor = "current_thread")]
+async fn rows_that_do_not_fit_their_type_are_asked_alone_and_reported() {
+    let c = furnished();
+    let plan = Arc::new(Plan::new([
+        Part::new(replicas::VERSION_SQL, &[]),
+        Part::new(replicas::CLUSTER_SQL, &["local"]),
+        Part::new(backups::RECENT_SQL, &[]),
+    ]));
+    let base = client(&c.urls[0]);
+    let before = queries(&c, 1).len();
+    for _ in 0..2 {
+        let r = base.next_round().with_plan(&plan);
+        // The version query's two columns asked as a cluster row.
+        let wrong = r
+            .fetch::<replicas::ClusterRow>(replicas::VERSION_SQL, &[])
+            .await;
+        assert!(matches!(wrong, Err(ProbeError::Decode(_))), "{wrong:?}");
+        let k = r
+            .fetch::<replicas::ClusterRow>(replicas::CLUSTER_SQL, &["local"])
+            .await;
+        assert_eq!(k.unwrap().len(), 1);
+    }
+    let sent: Vec<String> = queries(&c, 1)[before..]
+        .iter()
+        .map(|(_, q)| q.clone())
+        .collect();
+    let alone = |q: &&String| q.as_str() == replicas::VERSION_SQL;
+    // Round one: the batch, then the version query alone; round two: the rest batched, it alone.
+    assert_eq!(sent.iter().filter(alone).count(), 2, "{sent:#?}");
+    let batches: Vec<&String> = sent
+        .iter()
+        .filter(|q| q.contains("formatRowNoNewline"))
+        .collect();
+    assert_eq!(batches.len(), 2, "{sent:#?}");
+    assert!(!batches[1].contains("version()"), "{}", batches[1]);
 }
