@@ -93,6 +93,10 @@ pub fn clip_chars(s: &str, max: usize) -> String {
 
 /// `s` cut so that, shown, it takes at most `max` characters, the cut marked `…(N more bytes)`.
 pub fn clip(s: &str, max: usize) -> String {
+    // Printable ASCII shows as itself, one character a byte: the common case, counted at once.
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_string();
+    }
     let width: usize = s.chars().map(shown_width).sum();
     if width <= max {
         return s.to_string();
