@@ -10,6 +10,7 @@ use chops::clickhouse::batch::{Part, Plan};
 use chops::clickhouse::{Budget, ReplicaClient};
 use chops::config::Secret;
 use chops::domain::ProbeError;
+use clickhouse::{RowOwned, RowRead};
 
 use crate::common::*;
 
@@ -41,6 +42,31 @@ fn furnished() -> LocalCluster {
     c
 }
 
+/// The queries replica 1 received after the first `before`, and which of them were batches.
+fn sent_since(c: &LocalCluster, before: usize) -> (Vec<String>, Vec<String>) {
+    let sent: Vec<String> = queries(c, 1)[before..]
+        .iter()
+        .map(|(_, q)| q.clone())
+        .collect();
+    let batches = sent
+        .iter()
+        .filter(|q| q.contains("formatRowNoNewline"))
+        .cloned()
+        .collect();
+    (sent, batches)
+}
+
+/// The rows of `sql` asked on its own and through the batch.
+async fn both<T: RowOwned + RowRead>(
+    alone: &ReplicaClient,
+    batched: &ReplicaClient,
+    sql: &str,
+    binds: &[&str],
+) -> (Vec<T>, Vec<T>) {
+    let a = alone.fetch(sql, binds).await.unwrap();
+    (a, batched.fetch(sql, binds).await.unwrap())
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn every_batched_query_reads_the_same_rows_as_on_its_own() {
     let c = furnished();
@@ -54,29 +80,16 @@ async fn every_batched_query_reads_the_same_rows_as_on_its_own() {
     let alone = client(&c.urls[0]);
     let batched = alone.next_round().with_plan(&plan);
 
-    let a: Vec<replicas::VersionRow> = alone.fetch(replicas::VERSION_SQL, &[]).await.unwrap();
-    let b: Vec<replicas::VersionRow> = batched.fetch(replicas::VERSION_SQL, &[]).await.unwrap();
+    let (a, b) = both::<replicas::VersionRow>(&alone, &batched, replicas::VERSION_SQL, &[]).await;
     assert_eq!((a.len(), &a[0].version), (b.len(), &b[0].version));
 
-    let a: Vec<replicas::ClusterRow> = alone
-        .fetch(replicas::CLUSTER_SQL, &["local"])
-        .await
-        .unwrap();
-    let b: Vec<replicas::ClusterRow> = batched
-        .fetch(replicas::CLUSTER_SQL, &["local"])
-        .await
-        .unwrap();
+    let (a, b) =
+        both::<replicas::ClusterRow>(&alone, &batched, replicas::CLUSTER_SQL, &["local"]).await;
     assert!(!a.is_empty());
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
 
-    let a: Vec<settings::SettingRow> = alone
-        .fetch(settings::COMBINED_SQL, &["backups"])
-        .await
-        .unwrap();
-    let b: Vec<settings::SettingRow> = batched
-        .fetch(settings::COMBINED_SQL, &["backups"])
-        .await
-        .unwrap();
+    let (a, b) =
+        both::<settings::SettingRow>(&alone, &batched, settings::COMBINED_SQL, &["backups"]).await;
     // A UNION ALL of its own, without an order: compared as sets.
     let sorted = |rows: &[settings::SettingRow]| {
         let mut v: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
@@ -86,12 +99,10 @@ async fn every_batched_query_reads_the_same_rows_as_on_its_own() {
     assert!(format!("{a:?}").contains("shop"), "{a:?}");
     assert_eq!(sorted(&a), sorted(&b));
 
-    let a: Vec<blockers::BlockerRow> = alone.fetch(blockers::ACTIVITY_SQL, &[]).await.unwrap();
-    let b: Vec<blockers::BlockerRow> = batched.fetch(blockers::ACTIVITY_SQL, &[]).await.unwrap();
+    let (a, b) = both::<blockers::BlockerRow>(&alone, &batched, blockers::ACTIVITY_SQL, &[]).await;
     assert_eq!(a.len(), b.len());
 
-    let a: Vec<backups::BackupRow> = alone.fetch(backups::RECENT_SQL, &[]).await.unwrap();
-    let b: Vec<backups::BackupRow> = batched.fetch(backups::RECENT_SQL, &[]).await.unwrap();
+    let (a, b) = both::<backups::BackupRow>(&alone, &batched, backups::RECENT_SQL, &[]).await;
     let key = |r: &backups::BackupRow| {
         (
             r.id.clone(),
@@ -142,14 +153,7 @@ async fn a_refused_part_goes_alone_and_stays_out_of_later_batches() {
             "{d:?}"
         );
     }
-    let sent: Vec<String> = queries(&c, 1)[before..]
-        .iter()
-        .map(|(_, q)| q.clone())
-        .collect();
-    let batches: Vec<&String> = sent
-        .iter()
-        .filter(|q| q.contains("formatRowNoNewline"))
-        .collect();
+    let (sent, batches) = sent_since(&c, before);
     assert_eq!(batches.len(), 2, "{sent:#?}");
     assert!(batches[0].contains("system.distributed_ddl_queue"));
     assert!(
@@ -185,17 +189,10 @@ async fn rows_that_do_not_fit_their_type_are_asked_alone_and_reported() {
             .await;
         assert_eq!(k.unwrap().len(), 1);
     }
-    let sent: Vec<String> = queries(&c, 1)[before..]
-        .iter()
-        .map(|(_, q)| q.clone())
-        .collect();
+    let (sent, batches) = sent_since(&c, before);
     let alone = |q: &&String| q.as_str() == replicas::VERSION_SQL;
     // Round one: the batch, then the version query alone; round two: the rest batched, it alone.
     assert_eq!(sent.iter().filter(alone).count(), 2, "{sent:#?}");
-    let batches: Vec<&String> = sent
-        .iter()
-        .filter(|q| q.contains("formatRowNoNewline"))
-        .collect();
     assert_eq!(batches.len(), 2, "{sent:#?}");
     assert!(!batches[1].contains("version()"), "{}", batches[1]);
 }
