@@ -3,7 +3,8 @@
 //!
 //! Queries and `/ping` share one bounded transport ([`capped`], TLS for `https://` from [`tls`]);
 //! a semaphore shared by the whole check ([`Budget`]) caps probes in flight so a large cluster
-//! never exhausts file descriptors.
+//! never exhausts file descriptors. A round's in-memory queries to one replica travel together
+//! ([`batch`], decoded by [`rowbinary`]).
 
 pub mod batch;
 pub mod capped;
