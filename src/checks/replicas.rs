@@ -3,7 +3,7 @@
 //! query fails or is slow, to tell a dead server from a sick one. The SQL, the probe (`run`) and
 //! the pure `evaluate`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::clickhouse::Row;
 use serde::Deserialize;
@@ -127,10 +127,11 @@ fn evaluate_replica(
     out: &mut Vec<Finding>,
 ) -> Option<String> {
     let r = &p.replica;
-    // A failed query says more than a failed ping (auth, server errors), unless the ping was refused.
+    // A failed query says more than a failed ping (auth, server errors), unless the ping was
+    // refused; a ping that failed late never overrides a query that answered.
     let failure = match (&p.ping, &p.version) {
         (_, Err(e @ ProbeError::Auth { .. })) => Some(e),
-        (Some(Err(e)), _) => Some(e),
+        (Some(Err(e)), Err(_)) => Some(e),
         (_, Err(e)) => Some(e),
         _ => None,
     };
@@ -151,23 +152,37 @@ fn evaluate_replica(
         ));
         return None;
     };
-    out.push(up(r, v, p.answered, deadline));
+    out.push(up(r, v, p.answered, p.ping.as_ref(), deadline));
     out.extend(cluster_view(r, cluster, &p.cluster));
     Some(v.version.clone())
 }
 
-/// An answering replica: its version, uptime and answer time, or that it is slow.
-fn up(r: &str, v: &VersionRow, answered: Duration, deadline: Duration) -> Finding {
+/// An answering replica: its version, uptime and answer time, or that it is slow (the network's
+/// fault unless `/ping`, asked once it was slow, came back quickly: then the queries are slow).
+fn up(
+    r: &str,
+    v: &VersionRow,
+    answered: Duration,
+    ping: Option<&Result<Duration, ProbeError>>,
+    deadline: Duration,
+) -> Finding {
     let subject = Subject::replica(r);
     let ms = answered.as_secs_f64() * 1000.0;
     let mut f = if answered > deadline / 2 {
-        Finding::new(
+        let f = Finding::new(
             CheckKind::Replicas,
             Severity::Warn,
             subject,
             format!("{r}: slow: answered in {ms:.0} ms"),
-        )
-        .cause(Cause::Network)
+        );
+        match ping {
+            Some(Ok(d)) if *d <= deadline / 2 => f.evidence(format!(
+                "/ping answered in {} ms: the server is slow, not the network",
+                d.as_millis()
+            )),
+            Some(Err(e)) => f.evidence(format!("/ping: {e}")).cause(Cause::Network),
+            _ => f.cause(Cause::Network),
+        }
     } else {
         Finding::new(
             CheckKind::Replicas,
@@ -252,12 +267,12 @@ async fn version_and_ping(
     Result<Vec<VersionRow>, ProbeError>,
     Duration,
 ) {
-    let start = Instant::now();
-    let version = c.fetch::<VersionRow>(VERSION_SQL, &[]);
+    // The answer time is the request's that answered (the batch's when the version came in it),
+    // not how long this probe waited.
+    let version = c.fetch_timed::<VersionRow>(VERSION_SQL, &[]);
     tokio::pin!(version);
     tokio::select! {
-        v = &mut version => {
-            let answered = start.elapsed();
+        (v, answered) = &mut version => {
             let ping = match &v {
                 Err(ProbeError::Refused | ProbeError::Auth { .. }) | Ok(_) => None,
                 Err(_) => Some(c.ping().await),
@@ -265,8 +280,8 @@ async fn version_and_ping(
             (ping, v, answered)
         }
         _ = tokio::time::sleep(c.deadline() / 2) => {
-            let (v, ping) = tokio::join!(async { (version.await, start.elapsed()) }, c.ping());
-            (Some(ping), v.0, v.1)
+            let ((v, answered), ping) = tokio::join!(version, c.ping());
+            (Some(ping), v, answered)
         }
     }
 }
@@ -369,6 +384,25 @@ mod tests {
             assert_eq!(f.summary, text);
             assert_eq!(f.causes, causes, "{text}");
         }
+    }
+
+    #[test]
+    fn a_slow_answer_is_the_network_only_when_ping_is_slow_too_and_a_late_ping_never_wins() {
+        let d = Duration::from_secs(2);
+        let mut p = probe("r1", Ok(1500), Ok("26.9.2.1"));
+        p.ping = Some(Ok(Duration::from_millis(3)));
+        let f = &evaluate(&[p.clone()], "c", d)[0];
+        assert_eq!(f.summary, "r1: slow: answered in 1500 ms");
+        assert!(f.causes.is_empty(), "{:?}", f.causes);
+        assert!(f.evidence[0].starts_with("/ping answered in 3 ms"));
+        // The version answered; the ping sent once it was slow timed out: still up, slowly.
+        p.ping = Some(Err(ProbeError::Timeout { after_ms: 2000 }));
+        let f = &evaluate(&[p], "c", d)[0];
+        assert_eq!(
+            (f.severity, f.causes.as_slice()),
+            (Severity::Warn, &[Cause::Network][..])
+        );
+        assert_eq!(f.summary, "r1: slow: answered in 1500 ms");
     }
 
     #[test]

@@ -8,7 +8,6 @@ use ::clickhouse::Row;
 use serde::Deserialize;
 
 use super::Cluster;
-use crate::clickhouse::batch::Part;
 use crate::domain::text::{clip, SUMMARY_MAX};
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
@@ -243,11 +242,6 @@ fn differences(seen: &[(String, BTreeMap<String, u64>)]) -> Vec<Finding> {
         out.push(differing.into_iter().fold(f, |f, d| f.evidence(d)));
     }
     out
-}
-
-/// The combined query goes in the round's batch.
-pub(super) fn batched(cl: &Cluster) -> Vec<Part> {
-    vec![Part::new(COMBINED_SQL, &[&cl.backup_disk])]
 }
 
 /// The probe: settings, backup disk and user databases in one query on every replica; judged.

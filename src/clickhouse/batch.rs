@@ -15,6 +15,7 @@
 //! they are the slow or failing ones and must not take the others down with them.
 
 use std::fmt::Write;
+use std::time::{Duration, Instant};
 
 use ::clickhouse::Row;
 use serde::Deserialize;
@@ -128,6 +129,61 @@ pub fn ask_alone_after(e: &ProbeError) -> bool {
     )
 }
 
+/// How long what a replica taught about its batches holds: a part that failed alone, or a
+/// replica that refused batches, is tried in a batch again after this (an overloaded server's
+/// refusals pass; a missing table costs one detour per period).
+pub const RELEARN_AFTER: Duration = Duration::from_secs(600);
+
+/// Batches refused in a row before a replica gets none (until [`RELEARN_AFTER`]).
+pub const MISSES_MAX: u32 = 2;
+
+/// What one replica's answers taught about its batches.
+#[derive(Debug, Default)]
+pub struct Learned {
+    /// Parts (their SQL) that failed on their own, and since when.
+    solo: Vec<(&'static str, Instant)>,
+    misses: u32,
+    off_since: Option<Instant>,
+}
+
+impl Learned {
+    /// Whether `sql` goes alone for now.
+    pub fn alone(&mut self, sql: &str, now: Instant) -> bool {
+        self.solo
+            .retain(|(_, at)| now.saturating_duration_since(*at) < RELEARN_AFTER);
+        self.solo.iter().any(|(s, _)| *s == sql)
+    }
+
+    pub fn mark_alone(&mut self, sql: &'static str, now: Instant) {
+        if !self.solo.iter().any(|(s, _)| *s == sql) {
+            self.solo.push((sql, now));
+        }
+    }
+
+    /// Whether this replica gets no batch for now.
+    pub fn off(&mut self, now: Instant) -> bool {
+        match self.off_since {
+            Some(at) if now.saturating_duration_since(at) >= RELEARN_AFTER => {
+                (self.off_since, self.misses) = (None, 0);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    pub fn refused(&mut self, now: Instant) {
+        self.misses += 1;
+        if self.misses >= MISSES_MAX {
+            self.off_since.get_or_insert(now);
+        }
+    }
+
+    pub fn answered(&mut self) {
+        self.misses = 0;
+    }
+}
+
 /// A `String` column's bytes as they are (each is a row of its own format, not text).
 fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     struct V;
@@ -199,6 +255,25 @@ mod tests {
             split(vec![row(3, b"")], 3),
             Err(ProbeError::Decode(_))
         ));
+    }
+
+    #[test]
+    fn what_a_replica_taught_is_forgotten_after_a_while() {
+        let t0 = Instant::now();
+        let mut l = Learned::default();
+        l.mark_alone("SELECT 1", t0);
+        assert!(l.alone("SELECT 1", t0 + Duration::from_secs(1)));
+        assert!(!l.alone("SELECT 2", t0));
+        assert!(!l.alone("SELECT 1", t0 + RELEARN_AFTER));
+        l.refused(t0);
+        l.answered();
+        l.refused(t0);
+        assert!(!l.off(t0), "one refusal after an answer");
+        l.refused(t0);
+        assert!(l.off(t0 + Duration::from_secs(1)));
+        assert!(!l.off(t0 + RELEARN_AFTER), "tried again after a while");
+        l.refused(t0 + RELEARN_AFTER);
+        assert!(!l.off(t0 + RELEARN_AFTER), "counting starts over");
     }
 
     #[test]

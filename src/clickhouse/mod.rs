@@ -163,16 +163,18 @@ struct Batch {
 struct Sent {
     parts: Vec<usize>,
     rows: Vec<Vec<Vec<u8>>>,
+    /// How long the batch took to answer (the replica's answer time for its parts).
+    took: Duration,
 }
 
 /// What the round's batch gave one part.
 enum Batched<T> {
-    Answer(Result<Vec<T>, ProbeError>),
-    Alone { undecoded: bool },
+    /// The rows (or the replica's error), and how long the batch took.
+    Answer(Result<Vec<T>, ProbeError>, Duration),
+    Alone {
+        undecoded: bool,
+    },
 }
-
-/// After two batches in a row refused, a replica gets none (it answers each part on its own).
-const BATCH_MISSES_MAX: u32 = 2;
 
 /// What a replica's client keeps from round to round.
 struct Fixed {
@@ -190,10 +192,8 @@ struct Fixed {
     trips: Arc<AtomicU64>,
     /// This replica's share of the budget's in-flight cap.
     own: Arc<Semaphore>,
-    /// Batch parts (their SQL) that failed when asked on their own: asked alone from then on.
-    solo: Mutex<Vec<&'static str>>,
-    /// Batches refused in a row (reset by one answered).
-    batch_misses: AtomicU64,
+    /// What this replica's answers taught about batches (parts that go alone, batches refused).
+    learned: Mutex<batch::Learned>,
 }
 
 impl std::fmt::Debug for ReplicaClient {
@@ -248,8 +248,7 @@ impl ReplicaClient {
             budget: budget.clone(),
             trips,
             own: Arc::new(Semaphore::new(budget.per_replica.max(1))),
-            solo: Mutex::new(Vec::new()),
-            batch_misses: AtomicU64::new(0),
+            learned: Mutex::new(batch::Learned::default()),
         };
         ReplicaClient {
             name: name.to_string(),
@@ -352,31 +351,54 @@ impl ReplicaClient {
     where
         T: RowOwned + RowRead,
     {
-        let r = match self
+        self.fetch_timed(sql, binds).await.0
+    }
+
+    /// [`fetch`](Self::fetch), with how long the request that answered took (the batch's, or its
+    /// own): the replica's answer time, not how long this caller waited.
+    pub async fn fetch_timed<T>(
+        &self,
+        sql: &str,
+        binds: &[&str],
+    ) -> (Result<Vec<T>, ProbeError>, Duration)
+    where
+        T: RowOwned + RowRead,
+    {
+        let batched = self
             .batch
             .as_ref()
-            .and_then(|b| Some((b, b.plan.position(sql, binds)?)))
-        {
+            .and_then(|b| Some((b, b.plan.position(sql, binds)?)));
+        let (r, took) = match batched {
             Some((b, i)) => match self.part_of_batch::<T>(b, i).await {
-                Batched::Answer(r) => r,
+                Batched::Answer(r, took) => (r, took),
                 Batched::Alone { undecoded } => {
-                    let r = self.fetch_alone(sql, binds).await;
+                    let (r, took) = self.alone_timed(sql, binds).await;
                     // A part that fails on its own, or whose batched rows did not decode, would
-                    // cost the next batch the same detour: it goes alone from now on.
+                    // cost the next batch the same detour: it goes alone for a while.
                     if undecoded || matches!(r, Err(ProbeError::Server { .. })) {
-                        let mut solo = self.fixed.solo.lock().expect("solo lock");
-                        let sql = b.plan.parts()[i].sql;
-                        if !solo.contains(&sql) {
-                            solo.push(sql);
-                        }
+                        let mut learned = self.fixed.learned.lock().expect("learned lock");
+                        learned.mark_alone(b.plan.parts()[i].sql, Instant::now());
                     }
-                    r
+                    (r, took)
                 }
             },
-            None => self.fetch_alone(sql, binds).await,
+            None => self.alone_timed(sql, binds).await,
         };
         self.note(&r);
-        r
+        (r, took)
+    }
+
+    async fn alone_timed<T>(
+        &self,
+        sql: &str,
+        binds: &[&str],
+    ) -> (Result<Vec<T>, ProbeError>, Duration)
+    where
+        T: RowOwned + RowRead,
+    {
+        let start = Instant::now();
+        let r = self.fetch_alone(sql, binds).await;
+        (r, start.elapsed())
     }
 
     /// Part `i` of the round's batch: its rows or the error the replica gave the whole batch, or
@@ -389,7 +411,7 @@ impl ReplicaClient {
         let sent = match b.answer.get_or_init(|| self.send_batch(&b.plan)).await {
             Ok(sent) => sent,
             Err(e) if batch::ask_alone_after(e) => return alone,
-            Err(e) => return Batched::Answer(Err(e.clone())),
+            Err(e) => return Batched::Answer(Err(e.clone()), Duration::ZERO),
         };
         let Some(k) = sent.parts.iter().position(|&p| p == i) else {
             return alone;
@@ -399,26 +421,28 @@ impl ReplicaClient {
             .map(|r| rowbinary::row::<T>(r))
             .collect();
         match rows {
-            Ok(rows) => Batched::Answer(Ok(rows)),
+            Ok(rows) => Batched::Answer(Ok(rows), sent.took),
             // Its own query is decoded with the crate's full type check, and tells what is wrong.
             Err(_) => Batched::Alone { undecoded: true },
         }
     }
 
-    /// Ask the plan's parts this replica takes in a batch (none when it refused batches or fewer
-    /// than two are left: then every part goes alone).
+    /// Ask the plan's parts this replica takes in a batch (none when it refused batches lately or
+    /// fewer than two are left: then every part goes alone).
     async fn send_batch(&self, plan: &batch::Plan) -> Result<Arc<Sent>, ProbeError> {
-        let misses = self.fixed.batch_misses.load(Ordering::Relaxed);
-        let parts: Vec<usize> = {
-            let solo = self.fixed.solo.lock().expect("solo lock");
-            (0..plan.parts().len())
-                .filter(|&i| !solo.contains(&plan.parts()[i].sql))
-                .collect()
+        let now = Instant::now();
+        let (off, parts): (bool, Vec<usize>) = {
+            let mut learned = self.fixed.learned.lock().expect("learned lock");
+            let parts = (0..plan.parts().len())
+                .filter(|&i| !learned.alone(plan.parts()[i].sql, now))
+                .collect();
+            (learned.off(now), parts)
         };
-        if misses >= BATCH_MISSES_MAX as u64 || parts.len() < 2 {
+        if off || parts.len() < 2 {
             return Ok(Arc::new(Sent {
                 parts: Vec::new(),
                 rows: Vec::new(),
+                took: Duration::ZERO,
             }));
         }
         let chosen: Vec<&batch::Part> = parts.iter().map(|&i| &plan.parts()[i]).collect();
@@ -427,14 +451,16 @@ impl ReplicaClient {
             .fetch_alone::<batch::BatchRow>(&sql, &binds)
             .await
             .and_then(|rows| batch::split(rows, parts.len()));
+        let mut learned = self.fixed.learned.lock().expect("learned lock");
         match rows {
             Ok(rows) => {
-                self.fixed.batch_misses.store(0, Ordering::Relaxed);
-                Ok(Arc::new(Sent { parts, rows }))
+                learned.answered();
+                let took = now.elapsed();
+                Ok(Arc::new(Sent { parts, rows, took }))
             }
             Err(e) => {
                 if batch::ask_alone_after(&e) {
-                    self.fixed.batch_misses.fetch_add(1, Ordering::Relaxed);
+                    learned.refused(Instant::now());
                 }
                 Err(e)
             }
