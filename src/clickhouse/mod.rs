@@ -167,6 +167,9 @@ struct Sent {
     took: Duration,
 }
 
+/// A query's rows (or why not), and how long the request that answered took.
+pub type Timed<T> = (Result<Vec<T>, ProbeError>, Duration);
+
 /// What the round's batch gave one part.
 enum Batched<T> {
     /// The rows (or the replica's error), and how long the batch took.
@@ -356,11 +359,7 @@ impl ReplicaClient {
 
     /// [`fetch`](Self::fetch), with how long the request that answered took (the batch's, or its
     /// own): the replica's answer time, not how long this caller waited.
-    pub async fn fetch_timed<T>(
-        &self,
-        sql: &str,
-        binds: &[&str],
-    ) -> (Result<Vec<T>, ProbeError>, Duration)
+    pub async fn fetch_timed<T>(&self, sql: &str, binds: &[&str]) -> Timed<T>
     where
         T: RowOwned + RowRead,
     {
@@ -388,11 +387,7 @@ impl ReplicaClient {
         (r, took)
     }
 
-    async fn alone_timed<T>(
-        &self,
-        sql: &str,
-        binds: &[&str],
-    ) -> (Result<Vec<T>, ProbeError>, Duration)
+    async fn alone_timed<T>(&self, sql: &str, binds: &[&str]) -> Timed<T>
     where
         T: RowOwned + RowRead,
     {
