@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::loopback::Background;
+
 /// One recorded answer: its HTTP status and body bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
@@ -187,8 +189,7 @@ pub struct Canned {
     /// `127.0.0.1:port` of the four-letter-word listener.
     pub keeper: String,
     state: Arc<State>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl Canned {
@@ -241,15 +242,13 @@ impl Canned {
         }
         let zk = bind();
         let keeper = zk.local_addr().unwrap().to_string();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
-        let thread = std::thread::spawn(move || serve_all(st, listeners, zk, rx));
+        let thread = Background::run(move || serve_all(st, listeners, zk));
         Canned {
             urls,
             keeper,
             state,
-            stop: Some(tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -287,50 +286,28 @@ impl Canned {
     }
 }
 
-impl Drop for Canned {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 type Listeners = Vec<(std::net::TcpListener, Option<Fault>)>;
 
-/// Every listener on one current-thread runtime, until `stop`.
-fn serve_all(
-    st: Arc<State>,
-    listeners: Listeners,
-    zk: std::net::TcpListener,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        for (l, fault) in listeners {
-            let l = TcpListener::from_std(l).unwrap();
-            let st = st.clone();
-            tokio::spawn(async move {
-                while let Ok((sock, _)) = l.accept().await {
-                    let _ = sock.set_nodelay(true);
-                    tokio::spawn(serve_conn(sock, st.clone(), fault.clone()));
-                }
-            });
-        }
-        let zk = TcpListener::from_std(zk).unwrap();
-        let st2 = st.clone();
+/// Every listener, on the stand-in's thread until it is dropped.
+async fn serve_all(st: Arc<State>, listeners: Listeners, zk: std::net::TcpListener) {
+    for (l, fault) in listeners {
+        let l = TcpListener::from_std(l).unwrap();
+        let st = st.clone();
         tokio::spawn(async move {
-            while let Ok((sock, _)) = zk.accept().await {
-                tokio::spawn(serve_word(sock, st2.clone()));
+            while let Ok((sock, _)) = l.accept().await {
+                let _ = sock.set_nodelay(true);
+                tokio::spawn(serve_conn(sock, st.clone(), fault.clone()));
             }
         });
-        let _ = stop.await;
+    }
+    let zk = TcpListener::from_std(zk).unwrap();
+    let st2 = st.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = zk.accept().await {
+            tokio::spawn(serve_word(sock, st2.clone()));
+        }
     });
+    std::future::pending::<()>().await;
 }
 
 /// One request: method, target (path and query string) and body.
