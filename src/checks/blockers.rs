@@ -2,6 +2,9 @@
 //! queue. The SQL (one combined query, separate ones for older servers), the probe (`run`) and the
 //! pure `evaluate`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use ::clickhouse::{Row, RowOwned, RowRead};
 use serde::Deserialize;
 
@@ -184,7 +187,8 @@ pub struct BlockersProbe {
     pub mutations: Result<Vec<MutationRow>, ProbeError>,
     pub merges: Result<Vec<MergeRow>, ProbeError>,
     pub backups: Result<Vec<RunningBackupRow>, ProbeError>,
-    pub ddl: Result<Vec<DdlRow>, ProbeError>,
+    /// None: not asked of this replica (see [`DDL_ASKED`]).
+    pub ddl: Option<Result<Vec<DdlRow>, ProbeError>>,
 }
 
 pub fn mutation_finding(replica: &str, m: &MutationRow) -> Finding {
@@ -246,10 +250,11 @@ pub fn evaluate(probes: &[BlockersProbe]) -> Vec<Finding> {
             Err(e) => found.push(unknown(r, "system.merges", e)),
         }
         match &p.ddl {
-            Ok(rows) => found.extend(ddl_findings(rows, &mut ddl_seen)),
+            None => {}
+            Some(Ok(rows)) => found.extend(ddl_findings(rows, &mut ddl_seen)),
             // 139: no <distributed_ddl> in the server config: there is no queue to block on.
-            Err(ProbeError::Server { code: 139, .. }) => {}
-            Err(e) => found.push(unknown(r, "distributed_ddl_queue", e)),
+            Some(Err(ProbeError::Server { code: 139, .. })) => {}
+            Some(Err(e)) => found.push(unknown(r, "distributed_ddl_queue", e)),
         }
         // "Nothing running" only when every probe answered: an error is never an [ok].
         if found.is_empty() {
@@ -377,21 +382,37 @@ pub(super) fn batched() -> Vec<Part> {
     vec![Part::new(ACTIVITY_SQL, &[]), Part::new(RECENT_SQL, &[])]
 }
 
-/// The probe: running backups, mutations, merges and the DDL queue on every replica; judged.
+/// Replicas asked for the distributed DDL queue in one round. The queue lives in Keeper and every
+/// replica shows the same one: two answers tell it (one replica's Keeper session may be the
+/// trouble), where asking all of them read the whole queue from a sick Keeper once per replica.
+pub const DDL_ASKED: usize = 2;
+
+/// The probe: running backups, mutations and merges on every replica, the DDL queue on the first
+/// [`DDL_ASKED`] replicas that answered those (a replica that does not answer would only time the
+/// queue out too); judged.
 pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
     let mode = cl.mode;
+    let asked = Arc::new(AtomicUsize::new(0));
     let probes = cl
-        .per_replica(|c| async move {
-            // Running backups come from the rows the backups check reads too (one query).
-            let backups = async { c.fetch_shared::<BackupRow>(RECENT_SQL).await.map(running) };
-            let queues = async { join_in!(mode; backups, fetch(&c, DDL_QUEUE_SQL)) };
-            let ((mutations, merges), (backups, ddl)) = join_in!(mode; activity(&c, mode), queues);
-            BlockersProbe {
-                replica: c.name.clone(),
-                mutations,
-                merges,
-                backups,
-                ddl,
+        .per_replica(|c| {
+            let asked = asked.clone();
+            async move {
+                // Running backups come from the rows the backups check reads too (one query).
+                let backups = async { c.fetch_shared::<BackupRow>(RECENT_SQL).await.map(running) };
+                let ((mutations, merges), backups) = join_in!(mode; activity(&c, mode), backups);
+                let answered = mutations.is_ok() && backups.is_ok();
+                let ddl = if answered && asked.fetch_add(1, Ordering::Relaxed) < DDL_ASKED {
+                    Some(fetch(&c, DDL_QUEUE_SQL).await)
+                } else {
+                    None
+                };
+                BlockersProbe {
+                    replica: c.name.clone(),
+                    mutations,
+                    merges,
+                    backups,
+                    ddl,
+                }
             }
         })
         .await;
@@ -441,7 +462,7 @@ mod tests {
             mutations: Ok(vec![]),
             merges: Ok(vec![]),
             backups: Ok(vec![]),
-            ddl: Ok(vec![]),
+            ddl: Some(Ok(vec![])),
         }
     }
 
@@ -480,11 +501,11 @@ mod tests {
         let idle = "r1: no running backups, mutations or long merges";
         first_is("idle", probe(), Severity::Ok, idle);
         let no_ddl_config = BlockersProbe {
-            ddl: Err(ProbeError::Server {
+            ddl: Some(Err(ProbeError::Server {
                 code: 139,
                 name: String::new(),
                 message: String::new(),
-            }),
+            })),
             ..probe()
         };
         first_is("no ddl config", no_ddl_config, Severity::Ok, "no running");
@@ -554,7 +575,7 @@ mod tests {
             host: "ch2".into(),
         };
         let p = BlockersProbe {
-            ddl: Ok(vec![ddl]),
+            ddl: Some(Ok(vec![ddl])),
             ..probe()
         };
         let text = "Distributed DDL query-0000000001 active on ch2";
@@ -583,7 +604,7 @@ mod tests {
             host: "b".into(),
         };
         let p = BlockersProbe {
-            ddl: Ok(vec![ddl]),
+            ddl: Some(Ok(vec![ddl])),
             ..probe()
         };
         let f = evaluate(&[
@@ -594,5 +615,28 @@ mod tests {
             },
         ]);
         assert_eq!(f.iter().filter(|f| f.summary.contains("q-1")).count(), 1);
+    }
+
+    /// A replica not asked for the DDL queue says nothing about it; one asked that failed says
+    /// the queue is unknown there.
+    #[test]
+    fn the_ddl_queue_is_judged_only_where_it_was_asked() {
+        let quiet = BlockersProbe {
+            ddl: None,
+            ..probe()
+        };
+        first_is("not asked", quiet, Severity::Ok, "no running");
+        let failed = BlockersProbe {
+            ddl: Some(Err(ProbeError::Timeout { after_ms: 2000 })),
+            ..probe()
+        };
+        let f = evaluate(&[failed]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Unknown);
+        assert!(
+            f[0].summary.contains("distributed_ddl_queue"),
+            "{}",
+            f[0].summary
+        );
     }
 }

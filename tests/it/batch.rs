@@ -196,3 +196,57 @@ async fn rows_that_do_not_fit_their_type_are_asked_alone_and_reported() {
     assert_eq!(batches.len(), 2, "{sent:#?}");
     assert!(!batches[1].contains("version()"), "{}", batches[1]);
 }
+
+/// A database engine whose tables live elsewhere (here SQLite on a file that is not a database:
+/// listing its tables fails, where a MySQL one's waits on its remote) is never opened by a card:
+/// the settings and user databases still come in the round's one batch, and the user databases
+/// (what a per-replica backup covers) leave it out (BACKUP cannot take its tables).
+#[tokio::test(flavor = "current_thread")]
+async fn a_remote_database_engine_is_never_opened_by_a_card() {
+    let c = furnished();
+    let url = &c.urls[0];
+    let file = c.dir.join("not-a-database.sqlite");
+    std::fs::write(&file, "not a database").unwrap();
+    let path = chops::domain::sql::string(file.to_str().unwrap());
+    must(url, &format!("CREATE DATABASE far ENGINE = SQLite({path})"));
+    let err = sql(url, "SELECT count() FROM system.tables").unwrap_err();
+    assert!(
+        err.contains("SQLITE"),
+        "listing every table should fail: {err}"
+    );
+
+    let before = queries(&c, 1).len();
+    let (_, card) = check_json(c.config_path.to_str().unwrap(), "backup");
+    let (sent, batches) = sent_since(&c, before);
+    assert_eq!(batches.len(), 1, "{sent:#?}");
+    assert!(batches[0].contains("system.settings"), "{}", batches[0]);
+    let alone = sent.iter().filter(|q| !q.contains("formatRowNoNewline"));
+    assert!(
+        alone.clone().all(|q| !q.contains("system.tables")),
+        "{sent:#?}"
+    );
+    let settings = card["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["check"] == "settings")
+        .unwrap();
+    assert!(
+        settings["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] == "ok"),
+        "{settings}"
+    );
+
+    let dbs: Vec<String> = client(url)
+        .fetch::<settings::NameRow>(settings::DATABASES_SQL, &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert!(dbs.contains(&"shop".to_string()), "{dbs:?}");
+    assert!(!dbs.contains(&"far".to_string()), "{dbs:?}");
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chops::checks::Cluster;
+use chops::checks::{blockers, Cluster};
 use chops::config::{self, Loaded};
 use chops::discord::render;
 use chops::domain::{CheckKind, Scope, Verdict};
@@ -94,9 +94,13 @@ async fn a_canned_card_is_complete_and_every_query_known() {
     let card = cluster(&c, 5000).await.check(Scope::Full).await;
     assert!(c.unknown().is_empty(), "{:?}", c.unknown());
     assert_eq!(card.verdict, Verdict::Healthy, "{}", card.headline);
-    // One batch; on their own the three that read Keeper (lag, DDL queue, system.zookeeper) and
-    // the settings (system.tables may ask a remote database engine).
-    assert_eq!(c.served(), 4 * 5, "5 queries per replica per card");
+    // One batch and the two that read Keeper (system.replicas, system.zookeeper) per replica; the
+    // DDL queue of two replicas.
+    assert_eq!(
+        c.served(),
+        4 * 3 + blockers::DDL_ASKED as u64,
+        "3 queries per replica per card, the DDL queue twice"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Fault tests: each starts its own local cluster (real ZooKeeper + ClickHouse-engine replicas),
 //! breaks it the way production breaks, and checks what the card says.
 
+use chops::checks::blockers;
+
 use crate::common::*;
 
 const DEADLINE_MS: u64 = 2000;
@@ -437,7 +439,7 @@ fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
 /// by the replicas' own query logs — with a mutation, a backup and a replicated table to look at,
 /// so no probe is skipped.
 #[test]
-fn a_full_check_sends_at_most_five_queries_per_replica() {
+fn a_full_check_sends_at_most_three_queries_per_replica_and_the_ddl_queue_twice() {
     let c = start();
     replicated_shop(&c.urls[0], &["orders"]); // read-only on this engine
     failing_mutation(&c.urls[1]);
@@ -452,13 +454,25 @@ fn a_full_check_sends_at_most_five_queries_per_replica() {
     let before: Vec<usize> = (1..=3).map(|i| queries(&c, i).len()).collect();
     let (_, card) = settled_card_of(&c);
     assert_eq!(card["sections"].as_array().unwrap().len(), 6);
+    let mut ddl = 0;
     for i in 1..=3 {
         let sent: Vec<String> = queries(&c, i)[before[i - 1]..]
             .iter()
             .map(|(_, q)| q.clone())
             .collect();
-        assert!(sent.len() <= 5, "r{i} got {sent:#?}");
+        let asked_ddl = sent
+            .iter()
+            .filter(|q| q.contains("system.distributed_ddl_queue"))
+            .count();
+        ddl += asked_ddl;
+        // The batch, system.replicas, system.zookeeper; the DDL queue on at most two replicas.
+        assert!(sent.len() <= 3 + asked_ddl, "r{i} got {sent:#?}");
         let batches = sent.iter().filter(|q| q.contains("formatRowNoNewline"));
         assert_eq!(batches.count(), 1, "r{i} got {sent:#?}");
     }
+    assert_eq!(
+        ddl,
+        blockers::DDL_ASKED,
+        "the DDL queue is asked of two replicas"
+    );
 }
