@@ -2,11 +2,10 @@
 //! queue. The SQL (one combined query, separate ones for older servers), the probe (`run`) and the
 //! pure `evaluate`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use ::clickhouse::{Row, RowOwned, RowRead};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 
 use super::backups::{BackupRow, RECENT_SQL};
 use super::{fetch, Cluster, Mode};
@@ -187,7 +186,7 @@ pub struct BlockersProbe {
     pub mutations: Result<Vec<MutationRow>, ProbeError>,
     pub merges: Result<Vec<MergeRow>, ProbeError>,
     pub backups: Result<Vec<RunningBackupRow>, ProbeError>,
-    /// None: not asked of this replica (see [`DDL_ASKED`]).
+    /// None: not asked of this replica (see [`DDL_WANTED`]).
     pub ddl: Option<Result<Vec<DdlRow>, ProbeError>>,
 }
 
@@ -382,41 +381,88 @@ pub(super) fn batched() -> Vec<Part> {
     vec![Part::new(ACTIVITY_SQL, &[]), Part::new(RECENT_SQL, &[])]
 }
 
-/// Replicas asked for the distributed DDL queue in one round. The queue lives in Keeper and every
+/// Answers of the distributed DDL queue wanted per round. The queue lives in Keeper and every
 /// replica shows the same one: two answers tell it (one replica's Keeper session may be the
-/// trouble), where asking all of them read the whole queue from a sick Keeper once per replica.
-pub const DDL_ASKED: usize = 2;
+/// trouble), where asking every replica read the whole queue from a sick Keeper once per replica.
+pub const DDL_WANTED: usize = 2;
 
-/// The probe: running backups, mutations and merges on every replica, the DDL queue on the first
-/// [`DDL_ASKED`] replicas that answered those (a replica that does not answer would only time the
-/// queue out too); judged.
+/// Replicas asked for the DDL queue at most per round: one that cannot tell (no
+/// `<distributed_ddl>` in its config, its Keeper session lost, a refusal) hands its turn to the
+/// next replica that answered.
+pub const DDL_TRIES: usize = 4;
+
+/// The probe: running backups, mutations and merges on every replica, the DDL queue from the
+/// replicas that answered those, in the order they did (see [`ddl_asks`]); judged.
 pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
     let mode = cl.mode;
-    let asked = Arc::new(AtomicUsize::new(0));
-    let probes = cl
-        .per_replica(|c| {
-            let asked = asked.clone();
-            async move {
-                // Running backups come from the rows the backups check reads too (one query).
-                let backups = async { c.fetch_shared::<BackupRow>(RECENT_SQL).await.map(running) };
-                let ((mutations, merges), backups) = join_in!(mode; activity(&c, mode), backups);
-                let answered = mutations.is_ok() && backups.is_ok();
-                let ddl = if answered && asked.fetch_add(1, Ordering::Relaxed) < DDL_ASKED {
-                    Some(fetch(&c, DDL_QUEUE_SQL).await)
-                } else {
-                    None
-                };
-                BlockersProbe {
-                    replica: c.name.clone(),
-                    mutations,
-                    merges,
-                    backups,
-                    ddl,
-                }
+    let (answered, queue) = mpsc::unbounded_channel::<ReplicaClient>();
+    // The closure holds the last sender: the queue ends when every replica's probe has.
+    let probes = cl.per_replica(move |c| {
+        let answered = answered.clone();
+        async move {
+            // Running backups come from the rows the backups check reads too (one query).
+            let backups = async { c.fetch_shared::<BackupRow>(RECENT_SQL).await.map(running) };
+            let ((mutations, merges), backups) = join_in!(mode; activity(&c, mode), backups);
+            if backups.is_ok() {
+                // Gone once enough answers came: nobody listens any more.
+                let _ = answered.send(c.clone());
             }
-        })
-        .await;
+            BlockersProbe {
+                replica: c.name.clone(),
+                mutations,
+                merges,
+                backups,
+                ddl: None,
+            }
+        }
+    });
+    let ask = |c: ReplicaClient| async move { (c.name.clone(), fetch(&c, DDL_QUEUE_SQL).await) };
+    let (mut probes, ddl) = join_in!(mode; probes, ddl_asks(queue, ask));
+    for (name, r) in ddl {
+        if let Some(p) = probes.iter_mut().find(|p| p.replica == name) {
+            p.ddl = Some(r);
+        }
+    }
     evaluate(&probes)
+}
+
+/// A replica and its answer to the DDL queue.
+type DdlAnswer = (String, Result<Vec<DdlRow>, ProbeError>);
+
+/// The DDL queue asked of replicas as they answer: [`DDL_WANTED`] at once; one that cannot tell
+/// hands its turn to the next, at most [`DDL_TRIES`] asked. A timeout ends the asking: the
+/// deadline is spent, and the next replica would only time out too.
+async fn ddl_asks<C, F, Fut>(mut queue: mpsc::UnboundedReceiver<C>, ask: F) -> Vec<DdlAnswer>
+where
+    F: Fn(C) -> Fut,
+    Fut: std::future::Future<Output = DdlAnswer>,
+{
+    let mut answers = Vec::new();
+    let mut asking = FuturesUnordered::new();
+    let (mut told, mut tried, mut open) = (0, 0, true);
+    loop {
+        let more = open && told + asking.len() < DDL_WANTED && tried < DDL_TRIES;
+        if !more && asking.is_empty() {
+            return answers;
+        }
+        tokio::select! {
+            next = queue.recv(), if more => match next {
+                Some(c) => {
+                    tried += 1;
+                    asking.push(ask(c));
+                }
+                None => open = false,
+            },
+            Some((name, r)) = asking.next(), if !asking.is_empty() => {
+                match &r {
+                    Ok(_) => told += 1,
+                    Err(ProbeError::Timeout { .. }) => tried = DDL_TRIES,
+                    Err(_) => {}
+                }
+                answers.push((name, r));
+            }
+        }
+    }
 }
 
 type Activity = (
@@ -638,5 +684,58 @@ mod tests {
             "{}",
             f[0].summary
         );
+    }
+
+    /// How long a replica takes to answer the DDL queue (ms), and its answer.
+    type Canned = (u64, Result<Vec<DdlRow>, ProbeError>);
+
+    /// Asks that answer after `ms` with `r` (by replica name), in the order the replicas answered.
+    async fn asks(order: &[&str], answer: fn(&str) -> Canned) -> Vec<String> {
+        let (tx, rx) = mpsc::unbounded_channel::<String>();
+        for r in order {
+            tx.send(r.to_string()).unwrap();
+        }
+        drop(tx);
+        let ask = |r: String| async move {
+            let (ms, res) = answer(&r);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            (r, res)
+        };
+        ddl_asks(rx, ask)
+            .await
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
+    }
+
+    fn no_config() -> ProbeError {
+        ProbeError::Server {
+            code: 139,
+            name: String::new(),
+            message: String::new(),
+        }
+    }
+
+    /// Two answers are enough; replicas that cannot tell hand their turn on, up to four asks; a
+    /// timeout ends the asking.
+    #[tokio::test]
+    async fn the_ddl_queue_is_asked_until_two_replicas_tell_it() {
+        let all = ["r1", "r2", "r3", "r4", "r5", "r6"];
+        assert_eq!(asks(&all, |_| (5, Ok(vec![]))).await, ["r1", "r2"]);
+        let first_two_fail = |r: &str| match r {
+            "r1" => (5, Err(no_config())),
+            "r2" => (8, Err(ProbeError::Refused)),
+            _ => (5, Ok(vec![])),
+        };
+        assert_eq!(asks(&all, first_two_fail).await, ["r1", "r2", "r3", "r4"]);
+        let none_tells = |_: &str| (5, Err(no_config()));
+        assert_eq!(asks(&all, none_tells).await.len(), DDL_TRIES);
+        let timed_out = |r: &str| match r {
+            "r1" => (5, Err(ProbeError::Timeout { after_ms: 2000 })),
+            _ => (50, Err(no_config())),
+        };
+        // r1's timeout spends the turns: r2 cannot tell, and nobody asks after it.
+        assert_eq!(asks(&all, timed_out).await, ["r1", "r2"]);
+        assert!(asks(&[], |_| (5, Ok(vec![]))).await.is_empty());
     }
 }

@@ -8,7 +8,6 @@ use ::clickhouse::Row;
 use serde::Deserialize;
 
 use super::Cluster;
-use crate::clickhouse::batch::Part;
 use crate::domain::text::{clip, SUMMARY_MAX};
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
@@ -29,40 +28,24 @@ pub const SETTINGS_SQL: &str = "SELECT name, value FROM system.settings WHERE na
      'backup_restore_keeper_retry_max_backoff_ms', 'backup_restore_finish_timeout_after_error_sec', \
      'backup_restore_failure_after_host_disconnected_for_seconds') ORDER BY name";
 
-/// The user databases: those of a local engine holding at least one table, system ones excluded.
-/// What a per-replica backup covers. A MySQL, PostgreSQL, SQLite, S3… database engine keeps its
-/// tables on a remote (listing them waits on it, and BACKUP cannot take them): the filter on
-/// `system.databases` keeps `system.tables` from opening those databases at all, so the list reads
-/// only the server's memory and may go in the round's batch.
-macro_rules! user_databases {
-    () => {
-        "SELECT database FROM system.tables \
-         WHERE database IN (SELECT name FROM system.databases \
-         WHERE engine IN ('Atomic', 'Ordinary', 'Replicated', 'Lazy', 'Memory', 'Shared')) \
-         AND database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') AND NOT is_temporary \
-         GROUP BY database ORDER BY database LIMIT 500"
-    };
-}
-
-/// [`user_databases!`] on their own, as `name` rows.
-pub const DATABASES_SQL: &str = concat!("SELECT database AS name FROM (", user_databases!(), ")");
+/// Databases holding at least one table, system ones excluded: what a per-replica backup covers.
+pub const DATABASES_SQL: &str = "SELECT database AS name FROM system.tables \
+     WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') AND NOT is_temporary \
+     GROUP BY database ORDER BY database LIMIT 500";
 
 pub const DISK_SQL: &str = "SELECT name FROM system.disks WHERE name = ?";
 
-/// The settings, the backup disk and the user databases in one query (every part reads only the
-/// server's memory, so it goes in the round's batch): `(name, value)` rows, the disk as
-/// `chops:disk`, each database as `chops:database`.
+/// The settings, the backup disk and the user databases in one round trip (gentle on a sick
+/// cluster): `(name, value)` rows, the disk as `chops:disk`, each database as `chops:database`.
 /// (No aliases in the later parts: ClickHouse resolves an alias in WHERE before the column.)
-pub const COMBINED_SQL: &str = concat!(
-    "SELECT name, value FROM system.settings WHERE name IN (\
+pub const COMBINED_SQL: &str = "SELECT name, value FROM system.settings WHERE name IN (\
      'backup_restore_keeper_max_retries', 'backup_restore_keeper_retry_initial_backoff_ms', \
      'backup_restore_keeper_retry_max_backoff_ms', 'backup_restore_finish_timeout_after_error_sec', \
      'backup_restore_failure_after_host_disconnected_for_seconds') \
      UNION ALL SELECT 'chops:disk', d.name FROM system.disks AS d WHERE d.name = ? \
-     UNION ALL SELECT 'chops:database', database FROM (",
-    user_databases!(),
-    ")"
-);
+     UNION ALL SELECT 'chops:database', database FROM (SELECT database FROM system.tables \
+     WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') AND NOT is_temporary \
+     GROUP BY database ORDER BY database LIMIT 500)";
 
 impl SettingsProbe {
     /// Split the combined answer into the three parts `evaluate` reads (an error fails all three).
@@ -259,11 +242,6 @@ fn differences(seen: &[(String, BTreeMap<String, u64>)]) -> Vec<Finding> {
         out.push(differing.into_iter().fold(f, |f, d| f.evidence(d)));
     }
     out
-}
-
-/// The settings query goes in the round's batch.
-pub(super) fn batched(cl: &Cluster) -> Vec<Part> {
-    vec![Part::new(COMBINED_SQL, &[&cl.backup_disk])]
 }
 
 /// The probe: settings, backup disk and user databases in one query on every replica; judged.

@@ -136,6 +136,13 @@ fn scenario(down: Option<&str>, keeper_up: bool, backup_error: Option<&str>) -> 
             queue: answer(r).map(|_| vec![]),
         })
         .collect();
+    // The DDL queue is asked of the first replicas that answered.
+    let ddl_asked: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|r| answer(r).is_ok())
+        .take(blockers::DDL_WANTED)
+        .collect();
     let bp: Vec<blockers::BlockersProbe> = names
         .iter()
         .map(|r| blockers::BlockersProbe {
@@ -143,7 +150,7 @@ fn scenario(down: Option<&str>, keeper_up: bool, backup_error: Option<&str>) -> 
             mutations: answer(r).map(|_| vec![]),
             merges: answer(r).map(|_| vec![]),
             backups: answer(r).map(|_| vec![]),
-            ddl: answer(r).is_ok().then(|| Ok(vec![])),
+            ddl: ddl_asked.contains(r).then(|| Ok(vec![])),
         })
         .collect();
     let kp: Vec<backups::BackupsProbe> = names

@@ -439,7 +439,7 @@ fn compound_faults_on_a_real_cluster_rank_the_live_problem_first() {
 /// by the replicas' own query logs — with a mutation, a backup and a replicated table to look at,
 /// so no probe is skipped.
 #[test]
-fn a_full_check_sends_at_most_three_queries_per_replica_and_the_ddl_queue_twice() {
+fn a_full_check_sends_at_most_four_queries_per_replica_and_the_ddl_queue_to_few() {
     let c = start();
     replicated_shop(&c.urls[0], &["orders"]); // read-only on this engine
     failing_mutation(&c.urls[1]);
@@ -465,14 +465,15 @@ fn a_full_check_sends_at_most_three_queries_per_replica_and_the_ddl_queue_twice(
             .filter(|q| q.contains("system.distributed_ddl_queue"))
             .count();
         ddl += asked_ddl;
-        // The batch, system.replicas, system.zookeeper; the DDL queue on at most two replicas.
-        assert!(sent.len() <= 3 + asked_ddl, "r{i} got {sent:#?}");
+        // The batch, system.replicas, system.zookeeper, the settings; the DDL queue on a few.
+        assert!(sent.len() <= 4 + asked_ddl, "r{i} got {sent:#?}");
         let batches = sent.iter().filter(|q| q.contains("formatRowNoNewline"));
         assert_eq!(batches.count(), 1, "r{i} got {sent:#?}");
     }
+    // The engine has no distributed DDL (139): no replica can tell, each hands its turn on.
     assert_eq!(
         ddl,
-        blockers::DDL_ASKED,
-        "the DDL queue is asked of two replicas"
+        3.min(blockers::DDL_TRIES),
+        "the DDL queue asked of each replica once"
     );
 }
