@@ -32,31 +32,43 @@ pub struct NodeAnswers {
     pub answers: Vec<(&'static str, Result<String, ProbeError>)>,
 }
 
-/// One word's answer, interpreted.
+/// One word's answer, interpreted (borrowing the answer: `mntr` runs to kilobytes).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    Text(String),
+pub enum Answer<'a> {
+    Text(&'a str),
     NotAllowed,
     NotServing,
-    Failed(ProbeError),
+    Failed(&'a ProbeError),
 }
 
-pub fn interpret(result: &Result<String, ProbeError>) -> Answer {
+pub fn interpret(result: &Result<String, ProbeError>) -> Answer<'_> {
     match result {
-        Err(e) => Answer::Failed(e.clone()),
+        Err(e) => Answer::Failed(e),
         Ok(t) if t.contains("not in the whitelist") => Answer::NotAllowed,
         Ok(t) if t.contains("not currently serving requests") => Answer::NotServing,
-        Ok(t) => Answer::Text(t.clone()),
+        Ok(t) => Answer::Text(t),
     }
 }
 
-/// `mntr` lines: `key<TAB>value`.
+/// The `mntr` keys a node is judged by (the names `parse_srvr` maps `srvr` onto).
+const MNTR_KEYS: [&str; 8] = [
+    "zk_server_state",
+    "zk_avg_latency",
+    "zk_max_latency",
+    "zk_outstanding_requests",
+    "zk_num_alive_connections",
+    "zk_znode_count",
+    "zk_followers",
+    "zk_synced_followers",
+];
+
+/// `mntr` lines (`key<TAB>value`) of the keys in [`MNTR_KEYS`]: a 3.8 node sends a few hundred
+/// metrics, and keeping them all cost more than the rest of a small cluster's card.
 pub fn parse_mntr(text: &str) -> BTreeMap<String, String> {
     text.lines()
-        .filter_map(|l| {
-            l.split_once('\t')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        })
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(k, _)| MNTR_KEYS.contains(&k.trim()))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
 }
 
@@ -133,7 +145,7 @@ fn node_finding(node: &str, severity: Severity, text: impl std::fmt::Display) ->
 fn unreachable_node(node: &str, all: &[(&str, Answer)]) -> Option<Finding> {
     if all.iter().all(|(_, a)| matches!(a, Answer::Failed(_))) {
         let first = all.iter().find_map(|(_, a)| match a {
-            Answer::Failed(e) => Some(e.clone()),
+            Answer::Failed(e) => Some(*e),
             _ => None,
         });
         // A TLS failure is a server chops would not trust, not a Keeper that is down.
@@ -160,7 +172,7 @@ fn unreachable_node(node: &str, all: &[(&str, Answer)]) -> Option<Finding> {
 /// A node that answers: judged by `isro`, `ruok` and the numbers of `srvr`/`mntr`.
 fn serving_node(node: &str, all: &[(&str, Answer)]) -> Finding {
     let text = |w: &str| match all.iter().find(|(word, _)| *word == w) {
-        Some((_, Answer::Text(t))) => Some(t.as_str()),
+        Some((_, Answer::Text(t))) => Some(*t),
         _ => None,
     };
     let stats = Stats::read(text("srvr"), text("mntr"));
@@ -395,6 +407,16 @@ mod tests {
 
     fn wl(w: &str) -> String {
         format!("{w} is not executed because it is not in the whitelist.")
+    }
+
+    /// Only the numbers a node is judged by are kept from a long `mntr`.
+    #[test]
+    fn mntr_keeps_the_keys_it_is_judged_by() {
+        let long = format!("{MNTR}zk_packets_sent\t7\nzk_uptime\t354\nno tab here\n");
+        let m = parse_mntr(&long);
+        assert_eq!(m.len(), 8, "{m:?}");
+        assert_eq!(m["zk_server_state"], "leader");
+        assert!(!m.contains_key("zk_uptime") && !m.contains_key("zk_version"));
     }
 
     #[test]
