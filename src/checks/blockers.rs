@@ -2,10 +2,13 @@
 //! queue. The SQL (one combined query, separate ones for older servers), the probe (`run`) and the
 //! pure `evaluate`.
 
+use std::collections::VecDeque;
+
 use ::clickhouse::{Row, RowOwned, RowRead};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant};
 
 use super::backups::{BackupRow, RECENT_SQL};
 use super::{fetch, Cluster, Mode};
@@ -33,8 +36,18 @@ pub const MERGES_SQL: &str =
      toUInt8(is_mutation) AS is_mutation, toUInt64(total_size_bytes_compressed) AS bytes \
      FROM system.merges ORDER BY elapsed DESC LIMIT 100";
 
-pub const DDL_QUEUE_SQL: &str = "SELECT entry, toString(status) AS status, initiator_host, query, host \
-     FROM system.distributed_ddl_queue WHERE status IN ('Active', 'Inactive') ORDER BY entry LIMIT 100";
+/// Unfinished distributed DDL entries, one row per entry: the queue has a row per entry and host,
+/// so at 300 hosts one stuck entry filled a per-row limit and hid every later one. `host` names
+/// a host still at it (an active one if any) and how many more. (Inner aliases differ from the
+/// outer names: ClickHouse resolves an alias in WHERE before the column.)
+pub const DDL_QUEUE_SQL: &str = "SELECT entry, \
+     if(countIf(s = 'Active') > 0, 'Active', 'Inactive') AS status, \
+     any(i) AS initiator_host, any(q) AS query, \
+     concat(if(countIf(s = 'Active') > 0, anyIf(h, s = 'Active'), any(h)), \
+     if(count() > 1, concat(' and ', toString(count() - 1), ' more'), '')) AS host \
+     FROM (SELECT entry, toString(status) AS s, initiator_host AS i, query AS q, host AS h \
+     FROM system.distributed_ddl_queue WHERE status IN ('Active', 'Inactive')) \
+     GROUP BY entry ORDER BY entry LIMIT 100";
 
 /// Unfinished mutations and merges in one round trip (gentle on a sick cluster), as
 /// [`BlockerRow`]s; a server error (an older server) falls back to the separate queries.
@@ -403,7 +416,7 @@ pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
             // Running backups come from the rows the backups check reads too (one query).
             let backups = async { c.fetch_shared::<BackupRow>(RECENT_SQL).await.map(running) };
             let ((mutations, merges), backups) = join_in!(mode; activity(&c, mode), backups);
-            if backups.is_ok() {
+            if backups.is_ok() && mutations.is_ok() {
                 // Gone once enough answers came: nobody listens any more.
                 let _ = answered.send(c.clone());
             }
@@ -416,8 +429,12 @@ pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
             }
         }
     });
-    let ask = |c: ReplicaClient| async move { (c.name.clone(), fetch(&c, DDL_QUEUE_SQL).await) };
-    let (mut probes, ddl) = join_in!(mode; probes, ddl_asks(queue, ask));
+    // Timed as the replica's probe: a replica slow to read the queue is the check's critical path.
+    let ask = |c: ReplicaClient| async move {
+        let r = super::timed(c.name.clone(), fetch(&c, DDL_QUEUE_SQL)).await;
+        (c.name.clone(), r)
+    };
+    let (mut probes, ddl) = join_in!(mode; probes, ddl_asks(queue, ask, cl.deadline / 4));
     for (name, r) in ddl {
         if let Some(p) = probes.iter_mut().find(|p| p.replica == name) {
             p.ddl = Some(r);
@@ -429,37 +446,52 @@ pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
 /// A replica and its answer to the DDL queue.
 type DdlAnswer = (String, Result<Vec<DdlRow>, ProbeError>);
 
-/// The DDL queue asked of replicas as they answer: [`DDL_WANTED`] at once; one that cannot tell
-/// hands its turn to the next, at most [`DDL_TRIES`] asked. A timeout ends the asking: the
-/// deadline is spent, and the next replica would only time out too.
-async fn ddl_asks<C, F, Fut>(mut queue: mpsc::UnboundedReceiver<C>, ask: F) -> Vec<DdlAnswer>
+/// The DDL queue asked of replicas as they answer: [`DDL_WANTED`] at once, at most [`DDL_TRIES`].
+/// One that cannot tell hands its turn to the next; one still silent after `patience` stops
+/// counting (the next is asked beside it: its Keeper session may be the slow one). Once enough
+/// told, asks still out are dropped. A timeout ends the asking: the deadline is spent.
+async fn ddl_asks<C, F, Fut>(
+    mut queue: mpsc::UnboundedReceiver<C>,
+    ask: F,
+    patience: Duration,
+) -> Vec<DdlAnswer>
 where
     F: Fn(C) -> Fut,
     Fut: std::future::Future<Output = DdlAnswer>,
 {
     let mut answers = Vec::new();
     let mut asking = FuturesUnordered::new();
+    // Asks that still count toward the wanted answers: (ask number, when it was sent).
+    let mut counted: VecDeque<(usize, Instant)> = VecDeque::new();
     let (mut told, mut tried, mut open) = (0, 0, true);
     loop {
-        let more = open && told + asking.len() < DDL_WANTED && tried < DDL_TRIES;
-        if !more && asking.is_empty() {
+        let more = open && told + counted.len() < DDL_WANTED && tried < DDL_TRIES;
+        if told >= DDL_WANTED || (!more && asking.is_empty()) {
             return answers;
         }
+        let impatient = counted.front().map(|&(_, at)| at + patience);
         tokio::select! {
             next = queue.recv(), if more => match next {
                 Some(c) => {
+                    let n = tried;
                     tried += 1;
-                    asking.push(ask(c));
+                    counted.push_back((n, Instant::now()));
+                    let answer = ask(c);
+                    asking.push(async move { (n, answer.await) });
                 }
                 None => open = false,
             },
-            Some((name, r)) = asking.next(), if !asking.is_empty() => {
+            Some((n, (name, r))) = asking.next(), if !asking.is_empty() => {
+                counted.retain(|&(k, _)| k != n);
                 match &r {
                     Ok(_) => told += 1,
                     Err(ProbeError::Timeout { .. }) => tried = DDL_TRIES,
                     Err(_) => {}
                 }
                 answers.push((name, r));
+            }
+            _ = tokio::time::sleep_until(impatient.unwrap_or_else(Instant::now)), if impatient.is_some() => {
+                counted.pop_front();
             }
         }
     }
@@ -691,6 +723,14 @@ mod tests {
 
     /// Asks that answer after `ms` with `r` (by replica name), in the order the replicas answered.
     async fn asks(order: &[&str], answer: fn(&str) -> Canned) -> Vec<String> {
+        asks_with(order, answer, 1000).await
+    }
+
+    async fn asks_with(
+        order: &[&str],
+        answer: fn(&str) -> Canned,
+        patience_ms: u64,
+    ) -> Vec<String> {
         let (tx, rx) = mpsc::unbounded_channel::<String>();
         for r in order {
             tx.send(r.to_string()).unwrap();
@@ -701,7 +741,8 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             (r, res)
         };
-        ddl_asks(rx, ask)
+        let patience = Duration::from_millis(patience_ms);
+        ddl_asks(rx, ask, patience)
             .await
             .into_iter()
             .map(|(r, _)| r)
@@ -737,5 +778,12 @@ mod tests {
         // r1's timeout spends the turns: r2 cannot tell, and nobody asks after it.
         assert_eq!(asks(&all, timed_out).await, ["r1", "r2"]);
         assert!(asks(&[], |_| (5, Ok(vec![]))).await.is_empty());
+        // The first two are slow to read the queue: after the patience the next two are asked
+        // beside them, tell it, and the slow asks are dropped.
+        let first_two_slow = |r: &str| match r {
+            "r1" | "r2" => (400, Ok(vec![])),
+            _ => (5, Ok(vec![])),
+        };
+        assert_eq!(asks_with(&all, first_two_slow, 20).await, ["r3", "r4"]);
     }
 }

@@ -50,8 +50,10 @@ pub fn interpret(result: &Result<String, ProbeError>) -> Answer<'_> {
     }
 }
 
-/// The `mntr` keys a node is judged by (the names `parse_srvr` maps `srvr` onto).
-const MNTR_KEYS: [&str; 8] = [
+/// The `mntr` keys a node is judged by (`parse_srvr` maps `srvr` onto six of them). A leader
+/// counts its voting followers in `zk_followers` (ZooKeeper up to 3.5, ClickHouse Keeper) or,
+/// from ZooKeeper 3.6, as `zk_quorum_size` less itself (`zk_learners` counts observers too).
+const MNTR_KEYS: [&str; 9] = [
     "zk_server_state",
     "zk_avg_latency",
     "zk_max_latency",
@@ -59,6 +61,7 @@ const MNTR_KEYS: [&str; 8] = [
     "zk_num_alive_connections",
     "zk_znode_count",
     "zk_followers",
+    "zk_quorum_size",
     "zk_synced_followers",
 ];
 
@@ -227,7 +230,8 @@ impl Stats {
             outstanding: num(&m, "zk_outstanding_requests"),
             conns: num(&m, "zk_num_alive_connections"),
             znodes: num(&m, "zk_znode_count"),
-            followers: num(&m, "zk_followers"),
+            followers: num(&m, "zk_followers")
+                .or_else(|| num::<u64>(&m, "zk_quorum_size").map(|q| q.saturating_sub(1))),
             synced: num(&m, "zk_synced_followers"),
         }
     }
@@ -391,7 +395,8 @@ async fn ask(cl: &Cluster, node: String) -> NodeAnswers {
 mod tests {
     use super::*;
 
-    const MNTR: &str = "zk_version\t3.8.0\nzk_server_state\tleader\nzk_avg_latency\t0.5\nzk_max_latency\t3\nzk_outstanding_requests\t0\nzk_num_alive_connections\t4\nzk_znode_count\t42\nzk_followers\t2\nzk_synced_followers\t2\n";
+    /// A leader's mntr as ZooKeeper up to 3.5 and ClickHouse Keeper write it.
+    const MNTR: &str = "zk_version\t3.5.9\nzk_server_state\tleader\nzk_avg_latency\t0.5\nzk_max_latency\t3\nzk_outstanding_requests\t0\nzk_num_alive_connections\t4\nzk_znode_count\t42\nzk_followers\t2\nzk_synced_followers\t2\n";
     const SRVR: &str = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nReceived: 3\nSent: 3\nConnections: 1\nOutstanding: 0\nZxid: 0x0\nMode: standalone\nNode count: 5\n";
     const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
@@ -425,6 +430,15 @@ mod tests {
             .replace("zk_avg_latency\t0.5", "zk_avg_latency\t250")
             .replace("zk_synced_followers\t2", "zk_synced_followers\t1");
         let (wl_ruok, wl_mntr, wl_isro) = (wl("ruok"), wl("mntr"), wl("isro"));
+        // ZooKeeper 3.6+: no zk_followers; three voters (the leader and two followers) and an
+        // observer among the learners.
+        let mntr_38 = MNTR
+            .replace("zk_version\t3.5.9", "zk_version\t3.8.4")
+            .replace(
+                "zk_followers\t2",
+                "zk_learners\t3\nzk_quorum_size\t3\nzk_synced_observers\t1",
+            );
+        let mntr_38_lagging = mntr_38.replace("zk_synced_followers\t2", "zk_synced_followers\t1");
         let cases: Vec<(&str, NodeAnswers, Severity, &str)> = vec![
             ("healthy leader", node(&[("ruok", Ok("imok")), ("mntr", Ok(MNTR)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Ok, "leader, latency avg 0.5 ms / max 3 ms, 0 outstanding, 4 connections, 42 znodes, 2/2 followers synced"),
             ("only srvr allowed", node(&[("ruok", Ok(&wl_ruok)), ("mntr", Ok(&wl_mntr)), ("srvr", Ok(SRVR)), ("isro", Ok(&wl_isro))]), Severity::Ok, "standalone"),
@@ -433,6 +447,8 @@ mod tests {
             ("imok only", node(&[("ruok", Ok("imok")), ("mntr", Ok(&wl_mntr)), ("srvr", Err(ProbeError::Timeout { after_ms: 2000 })), ("isro", Ok(&wl_isro))]), Severity::Unknown, "alive (imok) but its serving state is unknown"),
             ("read-only", node(&[("ruok", Ok("imok")), ("mntr", Ok(MNTR)), ("srvr", Ok(SRVR)), ("isro", Ok("ro"))]), Severity::Crit, "read-only mode"),
             ("overloaded", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_slow)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Warn, "high latency (avg 250 ms), only 1 of 2 followers synced"),
+            ("3.8 leader, an observer", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_38)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Ok, "2/2 followers synced"),
+            ("3.8 leader, a follower behind", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_38_lagging)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Warn, "only 1 of 2 followers synced"),
         ];
         for (name, n, sev, text) in cases {
             let f = evaluate_node(&n);

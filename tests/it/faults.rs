@@ -477,3 +477,32 @@ fn a_full_check_sends_at_most_four_queries_per_replica_and_the_ddl_queue_to_few(
         "the DDL queue asked of each replica once"
     );
 }
+
+/// The DDL queue query gives one row per unfinished entry however many hosts it waits on (the
+/// queue has a row per entry and host, and at 300 hosts one stuck entry filled the row limit).
+/// Run over a stand-in for the table: the engine has no distributed DDL.
+#[test]
+fn the_ddl_queue_query_gives_one_row_per_entry() {
+    let shared = shared();
+    let mut rows: Vec<String> = (0..300)
+        .map(|h| format!("('q-1', 'Inactive', 'ch-1', 'ALTER x', 'ch-{h}')"))
+        .collect();
+    rows.push("('q-2', 'Inactive', 'ch-1', 'CREATE y', 'ch-3')".into());
+    rows.push("('q-2', 'Active', 'ch-1', 'CREATE y', 'ch-7')".into());
+    rows.push("('q-3', 'Finished', 'ch-1', 'DROP z', 'ch-1')".into());
+    let table = format!(
+        "values('entry String, status Nullable(Enum8(''Inactive'' = 0, ''Active'' = 1, \
+         ''Finished'' = 2)), initiator_host String, query String, host String', {})",
+        rows.join(", ")
+    );
+    let q = blockers::DDL_QUEUE_SQL.replace("system.distributed_ddl_queue", &table);
+    let out = sql(&shared.urls[0], &q).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("q-1\tInactive\tch-1\tALTER x\tch-"),
+        "{out}"
+    );
+    assert!(lines[0].ends_with(" and 299 more"), "{out}");
+    assert_eq!(lines[1], "q-2\tActive\tch-1\tCREATE y\tch-7 and 1 more");
+}
