@@ -7,6 +7,7 @@ use ::clickhouse::Row;
 use serde::Deserialize;
 
 use super::{gather, timed, BoxFut, Cluster};
+use crate::clickhouse::batch::Part;
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
 /// The replica's own view of Keeper (runbook step 1).
@@ -354,6 +355,11 @@ pub fn evaluate(
     }
     out.extend(views.iter().map(|(r, res)| evaluate_replica_view(r, res)));
     out
+}
+
+/// `system.zookeeper` waits on Keeper: a risky part of the round's batch.
+pub(super) fn batched() -> Vec<Part> {
+    vec![Part::risky(ZOOKEEPER_ROOT_SQL, &[])]
 }
 
 /// The probe: every word on every Keeper node, and `system.zookeeper` on every replica; judged.

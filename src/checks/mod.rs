@@ -235,17 +235,21 @@ impl Cluster {
         diagnose::diagnose(&ctx, scope, results)
     }
 
-    /// The queries of check `kind` that may go to each replica in the round's batch: those that
-    /// read only the server's memory, since a batch waits for its slowest part and fails with
-    /// any. Keeper and lag read Keeper (`system.zookeeper`, the peer counts of `system.replicas`),
-    /// as does the DDL queue: when Keeper is the trouble they are slow or fail. Settings reads
-    /// `system.tables`, which asks the remote of a MySQL or PostgreSQL database engine and can hang.
+    /// The queries of check `kind` that may go to each replica in the round's batch. Those that
+    /// read only the server's memory always may; `system.zookeeper` (Keeper) and the settings'
+    /// `system.tables` and `system.disks` (a MySQL or PostgreSQL database engine's remote, a hung
+    /// disk) are risky parts, batched only once they answered a replica quickly (see
+    /// [`crate::clickhouse::batch`]). Lag is never batched: it waits on Keeper for the peer counts
+    /// of every replicated table, and its rows could outgrow a batch; nor is the DDL queue, asked
+    /// of a few replicas only.
     fn batched(&self, kind: CheckKind) -> Vec<Part> {
         match kind {
             CheckKind::Replicas => replicas::batched(self),
             CheckKind::Blockers => blockers::batched(),
             CheckKind::Backups => backups::batched(),
-            CheckKind::Keeper | CheckKind::Lag | CheckKind::Settings => Vec::new(),
+            CheckKind::Keeper => keeper::batched(),
+            CheckKind::Settings => settings::batched(self),
+            CheckKind::Lag => Vec::new(),
         }
     }
 

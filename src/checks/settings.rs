@@ -8,6 +8,7 @@ use ::clickhouse::Row;
 use serde::Deserialize;
 
 use super::Cluster;
+use crate::clickhouse::batch::Part;
 use crate::domain::text::{clip, SUMMARY_MAX};
 use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 
@@ -242,6 +243,12 @@ fn differences(seen: &[(String, BTreeMap<String, u64>)]) -> Vec<Finding> {
         out.push(differing.into_iter().fold(f, |f, d| f.evidence(d)));
     }
     out
+}
+
+/// `system.tables` may wait on a database engine's remote, `system.disks` on a hung disk: the
+/// combined query is a risky part of the round's batch.
+pub(super) fn batched(cl: &Cluster) -> Vec<Part> {
+    vec![Part::risky(COMBINED_SQL, &[&cl.backup_disk])]
 }
 
 /// The probe: settings, backup disk and user databases in one query on every replica; judged.

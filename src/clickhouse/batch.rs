@@ -11,8 +11,17 @@
 //! A batch is a shortcut, never a new way to fail: when a replica will not answer one (an older
 //! server, a table the account may not read, a cap), each part is asked on its own, exactly as
 //! without batching, and a part that fails on its own is not batched again for that replica.
-//! Queries that read Keeper are never parts (see `checks::batched`): when Keeper is the trouble
-//! they are the slow or failing ones and must not take the others down with them.
+//!
+//! Some parts are *risky*: they wait on something besides the server's memory (Keeper for
+//! `system.zookeeper`; a remote database engine or a disk for the settings' `system.tables` and
+//! `system.disks`), so when that is the trouble they are the slow or failing ones. A risky part
+//! joins a replica's batch only once it has answered that replica on its own within the patience
+//! (a quarter of the deadline; [`Learned::prove`]), so a first card (`chops check`) asks as it
+//! always did. A batch holding one that has not answered within the patience is given up: its
+//! risky parts go alone for a while ([`RELEARN_AFTER`]) and the others are asked again in a batch
+//! without them, so a Keeper outage delays the rest by the patience, not the deadline.
+//! The lag query (`system.replicas`, a row per replicated table) is never a part: its rows would
+//! carry their column header each and could outgrow the batch's answer cap.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -30,13 +39,25 @@ pub const MAX_PARTS: usize = 32;
 pub struct Part {
     pub sql: &'static str,
     pub binds: Vec<String>,
+    /// Waits on something besides the server's memory (see the module's notes).
+    pub risky: bool,
 }
 
 impl Part {
+    /// A part that reads only the server's memory.
     pub fn new(sql: &'static str, binds: &[&str]) -> Part {
         Part {
             sql,
             binds: binds.iter().map(|b| b.to_string()).collect(),
+            risky: false,
+        }
+    }
+
+    /// A part that may wait on Keeper, a remote or a disk: batched only once proven quick.
+    pub fn risky(sql: &'static str, binds: &[&str]) -> Part {
+        Part {
+            risky: true,
+            ..Part::new(sql, binds)
         }
     }
 
@@ -137,11 +158,18 @@ pub const RELEARN_AFTER: Duration = Duration::from_secs(600);
 /// Batches refused in a row before a replica gets none (until [`RELEARN_AFTER`]).
 pub const MISSES_MAX: u32 = 2;
 
+/// How long a replica waits for a batch holding a risky part before asking without it.
+pub fn patience(deadline: Duration) -> Duration {
+    deadline / 4
+}
+
 /// What one replica's answers taught about its batches.
 #[derive(Debug, Default)]
 pub struct Learned {
-    /// Parts (their SQL) that failed on their own, and since when.
+    /// Parts (their SQL) that failed on their own, or held a batch up, and since when.
     solo: Vec<(&'static str, Instant)>,
+    /// Risky parts that answered within the patience, and when they last did.
+    proven: Vec<(&'static str, Instant)>,
     misses: u32,
     off_since: Option<Instant>,
 }
@@ -154,10 +182,27 @@ impl Learned {
         self.solo.iter().any(|(s, _)| *s == sql)
     }
 
+    /// A part goes alone for a while; a risky one must prove itself again afterwards.
     pub fn mark_alone(&mut self, sql: &'static str, now: Instant) {
+        self.proven.retain(|(s, _)| *s != sql);
         if !self.solo.iter().any(|(s, _)| *s == sql) {
             self.solo.push((sql, now));
         }
+    }
+
+    /// Risky part `sql` answered within the patience (alone, or in a batch that did).
+    pub fn prove(&mut self, sql: &'static str, now: Instant) {
+        match self.proven.iter_mut().find(|(s, _)| *s == sql) {
+            Some((_, at)) => *at = now,
+            None => self.proven.push((sql, now)),
+        }
+    }
+
+    /// Whether risky part `sql` may join a batch: proven lately and not sent alone for now.
+    pub fn proven(&mut self, sql: &str, now: Instant) -> bool {
+        self.proven
+            .retain(|(_, at)| now.saturating_duration_since(*at) < RELEARN_AFTER);
+        self.proven.iter().any(|(s, _)| *s == sql) && !self.alone(sql, now)
     }
 
     /// Whether this replica gets no batch for now.
@@ -274,6 +319,34 @@ mod tests {
         assert!(!l.off(t0 + RELEARN_AFTER), "tried again after a while");
         l.refused(t0 + RELEARN_AFTER);
         assert!(!l.off(t0 + RELEARN_AFTER), "counting starts over");
+    }
+
+    #[test]
+    fn a_risky_part_is_batched_only_while_proven_and_not_sent_alone() {
+        let t0 = Instant::now();
+        let mut l = Learned::default();
+        assert!(!l.proven("SELECT 1", t0), "not before it answered");
+        l.prove("SELECT 1", t0);
+        assert!(l.proven("SELECT 1", t0 + Duration::from_secs(1)));
+        assert!(!l.proven("SELECT 2", t0));
+        l.prove("SELECT 1", t0 + RELEARN_AFTER / 2);
+        assert!(
+            l.proven("SELECT 1", t0 + RELEARN_AFTER),
+            "a later answer renews it"
+        );
+        assert!(!l.proven("SELECT 1", t0 + RELEARN_AFTER * 2), "forgotten");
+        l.prove("SELECT 1", t0);
+        l.mark_alone("SELECT 1", t0);
+        assert!(!l.proven("SELECT 1", t0), "it held a batch up");
+        l.prove("SELECT 1", t0 + RELEARN_AFTER);
+        assert!(
+            l.proven("SELECT 1", t0 + RELEARN_AFTER),
+            "proven again after a while alone"
+        );
+        assert_eq!(
+            patience(Duration::from_millis(2000)),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod capped;
 pub mod rowbinary;
 pub mod tls;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -153,10 +153,18 @@ pub struct ReplicaClient {
     batch: Option<Arc<Batch>>,
 }
 
+type Answer = tokio::sync::OnceCell<Result<Arc<Sent>, ProbeError>>;
+
 /// A round's batch for one replica: the plan, and the answer once asked.
 struct Batch {
     plan: Arc<batch::Plan>,
-    answer: tokio::sync::OnceCell<Result<Arc<Sent>, ProbeError>>,
+    /// The parts the first batch holds (decided by its first waiter, before anything is sent).
+    chosen: std::sync::OnceLock<Vec<usize>>,
+    answer: Answer,
+    /// It held a risky part and ran past the patience: the parts went on without it.
+    late: AtomicBool,
+    /// The batch asked again then, without the risky parts.
+    retry: Answer,
 }
 
 /// What a batch sent (the plan's indices) and each sent part's rows.
@@ -284,7 +292,10 @@ impl ReplicaClient {
         ReplicaClient {
             batch: Some(Arc::new(Batch {
                 plan: plan.clone(),
-                answer: tokio::sync::OnceCell::new(),
+                chosen: std::sync::OnceLock::new(),
+                answer: Answer::new(),
+                late: AtomicBool::new(false),
+                retry: Answer::new(),
             })),
             ..self.clone()
         }
@@ -369,14 +380,22 @@ impl ReplicaClient {
             .and_then(|b| Some((b, b.plan.position(sql, binds)?)));
         let (r, took) = match batched {
             Some((b, i)) => match self.part_of_batch::<T>(b, i).await {
-                Batched::Answer(r, took) => (r, took),
+                Batched::Answer(r, took) => {
+                    if r.is_ok() && took <= self.patience() {
+                        self.prove(&b.plan.parts()[i]);
+                    }
+                    (r, took)
+                }
                 Batched::Alone { undecoded } => {
                     let (r, took) = self.alone_timed(sql, binds).await;
+                    let part = &b.plan.parts()[i];
                     // A part that fails on its own, or whose batched rows did not decode, would
                     // cost the next batch the same detour: it goes alone for a while.
                     if undecoded || matches!(r, Err(ProbeError::Server { .. })) {
                         let mut learned = self.fixed.learned.lock().expect("learned lock");
-                        learned.mark_alone(b.plan.parts()[i].sql, Instant::now());
+                        learned.mark_alone(part.sql, Instant::now());
+                    } else if r.is_ok() && took <= self.patience() {
+                        self.prove(part);
                     }
                     (r, took)
                 }
@@ -385,6 +404,19 @@ impl ReplicaClient {
         };
         self.note(&r);
         (r, took)
+    }
+
+    /// How long this replica's parts wait for a batch holding a risky part.
+    fn patience(&self) -> Duration {
+        batch::patience(self.fixed.deadline)
+    }
+
+    /// A risky part answered in time: it may join this replica's next batches.
+    fn prove(&self, part: &batch::Part) {
+        if part.risky {
+            let mut learned = self.fixed.learned.lock().expect("learned lock");
+            learned.prove(part.sql, Instant::now());
+        }
     }
 
     async fn alone_timed<T>(&self, sql: &str, binds: &[&str]) -> Timed<T>
@@ -397,13 +429,60 @@ impl ReplicaClient {
     }
 
     /// Part `i` of the round's batch: its rows or the error the replica gave the whole batch, or
-    /// to be asked on its own (not sent, batch refused, rows not decoded).
+    /// to be asked on its own (not in the batch, batch refused, rows not decoded). A batch
+    /// holding a risky part is waited for only the patience; then the risky parts go alone and
+    /// the others are asked again in a batch without them.
     async fn part_of_batch<T>(&self, b: &Batch, i: usize) -> Batched<T>
     where
         T: RowOwned + RowRead,
     {
         let alone = Batched::Alone { undecoded: false };
-        let sent = match b.answer.get_or_init(|| self.send_batch(&b.plan)).await {
+        let chosen = b.chosen.get_or_init(|| self.chosen(&b.plan, false));
+        if chosen.len() < 2 || !chosen.contains(&i) {
+            return alone;
+        }
+        if !b.late.load(Ordering::Acquire) {
+            let risky_in = chosen.iter().any(|&k| b.plan.parts()[k].risky);
+            let first = b.answer.get_or_init(|| self.send_batch(b, false));
+            let mut first = std::pin::pin!(first);
+            let answer = match tokio::time::timeout(self.patience(), &mut first).await {
+                Ok(answer) => Some(answer),
+                Err(_) if risky_in => None,
+                Err(_) => Some(first.await),
+            };
+            // Dropping the wait cancels the request once every part has stopped waiting.
+            match answer {
+                Some(answer) if !b.late.load(Ordering::Acquire) => return self.part_in(answer, i),
+                Some(_) => {}
+                None => self.give_up_on(b),
+            }
+        }
+        if b.plan.parts()[i].risky {
+            return alone;
+        }
+        let again = b.retry.get_or_init(|| self.send_batch(b, true)).await;
+        self.part_in(again, i)
+    }
+
+    /// A batch holding risky parts ran past the patience: they go alone for a while.
+    fn give_up_on(&self, b: &Batch) {
+        if b.late.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let now = Instant::now();
+        let mut learned = self.fixed.learned.lock().expect("learned lock");
+        for p in b.plan.parts().iter().filter(|p| p.risky) {
+            learned.mark_alone(p.sql, now);
+        }
+    }
+
+    /// Part `i` of a batch's answer.
+    fn part_in<T>(&self, answer: &Result<Arc<Sent>, ProbeError>, i: usize) -> Batched<T>
+    where
+        T: RowOwned + RowRead,
+    {
+        let alone = Batched::Alone { undecoded: false };
+        let sent = match answer {
             Ok(sent) => sent,
             Err(e) if batch::ask_alone_after(e) => return alone,
             Err(e) => return Batched::Answer(Err(e.clone()), Duration::ZERO),
@@ -422,25 +501,50 @@ impl ReplicaClient {
         }
     }
 
-    /// Ask the plan's parts this replica takes in a batch (none when it refused batches lately or
-    /// fewer than two are left: then every part goes alone).
-    async fn send_batch(&self, plan: &batch::Plan) -> Result<Arc<Sent>, ProbeError> {
+    /// The plan's parts this replica takes in a batch now: not sent alone for now, and risky
+    /// ones only when proven (none on the `retry`); none when it refused batches lately.
+    fn chosen(&self, plan: &batch::Plan, retry: bool) -> Vec<usize> {
         let now = Instant::now();
-        let (off, parts): (bool, Vec<usize>) = {
-            let mut learned = self.fixed.learned.lock().expect("learned lock");
-            let parts = (0..plan.parts().len())
-                .filter(|&i| !learned.alone(plan.parts()[i].sql, now))
-                .collect();
-            (learned.off(now), parts)
+        let mut learned = self.fixed.learned.lock().expect("learned lock");
+        if learned.off(now) {
+            return Vec::new();
+        }
+        let parts: Vec<usize> = (0..plan.parts().len())
+            .filter(|&i| {
+                let p = &plan.parts()[i];
+                match p.risky {
+                    true => !retry && learned.proven(p.sql, now),
+                    false => !learned.alone(p.sql, now),
+                }
+            })
+            .collect();
+        // A batch of one is that query with extra wrapping.
+        if parts.len() < 2 {
+            return Vec::new();
+        }
+        parts
+    }
+
+    /// Ask a batch: the first (its parts chosen by the round's first waiter) or the `retry`
+    /// without the risky parts. A batch that failed with a risky part in it sends those parts
+    /// alone for a while instead of counting against batching.
+    async fn send_batch(&self, b: &Batch, retry: bool) -> Result<Arc<Sent>, ProbeError> {
+        let now = Instant::now();
+        let parts = match retry {
+            true => self.chosen(&b.plan, true),
+            // A wait restarted after the parts gave up on the first batch sends nothing.
+            false if b.late.load(Ordering::Acquire) => Vec::new(),
+            false => b.chosen.get().cloned().unwrap_or_default(),
         };
-        if off || parts.len() < 2 {
+        if parts.is_empty() {
             return Ok(Arc::new(Sent {
-                parts: Vec::new(),
+                parts,
                 rows: Vec::new(),
                 took: Duration::ZERO,
             }));
         }
-        let chosen: Vec<&batch::Part> = parts.iter().map(|&i| &plan.parts()[i]).collect();
+        let chosen: Vec<&batch::Part> = parts.iter().map(|&i| &b.plan.parts()[i]).collect();
+        let risky: Vec<&'static str> = chosen.iter().filter(|p| p.risky).map(|p| p.sql).collect();
         let (sql, binds) = batch::compose(&chosen);
         let rows = self
             .fetch_alone::<batch::BatchRow>(&sql, &binds)
@@ -454,8 +558,10 @@ impl ReplicaClient {
                 Ok(Arc::new(Sent { parts, rows, took }))
             }
             Err(e) => {
-                if batch::ask_alone_after(&e) {
+                if batch::ask_alone_after(&e) && risky.is_empty() {
                     learned.refused(Instant::now());
+                } else if batch::ask_alone_after(&e) {
+                    risky.iter().for_each(|sql| learned.mark_alone(sql, now));
                 }
                 Err(e)
             }

@@ -27,10 +27,11 @@ async fn cluster(c: &Canned, deadline_ms: u64) -> Cluster {
     Cluster::connect(&target).await.expect("connect")
 }
 
-/// Every query chops sends: each card scope, and the watcher's read of `system.backups`.
+/// Every query chops sends: each card scope (a full card twice: the second batches the risky
+/// parts the first proved), and the watcher's read of `system.backups`.
 async fn drive(c: &Canned) {
     let cl = cluster(c, 5000).await;
-    let mut scopes = vec![Scope::Full];
+    let mut scopes = vec![Scope::Full, Scope::Full];
     scopes.extend(CheckKind::ALL.iter().map(|k| Scope::One(*k)));
     for scope in scopes {
         cl.next_round().check(scope).await;
