@@ -181,6 +181,8 @@ struct State {
     rtt: Duration,
     served: AtomicU64,
     unknown: Mutex<Vec<String>>,
+    /// Queries whose SQL holds this text are answered this much later (see [`Canned::slow_when`]).
+    slow: Mutex<Option<(String, Duration)>>,
 }
 
 /// The running stand-in; stopped (its thread joined) when dropped.
@@ -219,6 +221,7 @@ impl Canned {
             rtt: opts.rtt,
             served: AtomicU64::new(0),
             unknown: Mutex::new(Vec::new()),
+            slow: Mutex::new(None),
         });
         let bind = || {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a canned port");
@@ -250,6 +253,12 @@ impl Canned {
             state,
             _thread: thread,
         }
+    }
+
+    /// From now on, on every replica, a query whose SQL holds `text` is answered `delay` later
+    /// (a hung disk, a slow Keeper behind one system table).
+    pub fn slow_when(&self, text: &str, delay: Duration) {
+        *self.state.slow.lock().unwrap() = Some((text.to_string(), delay));
     }
 
     /// Queries answered so far (known or not; `/ping` not counted).
@@ -375,6 +384,12 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<State>, fault: Option<Fault>) {
         }
         if !st.rtt.is_zero() {
             tokio::time::sleep(st.rtt).await;
+        }
+        let slow = st.slow.lock().unwrap().clone();
+        if let Some((text, delay)) = slow {
+            if String::from_utf8_lossy(&req.body).contains(&text) {
+                tokio::time::sleep(delay).await;
+            }
         }
         let (status, body) = answer(&st, &req, fault.as_ref()).await;
         let mut out = format!(

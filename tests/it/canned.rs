@@ -58,12 +58,15 @@ async fn fixture_matches_what_the_engine_answers() {
         return;
     }
     let fixture = Fixture::load();
-    let keys = |f: &Fixture| f.queries.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(
-        keys(&fixture),
-        keys(&now),
-        "chops' queries changed: record the fixture again (CHOPS_RECORD_CANNED=1)"
-    );
+    // Every query sent today is in the fixture. Which risky parts a warm batch holds depends on
+    // how quickly the engine answered them alone (a loaded machine may leave one out), so the
+    // fixture may hold a batch this run did not send.
+    for k in now.queries.keys() {
+        assert!(
+            fixture.queries.contains_key(k),
+            "chops' queries changed: record the fixture again (CHOPS_RECORD_CANNED=1): {k}"
+        );
+    }
     for (k, a) in &now.queries {
         let old = &fixture.queries[k];
         assert_eq!(old.status, a.status, "{k}");
@@ -102,6 +105,60 @@ async fn a_canned_card_is_complete_and_every_query_known() {
         4 * 4 + blockers::DDL_TRIES as u64,
         "4 queries per replica per card, the DDL queue at most 4 times"
     );
+}
+
+/// A risky part (here the settings' `system.disks`) joins the batch once it answered quickly; when
+/// it then hangs, the batch is given up after the patience and the other parts still answer.
+#[tokio::test]
+async fn a_hung_risky_part_does_not_hold_up_the_batch() {
+    let c = Canned::start(
+        Fixture::load(),
+        Options {
+            replicas: 2,
+            ..Options::default()
+        },
+    );
+    let cl = cluster(&c, 1000).await;
+    cl.next_round().check(Scope::Full).await;
+    let before = c.served();
+    let card = cl.next_round().check(Scope::Full).await;
+    assert_eq!(card.verdict, Verdict::Healthy, "{}", card.headline);
+    // Proven by the first card: one batch and the lag per replica, the DDL queue of both (139).
+    assert_eq!(c.served() - before, 2 * 2 + 2);
+
+    c.slow_when("system.disks", Duration::from_secs(5));
+    let card = cl.next_round().check(Scope::Full).await;
+    let said = |k: CheckKind| -> Vec<String> {
+        let s = card
+            .sections
+            .iter()
+            .find(|s| s.check == k)
+            .expect("section");
+        s.findings.iter().map(|f| f.summary.clone()).collect()
+    };
+    let (replicas, settings, keeper) = (
+        said(CheckKind::Replicas),
+        said(CheckKind::Settings),
+        said(CheckKind::Keeper),
+    );
+    for r in ["r1", "r2"] {
+        assert!(
+            replicas.iter().any(|s| s.contains(&format!("{r}: up"))),
+            "{replicas:?}"
+        );
+        assert!(
+            keeper
+                .iter()
+                .any(|s| s.contains(&format!("{r} sees Keeper"))),
+            "{keeper:?}"
+        );
+        assert!(
+            settings
+                .iter()
+                .any(|s| s.contains(r) && s.contains("no answer")),
+            "{settings:?}"
+        );
+    }
 }
 
 #[tokio::test]
