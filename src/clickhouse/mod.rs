@@ -379,27 +379,28 @@ impl ReplicaClient {
             .as_ref()
             .and_then(|b| Some((b, b.plan.position(sql, binds)?)));
         let (r, took) = match batched {
-            Some((b, i)) => match self.part_of_batch::<T>(b, i).await {
-                Batched::Answer(r, took) => {
-                    if r.is_ok() && took <= self.patience() {
-                        self.prove(&b.plan.parts()[i]);
+            Some((b, i)) => {
+                let part = &b.plan.parts()[i];
+                let mut sent_alone = false;
+                let (r, took) = match self.part_of_batch::<T>(b, i).await {
+                    Batched::Answer(r, took) => (r, took),
+                    Batched::Alone { undecoded } => {
+                        let (r, took) = self.alone_timed(sql, binds).await;
+                        // A part that fails on its own, or whose batched rows did not decode,
+                        // would cost the next batch the same detour: it goes alone for a while.
+                        if undecoded || matches!(r, Err(ProbeError::Server { .. })) {
+                            let mut learned = self.fixed.learned.lock().expect("learned lock");
+                            learned.mark_alone(part.sql, Instant::now());
+                            sent_alone = true;
+                        }
+                        (r, took)
                     }
-                    (r, took)
+                };
+                if r.is_ok() && took <= self.patience() && !sent_alone {
+                    self.prove(part);
                 }
-                Batched::Alone { undecoded } => {
-                    let (r, took) = self.alone_timed(sql, binds).await;
-                    let part = &b.plan.parts()[i];
-                    // A part that fails on its own, or whose batched rows did not decode, would
-                    // cost the next batch the same detour: it goes alone for a while.
-                    if undecoded || matches!(r, Err(ProbeError::Server { .. })) {
-                        let mut learned = self.fixed.learned.lock().expect("learned lock");
-                        learned.mark_alone(part.sql, Instant::now());
-                    } else if r.is_ok() && took <= self.patience() {
-                        self.prove(part);
-                    }
-                    (r, took)
-                }
-            },
+                (r, took)
+            }
             None => self.alone_timed(sql, binds).await,
         };
         self.note(&r);
@@ -558,9 +559,11 @@ impl ReplicaClient {
                 Ok(Arc::new(Sent { parts, rows, took }))
             }
             Err(e) => {
-                if batch::ask_alone_after(&e) && risky.is_empty() {
+                if !batch::ask_alone_after(&e) {
+                    // The replica did not answer: nothing learned about the parts.
+                } else if risky.is_empty() {
                     learned.refused(Instant::now());
-                } else if batch::ask_alone_after(&e) {
+                } else {
                     risky.iter().for_each(|sql| learned.mark_alone(sql, now));
                 }
                 Err(e)
