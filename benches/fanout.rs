@@ -9,8 +9,12 @@
 //! - `chops serve` (bot on the fake Discord, HTTP, watcher at 1 s) watching 300 replicas: idle RSS,
 //!   and one watcher round's cost (its histogram, CPU, queries).
 //!
+//! - the floor: what a run of bare loopback round trips costs an idle runtime's thread at each RTT
+//!   (no chops code), to read a small card's fixed CPU against.
+//!
 //! `cargo bench --bench fanout [-- RUNS]` (default 10 runs per scenario) writes
-//! target/chops-fanout-bench.md; `-- only REPLICAS RTT_MS RUNS` runs one scenario (for a profiler).
+//! target/chops-fanout-bench.md; `-- only REPLICAS RTT_MS RUNS` runs one scenario (for a profiler),
+//! `-- floor RUNS` only the floor.
 //! In-process cards run on a current-thread runtime, as `chops check` does. `FANOUT_RT=spawn` runs
 //! each as a task on a 2-worker runtime's workers (as `chops serve` does), `block` with `block_on`
 //! from the main thread over such a runtime (what `chops check` did before): what cross-thread
@@ -298,6 +302,79 @@ fn serve_300(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Serve {
     out
 }
 
+/// CPU seconds of the calling thread so far.
+fn thread_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// The machine's floor: µs of CPU (p50) that `waits` bare round trips in a row cost a
+/// current-thread runtime, 64 bytes each way on one loopback socket, answered `rtt_ms` later by
+/// a thread. No chops code runs: this is what waiting for the network costs any process here
+/// (being woken, cold caches), against which a small card's fixed CPU is read.
+fn floor_us(rtt_ms: u64, waits: usize, cards: usize) -> f64 {
+    use std::io::Read;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    // Ends when the client's socket closes (its read fails).
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut b = [0u8; 64];
+        while s.read_exact(&mut b).is_ok() {
+            std::thread::sleep(Duration::from_millis(rtt_ms));
+            if s.write_all(&b).is_err() {
+                return;
+            }
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut per = rt.block_on(async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut b = [7u8; 64];
+        let mut per = Vec::with_capacity(cards);
+        for _ in 0..cards {
+            let c = thread_cpu();
+            for _ in 0..waits {
+                s.write_all(&b).await.unwrap();
+                s.read_exact(&mut b).await.unwrap();
+            }
+            per.push((thread_cpu() - c) * 1e6);
+        }
+        per
+    });
+    echo.join().unwrap();
+    per.sort_by(f64::total_cmp);
+    pct(&per, 0.5)
+}
+
+/// Bare round trips a 3-replica warm card waits through, about: its context switches per card
+/// (`perf stat`) at any RTT from 1 to 40 ms.
+const CARD_WAITS: usize = 12;
+
+fn floor_report(runs: usize) -> String {
+    let mut report = format!(
+        "\n| RTT | floor: {CARD_WAITS} bare round trips, CPU p50 | per round trip |\n|---|---|---|\n"
+    );
+    for rtt in [0, 2, 10] {
+        let us = floor_us(rtt, CARD_WAITS, runs.max(20));
+        report.push_str(&format!(
+            "| {rtt} ms | {:.2} ms | {:.0} µs |\n",
+            us / 1000.0,
+            us / CARD_WAITS as f64
+        ));
+    }
+    report
+}
+
 fn matrix_report(rows: &[Row]) -> String {
     let mut report = String::from(
         "| replicas | RTT | card p50 | p99 | chops CPU per card | per replica | queries per replica |\n\
@@ -330,6 +407,10 @@ fn main() {
         let r = scenario(&dir, n(2), n(3) as u64, n(4));
         return print!("{}", matrix_report(&[r]));
     }
+    // `floor RUNS`: only what waiting for the network costs any process here.
+    if args.get(1).map(String::as_str) == Some("floor") {
+        return print!("{}", floor_report(args[2].parse().unwrap()));
+    }
     let runs: usize = args
         .iter()
         .skip(1)
@@ -347,6 +428,7 @@ fn main() {
         }
     }
     let mut report = matrix_report(&rows);
+    report.push_str(&floor_report(runs));
     report.push_str(
         "\n| `chops check backup --json` (child process, 10 ms RTT) | wall p50 | CPU p50 | peak RSS (VmHWM) p50 |\n|---|---|---|---|\n",
     );

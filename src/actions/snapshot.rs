@@ -1,6 +1,6 @@
 //! The live pre-checks the guard reads: a [`Snapshot`] of an action's target, probed right before
 //! the preview and again under the lock before anything runs. Everything on the target replica
-//! with the read-only account, plus Keeper's own `ruok` on its nodes for a restart, plus the
+//! with the read-only account, plus Keeper's own `srvr` on its nodes for a restart, plus the
 //! store's lock and cooldown on the target.
 
 use std::time::Duration;
@@ -71,7 +71,7 @@ const TAKEN_SQL: &str =
 const ZK_SQL: &str = "SELECT name FROM system.zookeeper WHERE path = '/' LIMIT 1";
 
 /// The probes behind a [`Snapshot`], all on the target replica with the read-only account, plus
-/// Keeper's own `ruok` on its nodes for a restart.
+/// Keeper's own `srvr` on its nodes for a restart.
 async fn probe(
     c: &ReplicaClient,
     planned: &Planned,
@@ -137,8 +137,8 @@ async fn probe(
     s
 }
 
-/// Keeper answers: a majority of the configured nodes say `imok`; with no nodes configured, the
-/// replica's own `system.zookeeper` answers.
+/// Keeper answers: a majority of the configured nodes serve ([`node_serves`]); with no nodes
+/// configured, the replica's own `system.zookeeper` answers.
 async fn keeper_answers(
     c: &ReplicaClient,
     nodes: &[String],
@@ -154,23 +154,83 @@ async fn keeper_answers(
             Err(e) => Err(e.to_string()),
         };
     }
-    let answers = futures_util::future::join_all(
-        nodes
-            .iter()
-            .map(|n| crate::keeper::four_letter(n, "ruok", deadline, budget)),
-    )
-    .await;
-    let ok = answers
-        .iter()
-        .filter(|a| matches!(a, Ok(t) if t.trim() == "imok"))
-        .count();
+    let answers =
+        futures_util::future::join_all(nodes.iter().map(|n| node_serves(n, deadline, budget)))
+            .await;
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
     if ok * 2 > nodes.len() {
         Ok(())
     } else {
         let first = answers
             .iter()
-            .find_map(|a| a.as_ref().err().map(|e| e.to_string()))
+            .find_map(|a| a.as_ref().err().cloned())
             .unwrap_or_else(|| "no quorum".into());
-        Err(format!("{ok} of {} nodes answer: {first}", nodes.len()))
+        Err(format!("{ok} of {} nodes serve: {first}", nodes.len()))
+    }
+}
+
+/// One node serves: `srvr` names a serving state (ZooKeeper 3.5+ allows only `srvr` by default),
+/// or, where `srvr` is not allowed, `ruok` answers `imok`.
+async fn node_serves(node: &str, deadline: Duration, budget: &Budget) -> Result<(), String> {
+    let srvr = crate::keeper::four_letter(node, "srvr", deadline, budget).await;
+    match srvr_serves(node, &srvr) {
+        Some(judged) => judged,
+        None => match crate::keeper::four_letter(node, "ruok", deadline, budget).await {
+            Ok(t) if t.trim() == "imok" => Ok(()),
+            Ok(_) => Err(format!("{node}: neither srvr nor ruok is allowed")),
+            Err(e) => Err(format!("{node}: {e}")),
+        },
+    }
+}
+
+/// What `srvr` says of a node's serving; `None` when it is not allowed (ask `ruok`). Read-only
+/// means no quorum: a restart would re-initialise against a Keeper that refuses writes.
+fn srvr_serves(node: &str, srvr: &Result<String, ProbeError>) -> Option<Result<(), String>> {
+    use crate::checks::keeper::{interpret, parse_srvr, Answer};
+    Some(match interpret(srvr) {
+        Answer::Text(t) => match parse_srvr(t).get("zk_server_state").map(String::as_str) {
+            Some("leader" | "follower" | "standalone" | "observer") => Ok(()),
+            Some(state) => Err(format!("{node} is {state}")),
+            None => Err(format!("{node}: srvr told no state")),
+        },
+        Answer::NotServing => Err(format!("{node} is not serving requests")),
+        Answer::Failed(e) => Err(format!("{node}: {e}")),
+        Answer::NotAllowed => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restart's Keeper check reads the state from `srvr`, and asks `ruok` only where `srvr`
+    /// is not allowed.
+    #[test]
+    fn srvr_tells_whether_a_node_serves() {
+        let srvr = |mode: &str| {
+            Ok(format!(
+                "Zookeeper version: 3.8.4\nMode: {mode}\nNode count: 5\n"
+            ))
+        };
+        let n = "zk1:2181";
+        assert_eq!(srvr_serves(n, &srvr("follower")), Some(Ok(())));
+        assert_eq!(srvr_serves(n, &srvr("observer")), Some(Ok(())));
+        assert_eq!(
+            srvr_serves(n, &srvr("read-only")),
+            Some(Err("zk1:2181 is read-only".into()))
+        );
+        let refused = Ok("srvr is not executed because it is not in the whitelist.".to_string());
+        assert_eq!(srvr_serves(n, &refused), None, "ask ruok");
+        let not_serving =
+            Ok("This ZooKeeper instance is not currently serving requests\n".to_string());
+        assert_eq!(
+            srvr_serves(n, &not_serving),
+            Some(Err("zk1:2181 is not serving requests".into()))
+        );
+        assert_eq!(
+            srvr_serves(n, &Err(ProbeError::Refused)),
+            Some(Err("zk1:2181: connection refused".into()))
+        );
+        assert!(matches!(srvr_serves(n, &Ok("\u{0}".into())), Some(Err(_))));
     }
 }

@@ -13,8 +13,19 @@ use crate::domain::{Cause, CheckKind, Finding, ProbeError, Severity, Subject};
 /// The replica's own view of Keeper (runbook step 1).
 pub const ZOOKEEPER_ROOT_SQL: &str = "SELECT name FROM system.zookeeper WHERE path = '/' LIMIT 100";
 
-/// Words asked of every node. `ruok` only proves the process lives; `mntr`/`srvr` tell whether it serves.
+/// Every word a node may be asked, in the order its answers are listed. `ruok` only proves the
+/// process lives; `mntr`/`srvr` tell whether it serves; `isro` whether it is read-only.
 pub const WORDS: [&str; 4] = ["ruok", "mntr", "srvr", "isro"];
+
+/// Asked of every node first: either tells the node's state (a read-only ZooKeeper's is
+/// `read-only`), which makes `ruok` and `isro` redundant. ZooKeeper 3.5+ allows only `srvr` by
+/// default, ClickHouse Keeper all four.
+pub const STATE_WORDS: [&str; 2] = ["srvr", "mntr"];
+
+/// Asked only when neither state word told the state (not allowed, or failed): whether the
+/// process lives at all, and whether it is read-only. A healthy card spends two connections per
+/// node, not four.
+pub const FALLBACK_WORDS: [&str; 2] = ["ruok", "isro"];
 
 /// Latency (ms) and outstanding requests above which a node is reported as overloaded.
 pub const MAX_AVG_LATENCY_MS: f64 = 100.0;
@@ -26,11 +37,14 @@ pub struct ZkRow {
     pub name: String,
 }
 
+/// Each word asked of a node and what it answered.
+pub type WordAnswers = Vec<(&'static str, Result<String, ProbeError>)>;
+
 /// What one node answered to each word.
 #[derive(Debug, Clone)]
 pub struct NodeAnswers {
     pub node: String,
-    pub answers: Vec<(&'static str, Result<String, ProbeError>)>,
+    pub answers: WordAnswers,
 }
 
 /// One word's answer, interpreted (borrowing the answer: `mntr` runs to kilobytes).
@@ -180,13 +194,8 @@ fn serving_node(node: &str, all: &[(&str, Answer)]) -> Finding {
         _ => None,
     };
     let stats = Stats::read(text("srvr"), text("mntr"));
-    if text("isro").is_some_and(|t| t.trim() == "ro") {
-        let f = node_finding(
-            node,
-            Severity::Crit,
-            "read-only mode (isro = ro), writes fail",
-        );
-        return f.cause(Cause::Keeper);
+    if let Some(f) = read_only_node(node, &stats, text("isro")) {
+        return f;
     }
     if stats.state.is_none() {
         // Alive at best, but whether it serves is unknown (mntr/srvr not allowed or failed).
@@ -204,6 +213,40 @@ fn serving_node(node: &str, all: &[(&str, Answer)]) -> Finding {
     node_finding(node, Severity::Warn, problems.join(", "))
         .cause(Cause::Keeper)
         .evidence(stats.detail())
+}
+
+/// A node in read-only mode: its state says so (ZooKeeper's `read-only`), or `isro` answers `ro`
+/// while the state is unknown or another. A ClickHouse Keeper observer answers `ro` to `isro` too,
+/// but forwards writes to the leader: with its state (`observer`) known, that is no fault.
+fn read_only_node(node: &str, stats: &Stats, isro: Option<&str>) -> Option<Finding> {
+    let state = stats.state.as_deref();
+    let isro_ro = isro.is_some_and(|t| t.trim() == "ro");
+    let what = if state == Some("read-only") {
+        "read-only mode (state read-only), writes fail"
+    } else if isro_ro && state != Some("observer") {
+        "read-only mode (isro = ro), writes fail"
+    } else {
+        return None;
+    };
+    let f = node_finding(node, Severity::Crit, what).cause(Cause::Keeper);
+    Some(match state {
+        None => {
+            f.evidence("a ClickHouse Keeper observer answers ro too; allow srvr to tell them apart")
+        }
+        Some(_) => f,
+    })
+}
+
+/// Whether `ruok` and `isro` could add anything to these answers: no word told the node's state,
+/// and none said the node is not serving (which settles it).
+pub fn needs_fallback(answers: &WordAnswers) -> bool {
+    let all: Vec<(&str, Answer)> = answers.iter().map(|(w, r)| (*w, interpret(r))).collect();
+    let text = |w: &str| match all.iter().find(|(word, _)| *word == w) {
+        Some((_, Answer::Text(t))) => Some(*t),
+        _ => None,
+    };
+    !all.iter().any(|(_, a)| *a == Answer::NotServing)
+        && Stats::read(text("srvr"), text("mntr")).state.is_none()
 }
 
 /// A node's numbers, from `srvr` and `mntr` (mntr's win where both say).
@@ -380,21 +423,34 @@ pub(super) async fn run(cl: &Cluster) -> Vec<Finding> {
     evaluate(&nodes, &views)
 }
 
-/// One node's answers to every word, timed as one probe of that node.
+/// One node's answers, timed as one probe of that node: the state words, then the fallback
+/// words only if those did not tell (one round trip more, only for a node that is off).
 async fn ask(cl: &Cluster, node: String) -> NodeAnswers {
+    let answers = timed(node.clone(), async {
+        let mut answers = words(cl, &node, &STATE_WORDS).await;
+        if needs_fallback(&answers) {
+            answers.extend(words(cl, &node, &FALLBACK_WORDS).await);
+        }
+        answers.sort_by_key(|(w, _)| WORDS.iter().position(|x| x == w));
+        answers
+    })
+    .await;
+    NodeAnswers { node, answers }
+}
+
+/// `words` asked of `node` at once, one connection each.
+async fn words<'a>(cl: &'a Cluster, node: &'a str, words: &'static [&'static str]) -> WordAnswers {
     let (deadline, budget) = (cl.deadline, &cl.budget);
-    let words: Vec<BoxFut<'_, _>> = WORDS
+    let asks: Vec<BoxFut<'a, _>> = words
         .iter()
         .map(|w| {
-            let node = node.clone();
             Box::pin(async move {
-                let answer = crate::keeper::four_letter(&node, w, deadline, budget).await;
+                let answer = crate::keeper::four_letter(node, w, deadline, budget).await;
                 (*w, answer)
-            }) as BoxFut<'_, _>
+            }) as BoxFut<'a, _>
         })
         .collect();
-    let answers = timed(node.clone(), gather(cl.mode, words)).await;
-    NodeAnswers { node, answers }
+    gather(cl.mode, asks).await
 }
 
 #[cfg(test)]
@@ -435,7 +491,9 @@ mod tests {
         let mntr_slow = MNTR
             .replace("zk_avg_latency\t0.5", "zk_avg_latency\t250")
             .replace("zk_synced_followers\t2", "zk_synced_followers\t1");
-        let (wl_ruok, wl_mntr, wl_isro) = (wl("ruok"), wl("mntr"), wl("isro"));
+        let (wl_ruok, wl_mntr, wl_isro, wl_srvr) = (wl("ruok"), wl("mntr"), wl("isro"), wl("srvr"));
+        let srvr_ro = SRVR.replace("Mode: standalone", "Mode: read-only");
+        let mntr_observer = MNTR.replace("zk_server_state\tleader", "zk_server_state\tobserver");
         // ZooKeeper 3.6+: no zk_followers; three voters (the leader and two followers) and an
         // observer among the learners.
         let mntr_38 = MNTR
@@ -452,6 +510,9 @@ mod tests {
             ("not serving", node(&[("ruok", Ok("imok")), ("mntr", Ok(NOT_SERVING)), ("srvr", Ok(NOT_SERVING)), ("isro", Ok("null"))]), Severity::Crit, "not serving requests"),
             ("imok only", node(&[("ruok", Ok("imok")), ("mntr", Ok(&wl_mntr)), ("srvr", Err(ProbeError::Timeout { after_ms: 2000 })), ("isro", Ok(&wl_isro))]), Severity::Unknown, "alive (imok) but its serving state is unknown"),
             ("read-only", node(&[("ruok", Ok("imok")), ("mntr", Ok(MNTR)), ("srvr", Ok(SRVR)), ("isro", Ok("ro"))]), Severity::Crit, "read-only mode"),
+            ("read-only, told by srvr alone", node(&[("mntr", Ok(&wl_mntr)), ("srvr", Ok(&srvr_ro))]), Severity::Crit, "read-only mode (state read-only)"),
+            ("read-only, told by isro alone", node(&[("ruok", Ok("imok")), ("mntr", Ok(&wl_mntr)), ("srvr", Ok(&wl_srvr)), ("isro", Ok("ro"))]), Severity::Crit, "read-only mode (isro = ro)"),
+            ("a Keeper observer", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_observer)), ("srvr", Ok(SRVR)), ("isro", Ok("ro"))]), Severity::Ok, "observer"),
             ("overloaded", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_slow)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Warn, "high latency (avg 250 ms), only 1 of 2 followers synced"),
             ("3.8 leader, an observer", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_38)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Ok, "2/2 followers synced"),
             ("3.8 leader, a follower behind", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_38_lagging)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Warn, "only 1 of 2 followers synced"),
@@ -480,6 +541,57 @@ mod tests {
             "{:?}",
             f.evidence
         );
+    }
+
+    /// `ruok` and `isro` are asked only of a node whose state words did not tell its state.
+    #[test]
+    fn fallback_words_only_when_the_state_is_unknown() {
+        let owned = |a: &[(&'static str, Result<&str, ProbeError>)]| node(a).answers;
+        let (wl_mntr, wl_srvr) = (wl("mntr"), wl("srvr"));
+        let timeout = || Err(ProbeError::Timeout { after_ms: 2000 });
+        let cases: Vec<(&str, WordAnswers, bool)> = vec![
+            (
+                "both tell",
+                owned(&[("srvr", Ok(SRVR)), ("mntr", Ok(MNTR))]),
+                false,
+            ),
+            (
+                "srvr tells (3.5+ default whitelist)",
+                owned(&[("srvr", Ok(SRVR)), ("mntr", Ok(&wl_mntr))]),
+                false,
+            ),
+            (
+                "mntr tells",
+                owned(&[("srvr", timeout()), ("mntr", Ok(MNTR))]),
+                false,
+            ),
+            (
+                "not serving settles it",
+                owned(&[("srvr", Ok(NOT_SERVING)), ("mntr", Ok(&wl_mntr))]),
+                false,
+            ),
+            (
+                "neither allowed",
+                owned(&[("srvr", Ok(&wl_srvr)), ("mntr", Ok(&wl_mntr))]),
+                true,
+            ),
+            (
+                "both refused",
+                owned(&[
+                    ("srvr", Err(ProbeError::Refused)),
+                    ("mntr", Err(ProbeError::Refused)),
+                ]),
+                true,
+            ),
+            (
+                "garbage",
+                owned(&[("srvr", Ok("\u{0}\u{1}")), ("mntr", Ok(""))]),
+                true,
+            ),
+        ];
+        for (name, answers, want) in cases {
+            assert_eq!(needs_fallback(&answers), want, "{name}");
+        }
     }
 
     #[test]

@@ -82,8 +82,13 @@ async fn fixture_matches_what_the_engine_answers() {
             );
         }
     }
-    let words = |f: &Fixture| f.words.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(words(&fixture), words(&now));
+    // Likewise the words: `ruok` and `isro` are asked only of a node whose state is unknown.
+    for w in now.words.keys() {
+        assert!(
+            fixture.words.contains_key(w),
+            "{w}: record the fixture again"
+        );
+    }
 }
 
 #[tokio::test]

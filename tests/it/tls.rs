@@ -70,12 +70,12 @@ fn healthy_card_over_https_and_tls_keeper() {
     }
     let node = format!("Keeper tls://{}: standalone", keeper.addr);
     assert!(find(&card, "keeper", &node).is_some(), "{card:#}");
-    // Everything went through TLS, and the four words each shook hands.
+    // Everything went through TLS, and both state words (`srvr`, `mntr`) shook hands.
     for f in &replicas {
         let (handshakes, _, failed) = f.counts.get();
         assert!(handshakes >= 1 && failed == 0, "{:?}", f.counts);
     }
-    assert!(keeper.counts.get().0 >= 4, "{:?}", keeper.counts);
+    assert!(keeper.counts.get().0 >= 2, "{:?}", keeper.counts);
 }
 
 /// Handshakes of `fronts` so far that were not resumed (full ones), and all of them.
