@@ -195,7 +195,7 @@ fn srvr_serves(node: &str, srvr: &Result<String, ProbeError>) -> Option<Result<(
         },
         Answer::NotServing => Err(format!("{node} is not serving requests")),
         Answer::Failed(e) => Err(format!("{node}: {e}")),
-        Answer::NotAllowed => return None,
+        Answer::NotAllowed | Answer::Silent => return None,
     })
 }
 
@@ -221,6 +221,11 @@ mod tests {
         );
         let refused = Ok("srvr is not executed because it is not in the whitelist.".to_string());
         assert_eq!(srvr_serves(n, &refused), None, "ask ruok");
+        assert_eq!(
+            srvr_serves(n, &Ok(String::new())),
+            None,
+            "ClickHouse Keeper: ask ruok"
+        );
         let not_serving =
             Ok("This ZooKeeper instance is not currently serving requests\n".to_string());
         assert_eq!(
@@ -231,6 +236,6 @@ mod tests {
             srvr_serves(n, &Err(ProbeError::Refused)),
             Some(Err("zk1:2181: connection refused".into()))
         );
-        assert!(matches!(srvr_serves(n, &Ok("\u{0}".into())), Some(Err(_))));
+        assert!(matches!(srvr_serves(n, &Ok("\u{1}".into())), Some(Err(_))));
     }
 }

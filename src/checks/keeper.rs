@@ -51,7 +51,11 @@ pub struct NodeAnswers {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer<'a> {
     Text(&'a str),
+    /// ZooKeeper's "… is not executed because it is not in the whitelist."
     NotAllowed,
+    /// Nothing before the close: how ClickHouse Keeper refuses a word outside its
+    /// `four_letter_word_white_list` (it sends no text, unlike ZooKeeper).
+    Silent,
     NotServing,
     Failed(&'a ProbeError),
 }
@@ -59,6 +63,7 @@ pub enum Answer<'a> {
 pub fn interpret(result: &Result<String, ProbeError>) -> Answer<'_> {
     match result {
         Err(e) => Answer::Failed(e),
+        Ok(t) if t.trim().is_empty() => Answer::Silent,
         Ok(t) if t.contains("not in the whitelist") => Answer::NotAllowed,
         Ok(t) if t.contains("not currently serving requests") => Answer::NotServing,
         Ok(t) => Answer::Text(t),
@@ -140,6 +145,9 @@ fn refusals(all: &[(&str, Answer)]) -> Vec<String> {
     all.iter()
         .filter_map(|(w, a)| match a {
             Answer::NotAllowed => Some(format!("{w}: not allowed (not in 4lw.commands.whitelist)")),
+            Answer::Silent => Some(format!(
+                "{w}: empty answer (not in a ClickHouse Keeper's four_letter_word_white_list?)"
+            )),
             Answer::Failed(e) => Some(format!("{w}: {e}")),
             Answer::NotServing => Some(format!("{w}: not currently serving requests")),
             Answer::Text(_) => None,
@@ -180,7 +188,11 @@ fn unreachable_node(node: &str, all: &[(&str, Answer)]) -> Option<Finding> {
         let f = node_finding(node, Severity::Crit, format!("down ({why})"));
         return Some(f.cause(Cause::Keeper));
     }
-    if all.iter().any(|(_, a)| *a == Answer::NotServing) {
+    // ZooKeeper's `isro` says `null` where the other words say "not currently serving".
+    let isro_null = all
+        .iter()
+        .any(|(w, a)| *w == "isro" && matches!(a, Answer::Text(t) if t.trim() == "null"));
+    if isro_null || all.iter().any(|(_, a)| *a == Answer::NotServing) {
         let f = node_finding(node, Severity::Crit, "not serving requests (no quorum?)");
         return Some(f.cause(Cause::Keeper));
     }
@@ -194,7 +206,9 @@ fn serving_node(node: &str, all: &[(&str, Answer)]) -> Finding {
         _ => None,
     };
     let stats = Stats::read(text("srvr"), text("mntr"));
-    if let Some(f) = read_only_node(node, &stats, text("isro")) {
+    // Only ClickHouse Keeper refuses a word silently, and there `isro = ro` means an observer.
+    let keeper = all.iter().any(|(_, a)| *a == Answer::Silent);
+    if let Some(f) = read_only_node(node, &stats, text("isro"), keeper) {
         return f;
     }
     if stats.state.is_none() {
@@ -217,13 +231,19 @@ fn serving_node(node: &str, all: &[(&str, Answer)]) -> Finding {
 
 /// A node in read-only mode: its state says so (ZooKeeper's `read-only`), or `isro` answers `ro`
 /// while the state is unknown or another. A ClickHouse Keeper observer answers `ro` to `isro` too,
-/// but forwards writes to the leader: with its state (`observer`) known, that is no fault.
-fn read_only_node(node: &str, stats: &Stats, isro: Option<&str>) -> Option<Finding> {
+/// but forwards writes to the leader: with its state (`observer`) known, or the node known to be
+/// a ClickHouse Keeper (`clickhouse_keeper`), that is no fault.
+fn read_only_node(
+    node: &str,
+    stats: &Stats,
+    isro: Option<&str>,
+    clickhouse_keeper: bool,
+) -> Option<Finding> {
     let state = stats.state.as_deref();
     let isro_ro = isro.is_some_and(|t| t.trim() == "ro");
     let what = if state == Some("read-only") {
         "read-only mode (state read-only), writes fail"
-    } else if isro_ro && state != Some("observer") {
+    } else if isro_ro && state != Some("observer") && !clickhouse_keeper {
         "read-only mode (isro = ro), writes fail"
     } else {
         return None;
@@ -238,15 +258,18 @@ fn read_only_node(node: &str, stats: &Stats, isro: Option<&str>) -> Option<Findi
 }
 
 /// Whether `ruok` and `isro` could add anything to these answers: no word told the node's state,
-/// and none said the node is not serving (which settles it).
+/// none said the node is not serving (which settles it), and none timed out (the round's
+/// deadline is spent: more words would only fail at once).
 pub fn needs_fallback(answers: &WordAnswers) -> bool {
     let all: Vec<(&str, Answer)> = answers.iter().map(|(w, r)| (*w, interpret(r))).collect();
     let text = |w: &str| match all.iter().find(|(word, _)| *word == w) {
         Some((_, Answer::Text(t))) => Some(*t),
         _ => None,
     };
-    !all.iter().any(|(_, a)| *a == Answer::NotServing)
-        && Stats::read(text("srvr"), text("mntr")).state.is_none()
+    let settled = all.iter().any(|(_, a)| {
+        *a == Answer::NotServing || matches!(a, Answer::Failed(ProbeError::Timeout { .. }))
+    });
+    !settled && Stats::read(text("srvr"), text("mntr")).state.is_none()
 }
 
 /// A node's numbers, from `srvr` and `mntr` (mntr's win where both say).
@@ -513,6 +536,8 @@ mod tests {
             ("read-only, told by srvr alone", node(&[("mntr", Ok(&wl_mntr)), ("srvr", Ok(&srvr_ro))]), Severity::Crit, "read-only mode (state read-only)"),
             ("read-only, told by isro alone", node(&[("ruok", Ok("imok")), ("mntr", Ok(&wl_mntr)), ("srvr", Ok(&wl_srvr)), ("isro", Ok("ro"))]), Severity::Crit, "read-only mode (isro = ro)"),
             ("a Keeper observer", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_observer)), ("srvr", Ok(SRVR)), ("isro", Ok("ro"))]), Severity::Ok, "observer"),
+            ("a Keeper observer, srvr and mntr refused", node(&[("ruok", Ok("imok")), ("mntr", Ok("")), ("srvr", Ok("")), ("isro", Ok("ro"))]), Severity::Unknown, "alive (imok) but its serving state is unknown"),
+            ("isro null", node(&[("ruok", Ok("imok")), ("mntr", Ok(&wl_mntr)), ("srvr", Ok(&wl_srvr)), ("isro", Ok("null"))]), Severity::Crit, "not serving requests"),
             ("overloaded", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_slow)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Warn, "high latency (avg 250 ms), only 1 of 2 followers synced"),
             ("3.8 leader, an observer", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_38)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Ok, "2/2 followers synced"),
             ("3.8 leader, a follower behind", node(&[("ruok", Ok("imok")), ("mntr", Ok(&mntr_38_lagging)), ("srvr", Ok(SRVR)), ("isro", Ok("rw"))]), Severity::Warn, "only 1 of 2 followers synced"),
@@ -587,6 +612,16 @@ mod tests {
                 "garbage",
                 owned(&[("srvr", Ok("\u{0}\u{1}")), ("mntr", Ok(""))]),
                 true,
+            ),
+            (
+                "ClickHouse Keeper refuses silently",
+                owned(&[("srvr", Ok("")), ("mntr", Ok(""))]),
+                true,
+            ),
+            (
+                "timed out: the deadline is spent",
+                owned(&[("srvr", timeout()), ("mntr", Ok(&wl_mntr))]),
+                false,
             ),
         ];
         for (name, answers, want) in cases {

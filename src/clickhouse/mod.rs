@@ -248,7 +248,10 @@ impl ReplicaClient {
             .with_setting("max_result_rows", limits.rows.to_string())
             .with_setting("max_result_bytes", limits.answer_bytes.to_string())
             .with_setting("priority", "10")
-            .with_setting("max_threads", "2");
+            .with_setting("max_threads", "2")
+            // A request chops gave up on (a batch past its patience, a deadline) stops on the
+            // server too, instead of waiting on a sick Keeper or disk behind our back.
+            .with_setting("cancel_http_readonly_queries_on_client_close", "1");
         let fixed = Fixed {
             client,
             bare,
@@ -431,8 +434,9 @@ impl ReplicaClient {
 
     /// Part `i` of the round's batch: its rows or the error the replica gave the whole batch, or
     /// to be asked on its own (not in the batch, batch refused, rows not decoded). A batch
-    /// holding a risky part is waited for only the patience; then the risky parts go alone and
-    /// the others are asked again in a batch without them.
+    /// holding a risky part is waited for only the patience, and one refused with a risky part
+    /// in it is not trusted either; then the others are asked again in a batch without them,
+    /// and the risky parts go alone once that retry is out of the way.
     async fn part_of_batch<T>(&self, b: &Batch, i: usize) -> Batched<T>
     where
         T: RowOwned + RowRead,
@@ -451,17 +455,24 @@ impl ReplicaClient {
                 Err(_) if risky_in => None,
                 Err(_) => Some(first.await),
             };
-            // Dropping the wait cancels the request once every part has stopped waiting.
+            // Dropping the wait cancels the request if this waiter was the one sending it (the
+            // next waiter to wait sends nothing: `late`).
             match answer {
+                Some(a) if risky_in && matches!(a, Err(e) if batch::ask_alone_after(e)) => {
+                    // Refused with a risky part in it (a Keeper error, say): the others
+                    // are not to blame and go in the retry, not each on its own.
+                }
                 Some(answer) if !b.late.load(Ordering::Acquire) => return self.part_in(answer, i),
                 Some(_) => {}
                 None => self.give_up_on(b),
             }
         }
+        // The retry first, even for a risky part: with two slots per replica, a risky part that
+        // hangs again beside the lag query would otherwise queue the retry until the deadline.
+        let again = b.retry.get_or_init(|| self.send_batch(b, true)).await;
         if b.plan.parts()[i].risky {
             return alone;
         }
-        let again = b.retry.get_or_init(|| self.send_batch(b, true)).await;
         self.part_in(again, i)
     }
 

@@ -26,22 +26,34 @@ fn raw_char(b: u8) -> char {
 pub fn from_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if raw_byte(c).is_some() {
-                // A real character in the reserved range: keep its bytes, so to_bytes is exact.
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push(raw_char(b));
-                }
-            } else {
-                out.push(c);
-            }
+        let valid = chunk.valid();
+        // Only a character from U+100000 up (led by 0xF4) can be in the reserved range: text
+        // without one is copied whole, not char by char.
+        if !valid.as_bytes().contains(&0xF4) {
+            out.push_str(valid);
+        } else {
+            keep_reserved(valid, &mut out);
         }
         for &b in chunk.invalid() {
             out.push(raw_char(b));
         }
     }
     out
+}
+
+/// `valid` onto `out`, a real character in the reserved range as its bytes.
+fn keep_reserved(valid: &str, out: &mut String) {
+    for c in valid.chars() {
+        if raw_byte(c).is_some() {
+            // A real character in the reserved range: keep its bytes, so to_bytes is exact.
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push(raw_char(b));
+            }
+        } else {
+            out.push(c);
+        }
+    }
 }
 
 /// The exact bytes a [`from_bytes`] string came from (plain strings: their UTF-8).
@@ -177,6 +189,20 @@ mod tests {
             raw_byte(from_bytes(&[0xfe]).chars().next().unwrap()),
             Some(0xfe)
         );
+    }
+
+    proptest::proptest! {
+        /// Bytes that spell reserved characters (0xF4 0x8F 0xBC..0xBF ..) among any others.
+        #[test]
+        fn any_bytes_round_trip(b in proptest::collection::vec(proptest::prop_oneof![
+            proptest::strategy::Just(0xF4u8),
+            proptest::strategy::Just(0x8F),
+            proptest::strategy::Just(0xBD),
+            proptest::strategy::Just(0x81),
+            proptest::prelude::any::<u8>(),
+        ], 0..48)) {
+            proptest::prop_assert_eq!(to_bytes(&from_bytes(&b)), b);
+        }
     }
 
     #[test]

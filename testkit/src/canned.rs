@@ -182,7 +182,9 @@ struct State {
     served: AtomicU64,
     unknown: Mutex<Vec<String>>,
     /// Queries whose SQL holds this text are answered this much later (see [`Canned::slow_when`]).
-    slow: Mutex<Option<(String, Duration)>>,
+    slow: Mutex<Vec<(String, Duration)>>,
+    /// Queries whose SQL holds this text are answered with this error (see [`Canned::fail_when`]).
+    failing: Mutex<Vec<(String, String)>>,
 }
 
 /// The running stand-in; stopped (its thread joined) when dropped.
@@ -221,7 +223,8 @@ impl Canned {
             rtt: opts.rtt,
             served: AtomicU64::new(0),
             unknown: Mutex::new(Vec::new()),
-            slow: Mutex::new(None),
+            slow: Mutex::new(Vec::new()),
+            failing: Mutex::new(Vec::new()),
         });
         let bind = || {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a canned port");
@@ -256,9 +259,24 @@ impl Canned {
     }
 
     /// From now on, on every replica, a query whose SQL holds `text` is answered `delay` later
-    /// (a hung disk, a slow Keeper behind one system table).
+    /// (a hung disk, a slow Keeper behind one system table). Calls add up: the longest delay
+    /// of the texts a query holds applies.
     pub fn slow_when(&self, text: &str, delay: Duration) {
-        *self.state.slow.lock().unwrap() = Some((text.to_string(), delay));
+        self.state
+            .slow
+            .lock()
+            .unwrap()
+            .push((text.to_string(), delay));
+    }
+
+    /// From now on, on every replica, a query whose SQL holds `text` is answered HTTP 500 with
+    /// the ClickHouse error text `error` (a Keeper session lost behind `system.zookeeper`).
+    pub fn fail_when(&self, text: &str, error: &str) {
+        self.state
+            .failing
+            .lock()
+            .unwrap()
+            .push((text.to_string(), error.to_string()));
     }
 
     /// Queries answered so far (known or not; `/ping` not counted).
@@ -385,11 +403,16 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<State>, fault: Option<Fault>) {
         if !st.rtt.is_zero() {
             tokio::time::sleep(st.rtt).await;
         }
-        let slow = st.slow.lock().unwrap().clone();
-        if let Some((text, delay)) = slow {
-            if String::from_utf8_lossy(&req.body).contains(&text) {
-                tokio::time::sleep(delay).await;
-            }
+        let delay = {
+            let body = String::from_utf8_lossy(&req.body);
+            let slow = st.slow.lock().unwrap();
+            slow.iter()
+                .filter(|(text, _)| body.contains(text.as_str()))
+                .map(|(_, d)| *d)
+                .max()
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
         }
         let (status, body) = answer(&st, &req, fault.as_ref()).await;
         let mut out = format!(
@@ -442,7 +465,12 @@ async fn answer(st: &State, req: &Request, fault: Option<&Fault>) -> (u16, Vec<u
     if let Some(Fault::Error(text)) = fault {
         return (500, text.clone().into_bytes());
     }
-    let key = key(format_of(&req.target), &String::from_utf8_lossy(&req.body));
+    let sql = String::from_utf8_lossy(&req.body);
+    let failing = st.failing.lock().unwrap().clone();
+    if let Some((_, error)) = failing.iter().find(|(text, _)| sql.contains(text.as_str())) {
+        return (500, error.clone().into_bytes());
+    }
+    let key = key(format_of(&req.target), &sql);
     match &st.source {
         Source::Fixture(f) => match f.queries.get(&key) {
             Some(a) => (a.status, a.body.clone()),

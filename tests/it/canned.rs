@@ -166,6 +166,112 @@ async fn a_hung_risky_part_does_not_hold_up_the_batch() {
     }
 }
 
+/// A Keeper hang at a size where each replica gets two request slots: the lag query and the
+/// batch holding `system.zookeeper` both wait on Keeper. The batch is given up at its patience and
+/// the rest asked again; that retry must not queue behind `system.zookeeper` asked alone beside
+/// the hung lag query, or every replica would read "timed out" in what is a Keeper outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_hang_at_a_hundred_replicas_leaves_the_replicas_answered() {
+    let c = Canned::start(
+        Fixture::load(),
+        Options {
+            replicas: 100,
+            ..Options::default()
+        },
+    );
+    let cl = cluster(&c, 2000).await;
+    for _ in 0..2 {
+        let card = cl.next_round().check(Scope::Full).await;
+        assert_eq!(card.verdict, Verdict::Healthy, "{}", card.headline);
+    }
+    c.slow_when("system.zookeeper", Duration::from_secs(10));
+    c.slow_when("system.replicas", Duration::from_secs(10));
+    let card = cl.next_round().check(Scope::Full).await;
+    let said = |k: CheckKind| -> Vec<String> {
+        let s = card
+            .sections
+            .iter()
+            .find(|s| s.check == k)
+            .expect("section");
+        s.findings.iter().map(|f| f.summary.clone()).collect()
+    };
+    let (replicas, blockers) = (said(CheckKind::Replicas), said(CheckKind::Blockers));
+    let up = replicas.iter().filter(|s| s.contains(": up")).count();
+    assert_eq!(up, 100, "{replicas:?}");
+    // Mutations, merges and backups answered everywhere; the DDL queue lives in Keeper, so the
+    // few replicas asked for it may say it timed out.
+    let answered = blockers
+        .iter()
+        .filter(|s| s.contains("no running backups") || s.contains("distributed_ddl_queue"))
+        .count();
+    assert_eq!(answered, 100, "{blockers:?}");
+    assert!(blockers.len() <= 100 + 4, "{blockers:?}");
+    assert!(
+        said(CheckKind::Keeper)
+            .iter()
+            .any(|s| s.contains("r1:") && s.contains("timed out")),
+        "{:?}",
+        said(CheckKind::Keeper)
+    );
+}
+
+/// A batch refused at once for its risky part (a Keeper session lost behind
+/// `system.zookeeper`) blames that part only: the others go in one retry, not each on its own.
+#[tokio::test]
+async fn a_batch_refused_for_its_risky_part_retries_the_rest_together() {
+    let c = Canned::start(
+        Fixture::load(),
+        Options {
+            replicas: 2,
+            ..Options::default()
+        },
+    );
+    let cl = cluster(&c, 2000).await;
+    for _ in 0..2 {
+        cl.next_round().check(Scope::Full).await;
+    }
+    c.fail_when(
+        "system.zookeeper",
+        "Code: 999. DB::Exception: Session expired. (KEEPER_EXCEPTION)",
+    );
+    let before = c.served();
+    let card = cl.next_round().check(Scope::Full).await;
+    // Per replica: the refused batch, its retry, the risky parts alone (which one broke the
+    // batch is not told, so the settings go alone too), the lag; and the DDL queue of both (139
+    // on the stand-in). Each part alone would be 2 + 5 + 1.
+    assert_eq!(c.served() - before, 2 * 5 + 2, "{}", card.headline);
+    let keeper = card
+        .sections
+        .iter()
+        .find(|s| s.check == CheckKind::Keeper)
+        .expect("keeper section");
+    for r in ["r1", "r2"] {
+        assert!(
+            keeper
+                .findings
+                .iter()
+                .any(|f| f.summary.starts_with(&format!("{r} cannot reach Keeper"))),
+            "{:?}",
+            keeper.findings
+        );
+    }
+    let replicas = card
+        .sections
+        .iter()
+        .find(|s| s.check == CheckKind::Replicas)
+        .expect("replicas section");
+    assert_eq!(
+        replicas
+            .findings
+            .iter()
+            .filter(|f| f.summary.contains(": up"))
+            .count(),
+        2,
+        "{:?}",
+        replicas.findings
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_query_fails_loudly() {
     let c = Canned::start(
