@@ -249,8 +249,10 @@ impl ReplicaClient {
             .with_setting("max_result_bytes", limits.answer_bytes.to_string())
             .with_setting("priority", "10")
             .with_setting("max_threads", "2")
-            // A request chops gave up on (a batch past its patience, a deadline) stops on the
-            // server too, instead of waiting on a sick Keeper or disk behind our back.
+            // A request chops gave up on (a batch past its patience, a deadline) is cancelled on
+            // the server at its next progress, not run to its end behind our back. The server
+            // honours it for a read-only account (`readonly` > 0, as the checks' should be); a
+            // write action's statement is not affected.
             .with_setting("cancel_http_readonly_queries_on_client_close", "1");
         let fixed = Fixed {
             client,
