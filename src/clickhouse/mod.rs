@@ -34,9 +34,24 @@ use capped::{CappedConnector, Caps};
 pub struct Budget {
     pub limits: Limits,
     limiter: Arc<Semaphore>,
+    /// The quick lane's cap (see [`Lane`]): as many again, so a Keeper hang that holds every
+    /// slot of the other lane cannot starve what tells the card the replicas are up.
+    quick: Arc<Semaphore>,
     pub tls: Tls,
     /// Probes one replica may have in flight at once (see [`Budget::shared_by`]).
     per_replica: usize,
+}
+
+/// Which in-flight cap a request counts against. Queries that may wait on something besides the
+/// server's memory (Keeper behind `system.replicas` and `system.zookeeper`, a disk, a remote
+/// database engine) go in `Any`; during a Keeper outage they hang until the deadline, and at 300
+/// replicas they held every slot, so the batch of in-memory questions queued behind them and every
+/// replica read "timed out". `Quick` is for what answers without waiting elsewhere and tells the
+/// card the most: a batch of in-memory parts, `/ping`, and Keeper's own four-letter words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Any,
+    Quick,
 }
 
 /// The least share of the in-flight cap one replica gets however large the cluster: two probes
@@ -89,6 +104,7 @@ impl Budget {
         Budget {
             limits,
             limiter: Arc::new(Semaphore::new(limits.in_flight.max(1))),
+            quick: Arc::new(Semaphore::new(limits.in_flight.max(1))),
             tls: Tls::default(),
             per_replica: limits.in_flight.max(1),
         }
@@ -110,12 +126,18 @@ impl Budget {
         self
     }
 
-    /// Wait for a slot until `end`; past it the probe was never sent (chops' limit, not the server).
+    /// Wait for a slot in `lane` until `end`; past it the probe was never sent (chops' limit, not
+    /// the server).
     pub async fn slot(
         &self,
+        lane: Lane,
         end: tokio::time::Instant,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ProbeError> {
-        match tokio::time::timeout_at(end, self.limiter.clone().acquire_owned()).await {
+        let limiter = match lane {
+            Lane::Any => &self.limiter,
+            Lane::Quick => &self.quick,
+        };
+        match tokio::time::timeout_at(end, limiter.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(ProbeError::Local(format!(
                 "not sent before the deadline: {} probes already in flight (limits.max_in_flight)",
@@ -201,8 +223,9 @@ struct Fixed {
     budget: Budget,
     /// Caps tripped on connections to this replica (see `capped`).
     trips: Arc<AtomicU64>,
-    /// This replica's share of the budget's in-flight cap.
+    /// This replica's share of the budget's in-flight cap, in each lane.
     own: Arc<Semaphore>,
+    own_quick: Arc<Semaphore>,
     /// What this replica's answers taught about batches (parts that go alone, batches refused).
     learned: Mutex<batch::Learned>,
 }
@@ -264,6 +287,7 @@ impl ReplicaClient {
             budget: budget.clone(),
             trips,
             own: Arc::new(Semaphore::new(budget.per_replica.max(1))),
+            own_quick: Arc::new(Semaphore::new(budget.per_replica.max(1))),
             learned: Mutex::new(batch::Learned::default()),
         };
         ReplicaClient {
@@ -328,7 +352,7 @@ impl ReplicaClient {
     /// timeout to the real elapsed time. The probe is made and boxed only once it has its slots:
     /// a queued probe costs a few words, not the kilobytes of a request in flight (a card of 300
     /// replicas queues hundreds).
-    async fn bounded<T, F, Fut>(&self, work: F) -> Result<T, ProbeError>
+    async fn bounded<T, F, Fut>(&self, lane: Lane, work: F) -> Result<T, ProbeError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T, ProbeError>>,
@@ -346,12 +370,16 @@ impl ReplicaClient {
         // This replica's share first, so a replica that is slow to answer queues its own probes
         // without holding slots of the others. Its queue is its slowness: a probe still queued
         // at the end timed out, as the ones ahead of it did.
-        let own = tokio::time::timeout_at(end, self.fixed.own.clone().acquire_owned());
+        let own = match lane {
+            Lane::Any => &self.fixed.own,
+            Lane::Quick => &self.fixed.own_quick,
+        };
+        let own = tokio::time::timeout_at(end, own.clone().acquire_owned());
         let _own = match own.await {
             Ok(Ok(p)) => p,
             _ => return Err(elapsed(start)),
         };
-        let _slot = self.fixed.budget.slot(end).await?;
+        let _slot = self.fixed.budget.slot(lane, end).await?;
         // Probes queue for slots: one refused while this one waited makes knocking again pointless.
         if self.refused_recently() {
             return Err(ProbeError::Refused);
@@ -430,7 +458,7 @@ impl ReplicaClient {
         T: RowOwned + RowRead,
     {
         let start = Instant::now();
-        let r = self.fetch_alone(sql, binds).await;
+        let r = self.fetch_alone(Lane::Any, sql, binds).await;
         (r, start.elapsed())
     }
 
@@ -560,8 +588,13 @@ impl ReplicaClient {
         let chosen: Vec<&batch::Part> = parts.iter().map(|&i| &b.plan.parts()[i]).collect();
         let risky: Vec<&'static str> = chosen.iter().filter(|p| p.risky).map(|p| p.sql).collect();
         let (sql, binds) = batch::compose(&chosen);
+        // Only in-memory parts: nothing in it waits elsewhere, so it never queues behind what does.
+        let lane = match risky.is_empty() {
+            true => Lane::Quick,
+            false => Lane::Any,
+        };
         let rows = self
-            .fetch_alone::<batch::BatchRow>(&sql, &binds)
+            .fetch_alone::<batch::BatchRow>(lane, &sql, &binds)
             .await
             .and_then(|rows| batch::split(rows, parts.len()));
         let mut learned = self.fixed.learned.lock().expect("learned lock");
@@ -584,17 +617,22 @@ impl ReplicaClient {
         }
     }
 
-    /// [`fetch`](Self::fetch) of one query on its own.
-    async fn fetch_alone<T>(&self, sql: &str, binds: &[&str]) -> Result<Vec<T>, ProbeError>
+    /// [`fetch`](Self::fetch) of one query on its own, in `lane`.
+    async fn fetch_alone<T>(
+        &self,
+        lane: Lane,
+        sql: &str,
+        binds: &[&str],
+    ) -> Result<Vec<T>, ProbeError>
     where
         T: RowOwned + RowRead,
     {
         let bare = self.fixed.readonly1.load(Ordering::Relaxed);
-        match self.fetch_with::<T>(sql, binds, bare).await {
+        match self.fetch_with::<T>(lane, sql, binds, bare).await {
             // readonly = 1 forbids query settings: ask again without them, and from now on.
             Err(ProbeError::Server { code: 164, .. }) if !bare => {
                 self.fixed.readonly1.store(true, Ordering::Relaxed);
-                self.fetch_with(sql, binds, true).await
+                self.fetch_with(lane, sql, binds, true).await
             }
             r => r,
         }
@@ -602,6 +640,7 @@ impl ReplicaClient {
 
     async fn fetch_with<T>(
         &self,
+        lane: Lane,
         sql: &str,
         binds: &[&str],
         bare: bool,
@@ -635,7 +674,7 @@ impl ReplicaClient {
             }
             Ok(Ok(rows))
         };
-        self.bounded(move || async move {
+        self.bounded(lane, move || async move {
             match work().await {
                 Ok(r) => r,
                 Err(e) => Err(self.map_error(e, start, trips)),
@@ -747,7 +786,7 @@ impl ReplicaClient {
             }
             Ok(start.elapsed())
         };
-        let r = self.bounded(work).await;
+        let r = self.bounded(Lane::Quick, work).await;
         self.note(&r);
         r
     }

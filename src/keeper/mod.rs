@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::clickhouse::{io_error, tls, Budget};
+use crate::clickhouse::{io_error, tls, Budget, Lane};
 use crate::domain::{text, url, ProbeError};
 
 /// Answers are small (mntr is ~15 KiB); anything past this is not read.
@@ -23,7 +23,9 @@ pub async fn four_letter(
 ) -> Result<String, ProbeError> {
     let start = Instant::now();
     let end = crate::clock::by(tokio::time::Instant::now() + deadline);
-    let _slot = budget.slot(end).await?;
+    // The quick lane: a Keeper hang holds the other lane's slots with the replicas' Keeper reads,
+    // and these words are what tells the card Keeper is the trouble.
+    let _slot = budget.slot(Lane::Quick, end).await?;
     let work = async {
         let (secure, host, port) = url::parse_keeper(addr)
             .map_err(|e| ProbeError::Local(format!("not a Keeper address: {e}")))?;

@@ -166,23 +166,25 @@ async fn a_hung_risky_part_does_not_hold_up_the_batch() {
     }
 }
 
-/// A Keeper hang at a size where each replica gets two request slots: the lag query and the
-/// batch holding `system.zookeeper` both wait on Keeper. The batch is given up at its patience and
-/// the rest asked again; that retry must not queue behind `system.zookeeper` asked alone beside
-/// the hung lag query, or every replica would read "timed out" in what is a Keeper outage.
+/// A Keeper hang at 300 replicas: each replica gets two request slots and the whole card 256, and
+/// the lag query and the batch holding `system.zookeeper` both wait on Keeper. The batch is given
+/// up at its patience and the rest asked again; that retry must neither queue behind
+/// `system.zookeeper` asked alone beside the hung lag query, nor behind the hundreds of hung Keeper
+/// reads holding the card's slots, or every replica would read "timed out" in a Keeper outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_keeper_hang_at_a_hundred_replicas_leaves_the_replicas_answered() {
+async fn a_keeper_hang_at_300_replicas_leaves_the_replicas_answered() {
     let c = Canned::start(
         Fixture::load(),
         Options {
-            replicas: 100,
+            replicas: 300,
             ..Options::default()
         },
     );
-    let cl = cluster(&c, 2000).await;
+    let cl = cluster(&c, 3000).await;
+    // Two cards to prove the risky parts where they answer quickly (on a loaded machine some may
+    // not: then they go alone, and the property below holds all the same).
     for _ in 0..2 {
-        let card = cl.next_round().check(Scope::Full).await;
-        assert_eq!(card.verdict, Verdict::Healthy, "{}", card.headline);
+        cl.next_round().check(Scope::Full).await;
     }
     c.slow_when("system.zookeeper", Duration::from_secs(10));
     c.slow_when("system.replicas", Duration::from_secs(10));
@@ -196,16 +198,20 @@ async fn a_keeper_hang_at_a_hundred_replicas_leaves_the_replicas_answered() {
         s.findings.iter().map(|f| f.summary.clone()).collect()
     };
     let (replicas, blockers) = (said(CheckKind::Replicas), said(CheckKind::Blockers));
-    let up = replicas.iter().filter(|s| s.contains(": up")).count();
-    assert_eq!(up, 100, "{replicas:?}");
+    // Answered, quickly or not (a loaded machine may take over half the deadline): not timed out.
+    let up = replicas
+        .iter()
+        .filter(|s| s.contains(": up") || s.contains(": slow: answered"))
+        .count();
+    assert_eq!(up, 300, "{:?}", &replicas[..replicas.len().min(20)]);
     // Mutations, merges and backups answered everywhere; the DDL queue lives in Keeper, so the
     // few replicas asked for it may say it timed out.
     let answered = blockers
         .iter()
         .filter(|s| s.contains("no running backups") || s.contains("distributed_ddl_queue"))
         .count();
-    assert_eq!(answered, 100, "{blockers:?}");
-    assert!(blockers.len() <= 100 + 4, "{blockers:?}");
+    assert_eq!(answered, 300, "{:?}", &blockers[..blockers.len().min(20)]);
+    assert!(blockers.len() <= 300 + 4, "{:?}", &blockers[..20]);
     assert!(
         said(CheckKind::Keeper)
             .iter()
