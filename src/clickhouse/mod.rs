@@ -42,16 +42,18 @@ pub struct Budget {
     per_replica: usize,
 }
 
-/// Which in-flight cap a request counts against. Queries that may wait on something besides the
-/// server's memory (Keeper behind `system.replicas` and `system.zookeeper`, a disk, a remote
-/// database engine) go in `Any`; during a Keeper outage they hang until the deadline, and at 300
-/// replicas they held every slot, so the batch of in-memory questions queued behind them and every
-/// replica read "timed out". `Quick` is for what answers without waiting elsewhere and tells the
-/// card the most: a batch of in-memory parts, `/ping`, and Keeper's own four-letter words.
+/// Which in-flight caps a request counts against. Queries asked on their own may wait on
+/// something besides the server's memory (Keeper behind `system.replicas` and `system.zookeeper`,
+/// a disk, a remote database engine) and go in `Any`; during a Keeper outage they hang until the
+/// deadline, and at 300 replicas they held every slot, so the batch of in-memory questions queued
+/// behind them and every replica read "timed out". The batch (held at most its patience when it
+/// carries a risky part) and Keeper's own four-letter words go in `Quick`, with a cap of its own;
+/// `/ping` counts against the same cap, beside the batch (it asks when the batch is slow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
     Any,
     Quick,
+    Ping,
 }
 
 /// The least share of the in-flight cap one replica gets however large the cluster: two probes
@@ -135,7 +137,7 @@ impl Budget {
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ProbeError> {
         let limiter = match lane {
             Lane::Any => &self.limiter,
-            Lane::Quick => &self.quick,
+            Lane::Quick | Lane::Ping => &self.quick,
         };
         match tokio::time::timeout_at(end, limiter.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
@@ -223,9 +225,12 @@ struct Fixed {
     budget: Budget,
     /// Caps tripped on connections to this replica (see `capped`).
     trips: Arc<AtomicU64>,
-    /// This replica's share of the budget's in-flight cap, in each lane.
+    /// This replica's share of the budget's in-flight cap: one slot for its batch, one for
+    /// `/ping`, the rest for queries on their own (so a card holds as many connections to a
+    /// replica as it did with one lane).
     own: Arc<Semaphore>,
     own_quick: Arc<Semaphore>,
+    own_ping: Arc<Semaphore>,
     /// What this replica's answers taught about batches (parts that go alone, batches refused).
     learned: Mutex<batch::Learned>,
 }
@@ -286,8 +291,9 @@ impl ReplicaClient {
             deadline,
             budget: budget.clone(),
             trips,
-            own: Arc::new(Semaphore::new(budget.per_replica.max(1))),
-            own_quick: Arc::new(Semaphore::new(budget.per_replica.max(1))),
+            own: Arc::new(Semaphore::new(budget.per_replica.saturating_sub(1).max(1))),
+            own_quick: Arc::new(Semaphore::new(1)),
+            own_ping: Arc::new(Semaphore::new(1)),
             learned: Mutex::new(batch::Learned::default()),
         };
         ReplicaClient {
@@ -373,6 +379,7 @@ impl ReplicaClient {
         let own = match lane {
             Lane::Any => &self.fixed.own,
             Lane::Quick => &self.fixed.own_quick,
+            Lane::Ping => &self.fixed.own_ping,
         };
         let own = tokio::time::timeout_at(end, own.clone().acquire_owned());
         let _own = match own.await {
@@ -588,13 +595,9 @@ impl ReplicaClient {
         let chosen: Vec<&batch::Part> = parts.iter().map(|&i| &b.plan.parts()[i]).collect();
         let risky: Vec<&'static str> = chosen.iter().filter(|p| p.risky).map(|p| p.sql).collect();
         let (sql, binds) = batch::compose(&chosen);
-        // Only in-memory parts: nothing in it waits elsewhere, so it never queues behind what does.
-        let lane = match risky.is_empty() {
-            true => Lane::Quick,
-            false => Lane::Any,
-        };
+        // Its own lane: it never queues behind queries that wait on Keeper or a disk.
         let rows = self
-            .fetch_alone::<batch::BatchRow>(lane, &sql, &binds)
+            .fetch_alone::<batch::BatchRow>(Lane::Quick, &sql, &binds)
             .await
             .and_then(|rows| batch::split(rows, parts.len()));
         let mut learned = self.fixed.learned.lock().expect("learned lock");
@@ -786,7 +789,7 @@ impl ReplicaClient {
             }
             Ok(start.elapsed())
         };
-        let r = self.bounded(Lane::Quick, work).await;
+        let r = self.bounded(Lane::Ping, work).await;
         self.note(&r);
         r
     }
