@@ -34,8 +34,9 @@ use capped::{CappedConnector, Caps};
 pub struct Budget {
     pub limits: Limits,
     limiter: Arc<Semaphore>,
-    /// The quick lane's cap (see [`Lane`]): as many again, so a Keeper hang that holds every
-    /// slot of the other lane cannot starve what tells the card the replicas are up.
+    /// The quick lane's cap (see [`Lane`]): half of the in-flight cap, so a Keeper hang that
+    /// holds every slot of the other half cannot starve what tells the card the replicas are up,
+    /// and a card holds no more connections at once than with one cap.
     quick: Arc<Semaphore>,
     pub tls: Tls,
     /// Probes one replica may have in flight at once (see [`Budget::shared_by`]).
@@ -105,8 +106,10 @@ impl Budget {
     pub fn new(limits: Limits) -> Self {
         Budget {
             limits,
-            limiter: Arc::new(Semaphore::new(limits.in_flight.max(1))),
-            quick: Arc::new(Semaphore::new(limits.in_flight.max(1))),
+            limiter: Arc::new(Semaphore::new(
+                (limits.in_flight - limits.in_flight / 2).max(1),
+            )),
+            quick: Arc::new(Semaphore::new((limits.in_flight / 2).max(1))),
             tls: Tls::default(),
             per_replica: limits.in_flight.max(1),
         }
@@ -135,15 +138,19 @@ impl Budget {
         lane: Lane,
         end: tokio::time::Instant,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ProbeError> {
-        let limiter = match lane {
-            Lane::Any => &self.limiter,
-            Lane::Quick | Lane::Ping => &self.quick,
+        let (limiter, cap) = match lane {
+            Lane::Any => (
+                &self.limiter,
+                self.limits.in_flight - self.limits.in_flight / 2,
+            ),
+            Lane::Quick | Lane::Ping => (&self.quick, self.limits.in_flight / 2),
         };
         match tokio::time::timeout_at(end, limiter.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(ProbeError::Local(format!(
-                "not sent before the deadline: {} probes already in flight (limits.max_in_flight)",
-                self.limits.in_flight
+                "not sent before the deadline: {} probes of its kind already in flight (half of \
+                 limits.max_in_flight)",
+                cap.max(1)
             ))),
         }
     }

@@ -153,7 +153,7 @@ pub struct Limits {
     pub error_bytes: u64,
     /// Rows of one answer (also sent as `max_result_rows`).
     pub rows: u64,
-    /// Probes in flight at once for one check, in each lane (`clickhouse::Lane`).
+    /// Probes in flight at once for one check, half in each lane (`clickhouse::Lane`).
     pub in_flight: usize,
 }
 
@@ -179,7 +179,7 @@ pub struct LimitsConfig {
     pub max_error_bytes: Option<u64>,
     /// Rows of one answer (default 100000).
     pub max_rows: Option<u64>,
-    /// Probes in flight at once during one check, in each lane (default 256).
+    /// Probes in flight at once during one check, half in each lane (default 256).
     pub max_in_flight: Option<usize>,
 }
 
