@@ -27,6 +27,22 @@ async fn cluster(c: &Canned, deadline_ms: u64) -> Cluster {
     Cluster::connect(&target).await.expect("connect")
 }
 
+/// The stand-in answering from the checked-in fixture with `replicas` healthy replicas.
+fn healthy(replicas: usize) -> Canned {
+    let opts = Options {
+        replicas,
+        ..Options::default()
+    };
+    Canned::start(Fixture::load(), opts)
+}
+
+/// The summaries of a card's `check` section.
+fn said(card: &chops::domain::Card, check: CheckKind) -> Vec<String> {
+    let section = card.sections.iter().find(|s| s.check == check);
+    let section = section.expect("the card has that section");
+    section.findings.iter().map(|f| f.summary.clone()).collect()
+}
+
 /// Every query chops sends: each card scope (a full card twice: the second batches the risky
 /// parts the first proved), and the watcher's read of `system.backups`.
 async fn drive(c: &Canned) {
@@ -93,13 +109,7 @@ async fn fixture_matches_what_the_engine_answers() {
 
 #[tokio::test]
 async fn a_canned_card_is_complete_and_every_query_known() {
-    let c = Canned::start(
-        Fixture::load(),
-        Options {
-            replicas: 4,
-            ..Options::default()
-        },
-    );
+    let c = healthy(4);
     let card = cluster(&c, 5000).await.check(Scope::Full).await;
     assert!(c.unknown().is_empty(), "{:?}", c.unknown());
     assert_eq!(card.verdict, Verdict::Healthy, "{}", card.headline);
@@ -116,13 +126,7 @@ async fn a_canned_card_is_complete_and_every_query_known() {
 /// it then hangs, the batch is given up after the patience and the other parts still answer.
 #[tokio::test]
 async fn a_hung_risky_part_does_not_hold_up_the_batch() {
-    let c = Canned::start(
-        Fixture::load(),
-        Options {
-            replicas: 2,
-            ..Options::default()
-        },
-    );
+    let c = healthy(2);
     let cl = cluster(&c, 1000).await;
     cl.next_round().check(Scope::Full).await;
     let before = c.served();
@@ -133,18 +137,10 @@ async fn a_hung_risky_part_does_not_hold_up_the_batch() {
 
     c.slow_when("system.disks", Duration::from_secs(5));
     let card = cl.next_round().check(Scope::Full).await;
-    let said = |k: CheckKind| -> Vec<String> {
-        let s = card
-            .sections
-            .iter()
-            .find(|s| s.check == k)
-            .expect("section");
-        s.findings.iter().map(|f| f.summary.clone()).collect()
-    };
     let (replicas, settings, keeper) = (
-        said(CheckKind::Replicas),
-        said(CheckKind::Settings),
-        said(CheckKind::Keeper),
+        said(&card, CheckKind::Replicas),
+        said(&card, CheckKind::Settings),
+        said(&card, CheckKind::Keeper),
     );
     for r in ["r1", "r2"] {
         assert!(
@@ -173,13 +169,7 @@ async fn a_hung_risky_part_does_not_hold_up_the_batch() {
 /// reads holding the card's slots, or every replica would read "timed out" in a Keeper outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keeper_hang_at_300_replicas_leaves_the_replicas_answered() {
-    let c = Canned::start(
-        Fixture::load(),
-        Options {
-            replicas: 300,
-            ..Options::default()
-        },
-    );
+    let c = healthy(300);
     let cl = cluster(&c, 3000).await;
     // Two cards to prove the risky parts where they answer quickly (on a loaded machine some may
     // not: then they go alone, and the property below holds all the same).
@@ -189,15 +179,10 @@ async fn a_keeper_hang_at_300_replicas_leaves_the_replicas_answered() {
     c.slow_when("system.zookeeper", Duration::from_secs(10));
     c.slow_when("system.replicas", Duration::from_secs(10));
     let card = cl.next_round().check(Scope::Full).await;
-    let said = |k: CheckKind| -> Vec<String> {
-        let s = card
-            .sections
-            .iter()
-            .find(|s| s.check == k)
-            .expect("section");
-        s.findings.iter().map(|f| f.summary.clone()).collect()
-    };
-    let (replicas, blockers) = (said(CheckKind::Replicas), said(CheckKind::Blockers));
+    let (replicas, blockers) = (
+        said(&card, CheckKind::Replicas),
+        said(&card, CheckKind::Blockers),
+    );
     // Answered, quickly or not (a loaded machine may take over half the deadline): not timed out.
     let up = replicas
         .iter()
@@ -213,11 +198,11 @@ async fn a_keeper_hang_at_300_replicas_leaves_the_replicas_answered() {
     assert_eq!(answered, 300, "{:?}", &blockers[..blockers.len().min(20)]);
     assert!(blockers.len() <= 300 + 4, "{:?}", &blockers[..20]);
     assert!(
-        said(CheckKind::Keeper)
+        said(&card, CheckKind::Keeper)
             .iter()
             .any(|s| s.contains("r1:") && s.contains("timed out")),
         "{:?}",
-        said(CheckKind::Keeper)
+        said(&card, CheckKind::Keeper)
     );
 }
 
@@ -225,13 +210,7 @@ async fn a_keeper_hang_at_300_replicas_leaves_the_replicas_answered() {
 /// `system.zookeeper`) blames that part only: the others go in one retry, not each on its own.
 #[tokio::test]
 async fn a_batch_refused_for_its_risky_part_retries_the_rest_together() {
-    let c = Canned::start(
-        Fixture::load(),
-        Options {
-            replicas: 2,
-            ..Options::default()
-        },
-    );
+    let c = healthy(2);
     let cl = cluster(&c, 2000).await;
     for _ in 0..2 {
         cl.next_round().check(Scope::Full).await;
@@ -246,47 +225,19 @@ async fn a_batch_refused_for_its_risky_part_retries_the_rest_together() {
     // batch is not told, so the settings go alone too), the lag; and the DDL queue of both (139
     // on the stand-in). Each part alone would be 2 + 5 + 1.
     assert_eq!(c.served() - before, 2 * 5 + 2, "{}", card.headline);
-    let keeper = card
-        .sections
-        .iter()
-        .find(|s| s.check == CheckKind::Keeper)
-        .expect("keeper section");
+    let keeper = said(&card, CheckKind::Keeper);
     for r in ["r1", "r2"] {
-        assert!(
-            keeper
-                .findings
-                .iter()
-                .any(|f| f.summary.starts_with(&format!("{r} cannot reach Keeper"))),
-            "{:?}",
-            keeper.findings
-        );
+        let lost = format!("{r} cannot reach Keeper");
+        assert!(keeper.iter().any(|s| s.starts_with(&lost)), "{keeper:?}");
     }
-    let replicas = card
-        .sections
-        .iter()
-        .find(|s| s.check == CheckKind::Replicas)
-        .expect("replicas section");
-    assert_eq!(
-        replicas
-            .findings
-            .iter()
-            .filter(|f| f.summary.contains(": up"))
-            .count(),
-        2,
-        "{:?}",
-        replicas.findings
-    );
+    let replicas = said(&card, CheckKind::Replicas);
+    let up = replicas.iter().filter(|s| s.contains(": up")).count();
+    assert_eq!(up, 2, "{replicas:?}");
 }
 
 #[tokio::test]
 async fn an_unknown_query_fails_loudly() {
-    let c = Canned::start(
-        Fixture::load(),
-        Options {
-            replicas: 1,
-            ..Options::default()
-        },
-    );
+    let c = healthy(1);
     let addr = c.urls[0].trim_start_matches("http://").parse().unwrap();
     let (status, body) = tokio::task::spawn_blocking(move || {
         testkit::http::request(addr, "POST", "/", &[], b"SELECT 'not recorded'")
