@@ -199,12 +199,17 @@ fn unreachable_node(node: &str, all: &[(&str, Answer)]) -> Option<Finding> {
     None
 }
 
-/// A node that answers: judged by `isro`, `ruok` and the numbers of `srvr`/`mntr`.
-fn serving_node(node: &str, all: &[(&str, Answer)]) -> Finding {
-    let text = |w: &str| match all.iter().find(|(word, _)| *word == w) {
+/// The text word `w` answered, if it answered with usable text.
+fn text_of<'a>(all: &[(&str, Answer<'a>)], w: &str) -> Option<&'a str> {
+    match all.iter().find(|(word, _)| *word == w) {
         Some((_, Answer::Text(t))) => Some(*t),
         _ => None,
-    };
+    }
+}
+
+/// A node that answers: judged by `isro`, `ruok` and the numbers of `srvr`/`mntr`.
+fn serving_node(node: &str, all: &[(&str, Answer)]) -> Finding {
+    let text = |w: &str| text_of(all, w);
     let stats = Stats::read(text("srvr"), text("mntr"));
     // Only ClickHouse Keeper refuses a word silently, and there `isro = ro` means an observer.
     let keeper = all.iter().any(|(_, a)| *a == Answer::Silent);
@@ -262,10 +267,7 @@ fn read_only_node(
 /// deadline is spent: more words would only fail at once).
 pub fn needs_fallback(answers: &WordAnswers) -> bool {
     let all: Vec<(&str, Answer)> = answers.iter().map(|(w, r)| (*w, interpret(r))).collect();
-    let text = |w: &str| match all.iter().find(|(word, _)| *word == w) {
-        Some((_, Answer::Text(t))) => Some(*t),
-        _ => None,
-    };
+    let text = |w: &str| text_of(&all, w);
     let settled = all.iter().any(|(_, a)| {
         *a == Answer::NotServing || matches!(a, Answer::Failed(ProbeError::Timeout { .. }))
     });

@@ -57,9 +57,19 @@ pub enum Lane {
     Ping,
 }
 
-/// The least share of the in-flight cap one replica gets however large the cluster: two probes
-/// of a check (a query and `/ping`) go together.
+/// The least share of the in-flight cap one replica gets however large the cluster: its batch and
+/// one query on its own go together (`/ping` has a slot of its own).
 pub const MIN_PER_REPLICA: usize = 2;
+
+/// A lane's part of the in-flight cap `in_flight`: half each (see [`Lane`]), at least one.
+fn lane_cap(in_flight: usize, lane: Lane) -> usize {
+    let quick = in_flight / 2;
+    match lane {
+        Lane::Any => in_flight - quick,
+        Lane::Quick | Lane::Ping => quick,
+    }
+    .max(1)
+}
 
 /// Idle connections kept per server: more than a card ever asks one replica at once, so a card
 /// right after another opens none.
@@ -106,10 +116,8 @@ impl Budget {
     pub fn new(limits: Limits) -> Self {
         Budget {
             limits,
-            limiter: Arc::new(Semaphore::new(
-                (limits.in_flight - limits.in_flight / 2).max(1),
-            )),
-            quick: Arc::new(Semaphore::new((limits.in_flight / 2).max(1))),
+            limiter: Arc::new(Semaphore::new(lane_cap(limits.in_flight, Lane::Any))),
+            quick: Arc::new(Semaphore::new(lane_cap(limits.in_flight, Lane::Quick))),
             tls: Tls::default(),
             per_replica: limits.in_flight.max(1),
         }
@@ -138,19 +146,16 @@ impl Budget {
         lane: Lane,
         end: tokio::time::Instant,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ProbeError> {
-        let (limiter, cap) = match lane {
-            Lane::Any => (
-                &self.limiter,
-                self.limits.in_flight - self.limits.in_flight / 2,
-            ),
-            Lane::Quick | Lane::Ping => (&self.quick, self.limits.in_flight / 2),
+        let limiter = match lane {
+            Lane::Any => &self.limiter,
+            Lane::Quick | Lane::Ping => &self.quick,
         };
         match tokio::time::timeout_at(end, limiter.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(ProbeError::Local(format!(
                 "not sent before the deadline: {} probes of its kind already in flight (half of \
                  limits.max_in_flight)",
-                cap.max(1)
+                lane_cap(self.limits.in_flight, lane)
             ))),
         }
     }
