@@ -187,10 +187,12 @@ async fn node_serves(node: &str, deadline: Duration, budget: &Budget) -> Result<
 /// means no quorum: a restart would re-initialise against a Keeper that refuses writes.
 fn srvr_serves(node: &str, srvr: &Result<String, ProbeError>) -> Option<Result<(), String>> {
     use crate::checks::keeper::{interpret, parse_srvr, Answer};
+    use crate::domain::text::clip;
     Some(match interpret(srvr) {
         Answer::Text(t) => match parse_srvr(t).get("zk_server_state").map(String::as_str) {
             Some("leader" | "follower" | "standalone" | "observer") => Ok(()),
-            Some(state) => Err(format!("{node} is {state}")),
+            // The server's words, in a refusal the user reads: clipped like a finding's.
+            Some(state) => Err(format!("{node} is {}", clip(state, 40))),
             None => Err(format!("{node}: srvr told no state")),
         },
         Answer::NotServing => Err(format!("{node} is not serving requests")),
@@ -237,5 +239,13 @@ mod tests {
             Some(Err("zk1:2181: connection refused".into()))
         );
         assert!(matches!(srvr_serves(n, &Ok("\u{1}".into())), Some(Err(_))));
+        let Some(Err(long)) = srvr_serves(n, &srvr(&"x".repeat(100_000))) else {
+            panic!("a state nobody knows is no serving state");
+        };
+        assert!(
+            long.len() < 100,
+            "a hostile state is clipped: {} bytes",
+            long.len()
+        );
     }
 }
